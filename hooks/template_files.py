@@ -1,0 +1,109 @@
+"""File operations of the generator hooks: pruning unchosen option files, cleaning up on failure.
+
+Kept apart from the hooks (which cookiecutter renders and runs as throw-away scripts) so that the
+logic is importable and unit-tested.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+# Files that exist in one variant per value of a choice carry the value as an infix:
+# ``dataset.classification.csv`` is kept as ``dataset.csv`` when problem_type == classification.
+VARIANT_CHOICES: dict[str, tuple[str, ...]] = {
+    "problem_type": ("classification", "regression"),
+}
+
+# Paths (relative to the project) that exist only when a choice has a given value.
+OPTION_PATHS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("ci_system", "codepipeline"): ("buildspec.yml", "infrastructure/build-pipeline.yaml"),
+    ("ci_system", "github-actions"): (".github",),
+    ("license", "Proprietary"): (),
+}
+LICENSE_FILE_ABSENT_FOR = ("Proprietary",)
+
+
+def prune(project: Path, answers: Mapping[str, Any]) -> list[str]:
+    """Delete files of options not chosen and settle variant files; return what was removed."""
+    removed: list[str] = []
+    for (choice, value), paths in OPTION_PATHS.items():
+        if answers.get(choice) == value:
+            continue
+        for relative in paths:
+            target = project / relative
+            if target.is_dir():
+                shutil.rmtree(target)
+                removed.append(relative)
+            elif target.exists():
+                target.unlink()
+                removed.append(relative)
+    if answers.get("license") in LICENSE_FILE_ABSENT_FOR and (project / "LICENSE").exists():
+        (project / "LICENSE").unlink()
+        removed.append("LICENSE")
+    for choice, values in VARIANT_CHOICES.items():
+        chosen = answers[choice]
+        for value in values:
+            for path in sorted(project.rglob(f"*.{value}.*")):
+                if value == chosen:
+                    path.rename(path.with_name(path.name.replace(f".{value}.", ".", 1)))
+                else:
+                    path.unlink()
+                    removed.append(str(path.relative_to(project)))
+    return removed
+
+
+def created_parents(project_dir: Path, slug: str) -> list[Path]:
+    """Folders cookiecutter made above the project for a slug with path separators, innermost first."""
+    depth = len(Path(slug).parts) - 1
+    return list(project_dir.parents[:depth]) if depth > 0 else []
+
+
+def remove_created_parents_later(project_dir: Path, slug: str) -> None:
+    """Remove empty folders a slug like ``a/b`` made above the project, once cookiecutter is done.
+
+    Cookiecutter creates ``a/b`` before the pre-generation hook runs and, on failure, deletes only
+    ``a/b`` *after* the hook has exited, so the hook cannot remove ``a`` itself; a detached helper
+    waits (at most 10 s) for ``a/b`` to vanish, then removes the empty parents.
+    """
+    parents = [str(p) for p in created_parents(project_dir, slug)]
+    if not parents:
+        return
+    script = (
+        "import os, sys, time\n"
+        "project, parents = sys.argv[1], sys.argv[2:]\n"
+        "deadline = time.monotonic() + 10\n"
+        "while os.path.exists(project) and time.monotonic() < deadline:\n"
+        "    time.sleep(0.02)\n"
+        "for parent in parents:\n"
+        "    try:\n"
+        "        os.rmdir(parent)\n"
+        "    except OSError:\n"
+        "        break\n"
+    )
+    subprocess.Popen(  # noqa: S603 - fixed interpreter and script, paths as arguments
+        [sys.executable, "-c", script, str(project_dir), *parents],
+        start_new_session=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def init_git(project: Path) -> None:
+    """Initialise the repository with everything rendered as the first commit on main."""
+    if shutil.which("git") is None:
+        print("warning: git not found; run 'git init' yourself", file=sys.stderr)
+        return
+    commands = [
+        ["git", "init", "--quiet", "--initial-branch", "main"],
+        ["git", "add", "--all"],
+        ["git", "-c", "user.name=cookiecutter", "-c", "user.email=cookiecutter@localhost",
+         "commit", "--quiet", "--no-verify", "-m", "Initial commit from the MLOps template"],
+    ]
+    for command in commands:
+        subprocess.run(command, cwd=project, check=True)  # noqa: S603 - fixed git commands

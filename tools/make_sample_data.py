@@ -1,0 +1,92 @@
+"""Regenerate the sample datasets, their schemas and DVC pointers shipped in the template.
+
+The rendered project must train offline, so its sample data is written here from the datasets
+scikit-learn ships (nothing is downloaded) and committed into the template. Each file carries its
+problem type as an infix (``dataset.classification.csv``); the post-generation hook keeps the
+chosen variant and drops the infix. Run: ``uv run python tools/make_sample_data.py``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+import yaml
+from sklearn.datasets import load_breast_cancer, load_diabetes
+
+PROJECT = Path(__file__).resolve().parent.parent / "{{cookiecutter.project_slug}}"
+# JSON, not YAML: the schema travels inside the package to SageMaker containers, whose Python
+# may lack PyYAML.
+PACKAGE = PROJECT / "src" / "{{cookiecutter.package_name}}"
+# Plausible ranges are wider than the sample so that honest new data passes, yet a unit mix-up
+# (a value ten times too large) still fails validation.
+RANGE_SLACK = 0.5
+
+
+def snake(name: str) -> str:
+    return re.sub(r"[^0-9a-z]+", "_", name.lower()).strip("_")
+
+
+def frames() -> dict[str, tuple[pd.DataFrame, str]]:
+    cancer = load_breast_cancer(as_frame=True)
+    clf = cancer.frame.rename(columns=snake).rename(columns={"target": "benign"})
+    diabetes = load_diabetes(as_frame=True, scaled=False)
+    reg = diabetes.frame.rename(columns={"target": "disease_progression"})
+    reg = reg.rename(columns={"s1": "tc", "s2": "ldl", "s3": "hdl", "s4": "tch", "s5": "ltg", "s6": "glu"})
+    return {"classification": (clf, "benign"), "regression": (reg, "disease_progression")}
+
+
+def schema_for(frame: pd.DataFrame, target: str, problem_type: str) -> dict[str, object]:
+    features: dict[str, dict[str, object]] = {}
+    for column in frame.columns.drop(target):
+        values = frame[column]
+        spread = float(values.max() - values.min())
+        low = float(values.min()) - RANGE_SLACK * spread
+        if values.min() >= 0:
+            low = max(low, 0.0)
+        features[column] = {
+            "dtype": "float",
+            "min": round(low, 6),
+            "max": round(float(values.max()) + RANGE_SLACK * spread, 6),
+            "nullable": False,
+        }
+    target_spec: dict[str, object] = {"name": target}
+    if problem_type == "classification":
+        target_spec |= {"dtype": "int", "allowed": sorted(int(v) for v in frame[target].unique())}
+    else:
+        target_spec |= {"dtype": "float", "min": 0.0}
+    return {"problem_type": problem_type, "target": target_spec, "features": features}
+
+
+def dvc_pointer(data: bytes) -> dict[str, object]:
+    return {
+        "outs": [
+            {
+                "md5": hashlib.md5(data).hexdigest(),  # noqa: S324 - DVC's content address, not security
+                "size": len(data),
+                "hash": "md5",
+                "path": "dataset.csv",
+            }
+        ]
+    }
+
+
+def main() -> None:
+    raw = PROJECT / "data" / "raw"
+    for problem_type, (frame, target) in frames().items():
+        data = frame.to_csv(index=False, float_format="%.6g", lineterminator="\n").encode()
+        (raw / f"dataset.{problem_type}.csv").write_bytes(data)
+        (raw / f"dataset.{problem_type}.csv.dvc").write_text(
+            yaml.safe_dump(dvc_pointer(data), sort_keys=False)
+        )
+        (PACKAGE / f"schema.{problem_type}.json").write_text(
+            json.dumps(schema_for(frame, target, problem_type), indent=2) + "\n"
+        )
+        print(f"{problem_type}: {len(frame)} rows, {frame.shape[1] - 1} features")
+
+
+if __name__ == "__main__":
+    main()

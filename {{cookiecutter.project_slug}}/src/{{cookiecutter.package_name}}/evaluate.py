@@ -1,0 +1,137 @@
+"""Evaluate the trained model on the test split and apply the quality gate.
+
+Writes ``metrics.json`` in the SageMaker model-quality format (``{section: {metric: {"value": x}}}``)
+so the same file feeds DVC metrics locally and the pipeline's quality gate and model registry.
+
+    python -m <package>.evaluate --model-dir models --test-dir data/processed/test \
+        --output-dir reports --params params.yaml --enforce-gate
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn import metrics as skm
+
+from .data import SCHEMA_PATH, DataValidationError, load_schema, read_csv_dir, validate
+from .inference import load_model
+from .params import load_params
+
+METRICS_FILE = "metrics.json"
+LOWER_IS_BETTER = frozenset({"mse", "rmse", "mae"})
+
+
+@dataclass(frozen=True)
+class Gate:
+    metric: str
+    threshold: float
+
+    @property
+    def lower_is_better(self) -> bool:
+        return self.metric in LOWER_IS_BETTER
+
+    def passes(self, value: float) -> bool:
+        return value <= self.threshold if self.lower_is_better else value >= self.threshold
+
+    def describe(self, value: float) -> str:
+        relation = "<=" if self.lower_is_better else ">="
+        verdict = "passed" if self.passes(value) else "FAILED"
+        return f"quality gate {verdict}: {self.metric} = {value:.4f}, required {relation} {self.threshold}"
+
+
+def metrics_section(problem_type: str, n_classes: int) -> str:
+    if problem_type == "regression":
+        return "regression_metrics"
+    return "binary_classification_metrics" if n_classes <= 2 else "multiclass_classification_metrics"
+
+
+def _entry(value: float) -> dict[str, Any]:
+    return {"value": float(value), "standard_deviation": "NaN"}
+
+
+def compute_metrics(model: Any, meta: dict[str, Any], frame: pd.DataFrame) -> dict[str, Any]:
+    features, truth = frame[meta["features"]], frame[meta["target"]]
+    predicted = model.predict(features)
+    if meta["problem_type"] == "regression":
+        mse = skm.mean_squared_error(truth, predicted)
+        values = {"mse": mse, "rmse": float(np.sqrt(mse)),
+                  "mae": skm.mean_absolute_error(truth, predicted), "r2": skm.r2_score(truth, predicted)}
+        return {"regression_metrics": {name: _entry(v) for name, v in values.items()}}
+    classes = meta["classes"]
+    average = "binary" if len(classes) <= 2 else "weighted"
+    values = {
+        "accuracy": skm.accuracy_score(truth, predicted),
+        "precision": skm.precision_score(truth, predicted, average=average, zero_division=0),
+        "recall": skm.recall_score(truth, predicted, average=average, zero_division=0),
+        "f1": skm.f1_score(truth, predicted, average=average, zero_division=0),
+    }
+    if len(classes) == 2 and truth.nunique() == 2:
+        values["auc"] = skm.roc_auc_score(truth, model.predict_proba(features)[:, 1])
+    section = metrics_section("classification", len(classes))
+    return {section: {name: _entry(v) for name, v in values.items()}}
+
+
+def metric_value(report: dict[str, Any], metric: str) -> float:
+    for section in report.values():
+        if metric in section:
+            return float(section[metric]["value"])
+    raise KeyError(f"metric '{metric}' not in the evaluation report")
+
+
+def unpack_model_dir(model_dir: Path) -> Path:
+    """SageMaker hands evaluation the training output as model.tar.gz; unpack it if so."""
+    archive = model_dir / "model.tar.gz"
+    if not archive.exists():
+        return model_dir
+    target = Path(tempfile.mkdtemp(prefix="model-"))
+    with tarfile.open(archive) as tar:
+        if hasattr(tarfile, "data_filter"):  # refuses unsafe members; absent on old container Pythons
+            tar.extractall(target, filter="data")
+        else:
+            tar.extractall(target)  # noqa: S202 - our own training output
+    return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model-dir", type=Path, default=Path("/opt/ml/processing/model"))
+    parser.add_argument("--test-dir", type=Path, default=Path("/opt/ml/processing/test"))
+    parser.add_argument("--output-dir", type=Path, default=Path("/opt/ml/processing/evaluation"))
+    parser.add_argument("--schema", type=Path, default=SCHEMA_PATH)
+    parser.add_argument("--params", type=Path, help="params.yaml; its 'gate' section is the gate")
+    parser.add_argument("--enforce-gate", action="store_true",
+                        help="exit 1 when the model misses the gate (the SageMaker pipeline "
+                             "gates in a ConditionStep instead)")
+    args = parser.parse_args(argv)
+
+    model, meta = load_model(unpack_model_dir(args.model_dir))
+    try:
+        frame = validate(read_csv_dir(args.test_dir), load_schema(args.schema))
+    except DataValidationError as error:
+        print(f"error: invalid test data in {args.test_dir}: {error}", file=sys.stderr)
+        return 2
+    report = compute_metrics(model, meta, frame)
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    (args.output_dir / METRICS_FILE).write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report))
+    if not args.enforce_gate:
+        return 0
+    if args.params is None:
+        parser.error("--enforce-gate needs --params")
+    gate = Gate(**load_params(args.params, "gate"))
+    value = metric_value(report, gate.metric)
+    print(gate.describe(value), file=sys.stdout if gate.passes(value) else sys.stderr)
+    return 0 if gate.passes(value) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""Record where a model came from: data version, code version, parameters, metrics, packages.
+
+    python -m <package>.lineage --model-dir models --metrics reports/metrics.json \
+        --params params.yaml --data-pointer data/raw/dataset.csv.dvc --output models/lineage.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import platform
+import subprocess
+import sys
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+PACKAGES = ("scikit-learn", "pandas", "numpy", "scipy", "joblib", "dvc")
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def git_state(cwd: Path) -> dict[str, Any]:
+    def git(*args: str) -> str | None:
+        try:
+            result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,  # noqa: S603, S607
+                                    check=True)
+        except (OSError, subprocess.CalledProcessError):
+            return None
+        return result.stdout.strip()
+
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(status) if status is not None else None}
+
+
+def data_version(pointer: Path) -> dict[str, Any]:
+    """The DVC content hash of the raw data, read from its ``.dvc`` pointer file."""
+    if not pointer.exists():
+        return {"pointer": str(pointer), "md5": None}
+    import yaml  # local runs only
+
+    outs = yaml.safe_load(pointer.read_text()).get("outs", [])
+    return {"pointer": str(pointer), "md5": outs[0].get("md5") if outs else None}
+
+
+def package_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def build_record(model_dir: Path, metrics: Path, params: Path, pointer: Path) -> dict[str, Any]:
+    from .params import load_params
+
+    return {
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "model": {"path": str(model_dir / "model.joblib"), "sha256": sha256(model_dir / "model.joblib")},
+        "data": data_version(pointer),
+        "code": git_state(Path.cwd()),
+        "params": load_params(params),
+        "metrics": json.loads(metrics.read_text()),
+        "packages": package_versions(),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model-dir", type=Path, default=Path("models"))
+    parser.add_argument("--metrics", type=Path, default=Path("reports/metrics.json"))
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--data-pointer", type=Path, default=Path("data/raw/dataset.csv.dvc"))
+    parser.add_argument("--output", type=Path, default=Path("models/lineage.json"))
+    args = parser.parse_args(argv)
+    record = build_record(args.model_dir, args.metrics, args.params, args.data_pointer)
+    args.output.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"lineage written to {args.output} (model sha256 {record['model']['sha256'][:12]})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

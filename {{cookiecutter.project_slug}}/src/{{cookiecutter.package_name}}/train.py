@@ -1,0 +1,131 @@
+"""Train the model on the prepared training split and save it with its baseline statistics.
+
+Command line (SageMaker Training passes ``SM_CHANNEL_TRAIN`` and ``SM_MODEL_DIR``)::
+
+    python -m <package>.train --train-dir data/processed/train --model-dir models --params params.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import joblib
+import pandas as pd
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+from sklearn.pipeline import Pipeline
+
+from .data import SCHEMA_PATH, DataValidationError, Schema, load_schema, read_csv_dir, validate
+from .features import build_preprocessor
+from .params import load_params
+
+MODEL_FILE = "model.joblib"
+META_FILE = "model_meta.json"
+BASELINE_FILE = "baseline.json"
+HYPERPARAMETERS: dict[str, type] = {
+    "learning_rate": float,
+    "max_iter": int,
+    "max_depth": int,
+    "min_samples_leaf": int,
+    "l2_regularization": float,
+    "random_state": int,
+}
+BASELINE_BINS = 10
+
+
+def build_model(schema: Schema, hyperparameters: dict[str, Any]) -> Pipeline:
+    estimator_type = (
+        HistGradientBoostingClassifier
+        if schema.problem_type == "classification"
+        else HistGradientBoostingRegressor
+    )
+    return Pipeline(
+        [("features", build_preprocessor(schema)), ("model", estimator_type(**hyperparameters))]
+    )
+
+
+def feature_baseline(frame: pd.DataFrame, schema: Schema) -> dict[str, Any]:
+    """Per-feature statistics of the training data; the monitor compares new data against them."""
+    features: dict[str, Any] = {}
+    for name in schema.feature_names:
+        values = frame[name].dropna()
+        edges = values.quantile([i / BASELINE_BINS for i in range(BASELINE_BINS + 1)]).tolist()
+        features[name] = {
+            "count": int(values.size),
+            "missing_fraction": float(frame[name].isna().mean()),
+            "mean": float(values.mean()),
+            "std": float(values.std(ddof=0)),
+            "min": float(values.min()),
+            "max": float(values.max()),
+            "quantile_edges": [float(edge) for edge in edges],
+            "sample": [float(v) for v in values.sample(min(500, values.size), random_state=0)],
+        }
+    return {"features": features, "rows": len(frame)}
+
+
+def train(frame: pd.DataFrame, schema: Schema, hyperparameters: dict[str, Any]) -> Pipeline:
+    model = build_model(schema, hyperparameters)
+    model.fit(frame[schema.feature_names], frame[schema.target])
+    return model
+
+
+def save(model: Pipeline, schema: Schema, frame: pd.DataFrame, model_dir: Path,
+         hyperparameters: dict[str, Any]) -> None:
+    model_dir.mkdir(parents=True, exist_ok=True)
+    joblib.dump(model, model_dir / MODEL_FILE)
+    meta = {
+        "problem_type": schema.problem_type,
+        "features": schema.feature_names,
+        "target": schema.target,
+        "classes": [int(c) for c in getattr(model, "classes_", [])],
+        "hyperparameters": hyperparameters,
+    }
+    baseline = feature_baseline(frame, schema)
+    predictions = model.predict(frame[schema.feature_names])
+    baseline["predictions"] = {"mean": float(predictions.mean()), "std": float(predictions.std())}
+    (model_dir / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+    (model_dir / BASELINE_FILE).write_text(json.dumps(baseline) + "\n")
+
+
+def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, dict[str, Any]]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--train-dir", type=Path,
+                        default=Path(os.environ.get("SM_CHANNEL_TRAIN", "data/processed/train")))
+    parser.add_argument("--model-dir", type=Path,
+                        default=Path(os.environ.get("SM_MODEL_DIR", "models")))
+    parser.add_argument("--schema", type=Path, default=SCHEMA_PATH)
+    parser.add_argument("--params", type=Path, help="params.yaml; its 'train' section sets defaults")
+    for name, kind in HYPERPARAMETERS.items():
+        # SageMaker passes hyperparameters as --name value; both spellings are accepted.
+        parser.add_argument(f"--{name.replace('_', '-')}", f"--{name}", dest=name, type=kind)
+    args = parser.parse_args(argv)
+    hyperparameters = load_params(args.params, "train") if args.params else {}
+    unknown = sorted(set(hyperparameters) - set(HYPERPARAMETERS))
+    if unknown:
+        parser.error(f"unknown hyperparameter '{unknown[0]}' in {args.params}")
+    for name in HYPERPARAMETERS:
+        if getattr(args, name) is not None:
+            hyperparameters[name] = getattr(args, name)
+    return args, hyperparameters
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, hyperparameters = parse_args(argv)
+    schema = load_schema(args.schema)
+    try:
+        frame = validate(read_csv_dir(args.train_dir), schema)
+    except DataValidationError as error:
+        print(f"error: invalid training data in {args.train_dir}: {error}", file=sys.stderr)
+        return 2
+    model = train(frame, schema, hyperparameters)
+    save(model, schema, frame, args.model_dir, hyperparameters)
+    print(f"trained {schema.problem_type} model on {len(frame)} rows -> {args.model_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
