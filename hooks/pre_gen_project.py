@@ -1,16 +1,24 @@
 """Validate the answers before anything is rendered (rules: hooks/template_rules.py)."""
 
 import json
+import os
 import sys
 from pathlib import Path
 
 ANSWERS = json.loads(r'''{{ cookiecutter | tojson }}''')
 {% raw %}
-# cookiecutter sets _repo_dir; cruft sets only _template (the path or URL it was given).
-for candidate in (ANSWERS.get("_repo_dir"), ANSWERS.get("_template")):
-    if candidate and (Path(candidate) / "hooks" / "template_rules.py").is_file():
-        sys.path.insert(0, str(Path(candidate) / "hooks"))
-        break
+# Cookiecutter runs this file as a rendered copy in a temp folder, so the tested helpers beside it
+# are found through the template folder: _repo_dir (cookiecutter) or _template (cruft), which may be
+# relative to where the command was started (the shell's PWD; the parent's cwd on Linux).
+for base in (os.environ.get("PWD", ""), f"/proc/{os.getppid()}/cwd", ""):
+    for template in (ANSWERS.get("_repo_dir"), ANSWERS.get("_template")):
+        helpers = Path(base, template or "\0", "hooks")
+        if (helpers / "template_rules.py").is_file():
+            sys.path.insert(0, str(helpers.resolve()))
+            break
+    else:
+        continue
+    break
 
 import template_files  # noqa: E402
 import template_rules  # noqa: E402

@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from {{ cookiecutter.package_name }} import data
+from {{ cookiecutter.package_name }}.data import DataValidationError, Schema, validate
+
+
+def test_sample_data_meets_the_contract(raw_frame: pd.DataFrame, schema: Schema) -> None:
+    checked = validate(raw_frame, schema)
+    assert list(checked.columns) == [*schema.feature_names, schema.target]
+    assert len(checked) == len(raw_frame) > 100
+
+
+def test_missing_column_is_named(raw_frame: pd.DataFrame, schema: Schema) -> None:
+    column = schema.feature_names[0]
+    with pytest.raises(DataValidationError, match=f"column '{column}': required"):
+        validate(raw_frame.drop(columns=column), schema)
+
+
+def test_non_numeric_value_is_named(raw_frame: pd.DataFrame, schema: Schema) -> None:
+    bad = raw_frame.copy()
+    column = schema.feature_names[1]
+    bad[column] = bad[column].astype(object)
+    bad.loc[3, column] = "twelve"
+    with pytest.raises(DataValidationError, match=f"column '{column}': 1 non-numeric.*twelve"):
+        validate(bad, schema)
+
+
+def test_missing_value_in_non_nullable_column(raw_frame: pd.DataFrame, schema: Schema) -> None:
+    bad = raw_frame.copy()
+    column = schema.feature_names[2]
+    bad.loc[[0, 5], column] = None
+    with pytest.raises(DataValidationError, match=f"column '{column}': 2 missing value"):
+        validate(bad, schema)
+
+
+@pytest.mark.parametrize(("factor", "rule"), [(1000.0, "above the maximum"), (-1000.0, "below the minimum")])
+def test_out_of_range_value(raw_frame: pd.DataFrame, schema: Schema, factor: float, rule: str) -> None:
+    bad = raw_frame.copy()
+    spec = schema.features[0]
+    assert spec.maximum is not None
+    bad.loc[0, spec.name] = spec.maximum * factor
+    with pytest.raises(DataValidationError, match=f"column '{spec.name}'.*{rule}"):
+        validate(bad, schema)
+
+
+def test_infinite_value_rejected(raw_frame: pd.DataFrame, schema: Schema) -> None:
+    bad = raw_frame.copy()
+    bad.loc[0, schema.feature_names[0]] = float("inf")
+    with pytest.raises(DataValidationError, match="infinite"):
+        validate(bad, schema)
+
+
+def test_bad_target(raw_frame: pd.DataFrame, schema: Schema) -> None:
+    bad = raw_frame.copy()
+    bad.loc[0, schema.target] = -7
+    with pytest.raises(DataValidationError, match=f"column '{schema.target}'"):
+        validate(bad, schema)
+
+
+def test_empty_frame_rejected(raw_frame: pd.DataFrame, schema: Schema) -> None:
+    with pytest.raises(DataValidationError, match="no rows"):
+        validate(raw_frame.iloc[0:0], schema)
+
+
+def test_unparsable_csv(tmp_path: Path) -> None:
+    (tmp_path / "bad.csv").write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(DataValidationError, match="cannot parse CSV"):
+        data.read_csv_dir(tmp_path)
+
+
+def test_empty_folder(tmp_path: Path) -> None:
+    with pytest.raises(DataValidationError, match="no CSV file"):
+        data.read_csv_dir(tmp_path)
+
+
+def test_prepare_cli_writes_splits(tmp_path: Path, raw_frame: pd.DataFrame) -> None:
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    raw_frame.to_csv(raw / "part.csv", index=False)
+    assert data.main(["--input-dir", str(raw), "--output-dir", str(tmp_path / "out"),
+                      "--test-size", "0.25"]) == 0
+    train = pd.read_csv(tmp_path / "out" / "train" / "train.csv")
+    test = pd.read_csv(tmp_path / "out" / "test" / "test.csv")
+    assert len(train) + len(test) == len(raw_frame)
+    assert abs(len(test) - 0.25 * len(raw_frame)) <= 1
+
+
+def test_prepare_cli_reports_bad_data(tmp_path: Path, raw_frame: pd.DataFrame,
+                                      schema: Schema, capsys: pytest.CaptureFixture[str]) -> None:
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    raw_frame.drop(columns=schema.feature_names[0]).to_csv(raw / "part.csv", index=False)
+    assert data.main(["--input-dir", str(raw), "--output-dir", str(tmp_path / "out")]) == 2
+    assert f"column '{schema.feature_names[0]}'" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
