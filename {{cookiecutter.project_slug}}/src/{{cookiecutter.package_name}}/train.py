@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -99,17 +100,23 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, dict[str, An
                         default=Path(os.environ.get("SM_MODEL_DIR", "models")))
     parser.add_argument("--schema", type=Path, default=SCHEMA_PATH)
     parser.add_argument("--params", type=Path, help="params.yaml; its 'train' section sets defaults")
+    parser.add_argument("--bundle-inference-code", action="store_true",
+                        help="copy inference.py into <model-dir>/code for the SageMaker container")
     for name, kind in HYPERPARAMETERS.items():
         # SageMaker passes hyperparameters as --name value; both spellings are accepted.
         parser.add_argument(f"--{name.replace('_', '-')}", f"--{name}", dest=name, type=kind)
     args = parser.parse_args(argv)
     hyperparameters = load_params(args.params, "train") if args.params else {}
+    # A SageMaker training job started with a command passes hyperparameters in SM_HPS, as text.
+    hyperparameters |= json.loads(os.environ.get("SM_HPS", "{}"))
     unknown = sorted(set(hyperparameters) - set(HYPERPARAMETERS))
     if unknown:
         parser.error(f"unknown hyperparameter '{unknown[0]}' in {args.params}")
-    for name in HYPERPARAMETERS:
+    for name, kind in HYPERPARAMETERS.items():
         if getattr(args, name) is not None:
             hyperparameters[name] = getattr(args, name)
+        elif name in hyperparameters:
+            hyperparameters[name] = kind(hyperparameters[name])
     return args, hyperparameters
 
 
@@ -123,6 +130,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     model = train(frame, schema, hyperparameters)
     save(model, schema, frame, args.model_dir, hyperparameters)
+    if args.bundle_inference_code:
+        # The SageMaker scikit-learn container serves <model>/code/inference.py (SAGEMAKER_PROGRAM).
+        (args.model_dir / "code").mkdir(exist_ok=True)
+        shutil.copy(Path(__file__).with_name("inference.py"), args.model_dir / "code")
     print(f"trained {schema.problem_type} model on {len(frame)} rows -> {args.model_dir}")
     return 0
 

@@ -1,0 +1,87 @@
+"""Shared helpers for baking the template and inspecting what it rendered."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+TEMPLATE = Path(__file__).resolve().parent.parent
+
+# Each choice value appears at least once; the first row is the --no-input default.
+MATRIX: list[dict[str, str]] = [
+    {},
+    {"problem_type": "regression", "source_control": "codecommit", "ci_system": "github-actions",
+     "python_version": "3.12", "license": "MIT"},
+    {"problem_type": "classification", "source_control": "codecommit",
+     "ci_system": "codepipeline", "python_version": "3.13", "license": "Proprietary",
+     "project_name": "Fraud Score", "aws_region": "eu-west-1"},
+    {"problem_type": "regression", "source_control": "github", "ci_system": "codepipeline",
+     "python_version": "3.11", "license": "Apache-2.0", "project_name": "Demand Forecast"},
+]
+
+
+def matrix_id(extra: dict[str, str]) -> str:
+    return "-".join(extra.get(key, "default") for key in ("problem_type", "ci_system",
+                                                          "source_control", "python_version"))
+
+
+class CfnLoader(yaml.SafeLoader):
+    """Loads CloudFormation YAML, keeping short-form intrinsics (!Ref, !Sub ...) as plain data."""
+
+
+def _intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    return {suffix: value}
+
+
+CfnLoader.add_multi_constructor("!", _intrinsic)
+
+
+def load_yaml(path: Path) -> Any:
+    return yaml.load(path.read_text(), Loader=CfnLoader)  # noqa: S506 - SafeLoader subclass
+
+
+def bake(cookies: Any, **extra: str) -> Path:
+    result = cookies.bake(extra_context=extra)
+    assert result.exception is None, result.exception
+    assert result.exit_code == 0
+    return Path(result.project_path)
+
+
+@pytest.fixture(scope="session")
+def baked_matrix(cookies_session: Any) -> dict[str, Path]:
+    """Every matrix row rendered once per session (rendering is the slow part of these tests)."""
+    return {matrix_id(extra): bake(cookies_session, **extra) for extra in MATRIX}
+
+
+def run_cookiecutter(output_dir: Path, *answers: str) -> subprocess.CompletedProcess[str]:
+    """The cookiecutter CLI, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "cookiecutter", "--no-input", str(TEMPLATE), "-o", str(output_dir),
+         *answers],
+        capture_output=True, text=True, timeout=120, env=os.environ | {"NO_COLOR": "1"},
+        check=False,
+    )
+
+
+@pytest.fixture()
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Keep cookiecutter's replay files and user config out of the real home folder."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    yield home
+    shutil.rmtree(home, ignore_errors=True)

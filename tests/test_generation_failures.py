@@ -1,0 +1,63 @@
+"""Bad answers through the real cookiecutter CLI: one clear line, nothing left on disk."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import run_cookiecutter
+
+CASES = [
+    ("project_slug=Bad Slug", "project_slug"),
+    ("project_slug=nested/dir", "project_slug"),
+    ("project_slug=deeply/nested/dir", "project_slug"),
+    ("package_name=os", "package_name"),
+    ("aws_region=mars-north-1", "aws_region"),
+    ("s3_bucket=Not_A_Bucket", "s3_bucket"),
+    ("author_email=nobody", "author_email"),
+    ("project_name={{ cookiecutter.x }}", "project_name"),
+    ('extra_tags={"aws:owner": "me"}', "extra_tags.key"),
+    ("cost_centre=cc;rm -rf", "cost_centre"),
+]
+
+
+def wait_until_empty(folder: Path, seconds: float = 10.0) -> list[str]:
+    """Cleanup of nested slugs finishes just after cookiecutter exits (see template_files)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        left = sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.05)
+
+
+@pytest.mark.usefixtures("isolated_home")
+@pytest.mark.parametrize(("answer", "field"), CASES, ids=[c[1] + str(i) for i, c in enumerate(CASES)])
+def test_bad_answer_fails_cleanly(tmp_path: Path, answer: str, field: str) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    result = run_cookiecutter(out, answer)
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, result.stderr
+    assert f"invalid answer for '{field}'" in errors[0]
+    assert wait_until_empty(out) == []
+
+
+@pytest.mark.usefixtures("isolated_home")
+def test_choice_outside_the_list_is_refused(tmp_path: Path) -> None:
+    result = run_cookiecutter(tmp_path, "python_version=2.7")
+    assert result.returncode != 0
+    assert "python_version" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.usefixtures("isolated_home")
+def test_existing_unrelated_folders_are_kept(tmp_path: Path) -> None:
+    (tmp_path / "nested" / "keep.txt").parent.mkdir()
+    (tmp_path / "nested" / "keep.txt").write_text("mine")
+    result = run_cookiecutter(tmp_path, "project_slug=nested/dir")
+    assert result.returncode != 0
+    assert wait_until_empty(tmp_path, seconds=1.0) == ["nested", "nested/keep.txt"]

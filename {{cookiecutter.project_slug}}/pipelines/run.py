@@ -1,0 +1,80 @@
+"""Print, upsert or start the SageMaker pipeline.
+
+    python -m pipelines.run --definition-only        # JSON definition, offline
+    python -m pipelines.run --upsert --start --wait  # what the build runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .settings import Settings, load_settings
+
+PARAMS = Path(__file__).resolve().parent.parent / "params.yaml"
+SCHEMA_GLOB = "src/*/schema.json"
+
+
+def pipeline_inputs(params_file: Path = PARAMS) -> dict[str, Any]:
+    params = yaml.safe_load(params_file.read_text())
+    schema_file = next(params_file.parent.glob(SCHEMA_GLOB))
+    return {
+        "problem_type": json.loads(schema_file.read_text())["problem_type"],
+        "gate_metric": params["gate"]["metric"],
+        "gate_threshold": float(params["gate"]["threshold"]),
+        "hyperparameters": params["train"],
+    }
+
+
+def build(settings: Settings, cache_steps: bool = True, session: Any = None) -> Any:
+    # SDK v3's ModelTrainer asks IAM to simulate the execution role's policies when it is built;
+    # building a definition needs no IAM call (the service checks the role when a step runs),
+    # and the build role should not need iam:SimulatePrincipalPolicy.
+    os.environ.setdefault("SAGEMAKER_VALIDATE_ROLE", "false")
+    from .pipeline import get_pipeline  # the SDK is slow to import; only when needed
+
+    return get_pipeline(settings, session=session, cache_steps=cache_steps, **pipeline_inputs())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--definition-only", action="store_true",
+                        help="print the pipeline definition JSON and exit")
+    parser.add_argument("--output", type=Path, help="also write the definition to this file")
+    parser.add_argument("--upsert", action="store_true", help="create or update the pipeline")
+    parser.add_argument("--start", action="store_true", help="start an execution")
+    parser.add_argument("--wait", action="store_true", help="wait for the execution to finish")
+    parser.add_argument("--no-cache", action="store_true", help="disable step caching")
+    args = parser.parse_args(argv)
+    if not (args.definition_only or args.upsert or args.start):
+        parser.error("choose --definition-only, --upsert and/or --start")
+
+    settings = load_settings()
+    pipeline = build(settings, cache_steps=not args.no_cache)
+    definition = pipeline.definition()
+    if args.output:
+        args.output.write_text(definition)
+    if args.definition_only:
+        print(json.dumps(json.loads(definition), indent=2))
+        return 0
+    if args.upsert:
+        pipeline.upsert(role_arn=settings.role_arn,
+                        tags=[{"Key": k, "Value": v} for k, v in sorted(settings.tags.items())])
+        print(f"upserted pipeline {settings.pipeline_name}")
+    if args.start:
+        execution = pipeline.start()
+        print(f"started {execution.arn}")
+        if args.wait:
+            execution.wait(delay=30, max_attempts=240)
+            print(f"finished: {execution.describe()['PipelineExecutionStatus']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

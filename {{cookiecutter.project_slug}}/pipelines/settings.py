@@ -1,0 +1,61 @@
+"""Where the pipeline's settings come from: the provisioned project's environment, then defaults.
+
+SageMaker Projects pass ``SAGEMAKER_PROJECT_NAME``, ``SAGEMAKER_PROJECT_ID``, ``ARTIFACT_BUCKET`` and
+``SAGEMAKER_PIPELINE_ROLE_ARN`` to the build, so one rendered seed serves every provisioned project;
+the rendered defaults (``pipelines/defaults.json``) apply on a laptop.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULTS_FILE = Path(__file__).with_name("defaults.json")
+
+
+@dataclass(frozen=True)
+class Settings:
+    project_name: str
+    project_id: str
+    package: str
+    region: str
+    bucket: str
+    role_arn: str
+    tags: dict[str, str]
+    sklearn_version: str
+
+    @property
+    def pipeline_name(self) -> str:
+        return f"{self.project_name}-pipeline"
+
+    @property
+    def model_package_group(self) -> str:
+        return self.project_name
+
+    @property
+    def prefix(self) -> str:
+        return f"s3://{self.bucket}/{self.project_name}"
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if environ is None else environ
+    defaults = json.loads(DEFAULTS_FILE.read_text())
+    project_name = env.get("SAGEMAKER_PROJECT_NAME") or defaults["project_name"]
+    project_id = env.get("SAGEMAKER_PROJECT_ID") or defaults["project_id"]
+    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or defaults["region"]
+    tags = dict(defaults["tags"])
+    if env.get("SAGEMAKER_PROJECT_NAME"):
+        tags |= {"sagemaker:project-name": project_name, "sagemaker:project-id": project_id}
+    return Settings(
+        project_name=project_name,
+        project_id=project_id,
+        package=defaults["package"],
+        region=region,
+        bucket=env.get("ARTIFACT_BUCKET") or defaults["bucket"],
+        role_arn=env.get("SAGEMAKER_PIPELINE_ROLE_ARN") or defaults["role_arn"],
+        tags=tags,
+        sklearn_version=defaults["sklearn_version"],
+    )
