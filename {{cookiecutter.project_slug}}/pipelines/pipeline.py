@@ -42,23 +42,27 @@ from .settings import Settings
 PROJECT = Path(__file__).resolve().parent.parent
 SOURCE_DIR = PROJECT / "src"
 LOWER_IS_BETTER = frozenset({"mse", "rmse", "mae"})
-METRIC_SECTIONS = {"classification": "binary_classification_metrics",
-                   "regression": "regression_metrics"}
+METRIC_SECTIONS = {
+    "classification": "binary_classification_metrics",
+    "regression": "regression_metrics",
+}
 
 
 def _processing_input(name: str, source: Any, destination: str) -> ProcessingInput:
     return ProcessingInput(
         input_name=name,
-        s3_input=ProcessingS3Input(s3_uri=source, local_path=destination, s3_data_type="S3Prefix",
-                                   s3_input_mode="File"),
+        s3_input=ProcessingS3Input(
+            s3_uri=source, local_path=destination, s3_data_type="S3Prefix", s3_input_mode="File"
+        ),
     )
 
 
 def _processing_output(name: str, source: str, destination: Any) -> ProcessingOutput:
     return ProcessingOutput(
         output_name=name,
-        s3_output=ProcessingS3Output(s3_uri=destination, local_path=source,
-                                     s3_upload_mode="EndOfJob"),
+        s3_output=ProcessingS3Output(
+            s3_uri=destination, local_path=source, s3_upload_mode="EndOfJob"
+        ),
     )
 
 
@@ -74,8 +78,12 @@ def get_pipeline(
 ) -> Pipeline:
     """Return the pipeline; nothing is created in AWS until it is upserted."""
     session = session or PipelineSession(default_bucket=settings.bucket)
-    image = retrieve(framework="sklearn", region=settings.region,
-                     version=settings.sklearn_version, instance_type="ml.m5.large")
+    image = retrieve(
+        framework="sklearn",
+        region=settings.region,
+        version=settings.sklearn_version,
+        instance_type="ml.m5.large",
+    )
     tags = [{"Key": key, "Value": value} for key, value in sorted(settings.tags.items())]
     cache = CacheConfig(enable_caching=cache_steps, expire_after="P30D")
     base = f"{settings.prefix}/pipeline"
@@ -88,65 +96,112 @@ def get_pipeline(
     approval = ParameterString("ModelApprovalStatus", default_value="PendingManualApproval")
 
     processor = FrameworkProcessor(
-        image_uri=image, role=settings.role_arn, instance_type=processing_instance,
-        instance_count=processing_count, base_job_name=f"{settings.project_name}-process",
-        sagemaker_session=session, tags=tags, command=["python3"],
+        image_uri=image,
+        role=settings.role_arn,
+        instance_type=processing_instance,
+        instance_count=processing_count,
+        base_job_name=f"{settings.project_name}-process",
+        sagemaker_session=session,
+        tags=tags,
+        command=["python3"],
     )
     prepare_args = processor.run(
-        code="job_entry.py", source_dir=str(SOURCE_DIR),
-        arguments=[f"{settings.package}.data", "--input-dir", "/opt/ml/processing/input",
-                   "--output-dir", "/opt/ml/processing/output"],
+        code="job_entry.py",
+        source_dir=str(SOURCE_DIR),
+        arguments=[
+            f"{settings.package}.data",
+            "--input-dir",
+            "/opt/ml/processing/input",
+            "--output-dir",
+            "/opt/ml/processing/output",
+        ],
         inputs=[_processing_input("raw", input_data, "/opt/ml/processing/input")],
-        outputs=[_processing_output(split, f"/opt/ml/processing/output/{split}",
-                                    Join(on="/", values=[base, "prepare", split]))
-                 for split in ("train", "test")],
+        outputs=[
+            _processing_output(
+                split,
+                f"/opt/ml/processing/output/{split}",
+                Join(on="/", values=[base, "prepare", split]),
+            )
+            for split in ("train", "test")
+        ],
     )
     prepare = ProcessingStep(name="PrepareData", step_args=prepare_args, cache_config=cache)
 
     trainer = ModelTrainer(
-        training_image=image, role=settings.role_arn, sagemaker_session=session,
+        training_image=image,
+        role=settings.role_arn,
+        sagemaker_session=session,
         base_job_name=f"{settings.project_name}-train",
-        source_code=SourceCode(source_dir=str(SOURCE_DIR),
-                               command=f"python3 -m {settings.package}.train --bundle-inference-code"),
+        source_code=SourceCode(
+            source_dir=str(SOURCE_DIR),
+            command=f"python3 -m {settings.package}.train --bundle-inference-code",
+        ),
         compute=Compute(instance_type=training_instance, instance_count=1),
         hyperparameters={key: str(value) for key, value in hyperparameters.items()},
         tags=[Tag(key=key, value=value) for key, value in sorted(settings.tags.items())],
     )
-    train_args = trainer.train(input_data_config=[InputData(
-        channel_name="train",
-        data_source=prepare.properties.ProcessingOutputConfig.Outputs["train"].S3Output.S3Uri,
-    )])
+    train_args = trainer.train(
+        input_data_config=[
+            InputData(
+                channel_name="train",
+                data_source=prepare.properties.ProcessingOutputConfig.Outputs[
+                    "train"
+                ].S3Output.S3Uri,
+            )
+        ]
+    )
     train = TrainingStep(name="TrainModel", step_args=train_args, cache_config=cache)
     model_data = train.properties.ModelArtifacts.S3ModelArtifacts
 
-    report = PropertyFile(name="EvaluationReport", output_name="evaluation",
-                          path="metrics.json")
+    report = PropertyFile(name="EvaluationReport", output_name="evaluation", path="metrics.json")
     evaluate_args = processor.run(
-        code="job_entry.py", source_dir=str(SOURCE_DIR),
-        arguments=[f"{settings.package}.evaluate", "--model-dir", "/opt/ml/processing/model",
-                   "--test-dir", "/opt/ml/processing/test",
-                   "--output-dir", "/opt/ml/processing/evaluation"],
+        code="job_entry.py",
+        source_dir=str(SOURCE_DIR),
+        arguments=[
+            f"{settings.package}.evaluate",
+            "--model-dir",
+            "/opt/ml/processing/model",
+            "--test-dir",
+            "/opt/ml/processing/test",
+            "--output-dir",
+            "/opt/ml/processing/evaluation",
+        ],
         inputs=[
             _processing_input("model", model_data, "/opt/ml/processing/model"),
             _processing_input(
                 "test",
                 prepare.properties.ProcessingOutputConfig.Outputs["test"].S3Output.S3Uri,
-                "/opt/ml/processing/test"),
+                "/opt/ml/processing/test",
+            ),
         ],
-        outputs=[_processing_output("evaluation", "/opt/ml/processing/evaluation",
-                                    Join(on="/", values=[base, "evaluation"]))],
+        outputs=[
+            _processing_output(
+                "evaluation",
+                "/opt/ml/processing/evaluation",
+                Join(on="/", values=[base, "evaluation"]),
+            )
+        ],
     )
-    evaluate = ProcessingStep(name="EvaluateModel", step_args=evaluate_args,
-                              property_files=[report], cache_config=cache)
+    evaluate = ProcessingStep(
+        name="EvaluateModel", step_args=evaluate_args, property_files=[report], cache_config=cache
+    )
 
-    metrics_uri = Join(on="/", values=[
-        evaluate.properties.ProcessingOutputConfig.Outputs["evaluation"].S3Output.S3Uri,
-        "metrics.json"])
+    metrics_uri = Join(
+        on="/",
+        values=[
+            evaluate.properties.ProcessingOutputConfig.Outputs["evaluation"].S3Output.S3Uri,
+            "metrics.json",
+        ],
+    )
     model = ModelBuilder(
-        s3_model_data_url=model_data, image_uri=image, role_arn=settings.role_arn,
+        s3_model_data_url=model_data,
+        image_uri=image,
+        role_arn=settings.role_arn,
         sagemaker_session=session,
-        env_vars={"SAGEMAKER_PROGRAM": "inference.py",
-                  "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code"},
+        env_vars={
+            "SAGEMAKER_PROGRAM": "inference.py",
+            "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
+        },
     )
     register_args = model.register(
         model_package_group_name=settings.model_package_group,
@@ -155,20 +210,32 @@ def get_pipeline(
         inference_instances=["ml.m5.large", "ml.m5.xlarge"],
         transform_instances=["ml.m5.large"],
         approval_status=approval,
-        model_metrics=ModelMetrics(model_statistics=MetricsSource(
-            content_type="application/json", s3_uri=metrics_uri)),
+        model_metrics=ModelMetrics(
+            model_statistics=MetricsSource(content_type="application/json", s3_uri=metrics_uri)
+        ),
     )
     register = ModelStep(name="RegisterModel", step_args=register_args)
 
-    metric = JsonGet(step_name=evaluate.name, property_file=report,
-                     json_path=f"{METRIC_SECTIONS[problem_type]}.{gate_metric}.value")
-    condition_type = (ConditionLessThanOrEqualTo if gate_metric in LOWER_IS_BETTER
-                      else ConditionGreaterThanOrEqualTo)
+    metric = JsonGet(
+        step_name=evaluate.name,
+        property_file=report,
+        json_path=f"{METRIC_SECTIONS[problem_type]}.{gate_metric}.value",
+    )
+    condition_type = (
+        ConditionLessThanOrEqualTo
+        if gate_metric in LOWER_IS_BETTER
+        else ConditionGreaterThanOrEqualTo
+    )
     fail = FailStep(
         name="QualityGateFailed",
-        error_message=Join(on=" ", values=[
-            f"Model below the quality gate: {gate_metric} must be",
-            "<=" if gate_metric in LOWER_IS_BETTER else ">=", threshold]),
+        error_message=Join(
+            on=" ",
+            values=[
+                f"Model below the quality gate: {gate_metric} must be",
+                "<=" if gate_metric in LOWER_IS_BETTER else ">=",
+                threshold,
+            ],
+        ),
     )
     gate = ConditionStep(
         name="QualityGate",
@@ -178,8 +245,14 @@ def get_pipeline(
     )
     return Pipeline(
         name=settings.pipeline_name,
-        parameters=[input_data, processing_instance, processing_count, training_instance,
-                    threshold, approval],
+        parameters=[
+            input_data,
+            processing_instance,
+            processing_count,
+            training_instance,
+            threshold,
+            approval,
+        ],
         steps=[prepare, train, evaluate, gate],
         sagemaker_session=session,
     )

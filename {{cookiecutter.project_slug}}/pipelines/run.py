@@ -1,12 +1,13 @@
 """Print, upsert or start the SageMaker pipeline.
 
-    python -m pipelines.run --definition-only        # JSON definition, offline
-    python -m pipelines.run --upsert --start --wait  # what the build runs
+python -m pipelines.run --definition-only        # JSON definition, offline
+python -m pipelines.run --upsert --start --wait  # what the build runs
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -19,6 +20,7 @@ from .settings import Settings, load_settings
 
 PARAMS = Path(__file__).resolve().parent.parent / "params.yaml"
 SCHEMA_GLOB = "src/*/schema.json"
+DATA_DIR = PARAMS.parent / "data" / "raw"
 
 
 def pipeline_inputs(params_file: Path = PARAMS) -> dict[str, Any]:
@@ -30,6 +32,25 @@ def pipeline_inputs(params_file: Path = PARAMS) -> dict[str, Any]:
         "gate_threshold": float(params["gate"]["threshold"]),
         "hyperparameters": params["train"],
     }
+
+
+def upload_data(settings: Settings, data_dir: Path | None = None) -> str:
+    """Upload the raw CSVs under a prefix named by their content hash; return that prefix.
+
+    The same data gives the same prefix, so an execution records which data version it trained on
+    and step caching can tell an unchanged input.
+    """
+    import boto3
+
+    files = sorted((data_dir or DATA_DIR).glob("*.csv"))
+    digest = hashlib.md5(usedforsecurity=False)
+    for file in files:
+        digest.update(file.read_bytes())
+    prefix = f"{settings.project_name}/data/raw/{digest.hexdigest()}"
+    s3 = boto3.client("s3", region_name=settings.region)
+    for file in files:
+        s3.upload_file(str(file), settings.bucket, f"{prefix}/{file.name}")
+    return f"s3://{settings.bucket}/{prefix}"
 
 
 def build(settings: Settings, cache_steps: bool = True, session: Any = None) -> Any:
@@ -44,8 +65,9 @@ def build(settings: Settings, cache_steps: bool = True, session: Any = None) -> 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--definition-only", action="store_true",
-                        help="print the pipeline definition JSON and exit")
+    parser.add_argument(
+        "--definition-only", action="store_true", help="print the pipeline definition JSON and exit"
+    )
     parser.add_argument("--output", type=Path, help="also write the definition to this file")
     parser.add_argument("--upsert", action="store_true", help="create or update the pipeline")
     parser.add_argument("--start", action="store_true", help="start an execution")
@@ -64,11 +86,17 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(json.loads(definition), indent=2))
         return 0
     if args.upsert:
-        pipeline.upsert(role_arn=settings.role_arn,
-                        tags=[{"Key": k, "Value": v} for k, v in sorted(settings.tags.items())])
+        pipeline.upsert(
+            role_arn=settings.role_arn,
+            tags=[{"Key": k, "Value": v} for k, v in sorted(settings.tags.items())],
+        )
         print(f"upserted pipeline {settings.pipeline_name}")
     if args.start:
-        execution = pipeline.start()
+        parameters = {}
+        if any(DATA_DIR.glob("*.csv")):
+            parameters["InputDataUrl"] = upload_data(settings)
+            print(f"input data: {parameters['InputDataUrl']}")
+        execution = pipeline.start(parameters=parameters)
         print(f"started {execution.arn}")
         if args.wait:
             execution.wait(delay=30, max_attempts=240)

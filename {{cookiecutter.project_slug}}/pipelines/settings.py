@@ -1,8 +1,8 @@
 """Where the pipeline's settings come from: the provisioned project's environment, then defaults.
 
-SageMaker Projects pass ``SAGEMAKER_PROJECT_NAME``, ``SAGEMAKER_PROJECT_ID``, ``ARTIFACT_BUCKET`` and
-``SAGEMAKER_PIPELINE_ROLE_ARN`` to the build, so one rendered seed serves every provisioned project;
-the rendered defaults (``pipelines/defaults.json``) apply on a laptop.
+SageMaker Projects pass ``SAGEMAKER_PROJECT_NAME``, ``SAGEMAKER_PROJECT_ID``, ``ARTIFACT_BUCKET``
+and ``SAGEMAKER_PIPELINE_ROLE_ARN`` to the build, so one rendered seed serves every provisioned
+project; the rendered defaults (``pipelines/defaults.json``) apply on a laptop.
 """
 
 from __future__ import annotations

@@ -37,8 +37,9 @@ def clean_frame(raw_frame: pd.DataFrame, schema: Schema) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="session")
-def model_dir(tmp_path_factory: pytest.TempPathFactory, clean_frame: pd.DataFrame,
-              schema: Schema) -> Path:
+def model_dir(
+    tmp_path_factory: pytest.TempPathFactory, clean_frame: pd.DataFrame, schema: Schema
+) -> Path:
     directory = tmp_path_factory.mktemp("model")
     hyperparameters = load_params(PROJECT / "params.yaml", "train")
     model = train_module.train(clean_frame, schema, hyperparameters)
@@ -57,8 +58,11 @@ def moto_endpoint() -> Iterator[str]:
     """A moto S3/SageMaker server on a free loopback port, stopped after the test."""
     port = free_port()
     server = shutil.which("moto_server") or str(Path(sys.executable).with_name("moto_server"))
-    process = subprocess.Popen([server, "-H", "127.0.0.1", "-p", str(port)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [server, "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     endpoint = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:

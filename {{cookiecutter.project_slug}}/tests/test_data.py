@@ -38,8 +38,12 @@ def test_missing_value_in_non_nullable_column(raw_frame: pd.DataFrame, schema: S
         validate(bad, schema)
 
 
-@pytest.mark.parametrize(("factor", "rule"), [(1000.0, "above the maximum"), (-1000.0, "below the minimum")])
-def test_out_of_range_value(raw_frame: pd.DataFrame, schema: Schema, factor: float, rule: str) -> None:
+@pytest.mark.parametrize(
+    ("factor", "rule"), [(1000.0, "above the maximum"), (-1000.0, "below the minimum")]
+)
+def test_out_of_range_value(
+    raw_frame: pd.DataFrame, schema: Schema, factor: float, rule: str
+) -> None:
     bad = raw_frame.copy()
     spec = schema.features[0]
     assert spec.maximum is not None
@@ -82,16 +86,21 @@ def test_prepare_cli_writes_splits(tmp_path: Path, raw_frame: pd.DataFrame) -> N
     raw = tmp_path / "raw"
     raw.mkdir()
     raw_frame.to_csv(raw / "part.csv", index=False)
-    assert data.main(["--input-dir", str(raw), "--output-dir", str(tmp_path / "out"),
-                      "--test-size", "0.25"]) == 0
+    assert (
+        data.main(
+            ["--input-dir", str(raw), "--output-dir", str(tmp_path / "out"), "--test-size", "0.25"]
+        )
+        == 0
+    )
     train = pd.read_csv(tmp_path / "out" / "train" / "train.csv")
     test = pd.read_csv(tmp_path / "out" / "test" / "test.csv")
     assert len(train) + len(test) == len(raw_frame)
     assert abs(len(test) - 0.25 * len(raw_frame)) <= 1
 
 
-def test_prepare_cli_reports_bad_data(tmp_path: Path, raw_frame: pd.DataFrame,
-                                      schema: Schema, capsys: pytest.CaptureFixture[str]) -> None:
+def test_prepare_cli_reports_bad_data(
+    tmp_path: Path, raw_frame: pd.DataFrame, schema: Schema, capsys: pytest.CaptureFixture[str]
+) -> None:
     raw = tmp_path / "raw"
     raw.mkdir()
     raw_frame.drop(columns=schema.feature_names[0]).to_csv(raw / "part.csv", index=False)

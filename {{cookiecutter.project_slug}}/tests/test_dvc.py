@@ -23,13 +23,26 @@ def dvc(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProces
 def workspace(tmp_path: Path) -> Path:
     """A git repository holding the committed project plus the sample data (never this checkout)."""
     copy = tmp_path / "project"
-    ignore = shutil.ignore_patterns(".venv", ".git", "models", "processed", "reports",
-                                    "dvc.lock", ".pytest_cache", "__pycache__", "cache", "tmp")
+    ignore = shutil.ignore_patterns(
+        ".venv",
+        ".git",
+        "models",
+        "processed",
+        "reports",
+        "dvc.lock",
+        ".pytest_cache",
+        "__pycache__",
+        "cache",
+        "tmp",
+    )
     shutil.copytree(PROJECT, copy, ignore=ignore)
     for name in ("models", "data/processed", "reports"):
         (copy / name).mkdir(parents=True, exist_ok=True)
-    for command in (["git", "init", "-q"], ["git", "add", "-A"],
-                    ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "t"]):
+    for command in (
+        ["git", "init", "-q"],
+        ["git", "add", "-A"],
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "t"],
+    ):
         subprocess.run(command, cwd=copy, check=True)
     return copy
 
@@ -41,8 +54,13 @@ def md5(path: Path) -> str:
 def test_repro_then_noop(workspace: Path) -> None:
     first = dvc(workspace, "repro")
     assert "quality gate passed" in first.stdout
-    for output in ("models/model.joblib", "models/baseline.json", "models/lineage.json",
-                   "reports/metrics.json", "dvc.lock"):
+    for output in (
+        "models/model.joblib",
+        "models/baseline.json",
+        "models/lineage.json",
+        "reports/metrics.json",
+        "dvc.lock",
+    ):
         assert (workspace / output).exists(), output
     second = dvc(workspace, "repro")
     assert "Data and pipelines are up to date" in second.stdout

@@ -8,7 +8,7 @@ import pytest
 
 from {{ cookiecutter.package_name }}.data import Schema
 from {{ cookiecutter.package_name }}.inference import (
-    InvalidInput,
+    InvalidInputError,
     input_fn,
     model_fn,
     output_fn,
@@ -20,14 +20,16 @@ def _csv(frame: pd.DataFrame, header: bool = False) -> str:
     return frame.to_csv(index=False, header=header)
 
 
-def test_csv_and_json_give_the_same_predictions(model_dir: Path, clean_frame: pd.DataFrame,
-                                                schema: Schema) -> None:
+def test_csv_and_json_give_the_same_predictions(
+    model_dir: Path, clean_frame: pd.DataFrame, schema: Schema
+) -> None:
     model = model_fn(str(model_dir))
     rows = clean_frame[schema.feature_names].head(5)
     from_csv = predict_fn(input_fn(_csv(rows), "text/csv"), model)
     from_header_csv = predict_fn(input_fn(_csv(rows, header=True), "text/csv"), model)
-    from_lists = predict_fn(input_fn(json.dumps({"instances": rows.values.tolist()}),
-                                     "application/json"), model)
+    from_lists = predict_fn(
+        input_fn(json.dumps({"instances": rows.values.tolist()}), "application/json"), model
+    )
     from_records = predict_fn(input_fn(rows.to_json(orient="records"), "application/json"), model)
     assert from_csv == from_header_csv == from_lists == from_records
     assert len(from_csv) == 5
@@ -53,10 +55,11 @@ def test_single_record(model_dir: Path, clean_frame: pd.DataFrame, schema: Schem
         ("1,2", "", 415, "unsupported content type"),
     ],
 )
-def test_bad_payloads_are_rejected(model_dir: Path, body: str, content_type: str, status: int,
-                                   message: str) -> None:
+def test_bad_payloads_are_rejected(
+    model_dir: Path, body: str, content_type: str, status: int, message: str
+) -> None:
     model = model_fn(str(model_dir))
-    with pytest.raises(InvalidInput, match=message) as caught:
+    with pytest.raises(InvalidInputError, match=message) as caught:
         predict_fn(input_fn(body, content_type), model)
     assert caught.value.status == status
 
@@ -64,28 +67,33 @@ def test_bad_payloads_are_rejected(model_dir: Path, body: str, content_type: str
 def test_non_numeric_and_non_finite_values(model_dir: Path, schema: Schema) -> None:
     model = model_fn(str(model_dir))
     width = len(schema.feature_names)
-    for cell, message in (("abc", "expected a number"), ("nan", "not a finite"),
-                          ("inf", "not a finite")):
+    for cell, message in (
+        ("abc", "expected a number"),
+        ("nan", "not a finite"),
+        ("inf", "not a finite"),
+    ):
         row = ",".join(["1"] * (width - 1) + [cell])
-        with pytest.raises(InvalidInput, match=message):
+        with pytest.raises(InvalidInputError, match=message):
             predict_fn(input_fn(row, "text/csv"), model)
     record = dict.fromkeys(schema.feature_names, 1.0) | {schema.feature_names[0]: True}
-    with pytest.raises(InvalidInput, match="expected a number"):
+    with pytest.raises(InvalidInputError, match="expected a number"):
         predict_fn(input_fn(json.dumps([record]), "application/json"), model)
 
 
 def test_records_must_match_the_features(model_dir: Path, schema: Schema) -> None:
     model = model_fn(str(model_dir))
     record = dict.fromkeys(schema.feature_names, 1.0)
-    with pytest.raises(InvalidInput, match="missing feature"):
-        predict_fn(input_fn(json.dumps([{k: v for k, v in list(record.items())[1:]}]),
-                            "application/json"), model)
-    with pytest.raises(InvalidInput, match="unknown feature"):
+    with pytest.raises(InvalidInputError, match="missing feature"):
+        predict_fn(
+            input_fn(json.dumps([{k: v for k, v in list(record.items())[1:]}]), "application/json"),
+            model,
+        )
+    with pytest.raises(InvalidInputError, match="unknown feature"):
         predict_fn(input_fn(json.dumps([record | {"extra": 1}]), "application/json"), model)
 
 
 def test_invalid_utf8(model_dir: Path) -> None:
-    with pytest.raises(InvalidInput, match="UTF-8"):
+    with pytest.raises(InvalidInputError, match="UTF-8"):
         input_fn(b"\xff\xfe", "text/csv")
 
 
@@ -95,6 +103,6 @@ def test_output_formats() -> None:
     assert (body, kind) == ("1,0.9\n", "text/csv")
     body, kind = output_fn(prediction, "application/json")
     assert json.loads(body) == {"predictions": prediction}
-    with pytest.raises(InvalidInput) as caught:
+    with pytest.raises(InvalidInputError) as caught:
         output_fn(prediction, "image/png")
     assert caught.value.status == 406

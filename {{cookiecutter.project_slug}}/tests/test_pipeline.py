@@ -64,9 +64,14 @@ def test_settings_come_from_the_provisioned_project() -> None:
 
 def test_steps_and_types(definition: dict[str, Any]) -> None:
     types = {name: step["Type"] for name, step in steps_by_name(definition).items()}
-    assert types == {"PrepareData": "Processing", "TrainModel": "Training",
-                     "EvaluateModel": "Processing", "QualityGate": "Condition",
-                     "RegisterModel": "RegisterModel", "QualityGateFailed": "Fail"}
+    assert types == {
+        "PrepareData": "Processing",
+        "TrainModel": "Training",
+        "EvaluateModel": "Processing",
+        "QualityGate": "Condition",
+        "RegisterModel": "RegisterModel",
+        "QualityGateFailed": "Fail",
+    }
 
 
 def test_dependency_graph(definition: dict[str, Any]) -> None:
@@ -81,8 +86,14 @@ def test_dependency_graph(definition: dict[str, Any]) -> None:
 
 def test_parameters(definition: dict[str, Any]) -> None:
     parameters = {p["Name"]: p for p in definition["Parameters"]}
-    assert set(parameters) == {"InputDataUrl", "ProcessingInstanceType", "ProcessingInstanceCount",
-                               "TrainingInstanceType", "QualityThreshold", "ModelApprovalStatus"}
+    assert set(parameters) == {
+        "InputDataUrl",
+        "ProcessingInstanceType",
+        "ProcessingInstanceCount",
+        "TrainingInstanceType",
+        "QualityThreshold",
+        "ModelApprovalStatus",
+    }
     inputs = run.pipeline_inputs()
     assert parameters["QualityThreshold"]["DefaultValue"] == inputs["gate_threshold"]
     assert parameters["ModelApprovalStatus"]["DefaultValue"] == "PendingManualApproval"
@@ -140,8 +151,9 @@ def test_every_job_is_tagged(definition: dict[str, Any]) -> None:
             assert "cost-centre" in tags, name
 
 
-def test_cli_prints_the_definition(aws: None, capsys: pytest.CaptureFixture[str],
-                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_prints_the_definition(
+    aws: None, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     for key, value in SETTINGS_ENV.items():
         monkeypatch.setenv(key, value)
     assert run.main(["--definition-only"]) == 0

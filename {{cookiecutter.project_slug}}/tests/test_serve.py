@@ -29,8 +29,13 @@ def server(model_dir: Path, capture_dir: Path) -> Iterator[tuple[str, int]]:
     instance.server_close()
 
 
-def request(server: tuple[str, int], method: str, path: str, body: bytes | None = None,
-            headers: dict[str, str] | None = None) -> tuple[int, dict[str, object]]:
+def request(
+    server: tuple[str, int],
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, dict[str, object]]:
     connection = http.client.HTTPConnection(*server, timeout=10)
     try:
         connection.request(method, path, body=body, headers=headers or {})
@@ -49,16 +54,26 @@ def test_ping(server: tuple[str, int]) -> None:
 
 
 def test_valid_csv(server: tuple[str, int], clean_frame: pd.DataFrame, schema: Schema) -> None:
-    status, body = request(server, "POST", "/invocations", csv_rows(clean_frame, schema, 3),
-                           {"Content-Type": "text/csv"})
+    status, body = request(
+        server,
+        "POST",
+        "/invocations",
+        csv_rows(clean_frame, schema, 3),
+        {"Content-Type": "text/csv"},
+    )
     assert status == 200
     assert len(body["predictions"]) == 3  # type: ignore[arg-type]
 
 
 def test_valid_json(server: tuple[str, int], clean_frame: pd.DataFrame, schema: Schema) -> None:
     payload = {"instances": clean_frame[schema.feature_names].head(2).values.tolist()}
-    status, body = request(server, "POST", "/invocations", json.dumps(payload).encode(),
-                           {"Content-Type": "application/json"})
+    status, body = request(
+        server,
+        "POST",
+        "/invocations",
+        json.dumps(payload).encode(),
+        {"Content-Type": "application/json"},
+    )
     assert status == 200
     assert len(body["predictions"]) == 2  # type: ignore[arg-type]
 
@@ -72,8 +87,9 @@ def test_valid_json(server: tuple[str, int], clean_frame: pd.DataFrame, schema: 
         (b"1,2", "application/octet-stream", 415, "unsupported content type"),
     ],
 )
-def test_bad_requests_get_4xx_with_a_message(server: tuple[str, int], body: bytes,
-                                             content_type: str, status: int, message: str) -> None:
+def test_bad_requests_get_4xx_with_a_message(
+    server: tuple[str, int], body: bytes, content_type: str, status: int, message: str
+) -> None:
     got_status, got = request(server, "POST", "/invocations", body, {"Content-Type": content_type})
     assert got_status == status
     assert message in str(got["error"])
@@ -87,8 +103,9 @@ def test_non_numeric_values(server: tuple[str, int], schema: Schema) -> None:
 
 
 def test_oversized_body(server: tuple[str, int]) -> None:
-    status, body = request(server, "POST", "/invocations", b"1," * 40_000,
-                           {"Content-Type": "text/csv"})
+    status, body = request(
+        server, "POST", "/invocations", b"1," * 40_000, {"Content-Type": "text/csv"}
+    )
     assert status == 413
     assert "exceeds the limit" in str(body["error"])
 
@@ -99,15 +116,22 @@ def test_unknown_route_and_method(server: tuple[str, int]) -> None:
     assert request(server, "DELETE", "/invocations")[0] == 405
 
 
-def test_requests_are_captured_in_sagemaker_format(server: tuple[str, int],
-                                                   clean_frame: pd.DataFrame,
-                                                   schema: Schema, capture_dir: Path) -> None:
+def test_requests_are_captured_in_sagemaker_format(
+    server: tuple[str, int], clean_frame: pd.DataFrame, schema: Schema, capture_dir: Path
+) -> None:
     body = csv_rows(clean_frame, schema, 1)
     status, _ = request(server, "POST", "/invocations", body, {"Content-Type": "text/csv"})
     assert status == 200
-    records = [json.loads(line) for file in capture_dir.rglob("*.jsonl")
-               for line in file.read_text().splitlines()]
+    records = [
+        json.loads(line)
+        for file in capture_dir.rglob("*.jsonl")
+        for line in file.read_text().splitlines()
+    ]
     inputs = [r["captureData"]["endpointInput"] for r in records]
-    assert {"observedContentType": "text/csv", "mode": "INPUT", "data": body.decode(),
-            "encoding": "CSV"} in inputs
+    assert {
+        "observedContentType": "text/csv",
+        "mode": "INPUT",
+        "data": body.decode(),
+        "encoding": "CSV",
+    } in inputs
     assert all(r["captureData"]["endpointOutput"]["mode"] == "OUTPUT" for r in records)

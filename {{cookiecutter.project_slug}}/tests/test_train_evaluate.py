@@ -24,21 +24,29 @@ def test_model_artifacts_and_baseline(model_dir: Path, schema: Schema) -> None:
     assert len(first["quantile_edges"]) == train.BASELINE_BINS + 1
 
 
-def test_metrics_follow_sagemaker_model_quality_format(model_dir: Path,
-                                                       clean_frame: pd.DataFrame) -> None:
+def test_metrics_follow_sagemaker_model_quality_format(
+    model_dir: Path, clean_frame: pd.DataFrame
+) -> None:
     model, meta = load_model(model_dir)
     report = evaluate.compute_metrics(model, meta, clean_frame)
-    (section, values), = report.items()
-    expected = {"regression_metrics": {"mse", "rmse", "mae", "r2"},
-                "binary_classification_metrics": {"accuracy", "precision", "recall", "f1", "auc"}}
+    ((section, values),) = report.items()
+    expected = {
+        "regression_metrics": {"mse", "rmse", "mae", "r2"},
+        "binary_classification_metrics": {"accuracy", "precision", "recall", "f1", "auc"},
+    }
     assert set(values) == expected[section]
     assert all(set(entry) == {"value", "standard_deviation"} for entry in values.values())
 
 
 @pytest.mark.parametrize(
     ("metric", "threshold", "value", "passes"),
-    [("accuracy", 0.9, 0.95, True), ("accuracy", 0.9, 0.85, False),
-     ("rmse", 50.0, 40.0, True), ("rmse", 50.0, 60.0, False), ("r2", 0.3, 0.2, False)],
+    [
+        ("accuracy", 0.9, 0.95, True),
+        ("accuracy", 0.9, 0.85, False),
+        ("rmse", 50.0, 40.0, True),
+        ("rmse", 50.0, 60.0, False),
+        ("r2", 0.3, 0.2, False),
+    ],
 )
 def test_gate_direction(metric: str, threshold: float, value: float, passes: bool) -> None:
     assert evaluate.Gate(metric, threshold).passes(value) is passes
@@ -49,15 +57,28 @@ def _write_params(path: Path, threshold: float, metric: str) -> Path:
     return path
 
 
-def test_evaluate_cli_enforces_gate(tmp_path: Path, model_dir: Path, clean_frame: pd.DataFrame,
-                                    schema: Schema, capsys: pytest.CaptureFixture[str]) -> None:
+def test_evaluate_cli_enforces_gate(
+    tmp_path: Path,
+    model_dir: Path,
+    clean_frame: pd.DataFrame,
+    schema: Schema,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     test_dir = tmp_path / "test"
     test_dir.mkdir()
     clean_frame.to_csv(test_dir / "test.csv", index=False)
     metric = "accuracy" if schema.problem_type == "classification" else "rmse"
     impossible = 1.01 if metric == "accuracy" else 0.0
-    args = ["--model-dir", str(model_dir), "--test-dir", str(test_dir),
-            "--output-dir", str(tmp_path / "out"), "--enforce-gate", "--params"]
+    args = [
+        "--model-dir",
+        str(model_dir),
+        "--test-dir",
+        str(test_dir),
+        "--output-dir",
+        str(tmp_path / "out"),
+        "--enforce-gate",
+        "--params",
+    ]
     assert evaluate.main([*args, str(_write_params(tmp_path / "p.yaml", impossible, metric))]) == 1
     assert "quality gate FAILED" in capsys.readouterr().err
     assert (tmp_path / "out" / "metrics.json").exists()  # written even when the gate fails
@@ -65,13 +86,24 @@ def test_evaluate_cli_enforces_gate(tmp_path: Path, model_dir: Path, clean_frame
     assert evaluate.main([*args, str(_write_params(tmp_path / "q.yaml", lenient, metric))]) == 0
 
 
-def test_train_cli_accepts_sagemaker_style_hyperparameters(tmp_path: Path,
-                                                           clean_frame: pd.DataFrame) -> None:
+def test_train_cli_accepts_sagemaker_style_hyperparameters(
+    tmp_path: Path, clean_frame: pd.DataFrame
+) -> None:
     train_dir = tmp_path / "train"
     train_dir.mkdir()
     clean_frame.to_csv(train_dir / "train.csv", index=False)
-    code = train.main(["--train-dir", str(train_dir), "--model-dir", str(tmp_path / "model"),
-                       "--params", str(PROJECT / "params.yaml"), "--max_iter", "5"])
+    code = train.main(
+        [
+            "--train-dir",
+            str(train_dir),
+            "--model-dir",
+            str(tmp_path / "model"),
+            "--params",
+            str(PROJECT / "params.yaml"),
+            "--max_iter",
+            "5",
+        ]
+    )
     assert code == 0
     meta = json.loads((tmp_path / "model" / train.META_FILE).read_text())
     assert meta["hyperparameters"]["max_iter"] == 5
@@ -81,10 +113,23 @@ def test_lineage_record(tmp_path: Path, model_dir: Path) -> None:
     metrics = tmp_path / "metrics.json"
     metrics.write_text('{"regression_metrics": {}}')
     out = tmp_path / "lineage.json"
-    assert lineage.main(["--model-dir", str(model_dir), "--metrics", str(metrics),
-                         "--params", str(PROJECT / "params.yaml"),
-                         "--data-pointer", str(PROJECT / "data/raw/dataset.csv.dvc"),
-                         "--output", str(out)]) == 0
+    assert (
+        lineage.main(
+            [
+                "--model-dir",
+                str(model_dir),
+                "--metrics",
+                str(metrics),
+                "--params",
+                str(PROJECT / "params.yaml"),
+                "--data-pointer",
+                str(PROJECT / "data/raw/dataset.csv.dvc"),
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
     record = json.loads(out.read_text())
     assert len(record["data"]["md5"]) == 32
     assert record["params"]["train"]["max_iter"] > 0

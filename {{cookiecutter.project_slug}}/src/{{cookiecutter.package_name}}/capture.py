@@ -35,8 +35,13 @@ def _payload(data: bytes | str, content_type: str, mode: str) -> dict[str, Any]:
     }
 
 
-def capture_record(request: bytes | str, request_type: str, response: bytes | str,
-                   response_type: str, when: datetime | None = None) -> dict[str, Any]:
+def capture_record(
+    request: bytes | str,
+    request_type: str,
+    response: bytes | str,
+    response_type: str,
+    when: datetime | None = None,
+) -> dict[str, Any]:
     when = when or datetime.now(UTC)
     return {
         "captureData": {
@@ -58,8 +63,9 @@ class CaptureWriter:
         self.root = Path(root)
         self._lock = threading.Lock()
 
-    def write(self, request: bytes | str, request_type: str, response: bytes | str,
-              response_type: str) -> None:
+    def write(
+        self, request: bytes | str, request_type: str, response: bytes | str, response_type: str
+    ) -> None:
         record = capture_record(request, request_type, response, response_type)
         now = datetime.now(UTC)
         folder = self.root / now.strftime("%Y/%m/%d/%H")

@@ -102,7 +102,9 @@ def validate(frame: pd.DataFrame, schema: Schema, *, with_target: bool = True) -
         values = _numeric(frame, spec.name)
         if not spec.nullable and values.isna().any():
             count = int(values.isna().sum())
-            raise DataValidationError(f"column '{spec.name}': {count} missing value(s), not nullable")
+            raise DataValidationError(
+                f"column '{spec.name}': {count} missing value(s), not nullable"
+            )
         present = values.dropna()
         if spec.minimum is not None and (present < spec.minimum).any():
             raise DataValidationError(
@@ -125,8 +127,9 @@ def _validate_target(frame: pd.DataFrame, schema: Schema) -> pd.Series:
     if schema.target_allowed is not None:
         unknown = sorted(set(target.unique()) - set(schema.target_allowed))
         if unknown:
+            allowed = list(schema.target_allowed)
             raise DataValidationError(
-                f"column '{schema.target}': label {unknown[0]:g} not in {list(schema.target_allowed)}"
+                f"column '{schema.target}': label {unknown[0]:g} not in {allowed}"
             )
         return target.astype(int)
     if schema.target_minimum is not None and (target < schema.target_minimum).any():

@@ -1,7 +1,8 @@
 """Evaluate the trained model on the test split and apply the quality gate.
 
-Writes ``metrics.json`` in the SageMaker model-quality format (``{section: {metric: {"value": x}}}``)
-so the same file feeds DVC metrics locally and the pipeline's quality gate and model registry.
+Writes ``metrics.json`` in the SageMaker model-quality format
+(``{section: {metric: {"value": x}}}``), so the same file feeds DVC metrics locally and the
+pipeline's quality gate and model registry.
 
     python -m <package>.evaluate --model-dir models --test-dir data/processed/test \
         --output-dir reports --params params.yaml --enforce-gate
@@ -45,13 +46,16 @@ class Gate:
     def describe(self, value: float) -> str:
         relation = "<=" if self.lower_is_better else ">="
         verdict = "passed" if self.passes(value) else "FAILED"
-        return f"quality gate {verdict}: {self.metric} = {value:.4f}, required {relation} {self.threshold}"
+        required = f"required {relation} {self.threshold}"
+        return f"quality gate {verdict}: {self.metric} = {value:.4f}, {required}"
 
 
 def metrics_section(problem_type: str, n_classes: int) -> str:
     if problem_type == "regression":
         return "regression_metrics"
-    return "binary_classification_metrics" if n_classes <= 2 else "multiclass_classification_metrics"
+    return (
+        "binary_classification_metrics" if n_classes <= 2 else "multiclass_classification_metrics"
+    )
 
 
 def _entry(value: float) -> dict[str, Any]:
@@ -63,8 +67,12 @@ def compute_metrics(model: Any, meta: dict[str, Any], frame: pd.DataFrame) -> di
     predicted = model.predict(features)
     if meta["problem_type"] == "regression":
         mse = skm.mean_squared_error(truth, predicted)
-        values = {"mse": mse, "rmse": float(np.sqrt(mse)),
-                  "mae": skm.mean_absolute_error(truth, predicted), "r2": skm.r2_score(truth, predicted)}
+        values = {
+            "mse": mse,
+            "rmse": float(np.sqrt(mse)),
+            "mae": skm.mean_absolute_error(truth, predicted),
+            "r2": skm.r2_score(truth, predicted),
+        }
         return {"regression_metrics": {name: _entry(v) for name, v in values.items()}}
     classes = meta["classes"]
     average = "binary" if len(classes) <= 2 else "weighted"
@@ -94,7 +102,9 @@ def unpack_model_dir(model_dir: Path) -> Path:
         return model_dir
     target = Path(tempfile.mkdtemp(prefix="model-"))
     with tarfile.open(archive) as tar:
-        if hasattr(tarfile, "data_filter"):  # refuses unsafe members; absent on old container Pythons
+        if hasattr(
+            tarfile, "data_filter"
+        ):  # refuses unsafe members; absent on old container Pythons
             tar.extractall(target, filter="data")
         else:
             tar.extractall(target)  # noqa: S202 - our own training output
@@ -108,9 +118,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output-dir", type=Path, default=Path("/opt/ml/processing/evaluation"))
     parser.add_argument("--schema", type=Path, default=SCHEMA_PATH)
     parser.add_argument("--params", type=Path, help="params.yaml; its 'gate' section is the gate")
-    parser.add_argument("--enforce-gate", action="store_true",
-                        help="exit 1 when the model misses the gate (the SageMaker pipeline "
-                             "gates in a ConditionStep instead)")
+    parser.add_argument(
+        "--enforce-gate",
+        action="store_true",
+        help="exit 1 when the model misses the gate (the SageMaker pipeline "
+        "gates in a ConditionStep instead)",
+    )
     args = parser.parse_args(argv)
 
     model, meta = load_model(unpack_model_dir(args.model_dir))

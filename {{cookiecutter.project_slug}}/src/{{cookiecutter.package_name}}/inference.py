@@ -28,7 +28,7 @@ META_FILE = "model_meta.json"
 MAX_ROWS = 10_000
 
 
-class InvalidInput(ValueError):
+class InvalidInputError(ValueError):
     """A payload the model cannot score; ``status`` is the HTTP status to answer with."""
 
     def __init__(self, message: str, status: int = 400) -> None:
@@ -58,15 +58,15 @@ def model_fn(model_dir: str) -> Model:
 
 def _number(value: Any, row: int, column: str) -> float:
     if isinstance(value, bool) or value is None:
-        raise InvalidInput(f"row {row}, column '{column}': expected a number, got {value!r}")
+        raise InvalidInputError(f"row {row}, column '{column}': expected a number, got {value!r}")
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise InvalidInput(
+        raise InvalidInputError(
             f"row {row}, column '{column}': expected a number, got {str(value)[:40]!r}"
         ) from None
     if not math.isfinite(number):
-        raise InvalidInput(f"row {row}, column '{column}': {value!r} is not a finite number")
+        raise InvalidInputError(f"row {row}, column '{column}': {value!r} is not a finite number")
     return number
 
 
@@ -75,7 +75,7 @@ def _decode(body: bytes | str) -> str:
         try:
             return body.decode("utf-8")
         except UnicodeDecodeError:
-            raise InvalidInput("the body is not valid UTF-8") from None
+            raise InvalidInputError("the body is not valid UTF-8") from None
     return body
 
 
@@ -84,7 +84,9 @@ def _parse_csv(text: str) -> list[list[str]] | list[dict[str, Any]]:
     if rows and any(cell.strip() and not _looks_numeric(cell) for cell in rows[0]):
         header = [cell.strip() for cell in rows[0]]
         if len(set(header)) == len(header) and all(not _looks_numeric(c) for c in header):
-            return [dict(zip(header, row, strict=False)) | {"__width__": len(row)} for row in rows[1:]]
+            return [
+                dict(zip(header, row, strict=False)) | {"__width__": len(row)} for row in rows[1:]
+            ]
     return rows
 
 
@@ -100,13 +102,13 @@ def _parse_json(text: str) -> list[Any]:
     try:
         payload = json.loads(text)
     except (json.JSONDecodeError, RecursionError) as error:
-        raise InvalidInput(f"the body is not valid JSON: {str(error)[:80]}") from None
+        raise InvalidInputError(f"the body is not valid JSON: {str(error)[:80]}") from None
     if isinstance(payload, dict) and "instances" in payload:
         payload = payload["instances"]
     elif isinstance(payload, dict):
         payload = [payload]
     if not isinstance(payload, list):
-        raise InvalidInput('JSON must be {"instances": [...]}, a list of rows or a record')
+        raise InvalidInputError('JSON must be {"instances": [...]}, a list of rows or a record')
     return payload
 
 
@@ -119,16 +121,17 @@ def input_fn(request_body: bytes | str, request_content_type: str) -> list[Any]:
     elif content_type == "application/json":
         rows = _parse_json(text)
     else:
-        raise InvalidInput(
+        raise InvalidInputError(
             f"unsupported content type {content_type or '(none)'!r}; use text/csv or "
             "application/json",
             status=415,
         )
     if not rows:
-        raise InvalidInput("the payload has no rows")
+        raise InvalidInputError("the payload has no rows")
     if len(rows) > MAX_ROWS:
-        raise InvalidInput(f"the payload has {len(rows)} rows; at most {MAX_ROWS} per request",
-                           status=413)
+        raise InvalidInputError(
+            f"the payload has {len(rows)} rows; at most {MAX_ROWS} per request", status=413
+        )
     return rows
 
 
@@ -139,21 +142,27 @@ def to_frame(rows: list[Any], features: list[str]) -> pd.DataFrame:
         if isinstance(row, dict):
             width = row.pop("__width__", None)
             if width is not None and width != len(features):
-                raise InvalidInput(f"row {index}: expected {len(features)} values, got {width}")
+                raise InvalidInputError(
+                    f"row {index}: expected {len(features)} values, got {width}"
+                )
             missing = [name for name in features if name not in row]
             if missing:
-                raise InvalidInput(f"row {index}: missing feature '{missing[0]}'")
+                raise InvalidInputError(f"row {index}: missing feature '{missing[0]}'")
             unknown = [name for name in row if name not in features]
             if unknown:
-                raise InvalidInput(f"row {index}: unknown feature {str(unknown[0])[:40]!r}")
+                raise InvalidInputError(f"row {index}: unknown feature {str(unknown[0])[:40]!r}")
             values = [row[name] for name in features]
         elif isinstance(row, list):
             if len(row) != len(features):
-                raise InvalidInput(f"row {index}: expected {len(features)} values, got {len(row)}")
+                raise InvalidInputError(
+                    f"row {index}: expected {len(features)} values, got {len(row)}"
+                )
             values = row
         else:
-            raise InvalidInput(f"row {index}: expected a list of values or a record")
-        matrix[index - 1] = [_number(v, index, name) for v, name in zip(values, features, strict=True)]
+            raise InvalidInputError(f"row {index}: expected a list of values or a record")
+        matrix[index - 1] = [
+            _number(v, index, name) for v, name in zip(values, features, strict=True)
+        ]
     return pd.DataFrame(matrix, columns=features)
 
 
@@ -169,12 +178,15 @@ def predict_fn(input_data: list[Any], model: Model) -> list[dict[str, Any]]:
     ]
 
 
-def output_fn(prediction: list[dict[str, Any]], accept: str = "application/json") -> tuple[str, str]:
+def output_fn(
+    prediction: list[dict[str, Any]], accept: str = "application/json"
+) -> tuple[str, str]:
     accept = (accept or "application/json").split(";")[0].strip().lower()
     if accept in ("application/json", "*/*"):
         return json.dumps({"predictions": prediction}), "application/json"
     if accept == "text/csv":
         lines = [",".join(str(v) for v in record.values()) for record in prediction]
         return "\n".join(lines) + "\n", "text/csv"
-    raise InvalidInput(f"unsupported accept type {accept!r}; use application/json or text/csv",
-                       status=406)
+    raise InvalidInputError(
+        f"unsupported accept type {accept!r}; use application/json or text/csv", status=406
+    )

@@ -31,14 +31,22 @@ def sha256(path: Path) -> str:
 def git_state(cwd: Path) -> dict[str, Any]:
     def git(*args: str) -> str | None:
         try:
-            result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,  # noqa: S603, S607
-                                    check=True)
+            result = subprocess.run(  # noqa: S603 - fixed git command
+                ["git", *args],  # noqa: S607 - git from PATH, like a developer runs it
+                cwd=cwd,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
         except (OSError, subprocess.CalledProcessError):
             return None
         return result.stdout.strip()
 
     status = git("status", "--porcelain", "--untracked-files=no")
-    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(status) if status is not None else None}
+    return {
+        "commit": git("rev-parse", "HEAD"),
+        "dirty": bool(status) if status is not None else None,
+    }
 
 
 def data_version(pointer: Path) -> dict[str, Any]:
@@ -66,7 +74,10 @@ def build_record(model_dir: Path, metrics: Path, params: Path, pointer: Path) ->
 
     return {
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "model": {"path": str(model_dir / "model.joblib"), "sha256": sha256(model_dir / "model.joblib")},
+        "model": {
+            "path": str(model_dir / "model.joblib"),
+            "sha256": sha256(model_dir / "model.joblib"),
+        },
         "data": data_version(pointer),
         "code": git_state(Path.cwd()),
         "params": load_params(params),

@@ -1,6 +1,6 @@
 """Batch prediction from a CSV file with the endpoint's own handler functions.
 
-    python -m <package>.predict --model-dir models --input data/processed/test/test.csv
+python -m <package>.predict --model-dir models --input data/processed/test/test.csv
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .inference import InvalidInput, input_fn, model_fn, output_fn, predict_fn
+from .inference import InvalidInputError, input_fn, model_fn, output_fn, predict_fn
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     body = "\n".join(",".join(line.split(",")[i] for i in keep) for line in [header, *rows])
     try:
         result, _ = output_fn(predict_fn(input_fn(body, "text/csv"), model), args.accept)
-    except InvalidInput as error:
+    except InvalidInputError as error:
         print(f"error: {args.input}: {error}", file=sys.stderr)
         return 2
     if args.output:

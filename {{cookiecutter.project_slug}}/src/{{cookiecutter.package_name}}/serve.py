@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .capture import CaptureWriter
-from .inference import InvalidInput, Model, input_fn, model_fn, output_fn, predict_fn
+from .inference import InvalidInputError, Model, input_fn, model_fn, output_fn, predict_fn
 
 # SageMaker real-time endpoints accept at most 6 MB per request.
 DEFAULT_MAX_BODY = 6 * 1024 * 1024
@@ -29,8 +29,13 @@ DEFAULT_MAX_BODY = 6 * 1024 * 1024
 class InferenceServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], model: Model, max_body: int,
-                 capture: CaptureWriter | None = None) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        model: Model,
+        max_body: int,
+        capture: CaptureWriter | None = None,
+    ) -> None:
         super().__init__(address, InferenceHandler)
         self.model = model
         self.max_body = max_body
@@ -41,7 +46,7 @@ class InferenceHandler(BaseHTTPRequestHandler):
     server: InferenceServer
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         """Access logs off: they cost more than a prediction; errors still answer the client."""
 
     def _send(self, status: int, body: str, content_type: str = "application/json") -> None:
@@ -74,7 +79,7 @@ class InferenceHandler(BaseHTTPRequestHandler):
         try:
             rows = input_fn(body, content_type)
             result, result_type = output_fn(predict_fn(rows, self.server.model), accept)
-        except InvalidInput as error:
+        except InvalidInputError as error:
             self._error(error.status, str(error))
             return
         if self.server.capture is not None:
@@ -99,8 +104,10 @@ class InferenceHandler(BaseHTTPRequestHandler):
             return None
         if length > self.server.max_body:
             self.close_connection = True  # the unread body must not be parsed as a next request
-            self._error(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                        f"body of {length} bytes exceeds the limit of {self.server.max_body}")
+            self._error(
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                f"body of {length} bytes exceeds the limit of {self.server.max_body}",
+            )
             return None
         if length == 0:
             self._error(HTTPStatus.BAD_REQUEST, "the body is empty; send CSV or JSON rows")
@@ -118,11 +125,16 @@ class InferenceHandler(BaseHTTPRequestHandler):
         self.close_connection = True
         self._error(HTTPStatus.METHOD_NOT_ALLOWED, "use GET /ping or POST /invocations")
 
-    do_PUT = do_DELETE = do_PATCH = _not_allowed
+    do_PUT = do_DELETE = do_PATCH = _not_allowed  # noqa: N815 - stdlib handler names
 
 
-def make_server(model_dir: Path, host: str, port: int, max_body: int = DEFAULT_MAX_BODY,
-                capture_dir: Path | None = None) -> InferenceServer:
+def make_server(
+    model_dir: Path,
+    host: str,
+    port: int,
+    max_body: int = DEFAULT_MAX_BODY,
+    capture_dir: Path | None = None,
+) -> InferenceServer:
     capture = CaptureWriter(capture_dir) if capture_dir else None
     return InferenceServer((host, port), model_fn(str(model_dir)), max_body, capture)
 
@@ -140,10 +152,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY)
-    parser.add_argument("--capture-dir", type=Path,
-                        help="log requests and responses as SageMaker data-capture JSON lines")
+    parser.add_argument(
+        "--capture-dir",
+        type=Path,
+        help="log requests and responses as SageMaker data-capture JSON lines",
+    )
     args = parser.parse_args(argv)
-    server = make_server(args.model_dir, args.host, args.port, args.max_body_bytes, args.capture_dir)
+    server = make_server(
+        args.model_dir, args.host, args.port, args.max_body_bytes, args.capture_dir
+    )
     print(f"serving {args.model_dir} on http://{args.host}:{server.server_address[1]}", flush=True)
     try:
         server.serve_forever()

@@ -2,7 +2,8 @@
 
 Command line (SageMaker Training passes ``SM_CHANNEL_TRAIN`` and ``SM_MODEL_DIR``)::
 
-    python -m <package>.train --train-dir data/processed/train --model-dir models --params params.yaml
+    python -m <package>.train --train-dir data/processed/train --model-dir models \
+        --params params.yaml
 """
 
 from __future__ import annotations
@@ -74,8 +75,13 @@ def train(frame: pd.DataFrame, schema: Schema, hyperparameters: dict[str, Any]) 
     return model
 
 
-def save(model: Pipeline, schema: Schema, frame: pd.DataFrame, model_dir: Path,
-         hyperparameters: dict[str, Any]) -> None:
+def save(
+    model: Pipeline,
+    schema: Schema,
+    frame: pd.DataFrame,
+    model_dir: Path,
+    hyperparameters: dict[str, Any],
+) -> None:
     model_dir.mkdir(parents=True, exist_ok=True)
     joblib.dump(model, model_dir / MODEL_FILE)
     meta = {
@@ -94,14 +100,23 @@ def save(model: Pipeline, schema: Schema, frame: pd.DataFrame, model_dir: Path,
 
 def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, dict[str, Any]]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--train-dir", type=Path,
-                        default=Path(os.environ.get("SM_CHANNEL_TRAIN", "data/processed/train")))
-    parser.add_argument("--model-dir", type=Path,
-                        default=Path(os.environ.get("SM_MODEL_DIR", "models")))
+    parser.add_argument(
+        "--train-dir",
+        type=Path,
+        default=Path(os.environ.get("SM_CHANNEL_TRAIN", "data/processed/train")),
+    )
+    parser.add_argument(
+        "--model-dir", type=Path, default=Path(os.environ.get("SM_MODEL_DIR", "models"))
+    )
     parser.add_argument("--schema", type=Path, default=SCHEMA_PATH)
-    parser.add_argument("--params", type=Path, help="params.yaml; its 'train' section sets defaults")
-    parser.add_argument("--bundle-inference-code", action="store_true",
-                        help="copy inference.py into <model-dir>/code for the SageMaker container")
+    parser.add_argument(
+        "--params", type=Path, help="params.yaml; its 'train' section sets defaults"
+    )
+    parser.add_argument(
+        "--bundle-inference-code",
+        action="store_true",
+        help="copy inference.py into <model-dir>/code for the SageMaker container",
+    )
     for name, kind in HYPERPARAMETERS.items():
         # SageMaker passes hyperparameters as --name value; both spellings are accepted.
         parser.add_argument(f"--{name.replace('_', '-')}", f"--{name}", dest=name, type=kind)

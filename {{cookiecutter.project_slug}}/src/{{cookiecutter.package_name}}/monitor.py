@@ -1,0 +1,255 @@
+"""Compare a batch of new data with the training baseline: drift, missing, out-of-range, schema.
+
+    python -m <package>.monitor --baseline models/baseline.json --data <csv | capture folder> \
+        --params params.yaml --output-dir reports/monitor
+
+``--data`` is a CSV file or folder, or a folder of SageMaker data-capture JSON lines (what an
+endpoint, or ``make serve``, wrote). Per numeric feature it computes the population stability index
+against the baseline's deciles and a two-sample Kolmogorov-Smirnov test against the baseline
+sample; a feature drifts when both cross their thresholds, which keeps false alarms rare across
+many features. Writes ``report.json`` and ``report.html`` (with a plot per drifted feature) and
+exits 1 when a threshold is crossed, so CI or a schedule can start retraining.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import html
+import io
+import json
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .inference import InvalidInputError, input_fn
+from .params import load_params
+
+PSI_FLOOR = 1e-4  # keeps empty bins from dividing by zero
+
+
+@dataclass
+class Thresholds:
+    psi_threshold: float = 0.2
+    ks_p_value: float = 0.01
+    max_missing_fraction: float = 0.05
+    max_out_of_range_fraction: float = 0.01
+    min_drifted_features: int = 1
+
+
+@dataclass
+class FeatureReport:
+    name: str
+    psi: float | None = None
+    ks_p_value: float | None = None
+    missing_fraction: float = 0.0
+    out_of_range_fraction: float = 0.0
+    drifted: bool = False
+    problems: list[str] = field(default_factory=list)
+
+
+def psi(expected_edges: list[float], baseline_sample: np.ndarray, current: np.ndarray) -> float:
+    """Population stability index over the baseline's quantile bins."""
+    edges = np.unique(np.asarray(expected_edges, dtype=float))
+    if edges.size < 2:
+        return 0.0
+    inner = edges[1:-1]
+    expected = np.bincount(
+        np.searchsorted(inner, baseline_sample, side="right"), minlength=inner.size + 1
+    ) / max(baseline_sample.size, 1)
+    actual = np.bincount(
+        np.searchsorted(inner, current, side="right"), minlength=inner.size + 1
+    ) / max(current.size, 1)
+    expected = np.clip(expected, PSI_FLOOR, None)
+    actual = np.clip(actual, PSI_FLOOR, None)
+    return float(np.sum((actual - expected) * np.log(actual / expected)))
+
+
+def read_capture(folder: Path, features: list[str]) -> pd.DataFrame:
+    """Requests from SageMaker data-capture JSON lines, as a frame of the model's features."""
+    rows: list[Any] = []
+    for file in sorted(folder.rglob("*.jsonl")):
+        for line in file.read_text(encoding="utf-8").splitlines():
+            if not line.strip():
+                continue
+            record = json.loads(line)["captureData"]["endpointInput"]
+            data = record["data"]
+            if record.get("encoding") == "BASE64":
+                data = base64.b64decode(data).decode("utf-8")
+            try:
+                rows += input_fn(data, record["observedContentType"])
+            except InvalidInputError:
+                continue  # requests the endpoint refused never reached the model
+    records = [
+        row if isinstance(row, dict) else dict(zip(features, row, strict=False)) for row in rows
+    ]
+    for record in records:
+        record.pop("__width__", None)
+    return pd.DataFrame.from_records(records, columns=features)
+
+
+def read_batch(path: Path, features: list[str]) -> pd.DataFrame:
+    if path.is_dir() and any(path.rglob("*.jsonl")):
+        return read_capture(path, features)
+    files = sorted(path.glob("*.csv")) if path.is_dir() else [path]
+    if not files:
+        raise FileNotFoundError(f"no CSV or capture files in {path}")
+    return pd.concat([pd.read_csv(file) for file in files], ignore_index=True)
+
+
+def check_feature(
+    name: str, base: dict[str, Any], column: pd.Series, limits: Thresholds
+) -> FeatureReport:
+    report = FeatureReport(name)
+    values = pd.to_numeric(column, errors="coerce")
+    non_numeric = int((values.isna() & column.notna()).sum())
+    if non_numeric:
+        report.problems.append(f"{non_numeric} non-numeric value(s) (new category?)")
+    report.missing_fraction = float(column.isna().mean())
+    if report.missing_fraction > limits.max_missing_fraction:
+        report.problems.append(
+            f"missing fraction {report.missing_fraction:.3f} > {limits.max_missing_fraction}"
+        )
+    present = values.dropna().to_numpy(dtype=float)
+    if present.size == 0:
+        report.problems.append("no numeric values")
+        return report
+    outside = (present < base["min"]) | (present > base["max"])
+    report.out_of_range_fraction = float(outside.mean())
+    if report.out_of_range_fraction > limits.max_out_of_range_fraction:
+        report.problems.append(
+            f"{report.out_of_range_fraction:.3f} of values outside the "
+            f"training range [{base['min']:g}, {base['max']:g}]"
+        )
+    sample = np.asarray(base["sample"], dtype=float)
+    report.psi = psi(base["quantile_edges"], sample, present)
+    report.ks_p_value = float(stats.ks_2samp(sample, present).pvalue)
+    report.drifted = report.psi > limits.psi_threshold and report.ks_p_value < limits.ks_p_value
+    if report.drifted:
+        report.problems.append(f"drift: PSI {report.psi:.3f}, KS p-value {report.ks_p_value:.2g}")
+    return report
+
+
+def monitor(baseline: dict[str, Any], batch: pd.DataFrame, limits: Thresholds) -> dict[str, Any]:
+    features: dict[str, Any] = baseline["features"]
+    missing = [name for name in features if name not in batch.columns]
+    reports = [
+        check_feature(name, base, batch[name], limits)
+        for name, base in features.items()
+        if name in batch.columns
+    ]
+    drifted = [r.name for r in reports if r.drifted]
+    violations = [f"{name}: column missing from the data" for name in missing]
+    violations += [
+        f"{r.name}: {problem}"
+        for r in reports
+        for problem in r.problems
+        if not problem.startswith("drift:")
+    ]
+    failed = bool(violations) or len(drifted) >= limits.min_drifted_features
+    return {
+        "rows": len(batch),
+        "failed": failed,
+        "drifted_features": drifted,
+        "missing_columns": missing,
+        "violations": violations,
+        "thresholds": asdict(limits),
+        "features": [asdict(r) for r in reports],
+    }
+
+
+def _plot(name: str, baseline_sample: list[float], current: pd.Series) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(5, 3))
+    axis.hist(baseline_sample, bins=20, alpha=0.6, density=True, label="training baseline")
+    axis.hist(
+        pd.to_numeric(current, errors="coerce").dropna(),
+        bins=20,
+        alpha=0.6,
+        density=True,
+        label="current batch",
+    )
+    axis.set_title(name)
+    axis.legend()
+    buffer = io.BytesIO()
+    figure.tight_layout()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g}"
+
+
+def write_reports(
+    result: dict[str, Any], baseline: dict[str, Any], batch: pd.DataFrame, output: Path
+) -> None:
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "report.json").write_text(json.dumps(result, indent=2) + "\n")
+    status = "FAILED" if result["failed"] else "passed"
+    parts = [f"<h1>Data monitor: {status}</h1>", f"<p>{result['rows']} rows checked.</p>"]
+    if result["violations"]:
+        items = "".join(f"<li>{html.escape(v)}</li>" for v in result["violations"])
+        parts.append(f"<h2>Violations</h2><ul>{items}</ul>")
+    rows = "".join(
+        f"<tr><td>{html.escape(f['name'])}</td><td>{_number(f['psi'])}</td>"
+        f"<td>{_number(f['ks_p_value'])}</td><td>{f['missing_fraction']:.3f}</td>"
+        f"<td>{'yes' if f['drifted'] else ''}</td></tr>"
+        for f in result["features"]
+    )
+    parts.append(
+        "<table><tr><th>feature</th><th>PSI</th><th>KS p</th><th>missing</th>"
+        f"<th>drifted</th></tr>{rows}</table>"
+    )
+    for name in result["drifted_features"]:
+        image = _plot(name, baseline["features"][name]["sample"], batch[name])
+        (output / f"drift-{name}.png").write_bytes(base64.b64decode(image))
+        parts.append(f'<h2>{html.escape(name)}</h2><img src="data:image/png;base64,{image}">')
+    (output / "report.html").write_text(
+        "<!doctype html><meta charset=utf-8><title>Data monitor</title>" + "".join(parts)
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--baseline", type=Path, default=Path("models/baseline.json"))
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--params", type=Path, help="params.yaml; its 'monitor' section")
+    parser.add_argument("--output-dir", type=Path, default=Path("reports/monitor"))
+    args = parser.parse_args(argv)
+    baseline = json.loads(args.baseline.read_text())
+    limits = Thresholds(**load_params(args.params, "monitor")) if args.params else Thresholds()
+    try:
+        batch = read_batch(args.data, list(baseline["features"]))
+    except (FileNotFoundError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        print(f"error: cannot read {args.data}: {error}", file=sys.stderr)
+        return 2
+    result = monitor(baseline, batch, limits)
+    write_reports(result, baseline, batch, args.output_dir)
+    summary = (
+        f"{len(result['drifted_features'])} drifted feature(s), "
+        f"{len(result['violations'])} violation(s) in {result['rows']} rows"
+    )
+    if result["failed"]:
+        print(f"monitor FAILED: {summary}; see {args.output_dir / 'report.html'}", file=sys.stderr)
+        for violation in result["violations"][:10]:
+            print(f"  {violation}", file=sys.stderr)
+        for name in result["drifted_features"]:
+            print(f"  drift: {name}", file=sys.stderr)
+        return 1
+    print(f"monitor passed: {summary}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
