@@ -78,10 +78,10 @@ def run_cookiecutter(output_dir: Path, *answers: str) -> subprocess.CompletedPro
 
 
 @pytest.fixture()
-def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def isolated_home(tmp_path_factory: pytest.TempPathFactory,
+                  monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Keep cookiecutter's replay files and user config out of the real home folder."""
-    home = tmp_path / "home"
-    home.mkdir()
+    home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("HOME", str(home))
     yield home
     shutil.rmtree(home, ignore_errors=True)

@@ -43,7 +43,8 @@ def test_cruft_create_then_check(tmp_path: Path, template_repo: Path) -> None:
     check = subprocess.run([*cruft, "check"], cwd=project, capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
 
-    (template_repo / "README.md").write_text("changed\n")
-    git(template_repo, "commit", "-qam", "template moves on")
+    (template_repo / "NEWS.md").write_text("the template moved on\n")
+    git(template_repo, "add", "-A")
+    git(template_repo, "commit", "-qm", "template moves on")
     stale = subprocess.run([*cruft, "check"], cwd=project, capture_output=True, text=True)
     assert stale.returncode != 0

@@ -17,7 +17,8 @@ CASES = [
     ("aws_region=mars-north-1", "aws_region"),
     ("s3_bucket=Not_A_Bucket", "s3_bucket"),
     ("author_email=nobody", "author_email"),
-    ("project_name={{ cookiecutter.x }}", "project_name"),
+    # Cookiecutter renders answers; one that renders to a template marker reaches the hook.
+    ('project_name={{ "{{" }} 7 * 7 }}', "project_name"),
     ('extra_tags={"aws:owner": "me"}', "extra_tags.key"),
     ("cost_centre=cc;rm -rf", "cost_centre"),
 ]
@@ -44,6 +45,14 @@ def test_bad_answer_fails_cleanly(tmp_path: Path, answer: str, field: str) -> No
     assert len(errors) == 1, result.stderr
     assert f"invalid answer for '{field}'" in errors[0]
     assert wait_until_empty(out) == []
+
+
+@pytest.mark.usefixtures("isolated_home")
+def test_answer_that_cannot_render_is_refused_by_cookiecutter(tmp_path: Path) -> None:
+    result = run_cookiecutter(tmp_path, "project_name={{ cookiecutter.undefined }}")
+    assert result.returncode != 0
+    assert "Unable to render variable 'project_name'" in result.stdout + result.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.usefixtures("isolated_home")

@@ -77,7 +77,7 @@ BAD_ANSWERS: list[tuple[str, Any, str]] = [
     ("extra_tags", ["a"], "JSON object"),
     ("extra_tags", {"aws:reserved": "x"}, "reserved"),
     ("extra_tags", {"bad;key": "x"}, "tag keys"),
-    ("extra_tags", {"k": "v" * 257}, "tag values"),
+    ("extra_tags", {"k": "v" * 257}, "at most"),
     ("extra_tags", {f"k{i}": "v" for i in range(41)}, "at most 40"),
 ]
 

@@ -1,0 +1,43 @@
+# The template's front door. `make demo` and `make test` are the two commands of the README.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+UV ?= uv
+DEMO_DIR ?= build/demo
+# Some images set PYTHONDONTWRITEBYTECODE; every process then recompiles scikit-learn and SciPy.
+unexport PYTHONDONTWRITEBYTECODE
+
+.PHONY: help uv env demo test test-fast lint lock bench clean
+
+help: ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-12s %s\n", $$1, $$2}'
+
+uv:
+	@command -v $(UV) >/dev/null || python3 -m pip install --quiet uv
+
+env: uv ## Install the template's locked tool environment (.venv)
+	$(UV) sync --locked
+
+demo: env ## Render a default project and run it end to end: install, train, evaluate, predict, monitor
+	rm -rf $(DEMO_DIR) && mkdir -p $(DEMO_DIR)
+	$(UV) run --locked cookiecutter --no-input . --output-dir $(DEMO_DIR)
+	cd $(DEMO_DIR)/* && $(MAKE) setup repro predict monitor DATA=data/processed/test
+
+test: env ## The whole test suite: answer rules, the option matrix, infrastructure, rendered projects
+	$(UV) run --locked pytest
+
+test-fast: env ## The quick subset (no installs of rendered projects, no checkov)
+	$(UV) run --locked pytest -m "not slow"
+
+lint: env ## Ruff and mypy on the template's own code
+	$(UV) run --locked ruff check .
+	$(UV) run --locked ruff format --check .
+	$(UV) run --locked mypy
+
+lock: env ## Refresh the rendered project's uv.lock after changing its dependencies
+	$(UV) run --locked python tools/lock_rendered_project.py
+
+bench: env ## Benchmarks: render, first green, dvc repro, serving, test-suite time
+	$(UV) run --locked python bench/run.py
+
+clean: ## Remove build output
+	rm -rf build .pytest_cache .ruff_cache .mypy_cache

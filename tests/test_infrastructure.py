@@ -1,0 +1,149 @@
+"""Rendered CloudFormation: cfn-lint clean, checkov clean, tagged, and consistent with its configs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import MATRIX, load_yaml, matrix_id
+
+REQUIRED_TAGS = {"sagemaker:project-name", "sagemaker:project-id", "organisation", "cost-centre"}
+# Resource types CloudFormation cannot tag (or tags through another resource).
+UNTAGGABLE = {"AWS::KMS::Alias", "AWS::S3::BucketPolicy", "AWS::Logs::LogGroup_",
+              "AWS::ApplicationAutoScaling::ScalableTarget",
+              "AWS::ApplicationAutoScaling::ScalingPolicy", "AWS::Events::Rule",
+              "AWS::CloudWatch::Alarm"}
+
+
+def tool(name: str) -> str:
+    return shutil.which(name) or str(Path(sys.executable).with_name(name))
+
+
+def templates(project: Path) -> list[Path]:
+    return sorted((project / "infrastructure").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("extra", MATRIX, ids=matrix_id)
+def test_cfn_lint_has_no_findings(baked_matrix: dict[str, Path], extra: dict[str, str]) -> None:
+    project = baked_matrix[matrix_id(extra)]
+    files = templates(project)
+    assert len(files) >= 3
+    result = subprocess.run([tool("cfn-lint"), *map(str, files)], capture_output=True, text=True,
+                            check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("extra", MATRIX, ids=matrix_id)
+def test_checkov_has_no_failed_checks(baked_matrix: dict[str, Path], extra: dict[str, str]) -> None:
+    project = baked_matrix[matrix_id(extra)]
+    result = subprocess.run(
+        [tool("checkov"), "-d", str(project / "infrastructure"), "--framework", "cloudformation",
+         "--output", "json", "--quiet", "--skip-download"],  # --skip-download: stay offline
+        capture_output=True, text=True, check=False,
+    )
+    report = json.loads(result.stdout)
+    summary = report["summary"]
+    failed = [f"{c['check_id']} {c['resource']} ({c['file_path']})"
+              for c in report["results"]["failed_checks"]]
+    assert summary["failed"] == 0, failed
+    assert summary["passed"] > 50
+    for skipped in report["results"]["skipped_checks"]:
+        assert skipped.get("check_result", {}).get("suppress_comment"), skipped["check_id"]
+
+
+@pytest.mark.parametrize("extra", MATRIX, ids=matrix_id)
+def test_every_taggable_resource_is_tagged(baked_matrix: dict[str, Path],
+                                           extra: dict[str, str]) -> None:
+    project = baked_matrix[matrix_id(extra)]
+    for path in templates(project):
+        for name, resource in load_yaml(path)["Resources"].items():
+            if resource["Type"] in UNTAGGABLE:
+                continue
+            tags = resource["Properties"].get("Tags")
+            assert tags, f"{path.name}:{name} has no tags"
+            keys = {tag["Key"] for tag in tags}
+            assert REQUIRED_TAGS <= keys, f"{path.name}:{name} lacks {REQUIRED_TAGS - keys}"
+
+
+def _policy_statements(resource: dict[str, Any]) -> list[dict[str, Any]]:
+    statements = []
+    for policy in resource["Properties"].get("Policies", []):
+        statements += policy["PolicyDocument"]["Statement"]
+    return statements
+
+
+@pytest.mark.parametrize("extra", MATRIX, ids=matrix_id)
+def test_iam_is_least_privilege(baked_matrix: dict[str, Path], extra: dict[str, str]) -> None:
+    project = baked_matrix[matrix_id(extra)]
+    for path in templates(project):
+        for name, resource in load_yaml(path)["Resources"].items():
+            if resource["Type"] != "AWS::IAM::Role":
+                continue
+            for statement in _policy_statements(resource):
+                actions = statement["Action"]
+                actions = [actions] if isinstance(actions, str) else actions
+                assert not any(a == "*" or a.endswith(":*") for a in actions), f"{path.name}:{name}"
+                assert statement["Resource"] != "*", f"{path.name}:{name} {actions}"
+
+
+@pytest.mark.parametrize("extra", MATRIX, ids=matrix_id)
+def test_buckets_are_encrypted_private_versioned_and_retained(baked_matrix: dict[str, Path],
+                                                              extra: dict[str, str]) -> None:
+    project = baked_matrix[matrix_id(extra)]
+    buckets = {name: r for path in templates(project)
+               for name, r in load_yaml(path)["Resources"].items() if r["Type"] == "AWS::S3::Bucket"}
+    assert buckets
+    for name, bucket in buckets.items():
+        properties = bucket["Properties"]
+        rule = properties["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+        assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms", name
+        assert all(properties["PublicAccessBlockConfiguration"].values()), name
+        assert properties["VersioningConfiguration"]["Status"] == "Enabled", name
+        assert bucket["DeletionPolicy"] == "Retain", name  # teardown never fails on a full bucket
+
+
+@pytest.mark.parametrize("extra", MATRIX, ids=matrix_id)
+def test_stage_configs_match_the_endpoint_template(baked_matrix: dict[str, Path],
+                                                   extra: dict[str, str]) -> None:
+    project = baked_matrix[matrix_id(extra)]
+    parameters = load_yaml(project / "infrastructure" / "endpoint.yaml")["Parameters"]
+    for stage in ("staging", "prod"):
+        config = json.loads((project / "infrastructure" / f"{stage}-config.json").read_text())
+        assert set(config["Parameters"]) <= set(parameters), stage
+        assert config["Parameters"]["StageName"] == stage
+        for key, value in config["Parameters"].items():
+            allowed = parameters[key].get("AllowedValues")
+            assert allowed is None or value in allowed, (stage, key)
+
+
+@pytest.mark.parametrize("extra", MATRIX, ids=matrix_id)
+def test_deploy_triggers_only_on_approval(baked_matrix: dict[str, Path],
+                                          extra: dict[str, str]) -> None:
+    project = baked_matrix[matrix_id(extra)]
+    rule = load_yaml(project / "infrastructure" / "deploy-pipeline.yaml")["Resources"][
+        "ModelApprovedRule"]
+    pattern = rule["Properties"]["EventPattern"]
+    assert pattern["detail-type"] == ["SageMaker Model Package State Change"]
+    assert pattern["detail"]["ModelApprovalStatus"] == ["Approved"]
+
+
+@pytest.mark.parametrize("extra", MATRIX, ids=matrix_id)
+def test_build_uses_current_codebuild_image_and_project_python(
+        baked_matrix: dict[str, Path], extra: dict[str, str]) -> None:
+    project = baked_matrix[matrix_id(extra)]
+    python = (project / ".python-version").read_text().strip()
+    for buildspec in project.glob("buildspec*.yml"):
+        assert load_yaml(buildspec)["phases"]["install"]["runtime-versions"]["python"] == python
+    for path in templates(project):
+        for resource in load_yaml(path)["Resources"].values():
+            if resource["Type"] == "AWS::CodeBuild::Project":
+                image = resource["Properties"]["Environment"]["Image"]
+                assert image.startswith("aws/codebuild/amazonlinux-x86_64-standard:")
+                assert float(image.rsplit(":", 1)[1]) >= 5.0
