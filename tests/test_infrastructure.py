@@ -45,7 +45,7 @@ def test_checkov_has_no_failed_checks(baked_matrix: dict[str, Path], extra: dict
     project = baked_matrix[matrix_id(extra)]
     result = subprocess.run(
         [tool("checkov"), "-d", str(project / "infrastructure"), "--framework", "cloudformation",
-         "--output", "json", "--quiet", "--skip-download"],  # --skip-download: stay offline
+         "--output", "json", "--skip-download"],  # --skip-download: stay offline
         capture_output=True, text=True, check=False,
     )
     report = json.loads(result.stdout)
