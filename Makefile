@@ -29,8 +29,8 @@ test-fast: env ## The quick subset (no installs of rendered projects, no checkov
 	$(UV) run --locked pytest -m "not slow"
 
 lint: env ## Ruff and mypy on the template's own code
-	$(UV) run --locked ruff check .
-	$(UV) run --locked ruff format --check .
+	$(UV) run --locked ruff check hooks service_catalog bench tools tests
+	$(UV) run --locked ruff format --check hooks service_catalog bench tools tests
 	$(UV) run --locked mypy
 
 lock: env ## Refresh the rendered project's uv.lock after changing its dependencies

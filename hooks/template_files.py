@@ -58,7 +58,7 @@ def prune(project: Path, answers: Mapping[str, Any]) -> list[str]:
 
 
 def created_parents(project_dir: Path, slug: str) -> list[Path]:
-    """Folders cookiecutter made above the project for a slug with path separators, innermost first."""
+    """Folders cookiecutter made above the project for a slug like ``a/b``, innermost first."""
     depth = len(Path(slug).parts) - 1
     return list(project_dir.parents[:depth]) if depth > 0 else []
 
@@ -102,8 +102,18 @@ def init_git(project: Path) -> None:
     commands = [
         ["git", "init", "--quiet", "--initial-branch", "main"],
         ["git", "add", "--all"],
-        ["git", "-c", "user.name=cookiecutter", "-c", "user.email=cookiecutter@localhost",
-         "commit", "--quiet", "--no-verify", "-m", "Initial commit from the MLOps template"],
+        [
+            "git",
+            "-c",
+            "user.name=cookiecutter",
+            "-c",
+            "user.email=cookiecutter@localhost",
+            "commit",
+            "--quiet",
+            "--no-verify",
+            "-m",
+            "Initial commit from the MLOps template",
+        ],
     ]
     for command in commands:
         subprocess.run(command, cwd=project, check=True)  # noqa: S603 - fixed git commands

@@ -15,8 +15,9 @@ from typing import Any
 from cookiecutter.main import cookiecutter
 
 TEMPLATE = Path(__file__).resolve().parent.parent
-EXCLUDED_DIRS = frozenset({".git", ".venv", "__pycache__", ".pytest_cache", ".ruff_cache",
-                           ".mypy_cache"})
+EXCLUDED_DIRS = frozenset(
+    {".git", ".venv", "__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache"}
+)
 # A fixed timestamp: the zip's bytes then depend on the files alone (same input, same bytes).
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 VERSION_FILE = ".template-version.json"
@@ -27,19 +28,33 @@ def template_version(template: Path = TEMPLATE) -> dict[str, str]:
 
     def git(*args: str) -> str:
         try:
-            return subprocess.run(["git", *args], cwd=template, capture_output=True, text=True,  # noqa: S603, S607
-                                  check=True).stdout.strip()
+            return subprocess.run(  # noqa: S603 - fixed git command
+                ["git", *args],  # noqa: S607 - git from PATH
+                cwd=template,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
         except (OSError, subprocess.CalledProcessError):
             return "unknown"
 
-    return {"version": git("describe", "--tags", "--always", "--dirty"),
-            "commit": git("rev-parse", "HEAD")}
+    return {
+        "version": git("describe", "--tags", "--always", "--dirty"),
+        "commit": git("rev-parse", "HEAD"),
+    }
 
 
 def render_seed(answers: Mapping[str, Any], output_dir: Path, version: Mapping[str, str]) -> Path:
     """Render the template non-interactively; record the template version in the seed."""
-    project = Path(cookiecutter(str(TEMPLATE), no_input=True, extra_context=dict(answers),
-                                output_dir=str(output_dir), overwrite_if_exists=False))
+    project = Path(
+        cookiecutter(
+            str(TEMPLATE),
+            no_input=True,
+            extra_context=dict(answers),
+            output_dir=str(output_dir),
+            overwrite_if_exists=False,
+        )
+    )
     (project / VERSION_FILE).write_text(json.dumps(dict(version), indent=2, sort_keys=True) + "\n")
     return project
 

@@ -18,19 +18,38 @@ TEMPLATE = Path(__file__).resolve().parent.parent
 # Each choice value appears at least once; the first row is the --no-input default.
 MATRIX: list[dict[str, str]] = [
     {},
-    {"problem_type": "regression", "source_control": "codecommit", "ci_system": "github-actions",
-     "python_version": "3.12", "license": "MIT"},
-    {"problem_type": "classification", "source_control": "codecommit",
-     "ci_system": "codepipeline", "python_version": "3.13", "license": "Proprietary",
-     "project_name": "Fraud Score", "aws_region": "eu-west-1"},
-    {"problem_type": "regression", "source_control": "github", "ci_system": "codepipeline",
-     "python_version": "3.11", "license": "Apache-2.0", "project_name": "Demand Forecast"},
+    {
+        "problem_type": "regression",
+        "source_control": "codecommit",
+        "ci_system": "github-actions",
+        "python_version": "3.12",
+        "license": "MIT",
+    },
+    {
+        "problem_type": "classification",
+        "source_control": "codecommit",
+        "ci_system": "codepipeline",
+        "python_version": "3.13",
+        "license": "Proprietary",
+        "project_name": "Fraud Score",
+        "aws_region": "eu-west-1",
+    },
+    {
+        "problem_type": "regression",
+        "source_control": "github",
+        "ci_system": "codepipeline",
+        "python_version": "3.11",
+        "license": "Apache-2.0",
+        "project_name": "Demand Forecast",
+    },
 ]
 
 
 def matrix_id(extra: dict[str, str]) -> str:
-    return "-".join(extra.get(key, "default") for key in ("problem_type", "ci_system",
-                                                          "source_control", "python_version"))
+    return "-".join(
+        extra.get(key, "default")
+        for key in ("problem_type", "ci_system", "source_control", "python_version")
+    )
 
 
 class CfnLoader(yaml.SafeLoader):
@@ -70,16 +89,28 @@ def baked_matrix(cookies_session: Any) -> dict[str, Path]:
 def run_cookiecutter(output_dir: Path, *answers: str) -> subprocess.CompletedProcess[str]:
     """The cookiecutter CLI, as a user runs it."""
     return subprocess.run(
-        [sys.executable, "-m", "cookiecutter", "--no-input", str(TEMPLATE), "-o", str(output_dir),
-         *answers],
-        capture_output=True, text=True, timeout=120, env=os.environ | {"NO_COLOR": "1"},
+        [
+            sys.executable,
+            "-m",
+            "cookiecutter",
+            "--no-input",
+            str(TEMPLATE),
+            "-o",
+            str(output_dir),
+            *answers,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=os.environ | {"NO_COLOR": "1"},
         check=False,
     )
 
 
 @pytest.fixture()
-def isolated_home(tmp_path_factory: pytest.TempPathFactory,
-                  monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def isolated_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Path]:
     """Keep cookiecutter's replay files and user config out of the real home folder."""
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("HOME", str(home))
@@ -101,14 +132,21 @@ def moto_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     import socket
     import time
 
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     port = free_port()
     server = shutil.which("moto_server") or str(Path(sys.executable).with_name("moto_server"))
-    process = subprocess.Popen([server, "-H", "127.0.0.1", "-p", str(port)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [server, "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 20
     while True:
         try:

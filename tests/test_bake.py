@@ -15,16 +15,44 @@ import pytest
 from .conftest import MATRIX, bake, load_yaml, matrix_id
 
 COMMON_FILES = [
-    "README.md", "pyproject.toml", "uv.lock", "Makefile", ".gitignore", ".pre-commit-config.yaml",
-    ".python-version", "params.yaml", "dvc.yaml", ".dvc/config", "data/raw/dataset.csv",
-    "data/raw/dataset.csv.dvc", "tests/conftest.py", "pipelines/__init__.py",
-    "pipelines/pipeline.py", "pipelines/run.py", "buildspec-deploy.yml", "buildspec-test.yml",
-    "infrastructure/deploy-pipeline.yaml", "infrastructure/endpoint.yaml",
-    "infrastructure/staging-config.json", "infrastructure/prod-config.json",
+    "README.md",
+    "pyproject.toml",
+    "uv.lock",
+    "Makefile",
+    ".gitignore",
+    ".pre-commit-config.yaml",
+    ".python-version",
+    "params.yaml",
+    "dvc.yaml",
+    ".dvc/config",
+    "data/raw/dataset.csv",
+    "data/raw/dataset.csv.dvc",
+    "tests/conftest.py",
+    "pipelines/__init__.py",
+    "pipelines/pipeline.py",
+    "pipelines/run.py",
+    "buildspec-deploy.yml",
+    "buildspec-test.yml",
+    "infrastructure/deploy-pipeline.yaml",
+    "infrastructure/endpoint.yaml",
+    "infrastructure/staging-config.json",
+    "infrastructure/prod-config.json",
 ]
-PACKAGE_MODULES = ["__init__.py", "data.py", "features.py", "train.py", "evaluate.py",
-                   "inference.py", "serve.py", "predict.py", "lineage.py", "capture.py",
-                   "params.py", "monitor.py", "schema.json"]
+PACKAGE_MODULES = [
+    "__init__.py",
+    "data.py",
+    "features.py",
+    "train.py",
+    "evaluate.py",
+    "inference.py",
+    "serve.py",
+    "predict.py",
+    "lineage.py",
+    "capture.py",
+    "params.py",
+    "monitor.py",
+    "schema.json",
+]
 CI_FILES = {
     "codepipeline": ["buildspec.yml", "infrastructure/build-pipeline.yaml"],
     "github-actions": [".github/workflows/build.yml"],
@@ -34,8 +62,9 @@ TEXT_SUFFIXES = {".py", ".md", ".toml", ".yaml", ".yml", ".json", ".cfg", ".txt"
 
 def answers(extra: dict[str, str]) -> dict[str, Any]:
     defaults = json.loads((Path(__file__).parent.parent / "cookiecutter.json").read_text())
-    chosen = {key: (value[0] if isinstance(value, list) else value)
-              for key, value in defaults.items()} | extra
+    chosen = {
+        key: (value[0] if isinstance(value, list) else value) for key, value in defaults.items()
+    } | extra
     return chosen
 
 
@@ -100,18 +129,23 @@ def test_config_files_parse(baked_matrix: dict[str, Path], extra: dict[str, str]
 def test_rendered_python_passes_ruff(baked_matrix: dict[str, Path], extra: dict[str, str]) -> None:
     project = baked_matrix[matrix_id(extra)]
     ruff = shutil.which("ruff") or str(Path(sys.executable).with_name("ruff"))
-    for command in ([ruff, "check", "--no-cache", "."], [ruff, "format", "--check", "--no-cache", "."]):
+    for command in (
+        [ruff, "check", "--no-cache", "."],
+        [ruff, "format", "--check", "--no-cache", "."],
+    ):
         result = subprocess.run(command, cwd=project, capture_output=True, text=True, check=False)
         assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_git_repository_with_initial_commit(baked_matrix: dict[str, Path]) -> None:
     project = baked_matrix[matrix_id({})]
-    log = subprocess.run(["git", "log", "--oneline"], cwd=project, capture_output=True, text=True,
-                         check=True)
+    log = subprocess.run(
+        ["git", "log", "--oneline"], cwd=project, capture_output=True, text=True, check=True
+    )
     assert "Initial commit" in log.stdout
-    tracked = subprocess.run(["git", "ls-files"], cwd=project, capture_output=True, text=True,
-                             check=True).stdout.split()
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=project, capture_output=True, text=True, check=True
+    ).stdout.split()
     assert "data/raw/dataset.csv.dvc" in tracked
     assert "data/raw/dataset.csv" not in tracked  # data lives in DVC
 
@@ -134,8 +168,13 @@ def test_sample_data_matches_its_dvc_pointer(baked_matrix: dict[str, Path]) -> N
 
 
 def test_custom_names_flow_everywhere(cookies: Any) -> None:
-    project = bake(cookies, project_name="Churn Radar", package_name="churn_model",
-                   s3_bucket="acme-ml-artifacts", organisation="acme")
+    project = bake(
+        cookies,
+        project_name="Churn Radar",
+        package_name="churn_model",
+        s3_bucket="acme-ml-artifacts",
+        organisation="acme",
+    )
     assert project.name == "churn-radar"
     assert (project / "src" / "churn_model" / "train.py").exists()
     assert "churn_model" in (project / "dvc.yaml").read_text()

@@ -14,16 +14,26 @@ from .conftest import TEMPLATE
 
 
 def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=cwd,
-                          capture_output=True, text=True, check=True).stdout
+    return subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
 
 
 @pytest.fixture()
 def template_repo(tmp_path: Path) -> Path:
     """A git repository of the template's current files (cruft tracks templates by commit)."""
     repo = tmp_path / "template"
-    shutil.copytree(TEMPLATE, repo, ignore=shutil.ignore_patterns(
-        ".venv", ".git", "__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache", "bench"))
+    shutil.copytree(
+        TEMPLATE,
+        repo,
+        ignore=shutil.ignore_patterns(
+            ".venv", ".git", "__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache", "bench"
+        ),
+    )
     git(repo, "init", "-q", "-b", "main")
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "template")
@@ -34,8 +44,12 @@ def template_repo(tmp_path: Path) -> Path:
 def test_cruft_create_then_check(tmp_path: Path, template_repo: Path) -> None:
     cruft = [sys.executable, "-m", "cruft"]
     out = tmp_path / "out"
-    subprocess.run([*cruft, "create", str(template_repo), "--no-input", "--output-dir", str(out)],
-                   check=True, capture_output=True, text=True)
+    subprocess.run(
+        [*cruft, "create", str(template_repo), "--no-input", "--output-dir", str(out)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     project = out / "tumour-classifier"
     state = json.loads((project / ".cruft.json").read_text())
     assert state["commit"] == git(template_repo, "rev-parse", "HEAD").strip()

@@ -35,7 +35,9 @@ def wait_until_empty(folder: Path, seconds: float = 10.0) -> list[str]:
 
 
 @pytest.mark.usefixtures("isolated_home")
-@pytest.mark.parametrize(("answer", "field"), CASES, ids=[c[1] + str(i) for i, c in enumerate(CASES)])
+@pytest.mark.parametrize(
+    ("answer", "field"), CASES, ids=[c[1] + str(i) for i, c in enumerate(CASES)]
+)
 def test_bad_answer_fails_cleanly(tmp_path: Path, answer: str, field: str) -> None:
     out = tmp_path / "out"
     out.mkdir()

@@ -1,4 +1,4 @@
-"""Rendered CloudFormation: cfn-lint clean, checkov clean, tagged, and consistent with its configs."""
+"""Rendered CloudFormation: cfn-lint and checkov clean, tagged, consistent with its configs."""
 
 from __future__ import annotations
 
@@ -15,10 +15,15 @@ from .conftest import MATRIX, load_yaml, matrix_id
 
 REQUIRED_TAGS = {"sagemaker:project-name", "sagemaker:project-id", "organisation", "cost-centre"}
 # Resource types CloudFormation cannot tag (or tags through another resource).
-UNTAGGABLE = {"AWS::KMS::Alias", "AWS::S3::BucketPolicy", "AWS::Logs::LogGroup_",
-              "AWS::ApplicationAutoScaling::ScalableTarget",
-              "AWS::ApplicationAutoScaling::ScalingPolicy", "AWS::Events::Rule",
-              "AWS::CloudWatch::Alarm"}
+UNTAGGABLE = {
+    "AWS::KMS::Alias",
+    "AWS::S3::BucketPolicy",
+    "AWS::Logs::LogGroup_",
+    "AWS::ApplicationAutoScaling::ScalableTarget",
+    "AWS::ApplicationAutoScaling::ScalingPolicy",
+    "AWS::Events::Rule",
+    "AWS::CloudWatch::Alarm",
+}
 
 
 def tool(name: str) -> str:
@@ -34,8 +39,9 @@ def test_cfn_lint_has_no_findings(baked_matrix: dict[str, Path], extra: dict[str
     project = baked_matrix[matrix_id(extra)]
     files = templates(project)
     assert len(files) >= 3
-    result = subprocess.run([tool("cfn-lint"), *map(str, files)], capture_output=True, text=True,
-                            check=False)
+    result = subprocess.run(
+        [tool("cfn-lint"), *map(str, files)], capture_output=True, text=True, check=False
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -44,14 +50,26 @@ def test_cfn_lint_has_no_findings(baked_matrix: dict[str, Path], extra: dict[str
 def test_checkov_has_no_failed_checks(baked_matrix: dict[str, Path], extra: dict[str, str]) -> None:
     project = baked_matrix[matrix_id(extra)]
     result = subprocess.run(
-        [tool("checkov"), "-d", str(project / "infrastructure"), "--framework", "cloudformation",
-         "--output", "json", "--skip-download"],  # --skip-download: stay offline
-        capture_output=True, text=True, check=False,
+        [
+            tool("checkov"),
+            "-d",
+            str(project / "infrastructure"),
+            "--framework",
+            "cloudformation",
+            "--output",
+            "json",
+            "--skip-download",
+        ],  # --skip-download: stay offline
+        capture_output=True,
+        text=True,
+        check=False,
     )
     report = json.loads(result.stdout)
     summary = report["summary"]
-    failed = [f"{c['check_id']} {c['resource']} ({c['file_path']})"
-              for c in report["results"]["failed_checks"]]
+    failed = [
+        f"{c['check_id']} {c['resource']} ({c['file_path']})"
+        for c in report["results"]["failed_checks"]
+    ]
     assert summary["failed"] == 0, failed
     assert summary["passed"] > 50
     for skipped in report["results"]["skipped_checks"]:
@@ -59,8 +77,9 @@ def test_checkov_has_no_failed_checks(baked_matrix: dict[str, Path], extra: dict
 
 
 @pytest.mark.parametrize("extra", MATRIX, ids=matrix_id)
-def test_every_taggable_resource_is_tagged(baked_matrix: dict[str, Path],
-                                           extra: dict[str, str]) -> None:
+def test_every_taggable_resource_is_tagged(
+    baked_matrix: dict[str, Path], extra: dict[str, str]
+) -> None:
     project = baked_matrix[matrix_id(extra)]
     for path in templates(project):
         for name, resource in load_yaml(path)["Resources"].items():
@@ -69,7 +88,7 @@ def test_every_taggable_resource_is_tagged(baked_matrix: dict[str, Path],
             tags = resource["Properties"].get("Tags")
             assert tags, f"{path.name}:{name} has no tags"
             keys = {tag["Key"] for tag in tags}
-            assert REQUIRED_TAGS <= keys, f"{path.name}:{name} lacks {REQUIRED_TAGS - keys}"
+            assert keys >= REQUIRED_TAGS, f"{path.name}:{name} lacks {REQUIRED_TAGS - keys}"
 
 
 def _policy_statements(resource: dict[str, Any]) -> list[dict[str, Any]]:
@@ -94,11 +113,16 @@ def test_iam_is_least_privilege(baked_matrix: dict[str, Path], extra: dict[str, 
 
 
 @pytest.mark.parametrize("extra", MATRIX, ids=matrix_id)
-def test_buckets_are_encrypted_private_versioned_and_retained(baked_matrix: dict[str, Path],
-                                                              extra: dict[str, str]) -> None:
+def test_buckets_are_encrypted_private_versioned_and_retained(
+    baked_matrix: dict[str, Path], extra: dict[str, str]
+) -> None:
     project = baked_matrix[matrix_id(extra)]
-    buckets = {name: r for path in templates(project)
-               for name, r in load_yaml(path)["Resources"].items() if r["Type"] == "AWS::S3::Bucket"}
+    buckets = {
+        name: r
+        for path in templates(project)
+        for name, r in load_yaml(path)["Resources"].items()
+        if r["Type"] == "AWS::S3::Bucket"
+    }
     assert buckets
     for name, bucket in buckets.items():
         properties = bucket["Properties"]
@@ -110,8 +134,9 @@ def test_buckets_are_encrypted_private_versioned_and_retained(baked_matrix: dict
 
 
 @pytest.mark.parametrize("extra", MATRIX, ids=matrix_id)
-def test_stage_configs_match_the_endpoint_template(baked_matrix: dict[str, Path],
-                                                   extra: dict[str, str]) -> None:
+def test_stage_configs_match_the_endpoint_template(
+    baked_matrix: dict[str, Path], extra: dict[str, str]
+) -> None:
     project = baked_matrix[matrix_id(extra)]
     parameters = load_yaml(project / "infrastructure" / "endpoint.yaml")["Parameters"]
     for stage in ("staging", "prod"):
@@ -124,11 +149,13 @@ def test_stage_configs_match_the_endpoint_template(baked_matrix: dict[str, Path]
 
 
 @pytest.mark.parametrize("extra", MATRIX, ids=matrix_id)
-def test_deploy_triggers_only_on_approval(baked_matrix: dict[str, Path],
-                                          extra: dict[str, str]) -> None:
+def test_deploy_triggers_only_on_approval(
+    baked_matrix: dict[str, Path], extra: dict[str, str]
+) -> None:
     project = baked_matrix[matrix_id(extra)]
     rule = load_yaml(project / "infrastructure" / "deploy-pipeline.yaml")["Resources"][
-        "ModelApprovedRule"]
+        "ModelApprovedRule"
+    ]
     pattern = rule["Properties"]["EventPattern"]
     assert pattern["detail-type"] == ["SageMaker Model Package State Change"]
     assert pattern["detail"]["ModelApprovalStatus"] == ["Approved"]
@@ -136,7 +163,8 @@ def test_deploy_triggers_only_on_approval(baked_matrix: dict[str, Path],
 
 @pytest.mark.parametrize("extra", MATRIX, ids=matrix_id)
 def test_build_uses_current_codebuild_image_and_project_python(
-        baked_matrix: dict[str, Path], extra: dict[str, str]) -> None:
+    baked_matrix: dict[str, Path], extra: dict[str, str]
+) -> None:
     project = baked_matrix[matrix_id(extra)]
     python = (project / ".python-version").read_text().strip()
     for buildspec in project.glob("buildspec*.yml"):

@@ -15,15 +15,28 @@ pytestmark = pytest.mark.slow
 
 COMBINATIONS = [
     {},
-    {"problem_type": "regression", "ci_system": "github-actions", "source_control": "codecommit",
-     "license": "MIT", "project_name": "Demand Forecast", "aws_region": "eu-west-1"},
+    {
+        "problem_type": "regression",
+        "ci_system": "github-actions",
+        "source_control": "codecommit",
+        "license": "MIT",
+        "project_name": "Demand Forecast",
+        "aws_region": "eu-west-1",
+    },
 ]
 
 
 def make(project: Path, target: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "UV_PROJECT"))}
-    return subprocess.run(["make", target], cwd=project, env=env, capture_output=True, text=True,
-                          timeout=1200, check=False)
+    return subprocess.run(
+        ["make", target],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=False,
+    )
 
 
 @pytest.mark.parametrize("extra", COMBINATIONS, ids=["default", "regression-gha-codecommit"])
@@ -31,5 +44,7 @@ def test_rendered_project_suite_passes(cookies: Any, extra: dict[str, str]) -> N
     project = bake(cookies, **extra)
     for target in ("setup", "test", "lint", "repro"):
         result = make(project, target)
-        assert result.returncode == 0, f"make {target}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        assert result.returncode == 0, (
+            f"make {target}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        )
     assert (project / "models" / "lineage.json").exists()

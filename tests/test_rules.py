@@ -86,8 +86,11 @@ def test_defaults_are_valid() -> None:
     validate(DEFAULTS)
 
 
-@pytest.mark.parametrize(("field", "value", "words"), BAD_ANSWERS,
-                         ids=[f"{f}-{i}" for i, (f, _, _) in enumerate(BAD_ANSWERS)])
+@pytest.mark.parametrize(
+    ("field", "value", "words"),
+    BAD_ANSWERS,
+    ids=[f"{f}-{i}" for i, (f, _, _) in enumerate(BAD_ANSWERS)],
+)
 def test_bad_answer_is_named_with_its_rule(field: str, value: Any, words: str) -> None:
     with pytest.raises(AnswerError) as caught:
         validate(DEFAULTS | {field: value})
@@ -104,7 +107,7 @@ def test_every_rule_is_exercised() -> None:
 def test_missing_answer() -> None:
     answers = dict(DEFAULTS)
     del answers["s3_bucket"]
-    with pytest.raises(AnswerError, match="'s3_bucket'.*missing"):
+    with pytest.raises(AnswerError, match=r"'s3_bucket'.*missing"):
         validate(answers)
 
 

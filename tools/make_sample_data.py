@@ -35,7 +35,9 @@ def frames() -> dict[str, tuple[pd.DataFrame, str]]:
     clf = cancer.frame.rename(columns=snake).rename(columns={"target": "benign"})
     diabetes = load_diabetes(as_frame=True, scaled=False)
     reg = diabetes.frame.rename(columns={"target": "disease_progression"})
-    reg = reg.rename(columns={"s1": "tc", "s2": "ldl", "s3": "hdl", "s4": "tch", "s5": "ltg", "s6": "glu"})
+    reg = reg.rename(
+        columns={"s1": "tc", "s2": "ldl", "s3": "hdl", "s4": "tch", "s5": "ltg", "s6": "glu"}
+    )
     return {"classification": (clf, "benign"), "regression": (reg, "disease_progression")}
 
 

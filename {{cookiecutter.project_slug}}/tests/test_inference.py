@@ -47,6 +47,7 @@ def test_single_record(model_dir: Path, clean_frame: pd.DataFrame, schema: Schem
     [
         ("", "text/csv", 400, "no rows"),
         ("1,2,3", "text/csv", 400, "expected"),
+        ("1,2\r3", "text/csv", 400, "not valid CSV"),  # found by the property tests
         ("{not json", "application/json", 400, "not valid JSON"),
         ('"a string"', "application/json", 400, "JSON must be"),
         ("[[1, 2]]", "application/json", 400, "expected"),

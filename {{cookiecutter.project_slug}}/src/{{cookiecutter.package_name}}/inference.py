@@ -80,7 +80,10 @@ def _decode(body: bytes | str) -> str:
 
 
 def _parse_csv(text: str) -> list[list[str]] | list[dict[str, Any]]:
-    rows = [row for row in csv.reader(io.StringIO(text)) if row and any(c.strip() for c in row)]
+    try:
+        rows = [row for row in csv.reader(io.StringIO(text)) if row and any(c.strip() for c in row)]
+    except csv.Error as error:  # stray carriage returns, NUL bytes, unbalanced quotes
+        raise InvalidInputError(f"the body is not valid CSV: {error}") from None
     if rows and any(cell.strip() and not _looks_numeric(cell) for cell in rows[0]):
         header = [cell.strip() for cell in rows[0]]
         if len(set(header)) == len(header) and all(not _looks_numeric(c) for c in header):

@@ -1,0 +1,349 @@
+"""Benchmarks of the template and of a rendered project. Prints a table; writes JSON.
+
+    make bench                       # everything but the slow optional parts
+    python bench/run.py --full-suite --compare-pip
+
+Figures are medians of several runs with min and max. Render time is compared, in the same run,
+with drivendata's cookiecutter-data-science (``ccds``), installed from the registry into its own
+uv environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+ENV = {
+    k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "VIRTUAL_ENV")
+} | {"NO_COLOR": "1"}
+BIN = Path(sys.executable).parent
+
+
+def run(
+    command: list[str], cwd: Path | None = None, check: bool = True, timeout: float | None = None
+) -> float:
+    start = time.perf_counter()
+    subprocess.run(
+        command,
+        cwd=cwd,
+        env=ENV,
+        check=check,
+        timeout=timeout,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return time.perf_counter() - start
+
+
+def stats(samples: list[float]) -> dict[str, float]:
+    return {
+        "median": statistics.median(samples),
+        "min": min(samples),
+        "max": max(samples),
+        "runs": len(samples),
+    }
+
+
+def repeat(times: int, action: Callable[[], float]) -> dict[str, float]:
+    return stats([action() for _ in range(times)])
+
+
+def render_ours(output: Path, *answers: str) -> float:
+    shutil.rmtree(output, ignore_errors=True)
+    return run([str(BIN / "cookiecutter"), "--no-input", str(ROOT), "-o", str(output), *answers])
+
+
+def ccds_environment(work: Path) -> Path | None:
+    venv = work / "ccds-venv"
+    try:
+        run(["uv", "venv", "--quiet", str(venv)])
+        run(
+            [
+                "uv",
+                "pip",
+                "install",
+                "--quiet",
+                "--python",
+                str(venv / "bin" / "python"),
+                "cookiecutter-data-science",
+            ],
+            timeout=300,
+        )
+    except (subprocess.SubprocessError, OSError):
+        return None
+    return venv / "bin" / "ccds"
+
+
+def render_reference(ccds: Path, output: Path) -> float:
+    shutil.rmtree(output, ignore_errors=True)
+    output.mkdir(parents=True)
+    return run([str(ccds), "--no-input", "-o", str(output)])
+
+
+def first_green(work: Path) -> dict[str, float]:
+    project_root = work / "green"
+    render = render_ours(project_root)
+    project = next(project_root.iterdir())
+    install = run(["uv", "sync", "--locked"], cwd=project)
+    setup = run(["make", "setup"], cwd=project)
+    tests = run(["make", "test-fast"], cwd=project)
+    repro = run(["make", "repro"], cwd=project)
+    return {
+        "render": render,
+        "install_from_lock": install,
+        "setup_rest": setup,
+        "tests_fast": tests,
+        "dvc_repro": repro,
+        "total": render + install + setup + tests + repro,
+    }
+
+
+def pip_resolution(project: Path, timeout: float) -> float | None:
+    with tempfile.TemporaryDirectory() as tmp:
+        venv = Path(tmp) / "venv"
+        run([sys.executable, "-m", "venv", str(venv)])
+        try:
+            return run(
+                [
+                    str(venv / "bin" / "pip"),
+                    "install",
+                    "--quiet",
+                    "--dry-run",
+                    "--ignore-installed",
+                    "-e",
+                    str(project),
+                ],
+                timeout=timeout,
+            )
+        except subprocess.TimeoutExpired:
+            return None
+
+
+def repro_times(project: Path, runs: int) -> dict[str, Any]:
+    def cold() -> float:
+        run(["uv", "run", "--locked", "dvc", "repro", "--force"], cwd=project)
+        return run(["uv", "run", "--locked", "dvc", "repro", "--force"], cwd=project)
+
+    def warm() -> float:
+        return run(["uv", "run", "--locked", "dvc", "repro"], cwd=project)
+
+    return {"cold_forced": repeat(runs, cold), "warm_noop": repeat(runs, warm)}
+
+
+def repro_scaling(project: Path) -> dict[str, float]:
+    """dvc repro time with the sample grown 1x, 10x and 100x (resampled rows, small noise)."""
+    import numpy as np
+    import pandas as pd
+
+    raw = project / "data" / "raw" / "dataset.csv"
+    original = raw.read_bytes()
+    frame = pd.read_csv(raw)
+    target = frame.columns[-1]
+    results: dict[str, float] = {}
+    rng = np.random.default_rng(0)
+    try:
+        for factor in (1, 10, 100):
+            grown = frame.sample(len(frame) * factor, replace=True, random_state=factor)
+            features = grown.columns.drop(target)
+            noise = rng.normal(0, 0.01, size=(len(grown), len(features)))
+            grown[features] = grown[features].astype(float) * (1 + noise)
+            grown.to_csv(raw, index=False)
+            results[f"{factor}x ({len(grown)} rows)"] = run(
+                ["uv", "run", "--locked", "dvc", "repro"], cwd=project
+            )
+    finally:
+        raw.write_bytes(original)
+    return results
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def serving(project: Path) -> dict[str, Any]:
+    import pandas as pd
+
+    package = next((project / "src").glob("*/schema.json")).parent.name
+    test = pd.read_csv(project / "data" / "processed" / "test" / "test.csv")
+    features = test.drop(columns=test.columns[-1])
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            str(project / ".venv" / "bin" / "python"),
+            "-m",
+            f"{package}.serve",
+            "--model-dir",
+            str(project / "models"),
+            "--port",
+            str(port),
+        ],
+        cwd=project,
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    results: dict[str, Any] = {}
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        with tempfile.TemporaryDirectory() as tmp:
+            for rows in (1, 100):
+                body = Path(tmp) / f"{rows}.csv"
+                sample = features.sample(rows, replace=True, random_state=rows)
+                body.write_text(sample.to_csv(index=False, header=False))
+                for concurrency in (1, 8):
+                    output = subprocess.run(
+                        [
+                            sys.executable,
+                            str(ROOT / "bench" / "loadgen.py"),
+                            "--port",
+                            str(port),
+                            "--body",
+                            str(body),
+                            "--concurrency",
+                            str(concurrency),
+                            "--requests",
+                            "400",
+                        ],
+                        capture_output=True,
+                        text=True,
+                        check=True,
+                    )
+                    results[f"{rows} row(s), concurrency {concurrency}"] = json.loads(output.stdout)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    return results
+
+
+def render_scaling(work: Path) -> dict[str, float]:
+    combos = [
+        [],
+        ["problem_type=regression", "ci_system=github-actions"],
+        ["source_control=codecommit", "license=MIT"],
+        ["problem_type=regression", "python_version=3.12", "license=Proprietary"],
+    ]
+    results = {}
+    for count in (1, 2, 4):
+        start = time.perf_counter()
+        for index, answers in enumerate(combos[:count]):
+            render_ours(work / f"scale-{count}-{index}", *answers)
+        results[f"{count} combination(s)"] = time.perf_counter() - start
+    return results
+
+
+def suite_time(marker: str | None) -> float:
+    command = [str(BIN / "pytest"), "-q", "-p", "no:cacheprovider"]
+    if marker:
+        command += ["-m", marker]
+    return run(command, cwd=ROOT, check=False)
+
+
+def table(results: dict[str, Any]) -> str:
+    lines = ["| figure | value |", "| --- | --- |"]
+
+    def add(prefix: str, value: Any) -> None:
+        if isinstance(value, dict) and "median" in value:
+            lines.append(
+                f"| {prefix} | {value['median']:.2f} s (min {value['min']:.2f}, "
+                f"max {value['max']:.2f}, {value['runs']} runs) |"
+            )
+        elif isinstance(value, dict) and "p99_ms" in value:
+            lines.append(
+                f"| {prefix} | {value['rps']:.0f} req/s, p50 {value['p50_ms']:.1f} ms, "
+                f"p99 {value['p99_ms']:.1f} ms, errors {value['errors']} |"
+            )
+        elif isinstance(value, dict):
+            for key, inner in value.items():
+                add(f"{prefix} / {key}" if prefix else key, inner)
+        elif isinstance(value, float):
+            lines.append(f"| {prefix} | {value:.2f} |")
+        else:
+            lines.append(f"| {prefix} | {value} |")
+
+    add("", results)
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--full-suite", action="store_true", help="also time the full test suite")
+    parser.add_argument(
+        "--compare-pip",
+        action="store_true",
+        help="also time plain pip's resolution of the rendered project (slow)",
+    )
+    args = parser.parse_args()
+    results: dict[str, Any] = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "processor": platform.processor() or platform.machine(),
+            "memory_gib": round(
+                os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1
+            ),
+        }
+    }
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        work = Path(tmp)
+        ours = repeat(args.runs, lambda: render_ours(work / "ours"))
+        ccds = ccds_environment(work)
+        render: dict[str, Any] = {"this template": ours}
+        try:
+            if ccds is None:
+                raise subprocess.CalledProcessError(1, "uv pip install cookiecutter-data-science")
+            reference = repeat(args.runs, lambda: render_reference(ccds, work / "ccds"))
+            render["cookiecutter-data-science"] = reference
+            render["ratio (ours / reference, target <= 1.0)"] = ours["median"] / reference["median"]
+        except subprocess.CalledProcessError:
+            # ccds ships no template files: it git-clones its template from GitHub at render time.
+            render["cookiecutter-data-science"] = (
+                "unavailable: ccds clones its template from GitHub when rendering; no network"
+            )
+        results["1 render"] = render
+        green = first_green(work)
+        results["2 first green (warm cache, seconds; target total < 60)"] = green
+        project = next((work / "green").iterdir())
+        if args.compare_pip:
+            pip = pip_resolution(project, timeout=600)
+            results["2b plain pip resolution (s)"] = pip if pip is not None else "> 600 (timed out)"
+        results["3 dvc repro (target warm no-op < 2 s)"] = repro_times(project, args.runs)
+        results["4 serving (target p99 < 20 ms for 1 row at concurrency 1)"] = serving(project)
+        results["5 template test suite (s; target fast < 60)"] = {
+            "fast subset": suite_time("not slow"),
+            **({"full": suite_time(None)} if args.full_suite else {}),
+        }
+        results["6 scaling"] = {
+            "render time (s)": render_scaling(work),
+            "dvc repro time by data size (s)": repro_scaling(project),
+        }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(table(results))
+    print(f"\nwritten: {RESULTS / 'latest.json'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""Property-based tests: no payload crashes the handler or makes the server answer 5xx."""
+
+from __future__ import annotations
+
+import http.client
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from {{ cookiecutter.package_name }}.inference import InvalidInputError, input_fn, model_fn, predict_fn
+from {{ cookiecutter.package_name }}.serve import make_server, serve_in_thread
+
+CONTENT_TYPES = st.sampled_from(
+    ["text/csv", "application/json", "text/csv; charset=utf-8", "application/xml", "", "*/*"]
+)
+NUMBERS = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(-(10**30), 10**30),
+    st.booleans(),
+    st.none(),
+    st.text(max_size=8),
+)
+JSON_BODIES = st.recursive(
+    NUMBERS | st.lists(NUMBERS, max_size=40),
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=12), children, max_size=5)
+    ),
+    max_leaves=60,
+).map(json.dumps)
+CSV_BODIES = st.lists(
+    st.lists(st.one_of(st.floats(allow_nan=False), st.text(max_size=6)), max_size=40), max_size=5
+).map(lambda rows: "\n".join(",".join(str(cell) for cell in row) for row in rows))
+BODIES = st.one_of(st.binary(max_size=300), JSON_BODIES.map(str.encode), CSV_BODIES.map(str.encode))
+
+
+@pytest.fixture(scope="module")
+def server(model_dir: Path) -> Iterator[tuple[str, int]]:
+    instance = make_server(model_dir, "127.0.0.1", 0, max_body=64 * 1024)
+    serve_in_thread(instance)
+    yield "127.0.0.1", instance.server_address[1]
+    instance.shutdown()
+    instance.server_close()
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(body=BODIES, content_type=CONTENT_TYPES)
+def test_handler_raises_only_invalid_input(model_dir: Path, body: bytes, content_type: str) -> None:
+    model = model_fn(str(model_dir))
+    try:
+        result = predict_fn(input_fn(body, content_type), model)
+    except InvalidInputError as error:
+        assert 400 <= error.status < 500
+        assert str(error)
+    else:
+        assert all("prediction" in row for row in result)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(body=BODIES, content_type=CONTENT_TYPES)
+def test_server_never_answers_5xx(server: tuple[str, int], body: bytes, content_type: str) -> None:
+    connection = http.client.HTTPConnection(*server, timeout=10)
+    try:
+        connection.request(
+            "POST",
+            "/invocations",
+            body=body,
+            headers={"Content-Type": content_type} if content_type else {},
+        )
+        response = connection.getresponse()
+        payload = json.loads(response.read())
+    finally:
+        connection.close()
+    assert response.status < 500
+    if response.status >= 400:
+        assert payload["error"]
