@@ -20,12 +20,15 @@ for base in (os.environ.get("PWD", ""), f"/proc/{os.getppid()}/cwd", ""):
         continue
     break
 
+import org_standards  # noqa: E402
 import template_files  # noqa: E402
 import template_rules  # noqa: E402
 
 try:
     template_rules.validate(ANSWERS)
-except template_rules.AnswerError as error:
+    standards_file = org_standards.locate(Path(sys.path[0]).parent)
+    org_standards.check(org_standards.load(standards_file), ANSWERS)
+except (template_rules.AnswerError, org_standards.StandardsError) as error:
     if isinstance(ANSWERS.get("project_slug"), str):
         template_files.remove_created_parents_later(Path.cwd(), ANSWERS["project_slug"])
     print(f"error: {error}", file=sys.stderr)

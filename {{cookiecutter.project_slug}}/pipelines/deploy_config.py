@@ -60,13 +60,23 @@ def stage_config(
     stage: str, settings: Settings, package_arn: str, kms_key_arn: str, monitor_image: str
 ) -> dict[str, Any]:
     config = json.loads((INFRASTRUCTURE / f"{stage}-config.json").read_text())
+    standards = settings.standards
+    serving = config["Parameters"].get(
+        "EndpointInstanceType", standards.default_instance("serving")
+    )
+    standards.check_instance("serving", serving)
+    if standards.subnets:
+        config["Parameters"] |= {
+            "SubnetIds": ",".join(standards.subnets),
+            "SecurityGroupIds": ",".join(standards.security_groups),
+        }
     config["Parameters"] |= {
         "SageMakerProjectName": settings.project_name,
         "SageMakerProjectId": settings.project_id,
         "StageName": stage,
         "ModelPackageArn": package_arn,
         "ModelExecutionRoleArn": settings.role_arn,
-        "KmsKeyArn": kms_key_arn,
+        "KmsKeyArn": standards.kms_key_arn or kms_key_arn,
         "DataCaptureUri": f"{settings.prefix}/data-capture/{stage}",
         "MonitoringOutputUri": f"{settings.prefix}/monitoring/{stage}",
         "MonitorImageUri": monitor_image,
@@ -102,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output-dir", type=Path, default=Path("build"))
     args = parser.parse_args(argv)
     settings = load_settings()
-    kms_key_arn = os.environ.get("KMS_KEY_ARN", "")
+    kms_key_arn = os.environ.get("KMS_KEY_ARN", "") or (settings.standards.kms_key_arn or "")
     if not kms_key_arn:
         parser.error("KMS_KEY_ARN is not set (the deploy CodeBuild project sets it)")
     try:
@@ -113,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
             kms_key_arn,
             monitor_image_uri(settings.region),
         )
-    except DeployConfigError as error:
+    except (DeployConfigError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(f"deploying {package}; configurations in {args.output_dir}")

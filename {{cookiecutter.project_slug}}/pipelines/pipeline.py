@@ -12,6 +12,7 @@ from typing import Any
 from sagemaker.core.helper.session_helper import Session
 from sagemaker.core.image_uris import retrieve
 from sagemaker.core.model_metrics import MetricsSource, ModelMetrics
+from sagemaker.core.network import NetworkConfig
 from sagemaker.core.processing import FrameworkProcessor
 from sagemaker.core.shapes import (
     ProcessingInput,
@@ -35,9 +36,9 @@ from sagemaker.mlops.workflow.pipeline import Pipeline
 from sagemaker.mlops.workflow.steps import CacheConfig, ProcessingStep, TrainingStep
 from sagemaker.serve.model_builder import ModelBuilder
 from sagemaker.train import ModelTrainer
-from sagemaker.train.configs import Compute, InputData, SourceCode
+from sagemaker.train.configs import Compute, InputData, Networking, OutputDataConfig, SourceCode
 
-from .settings import Settings
+from .settings import Settings, Standards
 
 PROJECT = Path(__file__).resolve().parent.parent
 SOURCE_DIR = PROJECT / "src"
@@ -66,6 +67,28 @@ def _processing_output(name: str, source: str, destination: Any) -> ProcessingOu
     )
 
 
+def _network_config(standards: Standards) -> NetworkConfig | None:
+    if not (standards.subnets or standards.network_isolation):
+        return None
+    return NetworkConfig(
+        enable_network_isolation=standards.network_isolation,
+        subnets=list(standards.subnets) or None,
+        security_group_ids=list(standards.security_groups) or None,
+        encrypt_inter_container_traffic=True,
+    )
+
+
+def _networking(standards: Standards) -> Networking | None:
+    if not (standards.subnets or standards.network_isolation):
+        return None
+    return Networking(
+        subnets=list(standards.subnets) or None,
+        security_group_ids=list(standards.security_groups) or None,
+        enable_network_isolation=standards.network_isolation,
+        enable_inter_container_traffic_encryption=True,
+    )
+
+
 def get_pipeline(
     settings: Settings,
     *,
@@ -89,9 +112,14 @@ def get_pipeline(
     base = f"{settings.prefix}/pipeline"
 
     input_data = ParameterString("InputDataUrl", default_value=f"{settings.prefix}/data/raw")
-    processing_instance = ParameterString("ProcessingInstanceType", default_value="ml.m5.large")
+    standards = settings.standards
+    processing_instance = ParameterString(
+        "ProcessingInstanceType", default_value=standards.default_instance("processing")
+    )
     processing_count = ParameterInteger("ProcessingInstanceCount", default_value=1)
-    training_instance = ParameterString("TrainingInstanceType", default_value="ml.m5.large")
+    training_instance = ParameterString(
+        "TrainingInstanceType", default_value=standards.default_instance("training")
+    )
     threshold = ParameterFloat("QualityThreshold", default_value=gate_threshold)
     approval = ParameterString("ModelApprovalStatus", default_value="PendingManualApproval")
 
@@ -104,6 +132,9 @@ def get_pipeline(
         sagemaker_session=session,
         tags=tags,
         command=["python3"],
+        volume_kms_key=standards.kms_key_arn,
+        output_kms_key=standards.kms_key_arn,
+        network_config=_network_config(standards),
     )
     prepare_args = processor.run(
         code="job_entry.py",
@@ -136,7 +167,15 @@ def get_pipeline(
             source_dir=str(SOURCE_DIR),
             command=f"python3 -m {settings.package}.train --bundle-inference-code",
         ),
-        compute=Compute(instance_type=training_instance, instance_count=1),
+        compute=Compute(
+            instance_type=training_instance,
+            instance_count=1,
+            volume_kms_key_id=standards.kms_key_arn,
+        ),
+        networking=_networking(standards),
+        output_data_config=OutputDataConfig(
+            s3_output_path=f"{settings.prefix}/models", kms_key_id=standards.kms_key_arn
+        ),
         hyperparameters={key: str(value) for key, value in hyperparameters.items()},
         tags=[Tag(key=key, value=value) for key, value in sorted(settings.tags.items())],
     )

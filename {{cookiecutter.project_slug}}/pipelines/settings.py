@@ -10,10 +10,50 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULTS_FILE = Path(__file__).with_name("defaults.json")
+# Written by the template from the organisation's standards file; {} when there is none.
+STANDARDS_FILE = Path(__file__).resolve().parent.parent / "org-standards.json"
+DEFAULT_INSTANCE = "ml.m5.large"
+
+
+@dataclass(frozen=True)
+class Standards:
+    """What the organisation enforces on every job and endpoint of this project."""
+
+    kms_key_arn: str | None = None
+    subnets: tuple[str, ...] = ()
+    security_groups: tuple[str, ...] = ()
+    network_isolation: bool = False
+    instance_types: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def default_instance(self, role: str) -> str:
+        allowed = self.instance_types.get(role)
+        return allowed[0] if allowed else DEFAULT_INSTANCE
+
+    def check_instance(self, role: str, instance_type: str) -> None:
+        allowed = self.instance_types.get(role)
+        if allowed and instance_type not in allowed:
+            raise ValueError(
+                f"{role} instance type {instance_type} is not allowed by the "
+                f"organisation standards ({', '.join(allowed)})"
+            )
+
+
+def load_standards(path: Path = STANDARDS_FILE) -> Standards:
+    raw = json.loads(path.read_text()) if path.exists() else {}
+    vpc = raw.get("vpc", {})
+    return Standards(
+        kms_key_arn=raw.get("kms_key_arn"),
+        subnets=tuple(vpc.get("subnets", ())),
+        security_groups=tuple(vpc.get("security_groups", ())),
+        network_isolation=bool(raw.get("network_isolation", False)),
+        instance_types={
+            role: tuple(types) for role, types in raw.get("instance_types", {}).items()
+        },
+    )
 
 
 @dataclass(frozen=True)
@@ -26,6 +66,7 @@ class Settings:
     role_arn: str
     tags: dict[str, str]
     sklearn_version: str
+    standards: Standards = field(default_factory=Standards)
 
     @property
     def pipeline_name(self) -> str:
@@ -40,7 +81,9 @@ class Settings:
         return f"s3://{self.bucket}/{self.project_name}"
 
 
-def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+def load_settings(
+    environ: Mapping[str, str] | None = None, standards: Standards | None = None
+) -> Settings:
     env = os.environ if environ is None else environ
     defaults = json.loads(DEFAULTS_FILE.read_text())
     project_name = env.get("SAGEMAKER_PROJECT_NAME") or defaults["project_name"]
@@ -58,4 +101,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         role_arn=env.get("SAGEMAKER_PIPELINE_ROLE_ARN") or defaults["role_arn"],
         tags=tags,
         sklearn_version=defaults["sklearn_version"],
+        standards=standards if standards is not None else load_standards(),
     )

@@ -11,7 +11,7 @@ import pytest
 from moto import mock_aws
 
 from pipelines import run
-from pipelines.settings import load_settings
+from pipelines.settings import Standards, load_settings, load_standards
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("fake_aws")]
 SETTINGS_ENV = {
@@ -179,3 +179,58 @@ def test_upsert_and_start(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_cli_needs_an_action() -> None:
     with pytest.raises(SystemExit):
         run.main([])
+
+
+STRICT = Standards(
+    kms_key_arn="arn:aws:kms:us-east-1:123456789012:key/org-key",
+    subnets=("subnet-0a1b2c", "subnet-0d4e5f"),
+    security_groups=("sg-0123abcd",),
+    network_isolation=True,
+    instance_types={"processing": ("ml.m5.xlarge",), "training": ("ml.c5.2xlarge",)},
+)
+
+
+def test_organisation_standards_reach_every_job(aws: None) -> None:
+    definition = json.loads(run.build(load_settings(SETTINGS_ENV, standards=STRICT)).definition())
+    steps = steps_by_name(definition)
+    parameters = {p["Name"]: p["DefaultValue"] for p in definition["Parameters"]}
+    assert parameters["ProcessingInstanceType"] == "ml.m5.xlarge"
+    assert parameters["TrainingInstanceType"] == "ml.c5.2xlarge"
+    for name in ("PrepareData", "EvaluateModel"):
+        arguments = steps[name]["Arguments"]
+        assert (
+            arguments["ProcessingResources"]["ClusterConfig"]["VolumeKmsKeyId"]
+            == STRICT.kms_key_arn
+        )
+        assert arguments["ProcessingOutputConfig"]["KmsKeyId"] == STRICT.kms_key_arn
+        network = arguments["NetworkConfig"]
+        assert network["EnableNetworkIsolation"] is True
+        assert network["VpcConfig"]["Subnets"] == list(STRICT.subnets)
+        assert network["VpcConfig"]["SecurityGroupIds"] == list(STRICT.security_groups)
+    training = steps["TrainModel"]["Arguments"]
+    assert training["OutputDataConfig"]["KmsKeyId"] == STRICT.kms_key_arn
+    assert training["ResourceConfig"]["VolumeKmsKeyId"] == STRICT.kms_key_arn
+    assert training["VpcConfig"]["Subnets"] == list(STRICT.subnets)
+    assert training["EnableNetworkIsolation"] is True
+
+
+def test_instance_types_outside_the_standards_are_refused() -> None:
+    with pytest.raises(ValueError, match="not allowed by the organisation standards"):
+        STRICT.check_instance("training", "ml.p4d.24xlarge")
+    STRICT.check_instance("training", "ml.c5.2xlarge")
+    Standards().check_instance("training", "ml.p4d.24xlarge")  # no standards: no limit
+
+
+def test_the_projects_own_standards_file_is_applied(aws: None) -> None:
+    """org-standards.json (written by the template) reaches the definition as it says."""
+    standards = load_standards()
+    definition = json.loads(run.build(load_settings(SETTINGS_ENV)).definition())
+    prepare = steps_by_name(definition)["PrepareData"]["Arguments"]
+    if standards.kms_key_arn:
+        assert prepare["ProcessingOutputConfig"]["KmsKeyId"] == standards.kms_key_arn
+    else:
+        assert "KmsKeyId" not in prepare["ProcessingOutputConfig"]
+    if standards.subnets:
+        assert prepare["NetworkConfig"]["VpcConfig"]["Subnets"] == list(standards.subnets)
+    else:
+        assert "NetworkConfig" not in prepare

@@ -1,0 +1,158 @@
+"""Organisation standards: one YAML file admins keep, checked at render time, applied by the output.
+
+Where the file comes from, first match wins: the ``MLOPS_ORG_STANDARDS`` environment variable (a
+path), ``org-standards.yaml`` beside the template. Without one, nothing beyond the built-in rules is
+enforced. The file is validated with jsonschema (``SCHEMA``); the pre-generation hook checks the
+answers against it, and the post-generation hook writes it into the project as
+``org-standards.json``, which the pipeline and the deploy configuration apply (KMS, VPC, network
+isolation, instance types, tags).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from template_rules import AnswerError
+
+ENVIRONMENT_VARIABLE = "MLOPS_ORG_STANDARDS"
+FILE_NAME = "org-standards.yaml"
+INSTANCE_TYPE = {"type": "string", "pattern": r"^ml\.[a-z0-9]+\.[a-z0-9]+$"}
+SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "allowed_regions": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+        "allowed_licenses": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+        "instance_types": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                role: {"type": "array", "items": INSTANCE_TYPE, "minItems": 1}
+                for role in ("processing", "training", "serving")
+            },
+        },
+        "required_tags": {"type": "object", "additionalProperties": {"type": "string"}},
+        "kms_key_arn": {
+            "type": "string",
+            "pattern": r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/.+$",
+        },
+        "vpc": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["subnets", "security_groups"],
+            "properties": {
+                "subnets": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {"type": "string", "pattern": r"^subnet-[0-9a-f]+$"},
+                },
+                "security_groups": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {"type": "string", "pattern": r"^sg-[0-9a-f]+$"},
+                },
+            },
+        },
+        "network_isolation": {"type": "boolean"},
+        "minimum_quality_gate": {"type": "object", "additionalProperties": {"type": "number"}},
+    },
+}
+# The template's own gate defaults (params.yaml) per problem type.
+DEFAULT_GATES = {"classification": ("accuracy", 0.90), "regression": ("rmse", 70.0)}
+LOWER_IS_BETTER = frozenset({"mse", "rmse", "mae"})
+
+
+class StandardsError(ValueError):
+    """The standards file itself is unreadable or breaks the schema."""
+
+
+def locate(template_dir: Path, environ: Mapping[str, str] | None = None) -> Path | None:
+    env = os.environ if environ is None else environ
+    if env.get(ENVIRONMENT_VARIABLE):
+        path = Path(env[ENVIRONMENT_VARIABLE]).expanduser()
+        if not path.is_file():
+            raise StandardsError(f"{ENVIRONMENT_VARIABLE} points to {path}, which does not exist")
+        return path
+    beside = template_dir / FILE_NAME
+    return beside if beside.is_file() else None
+
+
+def load(path: Path | None) -> dict[str, Any]:
+    """Read and schema-check the standards; an absent file means no extra standards."""
+    if path is None:
+        return {}
+    import yaml  # cookiecutter depends on PyYAML
+
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise StandardsError(f"{path} is not valid YAML: {str(error).splitlines()[0]}") from None
+    try:
+        import jsonschema
+    except ImportError:
+        raise StandardsError(f"checking {path} needs jsonschema (pip install jsonschema)") from None
+    errors = sorted(jsonschema.Draft202012Validator(SCHEMA).iter_errors(data), key=str)
+    if errors:
+        where = "/".join(str(p) for p in errors[0].absolute_path) or "(top level)"
+        raise StandardsError(f"{path}: {where}: {errors[0].message}")
+    return dict(data)
+
+
+def project_tags(answers: Mapping[str, Any]) -> dict[str, str]:
+    tags = {"organisation": answers["organisation"], "cost-centre": answers["cost_centre"]}
+    extra = answers.get("extra_tags") or {}
+    return tags | (dict(extra) if isinstance(extra, Mapping) else {})
+
+
+def check(standards: Mapping[str, Any], answers: Mapping[str, Any]) -> None:
+    """Raise AnswerError for the first answer the organisation's standards forbid."""
+    regions = standards.get("allowed_regions")
+    if regions and answers["aws_region"] not in regions:
+        raise AnswerError(
+            "aws_region",
+            answers["aws_region"],
+            f"organisation standards allow only {', '.join(regions)}",
+        )
+    licenses = standards.get("allowed_licenses")
+    if licenses and answers["license"] not in licenses:
+        raise AnswerError(
+            "license",
+            answers["license"],
+            f"organisation standards allow only {', '.join(licenses)}",
+        )
+    tags = project_tags(answers)
+    for key, pattern in standards.get("required_tags", {}).items():
+        if key not in tags:
+            raise AnswerError(
+                "extra_tags",
+                dict(answers.get("extra_tags") or {}),
+                f"organisation standards require the tag '{key}'",
+            )
+        if not re.fullmatch(pattern, str(tags[key])):
+            raise AnswerError(
+                f"tag '{key}'", tags[key], f"organisation standards require it to match {pattern}"
+            )
+    metric, threshold = DEFAULT_GATES[answers["problem_type"]]
+    minimum = standards.get("minimum_quality_gate", {}).get(metric)
+    if minimum is not None:
+        weaker = threshold > minimum if metric in LOWER_IS_BETTER else threshold < minimum
+        if weaker:
+            raise AnswerError(
+                "problem_type",
+                answers["problem_type"],
+                f"the template's {metric} gate {threshold} is weaker than the "
+                f"organisation minimum {minimum}",
+            )
+
+
+def write_into(project: Path, standards: Mapping[str, Any]) -> None:
+    """The rendered project applies what it finds in org-standards.json (empty: nothing extra)."""
+    (project / "org-standards.json").write_text(
+        json.dumps(dict(standards), indent=2, sort_keys=True) + "\n"
+    )

@@ -1,0 +1,156 @@
+"""Organisation standards: schema-checked, enforced at render time, applied by the project."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import org_standards
+import pytest
+import yaml
+from org_standards import StandardsError
+from template_rules import AnswerError
+
+from .conftest import load_yaml, run_cookiecutter
+from .test_rules import DEFAULTS
+
+STRICT: dict[str, Any] = {
+    "allowed_regions": ["eu-west-1", "eu-central-1"],
+    "allowed_licenses": ["Proprietary"],
+    "instance_types": {
+        "processing": ["ml.m5.xlarge"],
+        "training": ["ml.c5.2xlarge"],
+        "serving": ["ml.m5.large"],
+    },
+    "required_tags": {
+        "cost-centre": "^cc-[0-9]{4}$",
+        "data-classification": "^(internal|restricted)$",
+    },
+    "kms_key_arn": "arn:aws:kms:eu-west-1:123456789012:key/org",
+    "vpc": {"subnets": ["subnet-0a1b"], "security_groups": ["sg-0c2d"]},
+    "network_isolation": True,
+    "minimum_quality_gate": {"accuracy": 0.85, "rmse": 80},
+}
+COMPLIANT = {
+    "aws_region": "eu-west-1",
+    "license": "Proprietary",
+    "cost_centre": "cc-1234",
+    "extra_tags": {"data-classification": "internal"},
+}
+
+
+def write(tmp_path: Path, data: Any) -> Path:
+    path = tmp_path / "org-standards.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_strict_file_loads(tmp_path: Path) -> None:
+    assert org_standards.load(write(tmp_path, STRICT)) == STRICT
+    assert org_standards.load(None) == {}
+
+
+@pytest.mark.parametrize(
+    ("broken", "where"),
+    [
+        ({"allowed_regions": "eu-west-1"}, "allowed_regions"),
+        ({"kms_key_arn": "not-an-arn"}, "kms_key_arn"),
+        ({"vpc": {"subnets": ["subnet-0a"]}}, "vpc"),
+        ({"instance_types": {"training": ["p3.2xlarge"]}}, "instance_types/training/0"),
+        ({"unknown_rule": 1}, "(top level)"),
+    ],
+)
+def test_schema_errors_name_the_place(tmp_path: Path, broken: dict[str, Any], where: str) -> None:
+    with pytest.raises(StandardsError, match=f"{where}"):
+        org_standards.load(write(tmp_path, broken))
+
+
+def test_unreadable_yaml(tmp_path: Path) -> None:
+    path = tmp_path / "org-standards.yaml"
+    path.write_text("allowed_regions: [unclosed\n")
+    with pytest.raises(StandardsError, match="not valid YAML"):
+        org_standards.load(path)
+
+
+def test_environment_variable_wins_and_must_exist(tmp_path: Path) -> None:
+    beside = write(tmp_path, STRICT)
+    assert org_standards.locate(tmp_path, {}) == beside
+    other = tmp_path / "other.yaml"
+    other.write_text("{}")
+    assert org_standards.locate(tmp_path, {"MLOPS_ORG_STANDARDS": str(other)}) == other
+    with pytest.raises(StandardsError, match="does not exist"):
+        org_standards.locate(tmp_path, {"MLOPS_ORG_STANDARDS": str(tmp_path / "missing")})
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "words"),
+    [
+        ({"aws_region": "us-east-1"}, "aws_region", "allow only eu-west-1"),
+        ({"license": "MIT"}, "license", "allow only Proprietary"),
+        ({"cost_centre": "cc-12"}, "tag 'cost-centre'", "match"),
+        ({"extra_tags": {}}, "extra_tags", "require the tag 'data-classification'"),
+        ({"extra_tags": {"data-classification": "public"}}, "tag 'data-classification'", "match"),
+    ],
+)
+def test_answers_breaking_the_standards(change: dict[str, Any], field: str, words: str) -> None:
+    with pytest.raises(AnswerError, match=words) as caught:
+        org_standards.check(STRICT, DEFAULTS | COMPLIANT | change)
+    assert str(caught.value).startswith(f"invalid answer for '{field}'")
+
+
+def test_compliant_answers_pass_and_weak_gates_fail() -> None:
+    org_standards.check(STRICT, DEFAULTS | COMPLIANT)
+    with pytest.raises(AnswerError, match="weaker than the organisation minimum"):
+        org_standards.check({"minimum_quality_gate": {"accuracy": 0.95}}, DEFAULTS)
+    with pytest.raises(AnswerError, match="weaker"):
+        org_standards.check(
+            {"minimum_quality_gate": {"rmse": 50}}, DEFAULTS | {"problem_type": "regression"}
+        )
+
+
+@pytest.mark.usefixtures("isolated_home")
+def test_render_refuses_what_the_standards_forbid(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLOPS_ORG_STANDARDS", str(write(tmp_path, STRICT)))
+    out = tmp_path / "out"
+    out.mkdir()
+    result = run_cookiecutter(out)  # the defaults: us-east-1, Apache-2.0
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == [
+        "error: invalid answer for 'aws_region' = 'us-east-1': organisation "
+        "standards allow only eu-west-1, eu-central-1"
+    ]
+    assert list(out.iterdir()) == []
+
+
+@pytest.mark.usefixtures("isolated_home")
+def test_render_carries_the_standards_into_the_project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLOPS_ORG_STANDARDS", str(write(tmp_path, STRICT)))
+    out = tmp_path / "out"
+    result = run_cookiecutter(
+        out,
+        "aws_region=eu-west-1",
+        "license=Proprietary",
+        "cost_centre=cc-1234",
+        "project_name=Strict Model",
+    )
+    # extra_tags is a mapping; on the command line it comes from a config file instead
+    assert result.returncode != 0 and "data-classification" in result.stderr
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        yaml.safe_dump({"default_context": COMPLIANT | {"project_name": "Strict Model"}})
+    )
+    result = run_cookiecutter(out, "--config-file", str(config))
+    assert result.returncode == 0, result.stderr
+    project = out / "strict-model"
+    assert json.loads((project / "org-standards.json").read_text()) == STRICT
+    tags = load_yaml(project / "infrastructure" / "foundation.yaml")["Resources"]["ArtifactBucket"][
+        "Properties"
+    ]["Tags"]
+    assert {"Key": "data-classification", "Value": "internal"} in tags
+    assert {"Key": "cost-centre", "Value": "cc-1234"} in tags
