@@ -15,7 +15,6 @@ import json
 import os
 import platform
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,6 +25,9 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from tools.ports import free_port, wait_for_port  # noqa: E402
+
 RESULTS = ROOT / "bench" / "results"
 ENV = {
     k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "VIRTUAL_ENV")
@@ -170,12 +172,6 @@ def repro_scaling(project: Path) -> dict[str, float]:
     return results
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def serving(project: Path) -> dict[str, Any]:
     import pandas as pd
 
@@ -200,13 +196,8 @@ def serving(project: Path) -> dict[str, Any]:
     )
     results: dict[str, Any] = {}
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+        if not wait_for_port(port, timeout=30):
+            raise RuntimeError("the model server did not start")
         with tempfile.TemporaryDirectory() as tmp:
             for rows in (1, 100):
                 body = Path(tmp) / f"{rows}.csv"

@@ -112,20 +112,12 @@ def project_tags(answers: Mapping[str, Any]) -> dict[str, str]:
 
 def check(standards: Mapping[str, Any], answers: Mapping[str, Any]) -> None:
     """Raise AnswerError for the first answer the organisation's standards forbid."""
-    regions = standards.get("allowed_regions")
-    if regions and answers["aws_region"] not in regions:
-        raise AnswerError(
-            "aws_region",
-            answers["aws_region"],
-            f"organisation standards allow only {', '.join(regions)}",
-        )
-    licenses = standards.get("allowed_licenses")
-    if licenses and answers["license"] not in licenses:
-        raise AnswerError(
-            "license",
-            answers["license"],
-            f"organisation standards allow only {', '.join(licenses)}",
-        )
+    for field, rule in (("aws_region", "allowed_regions"), ("license", "allowed_licenses")):
+        allowed = standards.get(rule)
+        if allowed and answers[field] not in allowed:
+            raise AnswerError(
+                field, answers[field], f"organisation standards allow only {', '.join(allowed)}"
+            )
     tags = project_tags(answers)
     for key, pattern in standards.get("required_tags", {}).items():
         if key not in tags:

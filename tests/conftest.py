@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tools.ports import free_port, wait_for_port
+
 TEMPLATE = Path(__file__).resolve().parent.parent
 
 # Each choice value appears at least once; the first row is the --no-input default.
@@ -118,20 +120,9 @@ def isolated_home(
     shutil.rmtree(home, ignore_errors=True)
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture()
 def moto_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A moto server on a free loopback port, with fake credentials; stopped after the test."""
-    import socket
-    import time
-
     for name, value in {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
@@ -147,16 +138,9 @@ def moto_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                process.kill()
-                pytest.fail("moto_server did not start")
-            time.sleep(0.1)
+    if not wait_for_port(port):
+        process.kill()
+        pytest.fail("moto_server did not start")
     yield f"http://127.0.0.1:{port}"
     process.terminate()
     process.wait(timeout=10)

@@ -54,7 +54,9 @@ def test_out_of_range_value(
 
 def test_infinite_value_rejected(raw_frame: pd.DataFrame, schema: Schema) -> None:
     bad = raw_frame.copy()
-    bad.loc[0, schema.feature_names[0]] = float("inf")
+    column = schema.feature_names[0]
+    bad[column] = bad[column].astype(float)  # an integer column cannot hold infinity
+    bad.loc[0, column] = float("inf")
     with pytest.raises(DataValidationError, match="infinite"):
         validate(bad, schema)
 
