@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from .conftest import run_cookiecutter
+from .conftest import TEMPLATE, run_cookiecutter
 
 CASES = [
     ("project_slug=Bad Slug", "project_slug"),
@@ -72,3 +75,34 @@ def test_existing_unrelated_folders_are_kept(tmp_path: Path) -> None:
     result = run_cookiecutter(tmp_path, "project_slug=nested/dir")
     assert result.returncode != 0
     assert wait_until_empty(tmp_path, seconds=1.0) == ["nested", "nested/keep.txt"]
+
+
+@pytest.mark.usefixtures("isolated_home")
+def test_failing_post_generation_hook_leaves_nothing(tmp_path: Path) -> None:
+    """A post-generation failure (here: forced) removes the half-rendered project."""
+    template = tmp_path / "template"
+    shutil.copytree(
+        TEMPLATE,
+        template,
+        ignore=shutil.ignore_patterns(
+            ".venv", ".git", "__pycache__", ".pytest_cache", ".hypothesis", "build"
+        ),
+    )
+    hook = template / "hooks" / "post_gen_project.py"
+    hook.write_text(
+        hook.read_text().replace(
+            "template_files.init_git(Path.cwd())", "raise SystemExit('error: forced failure')"
+        )
+    )
+    out = tmp_path / "out"
+    out.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-m", "cookiecutter", "--no-input", str(template), "-o", str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert "forced failure" in result.stderr
+    assert list(out.iterdir()) == []

@@ -52,7 +52,7 @@ def make(project: Path, target: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize("extra", COMBINATIONS, ids=["default", "regression-gha-codecommit"])
 def test_rendered_project_suite_passes(cookies: Any, extra: dict[str, str]) -> None:
     project = bake(cookies, **extra)
-    for target in ("setup", "test", "lint", "repro"):
+    for target in ("setup", "test", "lint", "hooks", "repro"):
         result = make(project, target)
         assert result.returncode == 0, (
             f"make {target}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"

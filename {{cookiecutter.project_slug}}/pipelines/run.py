@@ -63,6 +63,41 @@ def build(settings: Settings, cache_steps: bool = True, session: Any = None) -> 
     return get_pipeline(settings, session=session, cache_steps=cache_steps, **pipeline_inputs())
 
 
+def offline_definition(settings: Settings, cache_steps: bool = True) -> str:
+    """The definition without an AWS account: the SDK's code uploads go to an in-memory S3.
+
+    Building a definition uploads the job code; printing one needs no AWS, so it runs against
+    moto with throw-away credentials (the S3 URIs in it name the real bucket all the same).
+    """
+    from moto import mock_aws
+
+    fake = {
+        "AWS_ACCESS_KEY_ID": "offline",
+        "AWS_SECRET_ACCESS_KEY": "offline",
+        "AWS_SESSION_TOKEN": "offline",
+    }
+    saved = {name: os.environ.get(name) for name in fake}
+    os.environ.update(fake)
+    try:
+        with mock_aws():
+            import boto3
+
+            s3 = boto3.client("s3", region_name=settings.region)
+            location = (
+                {}
+                if settings.region == "us-east-1"
+                else {"CreateBucketConfiguration": {"LocationConstraint": settings.region}}
+            )
+            s3.create_bucket(Bucket=settings.bucket, **location)
+            return str(build(settings, cache_steps=cache_steps).definition())
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
@@ -78,13 +113,18 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("choose --definition-only, --upsert and/or --start")
 
     settings = load_settings()
+    # The SDK creates AWS clients at import time and needs a region even to build a definition.
+    os.environ.setdefault("AWS_DEFAULT_REGION", settings.region)
+    if args.definition_only:
+        definition = offline_definition(settings, cache_steps=not args.no_cache)
+        if args.output:
+            args.output.write_text(definition)
+        print(json.dumps(json.loads(definition), indent=2))
+        return 0
     pipeline = build(settings, cache_steps=not args.no_cache)
     definition = pipeline.definition()
     if args.output:
         args.output.write_text(definition)
-    if args.definition_only:
-        print(json.dumps(json.loads(definition), indent=2))
-        return 0
     if args.upsert:
         pipeline.upsert(
             role_arn=settings.role_arn,

@@ -84,7 +84,7 @@ def fake_aws(monkeypatch: pytest.MonkeyPatch) -> None:
     """Credentials that can only ever reach the loopback stand-ins of these tests."""
     for name, value in {
         "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",  # pragma: allowlist secret - a fake for moto
         "AWS_SESSION_TOKEN": "testing",
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_REGION": "us-east-1",

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -13,6 +17,7 @@ from moto import mock_aws
 from pipelines import run
 from pipelines.settings import Standards, load_settings, load_standards
 
+PROJECT = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("fake_aws")]
 SETTINGS_ENV = {
     "SAGEMAKER_PROJECT_NAME": "churn-prod",
@@ -234,3 +239,25 @@ def test_the_projects_own_standards_file_is_applied(aws: None) -> None:
         assert prepare["NetworkConfig"]["VpcConfig"]["Subnets"] == list(standards.subnets)
     else:
         assert "NetworkConfig" not in prepare
+
+
+def test_definition_only_needs_no_aws_account(tmp_path: Path) -> None:
+    """`make pipeline-definition` on a laptop: no credentials, no region, no network."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env["HOME"] = str(tmp_path)  # no ~/.aws either
+    result = subprocess.run(
+        [sys.executable, "-m", "pipelines.run", "--definition-only"],
+        cwd=PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    definition = json.loads(result.stdout)
+    assert [step["Name"] for step in definition["Steps"]] == [
+        "PrepareData",
+        "TrainModel",
+        "EvaluateModel",
+        "QualityGate",
+    ]
