@@ -171,13 +171,14 @@ def to_frame(rows: list[Any], features: list[str]) -> pd.DataFrame:
 
 def predict_fn(input_data: list[Any], model: Model) -> list[dict[str, Any]]:
     frame = to_frame(input_data, model.features)
-    predictions = model.pipeline.predict(frame)
     if model.meta["problem_type"] != "classification":
-        return [{"prediction": float(value)} for value in predictions]
+        return [{"prediction": float(value)} for value in model.pipeline.predict(frame)]
+    # One pass over the trees: the label is the most probable class (what predict() returns).
     probabilities = model.pipeline.predict_proba(frame)
+    labels = model.pipeline.classes_[probabilities.argmax(axis=1)]
     return [
         {"prediction": int(label), "probability": float(row.max())}
-        for label, row in zip(predictions, probabilities, strict=True)
+        for label, row in zip(labels, probabilities, strict=True)
     ]
 
 

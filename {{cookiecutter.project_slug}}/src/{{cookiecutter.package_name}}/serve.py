@@ -45,6 +45,10 @@ class InferenceServer(ThreadingHTTPServer):
 class InferenceHandler(BaseHTTPRequestHandler):
     server: InferenceServer
     protocol_version = "HTTP/1.1"
+    # Headers and body leave in one write, and without Nagle's delay: otherwise the body waits for
+    # the client's delayed ACK of the headers (about 40 ms on Linux) on every keep-alive request.
+    disable_nagle_algorithm = True
+    wbufsize = -1
 
     def log_message(self, format: str, *args: Any) -> None:
         """Access logs off: they cost more than a prediction; errors still answer the client."""
@@ -128,6 +132,17 @@ class InferenceHandler(BaseHTTPRequestHandler):
     do_PUT = do_DELETE = do_PATCH = _not_allowed  # noqa: N815 - stdlib handler names
 
 
+def limit_native_threads() -> None:
+    """One OpenMP/BLAS thread per request thread.
+
+    scikit-learn's tree predictors parallelise over rows with OpenMP; for the few rows of an online
+    request that costs more than it saves, and concurrent requests then oversubscribe the cores.
+    """
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1)
+
+
 def make_server(
     model_dir: Path,
     host: str,
@@ -136,6 +151,7 @@ def make_server(
     capture_dir: Path | None = None,
 ) -> InferenceServer:
     capture = CaptureWriter(capture_dir) if capture_dir else None
+    limit_native_threads()
     return InferenceServer((host, port), model_fn(str(model_dir)), max_body, capture)
 
 
