@@ -23,10 +23,10 @@ demo: env ## Render a default project and run it end to end: install, train, eva
 	cd $(DEMO_DIR)/* && $(MAKE) setup repro predict monitor DATA=data/processed/test
 
 test: env ## The whole test suite: answer rules, the option matrix, infrastructure, rendered projects
-	$(UV) run --locked pytest
+	$(UV) run --locked pytest -n 2 --dist loadfile
 
-test-fast: env ## The quick subset (no installs of rendered projects, no checkov)
-	$(UV) run --locked pytest -m "not slow"
+test-fast: env ## The quick subset (no rendered-project installs, no checkov, no property tests)
+	$(UV) run --locked pytest -m "not slow" -n 2 --dist loadfile
 
 lint: env ## Ruff and mypy on the template's own code
 	$(UV) run --locked ruff check hooks service_catalog bench tools tests

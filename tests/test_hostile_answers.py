@@ -67,6 +67,7 @@ def check_rendered(project: Path, answers: dict[str, Any]) -> None:
             assert answers[field] in tags.values()
 
 
+@pytest.mark.slow  # 60 full renders
 @settings(
     max_examples=60,
     deadline=None,

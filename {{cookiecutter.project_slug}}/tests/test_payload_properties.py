@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 from {{ cookiecutter.package_name }}.inference import InvalidInputError, input_fn, model_fn, predict_fn
 from {{ cookiecutter.package_name }}.serve import make_server, serve_in_thread
 
+pytestmark = pytest.mark.slow  # hundreds of examples; the quick subset skips them
+
 CONTENT_TYPES = st.sampled_from(
     ["text/csv", "application/json", "text/csv; charset=utf-8", "application/xml", "", "*/*"]
 )
