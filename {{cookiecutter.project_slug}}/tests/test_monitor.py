@@ -9,8 +9,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
-from {{ cookiecutter.package_name }} import monitor
+from {{ cookiecutter.package_name }} import evaluate, monitor
 from {{ cookiecutter.package_name }}.capture import CaptureWriter
 from {{ cookiecutter.package_name }}.data import Schema
 
@@ -117,3 +118,41 @@ def test_psi_is_zero_for_identical_samples() -> None:
     edges = list(np.quantile(sample, np.linspace(0, 1, 11)))
     assert monitor.psi(edges, sample, sample) == pytest.approx(0.0, abs=1e-9)
     assert monitor.psi(edges, sample, sample + 0.5) > 0.5
+
+
+def test_model_quality_on_a_labelled_batch(
+    tmp_path: Path, model_dir: Path, clean_frame: pd.DataFrame, schema: Schema
+) -> None:
+    metric = "accuracy" if schema.problem_type == "classification" else "rmse"
+    strict = 1.01 if metric == "accuracy" else 0.001
+    lenient = 0.0 if metric == "accuracy" else 1e9
+    good = monitor.model_quality(model_dir, clean_frame, evaluate.Gate(metric, lenient), None)
+    assert good is not None and good["passed"] and good["rows"] == len(clean_frame)
+    failing = monitor.model_quality(model_dir, clean_frame, evaluate.Gate(metric, strict), None)
+    assert failing is not None and not failing["passed"]
+    unlabelled = features(clean_frame, schema)
+    assert monitor.model_quality(model_dir, unlabelled, evaluate.Gate(metric, strict), None) is None
+
+    labelled = tmp_path / "labelled.csv"
+    clean_frame.to_csv(labelled, index=False)
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"gate": {"metric": metric, "threshold": strict}}))
+    out = tmp_path / "quality"
+    code = monitor.main(
+        [
+            "--baseline",
+            str(model_dir / "baseline.json"),
+            "--data",
+            str(labelled),
+            "--params",
+            str(params),
+            "--model-dir",
+            str(model_dir),
+            "--output-dir",
+            str(out),
+        ]
+    )
+    assert code == 1
+    report = json.loads((out / "report.json").read_text())
+    assert report["model_quality"]["passed"] is False
+    assert any("quality gate FAILED" in v for v in report["violations"])

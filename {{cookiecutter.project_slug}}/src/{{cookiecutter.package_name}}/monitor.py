@@ -27,7 +27,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .inference import InvalidInputError, input_fn
+from .evaluate import Gate, compute_metrics, metric_value
+from .inference import InvalidInputError, input_fn, load_model
 from .params import load_params
 
 PSI_FLOOR = 1e-4  # keeps empty bins from dividing by zero
@@ -38,7 +39,7 @@ class Thresholds:
     psi_threshold: float = 0.2
     ks_p_value: float = 0.01
     max_missing_fraction: float = 0.05
-    max_out_of_range_fraction: float = 0.01
+    max_out_of_range_fraction: float = 0.05
     min_drifted_features: int = 1
 
 
@@ -163,6 +164,27 @@ def monitor(baseline: dict[str, Any], batch: pd.DataFrame, limits: Thresholds) -
     }
 
 
+def model_quality(
+    model_dir: Path, batch: pd.DataFrame, gate: Gate, training_metrics: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """Metrics on a labelled batch, judged by the training gate; None when there are no labels."""
+    model, meta = load_model(model_dir)
+    if meta["target"] not in batch.columns:
+        return None
+    labelled = batch.dropna(subset=[meta["target"]])
+    report = compute_metrics(model, meta, labelled)
+    value = metric_value(report, gate.metric)
+    return {
+        "rows": len(labelled),
+        "metric": gate.metric,
+        "value": value,
+        "training_value": metric_value(training_metrics, gate.metric) if training_metrics else None,
+        "threshold": gate.threshold,
+        "passed": gate.passes(value),
+        "metrics": report,
+    }
+
+
 def _plot(name: str, baseline_sample: list[float], current: pd.Series) -> str:
     import matplotlib
 
@@ -226,6 +248,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--params", type=Path, help="params.yaml; its 'monitor' section")
     parser.add_argument("--output-dir", type=Path, default=Path("reports/monitor"))
+    parser.add_argument(
+        "--model-dir",
+        type=Path,
+        default=Path("models"),
+        help="with a labelled batch: also check model quality against the gate",
+    )
+    parser.add_argument("--training-metrics", type=Path, default=Path("reports/metrics.json"))
     args = parser.parse_args(argv)
     baseline = json.loads(args.baseline.read_text())
     limits = Thresholds(**load_params(args.params, "monitor")) if args.params else Thresholds()
@@ -235,6 +264,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: cannot read {args.data}: {error}", file=sys.stderr)
         return 2
     result = monitor(baseline, batch, limits)
+    if args.params and (args.model_dir / "model.joblib").exists():
+        training = (
+            json.loads(args.training_metrics.read_text())
+            if args.training_metrics.exists()
+            else None
+        )
+        gate = Gate(**load_params(args.params, "gate"))
+        quality = model_quality(args.model_dir, batch, gate, training)
+        if quality is not None:
+            result["model_quality"] = quality
+            if not quality["passed"]:
+                result["failed"] = True
+                result["violations"].append(gate.describe(quality["value"]))
     write_reports(result, baseline, batch, args.output_dir)
     summary = (
         f"{len(result['drifted_features'])} drifted feature(s), "
