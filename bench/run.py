@@ -286,6 +286,7 @@ def main() -> None:
         action="store_true",
         help="also time plain pip's resolution of the rendered project (slow)",
     )
+    parser.add_argument("--pip-timeout", type=float, default=300)
     args = parser.parse_args()
     results: dict[str, Any] = {
         "machine": {
