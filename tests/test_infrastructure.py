@@ -175,3 +175,34 @@ def test_build_uses_current_codebuild_image_and_project_python(
                 image = resource["Properties"]["Environment"]["Image"]
                 assert image.startswith("aws/codebuild/amazonlinux-x86_64-standard:")
                 assert float(image.rsplit(":", 1)[1]) >= 5.0
+
+
+@pytest.mark.parametrize("extra", MATRIX, ids=matrix_id)
+def test_prod_monitors_data_and_model_quality_and_retrains_on_either_alarm(
+    baked_matrix: dict[str, Path], extra: dict[str, str]
+) -> None:
+    project = baked_matrix[matrix_id(extra)]
+    resources = load_yaml(project / "infrastructure" / "endpoint.yaml")["Resources"]
+    schedules = {
+        resource["Properties"]["MonitoringScheduleConfig"]["MonitoringType"]: resource
+        for resource in resources.values()
+        if resource["Type"] == "AWS::SageMaker::MonitoringSchedule"
+    }
+    assert set(schedules) == {"DataQuality", "ModelQuality"}
+    alarms = {
+        name for name, resource in resources.items() if resource["Type"] == "AWS::CloudWatch::Alarm"
+    }
+    assert alarms == {"DriftAlarm", "QualityAlarm"}
+    watched = resources["RetrainOnAlarmRule"]["Properties"]["EventPattern"]["resources"]
+    assert {ref["GetAtt"].split(".")[0] for ref in watched} == alarms
+    monitoring = [
+        resource
+        for resource in resources.values()
+        if resource["Type"].endswith(("JobDefinition", "MonitoringSchedule", "Alarm"))
+    ]
+    assert all(resource.get("Condition") == "IsProd" for resource in monitoring)
+    quality_job = resources["ModelQualityJobDefinition"]["Properties"]
+    assert quality_job["ModelQualityJobInput"]["GroundTruthS3Input"]["S3Uri"] == {
+        "Ref": "GroundTruthUri"
+    }
+    assert quality_job["NetworkConfig"]["EnableNetworkIsolation"] is True

@@ -18,7 +18,8 @@ from typing import Any
 import boto3
 import yaml
 
-from .settings import Settings, load_settings
+from .run import PARAMS, pipeline_inputs
+from .settings import LOWER_IS_BETTER, Settings, load_settings
 
 PROJECT = Path(__file__).resolve().parent.parent
 INFRASTRUCTURE = PROJECT / "infrastructure"
@@ -51,9 +52,33 @@ def template_parameters(template: Path = INFRASTRUCTURE / "endpoint.yaml") -> se
     return set(yaml.load(template.read_text(), Loader=Loader)["Parameters"])  # noqa: S506
 
 
+def _schema() -> dict[str, Any]:
+    return dict(json.loads(next((PROJECT / "src").glob("*/schema.json")).read_text()))
+
+
 def first_feature() -> str:
-    schema = json.loads(next((PROJECT / "src").glob("*/schema.json")).read_text())
-    return str(next(iter(schema["features"])))
+    return str(next(iter(_schema()["features"])))
+
+
+def model_quality_parameters(params_file: Path = PARAMS) -> dict[str, str]:
+    """The training quality gate, restated for Model Monitor and the prod quality alarm."""
+    schema = _schema()
+    if schema["problem_type"] == "regression":
+        problem_type = "Regression"
+    elif len(schema["target"].get("allowed", ())) == 2:
+        problem_type = "BinaryClassification"
+    else:
+        problem_type = "MulticlassClassification"
+    gate = pipeline_inputs(params_file)
+    metric = gate["gate_metric"]
+    return {
+        "ModelQualityProblemType": problem_type,
+        "QualityMetric": metric,
+        "QualityThreshold": str(gate["gate_threshold"]),
+        "QualityAlarmComparison": (
+            "GreaterThanThreshold" if metric in LOWER_IS_BETTER else "LessThanThreshold"
+        ),
+    }
 
 
 def stage_config(
@@ -81,7 +106,8 @@ def stage_config(
         "MonitoringOutputUri": f"{settings.prefix}/monitoring/{stage}",
         "MonitorImageUri": monitor_image,
         "DriftAlarmFeature": first_feature(),
-    }
+        "GroundTruthUri": f"{settings.prefix}/ground-truth/{stage}",
+    } | model_quality_parameters()
     unknown = set(config["Parameters"]) - template_parameters()
     if unknown:
         raise DeployConfigError(f"{stage}-config.json sets unknown parameters: {sorted(unknown)}")

@@ -38,11 +38,10 @@ from sagemaker.serve.model_builder import ModelBuilder
 from sagemaker.train import ModelTrainer
 from sagemaker.train.configs import Compute, InputData, Networking, OutputDataConfig, SourceCode
 
-from .settings import Settings, Standards
+from .settings import LOWER_IS_BETTER, Settings, Standards
 
 PROJECT = Path(__file__).resolve().parent.parent
 SOURCE_DIR = PROJECT / "src"
-LOWER_IS_BETTER = frozenset({"mse", "rmse", "mae"})
 METRIC_SECTIONS = {
     "classification": "binary_classification_metrics",
     "regression": "regression_metrics",

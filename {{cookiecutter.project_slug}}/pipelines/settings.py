@@ -17,6 +17,9 @@ DEFAULTS_FILE = Path(__file__).with_name("defaults.json")
 # Written by the template from the organisation's standards file; {} when there is none.
 STANDARDS_FILE = Path(__file__).resolve().parent.parent / "org-standards.json"
 DEFAULT_INSTANCE = "ml.m5.large"
+# Gate metrics where smaller is better; the pipeline's condition and the prod quality alarm both
+# turn on it (src/<package>/evaluate.py keeps the same set for the local gate).
+LOWER_IS_BETTER = frozenset({"mse", "rmse", "mae"})
 
 
 @dataclass(frozen=True)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 from pathlib import Path
 
 import boto3
 import pytest
+import yaml
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 from moto import mock_aws
@@ -58,6 +60,36 @@ def test_newest_approved_package_is_deployed(tmp_path: Path) -> None:
         assert config["Parameters"]["KmsKeyArn"] == KMS
         assert set(config["Parameters"]) <= template_parameters
         assert config["Tags"]["stage"] == stage
+        assert (
+            config["Parameters"]["GroundTruthUri"] == f"s3://artifacts/churn/ground-truth/{stage}"
+        )
+
+
+@pytest.mark.parametrize(
+    ("metric", "threshold", "comparison"),
+    [
+        ("accuracy", 0.9, "LessThanThreshold"),
+        ("r2", 0.5, "LessThanThreshold"),
+        ("rmse", 70.0, "GreaterThanThreshold"),
+        ("mae", 3.0, "GreaterThanThreshold"),
+    ],
+)
+def test_quality_alarm_fires_on_the_wrong_side_of_the_training_gate(
+    tmp_path: Path, metric: str, threshold: float, comparison: str
+) -> None:
+    (tmp_path / "src" / "pkg").mkdir(parents=True)
+    shutil.copy(next(deploy_config.PROJECT.glob("src/*/schema.json")), tmp_path / "src" / "pkg")
+    params = tmp_path / "params.yaml"
+    params.write_text(
+        yaml.safe_dump({"gate": {"metric": metric, "threshold": threshold}, "train": {}})
+    )
+    quality = deploy_config.model_quality_parameters(params)
+    assert quality["QualityMetric"] == metric
+    assert float(quality["QualityThreshold"]) == threshold
+    assert quality["QualityAlarmComparison"] == comparison
+    schema = json.loads((next((tmp_path / "src" / "pkg").glob("*.json"))).read_text())
+    expected = {"regression": "Regression", "classification": "BinaryClassification"}
+    assert quality["ModelQualityProblemType"] == expected[schema["problem_type"]]
 
 
 def test_no_approved_package_is_a_clear_error(tmp_path: Path) -> None:

@@ -120,7 +120,8 @@ def test_requests_are_captured_in_sagemaker_format(
     server: tuple[str, int], clean_frame: pd.DataFrame, schema: Schema, capture_dir: Path
 ) -> None:
     body = csv_rows(clean_frame, schema, 1)
-    status, _ = request(server, "POST", "/invocations", body, {"Content-Type": "text/csv"})
+    headers = {"Content-Type": "text/csv", "X-Amzn-SageMaker-Inference-Id": "order-4711"}
+    status, _ = request(server, "POST", "/invocations", body, headers)
     assert status == 200
     records = [
         json.loads(line)
@@ -135,3 +136,5 @@ def test_requests_are_captured_in_sagemaker_format(
         "encoding": "CSV",
     } in inputs
     assert all(r["captureData"]["endpointOutput"]["mode"] == "OUTPUT" for r in records)
+    # The client's inference id is what ground-truth labels are joined on later.
+    assert "order-4711" in [r["eventMetadata"].get("inferenceId") for r in records]

@@ -2,13 +2,20 @@
 
 The local server uses it so that the monitor reads what the server actually saw, in the same
 format as the files an endpoint writes to ``s3://<bucket>/<prefix>/<endpoint>/<variant>/yyyy/mm/dd/hh/``.
+It also writes the ground-truth records model-quality monitoring joins to those events: a client
+names each request with an inference id (the header ``invoke_endpoint(InferenceId=...)`` sends),
+and once the label is known, ``python -m <package>.capture --labels labels.csv`` turns
+``inference_id,label`` rows into the JSON lines to upload under the endpoint's ground-truth prefix.
 """
 
 from __future__ import annotations
 
+import argparse
 import base64
+import csv
 import json
 import os
+import sys
 import threading
 import uuid
 from datetime import UTC, datetime
@@ -16,6 +23,9 @@ from pathlib import Path
 from typing import Any
 
 TEXT_ENCODINGS = {"text/csv": "CSV", "application/json": "JSON"}
+INFERENCE_ID_HEADER = "X-Amzn-SageMaker-Inference-Id"
+# Model Monitor accepts at most 64 characters (InvokeEndpoint's InferenceId constraint).
+MAX_INFERENCE_ID = 64
 
 
 def _payload(data: bytes | str, content_type: str, mode: str) -> dict[str, Any]:
@@ -41,19 +51,50 @@ def capture_record(
     response: bytes | str,
     response_type: str,
     when: datetime | None = None,
+    inference_id: str | None = None,
 ) -> dict[str, Any]:
     when = when or datetime.now(UTC)
+    metadata = {
+        "eventId": str(uuid.uuid4()),
+        "inferenceTime": when.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+    }
+    if inference_id:
+        metadata["inferenceId"] = inference_id[:MAX_INFERENCE_ID]
     return {
         "captureData": {
             "endpointInput": _payload(request, request_type, "INPUT"),
             "endpointOutput": _payload(response, response_type, "OUTPUT"),
         },
-        "eventMetadata": {
-            "eventId": str(uuid.uuid4()),
-            "inferenceTime": when.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
-        },
+        "eventMetadata": metadata,
         "eventVersion": "0",
     }
+
+
+def ground_truth_record(inference_id: str, label: object) -> dict[str, Any]:
+    """One label, in the format SageMaker model-quality monitoring merges with captured events."""
+    return {
+        "groundTruthData": {"data": str(label), "encoding": "CSV"},
+        "eventMetadata": {"eventId": inference_id},
+        "eventVersion": "0",
+    }
+
+
+def write_ground_truth(labels: Path, output: Path, when: datetime | None = None) -> Path:
+    """Turn ``inference_id,label`` rows into ground-truth JSON lines in an hourly folder."""
+    with labels.open(newline="", encoding="utf-8") as source:
+        rows = list(csv.reader(source))
+    if not rows or [cell.strip().lower() for cell in rows[0]] != ["inference_id", "label"]:
+        raise ValueError(f"{labels}: the header must be exactly 'inference_id,label'")
+    records = []
+    for number, row in enumerate(rows[1:], start=2):
+        if len(row) != 2 or not row[0].strip() or not row[1].strip():
+            raise ValueError(f"{labels}, line {number}: expected an inference id and a label")
+        records.append(json.dumps(ground_truth_record(row[0].strip(), row[1].strip())))
+    folder = output / (when or datetime.now(UTC)).strftime("%Y/%m/%d/%H")
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{labels.stem}.jsonl"
+    target.write_text("".join(f"{record}\n" for record in records), encoding="utf-8")
+    return target
 
 
 class CaptureWriter:
@@ -64,9 +105,16 @@ class CaptureWriter:
         self._lock = threading.Lock()
 
     def write(
-        self, request: bytes | str, request_type: str, response: bytes | str, response_type: str
+        self,
+        request: bytes | str,
+        request_type: str,
+        response: bytes | str,
+        response_type: str,
+        inference_id: str | None = None,
     ) -> None:
-        record = capture_record(request, request_type, response, response_type)
+        record = capture_record(
+            request, request_type, response, response_type, inference_id=inference_id
+        )
         now = datetime.now(UTC)
         folder = self.root / now.strftime("%Y/%m/%d/%H")
         line = json.dumps(record) + "\n"
@@ -74,3 +122,23 @@ class CaptureWriter:
             folder.mkdir(parents=True, exist_ok=True)
             with (folder / f"capture-{os.getpid()}.jsonl").open("a", encoding="utf-8") as out:
                 out.write(line)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Write ground-truth JSON lines for model-quality monitoring."
+    )
+    parser.add_argument("--labels", type=Path, required=True, help="CSV: inference_id,label")
+    parser.add_argument("--output-dir", type=Path, default=Path("data/ground-truth"))
+    args = parser.parse_args(argv)
+    try:
+        target = write_ground_truth(args.labels, args.output_dir)
+    except (OSError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {target}; upload it under the endpoint's GroundTruthUri keeping yyyy/mm/dd/hh")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

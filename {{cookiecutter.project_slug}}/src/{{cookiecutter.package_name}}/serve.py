@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from .capture import CaptureWriter
+from .capture import INFERENCE_ID_HEADER, CaptureWriter
 from .inference import InvalidInputError, Model, input_fn, model_fn, output_fn, predict_fn
 
 # SageMaker real-time endpoints accept at most 6 MB per request.
@@ -87,7 +87,13 @@ class InferenceHandler(BaseHTTPRequestHandler):
             self._error(error.status, str(error))
             return
         if self.server.capture is not None:
-            self.server.capture.write(body, content_type, result, result_type)
+            self.server.capture.write(
+                body,
+                content_type,
+                result,
+                result_type,
+                inference_id=self.headers.get(INFERENCE_ID_HEADER),
+            )
         self._send(HTTPStatus.OK, result, result_type)
 
     def _read_body(self) -> bytes | None:
