@@ -16,6 +16,16 @@ import yaml
 from tools.ports import free_port, wait_for_port
 
 TEMPLATE = Path(__file__).resolve().parent.parent
+# Working-tree clutter a copy of the template needs none of (cruft would even see it as changes).
+LOCAL_CLUTTER = (".venv", ".git", "__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache")
+LOCAL_CLUTTER += (".hypothesis", "bench", "build")
+
+
+def copy_template(target: Path) -> Path:
+    """A copy of the template's own files, for tests that must edit or commit them."""
+    shutil.copytree(TEMPLATE, target, ignore=shutil.ignore_patterns(*LOCAL_CLUTTER))
+    return target
+
 
 # Each choice value appears at least once; the first row is the --no-input default.
 MATRIX: list[dict[str, str]] = [

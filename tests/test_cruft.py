@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from .conftest import TEMPLATE
+from .conftest import copy_template
 
 
 def git(cwd: Path, *args: str) -> str:
@@ -26,14 +25,7 @@ def git(cwd: Path, *args: str) -> str:
 @pytest.fixture()
 def template_repo(tmp_path: Path) -> Path:
     """A git repository of the template's current files (cruft tracks templates by commit)."""
-    repo = tmp_path / "template"
-    shutil.copytree(
-        TEMPLATE,
-        repo,
-        ignore=shutil.ignore_patterns(
-            ".venv", ".git", "__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache", "bench"
-        ),
-    )
+    repo = copy_template(tmp_path / "template")
     git(repo, "init", "-q", "-b", "main")
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "template")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import time
@@ -10,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import TEMPLATE, run_cookiecutter
+from .conftest import copy_template, run_cookiecutter
 
 CASES = [
     ("project_slug=Bad Slug", "project_slug"),
@@ -80,14 +79,7 @@ def test_existing_unrelated_folders_are_kept(tmp_path: Path) -> None:
 @pytest.mark.usefixtures("isolated_home")
 def test_failing_post_generation_hook_leaves_nothing(tmp_path: Path) -> None:
     """A post-generation failure (here: forced) removes the half-rendered project."""
-    template = tmp_path / "template"
-    shutil.copytree(
-        TEMPLATE,
-        template,
-        ignore=shutil.ignore_patterns(
-            ".venv", ".git", "__pycache__", ".pytest_cache", ".hypothesis", "build"
-        ),
-    )
+    template = copy_template(tmp_path / "template")
     hook = template / "hooks" / "post_gen_project.py"
     hook.write_text(
         hook.read_text().replace(
