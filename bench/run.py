@@ -36,13 +36,17 @@ BIN = Path(sys.executable).parent
 
 
 def run(
-    command: list[str], cwd: Path | None = None, check: bool = True, timeout: float | None = None
+    command: list[str],
+    cwd: Path | None = None,
+    check: bool = True,
+    timeout: float | None = None,
+    env: dict[str, str] | None = None,
 ) -> float:
     start = time.perf_counter()
     subprocess.run(
         command,
         cwd=cwd,
-        env=ENV,
+        env=env or ENV,
         check=check,
         timeout=timeout,
         stdout=subprocess.DEVNULL,
@@ -244,6 +248,18 @@ def render_scaling(work: Path) -> dict[str, float]:
     return results
 
 
+def matrix_test_scaling() -> dict[str, float]:
+    """Serial time of the per-combination tests (bake checks, cfn-lint, checkov): 1, 2, 4 rows."""
+    files = ["tests/test_bake.py", "tests/test_infrastructure.py"]
+    command = [str(BIN / "pytest"), "-q", "-p", "no:cacheprovider", "-p", "no:xdist", *files]
+    return {
+        f"{rows} combination(s)": run(
+            command, cwd=ROOT, env=ENV | {"TEMPLATE_MATRIX_ROWS": str(rows)}
+        )
+        for rows in (1, 2, 4)
+    }
+
+
 def suite_time(target: str) -> float | str:
     """Wall time of the README's test command (or its quick subset), exactly as users run it."""
     start = time.perf_counter()
@@ -333,6 +349,7 @@ def main() -> None:
         }
         results["6 scaling"] = {
             "render time (s)": render_scaling(work),
+            "matrix test time, serial (s)": matrix_test_scaling(),
             "dvc repro time by data size (s)": repro_scaling(project),
         }
     RESULTS.mkdir(parents=True, exist_ok=True)
