@@ -18,7 +18,7 @@ from typing import Any
 import boto3
 import yaml
 
-from .run import PARAMS, pipeline_inputs
+from .run import PARAMS, SCHEMA_GLOB, pipeline_inputs
 from .settings import LOWER_IS_BETTER, Settings, load_settings
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -52,8 +52,8 @@ def template_parameters(template: Path = INFRASTRUCTURE / "endpoint.yaml") -> se
     return set(yaml.load(template.read_text(), Loader=Loader)["Parameters"])  # noqa: S506
 
 
-def _schema() -> dict[str, Any]:
-    return dict(json.loads(next((PROJECT / "src").glob("*/schema.json")).read_text()))
+def _schema(project: Path = PROJECT) -> dict[str, Any]:
+    return dict(json.loads(next(project.glob(SCHEMA_GLOB)).read_text()))
 
 
 def first_feature() -> str:
@@ -62,7 +62,7 @@ def first_feature() -> str:
 
 def model_quality_parameters(params_file: Path = PARAMS) -> dict[str, str]:
     """The training quality gate, restated for Model Monitor and the prod quality alarm."""
-    schema = _schema()
+    schema = _schema(params_file.parent)  # the project the params belong to
     if schema["problem_type"] == "regression":
         problem_type = "Regression"
     elif len(schema["target"].get("allowed", ())) == 2:
