@@ -105,6 +105,7 @@ def resource_types_of(action: str) -> list[str]:
     ]
 
 
+@functools.cache
 def supports_resource_level(action: str) -> bool:
     return bool(resource_types_of(action))
 
@@ -114,6 +115,7 @@ def expand(action_glob: str) -> list[str]:
     return [f"{a['service']}:{a['action']}" for a in parliament.expand_action(action_glob)]
 
 
+@functools.cache
 def action_can_target(action: str, arn: str) -> bool:
     """Whether ``arn`` is of a resource type the action can be scoped to."""
     wanted = set(resource_types_of(action))
