@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import botocore.session
@@ -125,3 +128,26 @@ def test_region_snapshot_covers_botocore() -> None:
     """The offline snapshot (for interpreters without botocore) must not miss a region."""
     known = set(botocore.session.get_session().get_available_regions("sagemaker"))
     assert known <= template_rules.SAGEMAKER_REGIONS_SNAPSHOT
+
+
+def test_snapshot_region_is_checked_without_importing_botocore() -> None:
+    """Importing botocore for its region list cost a third of a second of every default render."""
+    script = (
+        "import sys, template_rules\n"
+        f"template_rules.validate({DEFAULTS!r})\n"
+        "assert 'botocore' not in sys.modules, 'botocore was imported'\n"
+    )
+    hooks = Path(template_rules.__file__).parent
+    subprocess.run([sys.executable, "-c", script], cwd=hooks, check=True)
+
+
+def test_region_newer_than_the_snapshot_is_asked_of_botocore(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    newer = "xx-future-1"
+    monkeypatch.setattr(
+        template_rules, "sagemaker_regions", lambda: frozenset({newer, "us-east-1"})
+    )
+    validate(DEFAULTS | {"aws_region": newer})
+    with pytest.raises(AnswerError, match="offers SageMaker"):
+        validate(DEFAULTS | {"aws_region": "xx-past-1"})
