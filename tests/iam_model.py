@@ -56,9 +56,6 @@ SAMPLE_PARAMETERS: dict[str, Any] = {
     "QualityThreshold": 0.8,
     "QualityAlarmComparison": "LessThanThreshold",
     "StageName": "prod",
-    "GitHubRepository": "example-org/tumour",
-    "GitHubOrganisation": "example-org",
-    "GitHubRepositoryName": "tumour",
 }
 
 SCHEMAS = Path(cfnlint.__file__).parent / "data" / "schemas"
@@ -209,10 +206,13 @@ class Stack:
     imports: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        values = dict(SAMPLE_PARAMETERS)
-        for key, spec in self.template.get("Parameters", {}).items():
-            if "Default" in spec:
-                values.setdefault(key, spec["Default"])
+        values = {  # a template's own default wins; samples fill what has none
+            key: spec["Default"]
+            for key, spec in self.template.get("Parameters", {}).items()
+            if "Default" in spec
+        }
+        for key, sample in SAMPLE_PARAMETERS.items():
+            values.setdefault(key, sample)
         declared = set(self.template.get("Parameters", {}))
         self.values = {k: v for k, v in values.items() if k in declared} | self.parameters
         missing = declared - set(self.values)
@@ -235,6 +235,8 @@ class Stack:
 
     def physical_name(self, logical: str) -> str:
         resource = self.resources[logical]
+        if resource["Type"] == "AWS::IAM::OIDCProvider":  # named after its issuer
+            return str(self.resolve(resource["Properties"]["Url"])).removeprefix("https://")
         prop = NAME_PROPERTY.get(resource["Type"])
         if prop and prop in resource.get("Properties", {}):
             return str(self.resolve(resource["Properties"][prop]))
@@ -443,3 +445,33 @@ def arns_in(value: Any, service: str) -> set[str]:
 
 def fnmatch_any(patterns: list[str], value: str) -> bool:
     return any(fnmatch.fnmatchcase(value, p) for p in patterns)
+
+
+def conditions_hold(condition: Mapping[str, Any], context: Mapping[str, str]) -> bool:
+    """IAM condition evaluation for the operators the templates use (all keys must be present)."""
+    for operator, tests in condition.items():
+        for key, expected in tests.items():
+            if key not in context:
+                return False
+            value, wanted = context[key], [str(e) for e in _as_list(expected)]
+            if operator == "StringEquals":
+                ok = value in wanted
+            elif operator == "StringLike":
+                ok = any(_glob(w, value, case=True) for w in wanted)
+            elif operator == "Bool":
+                ok = value.lower() in [w.lower() for w in wanted]
+            else:
+                raise NotImplementedError(f"condition operator {operator}")
+            if not ok:
+                return False
+    return True
+
+
+def trust_admits(document: Mapping[str, Any], action: str, context: Mapping[str, str]) -> bool:
+    """Whether a trust policy lets a caller with these request keys perform ``action``."""
+    return any(
+        statement.get("Effect") == "Allow"
+        and action in _as_list(statement["Action"])
+        and conditions_hold(statement.get("Condition", {}), context)
+        for statement in statements(document)
+    )
