@@ -40,7 +40,7 @@ def pipeline_inputs(params_file: Path = PARAMS) -> dict[str, Any]:
     """
     params = yaml.safe_load(params_file.read_text())
     schema_file = next(params_file.parent.glob(SCHEMA_GLOB))
-    package = schema_file.parent.name
+    package = load_settings().package  # this project's code reads the schema it is given
     data = importlib.import_module(f"{package}.data")
     evaluate = importlib.import_module(f"{package}.evaluate")
     schema = data.load_schema(schema_file)
