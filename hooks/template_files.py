@@ -21,7 +21,7 @@ VARIANT_CHOICES: dict[str, tuple[str, ...]] = {
 
 # Paths (relative to the project) that exist only when a choice has a given value.
 OPTION_PATHS: dict[tuple[str, str], tuple[str, ...]] = {
-    ("ci_system", "codepipeline"): ("buildspec.yml", "infrastructure/build-pipeline.yaml"),
+    ("ci_system", "codepipeline"): ("buildspec.yml",),
     ("ci_system", "github-actions"): (".github",),
     ("license", "Proprietary"): (),
 }

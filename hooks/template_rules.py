@@ -256,9 +256,26 @@ RULES: dict[str, Callable[[str, Any], None]] = {
 }
 
 
+def check_ci_reaches_source(answers: Mapping[str, Any]) -> None:
+    """GitHub Actions only runs workflows of a GitHub repository; CodeCommit would never run it."""
+    if answers["ci_system"] == "github-actions" and answers["source_control"] != "github":
+        raise AnswerError(
+            "ci_system",
+            answers["ci_system"],
+            f"GitHub Actions needs source_control=github (got {answers['source_control']}); "
+            "choose ci_system=codepipeline for a CodeCommit repository",
+        )
+
+
+# Rules between answers, checked once every answer is valid on its own.
+COMBINATION_RULES: tuple[Callable[[Mapping[str, Any]], None], ...] = (check_ci_reaches_source,)
+
+
 def validate(answers: Mapping[str, Any]) -> None:
     """Raise AnswerError for the first answer that breaks its rule."""
     for field, check in RULES.items():
         if field not in answers:
             raise AnswerError(field, None, "is missing from the answers")
         check(field, answers[field])
+    for rule in COMBINATION_RULES:
+        rule(answers)

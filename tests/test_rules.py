@@ -107,6 +107,16 @@ def test_every_rule_is_exercised() -> None:
     assert {field for field, _, _ in BAD_ANSWERS} == set(template_rules.RULES)
 
 
+def test_github_actions_on_codecommit_is_refused_in_one_line() -> None:
+    with pytest.raises(AnswerError) as caught:
+        validate(DEFAULTS | {"ci_system": "github-actions", "source_control": "codecommit"})
+    message = str(caught.value)
+    assert message.startswith("invalid answer for 'ci_system'")
+    assert "source_control=github" in message and "\n" not in message
+    validate(DEFAULTS | {"ci_system": "github-actions", "source_control": "github"})
+    validate(DEFAULTS | {"ci_system": "codepipeline", "source_control": "codecommit"})
+
+
 def test_missing_answer() -> None:
     answers = dict(DEFAULTS)
     del answers["s3_bucket"]
