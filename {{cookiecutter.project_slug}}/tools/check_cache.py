@@ -3,13 +3,13 @@
     python tools/check_cache.py [--cache .dvc/cache]      (make check-cache; make pull runs it)
 
 DVC trusts its local cache: a read-only cache file is not rehashed on checkout (dvc-data's
-``LocalHashFileDB.check`` returns early for the cache's file mode), so a corrupted object is checked
-out silently, and DVC has no setting to change that. Objects under ``files/md5`` are named by the MD5
-of their content (``.dir`` listings included), so a corrupted one is found by hashing it. Removing
-it lets ``dvc fetch`` get a good copy from the remote, where ``verify = true`` (.dvc/config) makes
-DVC rehash every download and refuse a corrupted one. A workspace file already copied from the bad
-object is recorded in DVC's state as matching, so only ``dvc checkout --relink --force`` replaces
-it (``make pull`` does both).
+``LocalHashFileDB.check`` returns early for the cache's file mode), so a corrupted object is
+checked out silently, and DVC has no setting to change that. Objects under ``files/md5`` are named
+by the MD5 of their content (``.dir`` listings included), so a corrupted one is found by hashing
+it. Removing it lets ``dvc fetch`` get a good copy from the remote, where ``verify = true``
+(.dvc/config) makes DVC rehash every download and refuse a corrupted one. A workspace file already
+copied from the bad object is recorded in DVC's state as matching, so only
+``dvc checkout --relink --force`` replaces it (``make pull`` does both).
 
 Exit status: 0 when every object matches, 1 when corrupted objects were found (and removed).
 """
