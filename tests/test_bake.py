@@ -55,7 +55,7 @@ PACKAGE_MODULES = [
     "schema.json",
 ]
 CI_FILES = {
-    "codepipeline": ["buildspec.yml", "infrastructure/build-pipeline.yaml"],
+    "codepipeline": ["buildspec.yml"],
     "github-actions": [".github/workflows/build.yml"],
 }
 TEXT_SUFFIXES = {".py", ".md", ".toml", ".yaml", ".yml", ".json", ".cfg", ".txt", ".lock", ""}
