@@ -116,7 +116,10 @@ def init_git(project: Path) -> None:
         return
     commands = [
         ["git", "init", "--quiet", "--initial-branch", "main"],
-        ["git", "add", "--all"],
+        # Loose objects stored uncompressed for this one command (.git's config is unchanged): a
+        # third of the default's time on the 1.4 MB uv.lock, for ~1 MB more in .git until git packs
+        # (gc, push), which compresses them as usual.
+        ["git", "-c", "core.looseCompression=0", "add", "--all"],
         [
             "git",
             "-c",

@@ -2,12 +2,49 @@
 
 from __future__ import annotations
 
+import fnmatch
+import json
 from pathlib import Path
 
 import pytest
 import template_files
+from cookiecutter.environment import StrictEnvironment
+from jinja2 import TemplateError
 
-TEMPLATE_LOCK = Path(__file__).resolve().parent.parent / "{{cookiecutter.project_slug}}" / "uv.lock"
+TEMPLATE = Path(__file__).resolve().parent.parent
+PROJECT_TEMPLATE = TEMPLATE / "{{cookiecutter.project_slug}}"
+TEMPLATE_LOCK = PROJECT_TEMPLATE / template_files.LOCK_FILE
+VERBATIM = json.loads((TEMPLATE / "cookiecutter.json").read_text())["_copy_without_render"]
+
+
+def copied_verbatim(pattern: str) -> list[str]:
+    """Template files cookiecutter copies for the pattern (it matches paths with fnmatch too)."""
+    return [
+        relative
+        for path in sorted(PROJECT_TEMPLATE.rglob("*"))
+        if path.is_file()
+        and fnmatch.fnmatch(relative := str(path.relative_to(PROJECT_TEMPLATE)), pattern)
+    ]
+
+
+@pytest.mark.parametrize("pattern", VERBATIM)
+def test_files_copied_verbatim_render_to_themselves(pattern: str) -> None:
+    """Copying the files that hold no template text, instead of rendering them, changes no byte.
+
+    A file that gains a template variable must leave cookiecutter.json's _copy_without_render.
+    """
+    files = copied_verbatim(pattern)
+    assert files, f"_copy_without_render pattern {pattern!r} matches no file"
+    environment = StrictEnvironment(keep_trailing_newline=True)
+    for relative in files:
+        if relative == template_files.LOCK_FILE:
+            continue  # its one placeholder is filled by the post-generation hook (below)
+        text = (PROJECT_TEMPLATE / relative).read_text()
+        try:
+            rendered = environment.from_string(text).render(cookiecutter={})
+        except TemplateError as error:
+            pytest.fail(f"{relative} is copied verbatim but is a template ({error})")
+        assert rendered == text, f"{relative} is copied verbatim but rendering would change it"
 
 
 def test_template_lock_holds_the_name_placeholder_once_and_nothing_else_of_jinja() -> None:
