@@ -142,6 +142,7 @@ def test_make_predict_scores_a_single_file(
             "-f",
             str(PROJECT / "Makefile"),
             "predict",
+            "UV=uv",
             "RUN=",
             "DATA=new.csv",
         ],
