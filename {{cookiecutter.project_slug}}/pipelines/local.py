@@ -135,6 +135,9 @@ def loopback_environment(endpoint: str, region: str, workdir: Path) -> dict[str,
     sdk_config = workdir / "sagemaker-config.yaml"
     sdk_config.write_text(TELEMETRY_OFF)
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    # Each job is a new interpreter: without bytecode caching every one recompiles scikit-learn
+    # and SciPy (seconds per job; the Makefile unexports it for the same reason).
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env.update(FAKE_CREDENTIALS)
     env.update(
         {
@@ -343,11 +346,12 @@ class StepRecord:
     status: str = "Skipped"
     failure_reason: str | None = None
     job_name: str | None = None
+    outputs: dict[str, str] | None = None
     seconds: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         entry: dict[str, Any] = {"name": self.name, "type": self.type, "status": self.status}
-        for key in ("failure_reason", "job_name", "seconds"):
+        for key in ("failure_reason", "job_name", "outputs", "seconds"):
             if getattr(self, key) is not None:
                 entry[key] = getattr(self, key)
         return entry
@@ -361,6 +365,7 @@ class Execution:
     pipeline_name: str
     execution_arn: str
     parameters: dict[str, Any]
+    started_with: dict[str, str]
     aws: Aws
     workdir: Path
     env: dict[str, str]
@@ -599,6 +604,7 @@ class Execution:
             self.aws.upload_tree(
                 root.local(output["S3Output"]["LocalPath"]), output["S3Output"]["S3Uri"]
             )
+        record.outputs = {o["OutputName"]: o["S3Output"]["S3Uri"] for o in outputs}
         described = dict(request)
         described.update(
             ProcessingJobName=job_name,
@@ -676,6 +682,7 @@ class Execution:
         output_path = request["OutputDataConfig"]["S3OutputPath"].rstrip("/")
         model_uri = f"{output_path}/{job_name}/output/model.tar.gz"
         self._upload_archive(root.local(f"{CONTAINER_ROOT}/model"), model_uri)
+        record.outputs = {"ModelArtifacts": model_uri}
         self._upload_archive(
             root.local(f"{CONTAINER_ROOT}/output/data"),
             f"{output_path}/{job_name}/output/output.tar.gz",
@@ -751,6 +758,7 @@ class Execution:
             "execution_arn": self.execution_arn,
             "pipeline_name": self.pipeline_name,
             "status": "Succeeded" if self.failure_message is None else "Failed",
+            "started_with": self.started_with,
             "parameters": self.parameters,
             "steps": [self.records[name].as_dict() for name in order],
             "model_package_arn": self.model_package_arn,
@@ -898,6 +906,7 @@ def execute(args: argparse.Namespace, endpoint: str, workdir: Path) -> dict[str,
         pipeline_name=settings.pipeline_name,
         execution_arn=arn,
         parameters=typed_parameters(definition, started_with),
+        started_with=started_with,
         aws=aws,
         workdir=workdir,
         env=env,
