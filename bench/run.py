@@ -4,8 +4,10 @@
     python bench/run.py --full-suite --compare-pip
 
 Figures are medians of several runs with min and max. Render time is compared, in the same run,
-with drivendata's cookiecutter-data-science (``ccds``), installed from the registry into its own
-uv environment.
+with drivendata's cookiecutter-data-science: its ``ccds`` command, installed from the registry into
+its own uv environment, renders a local copy of its template (``--ccds-template``; by default
+``../shared/anchors/cookiecutter-data-science`` beside the repository), interleaved with our
+renders so that load from other processes falls on both alike.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -94,10 +97,97 @@ def ccds_environment(work: Path) -> Path | None:
     return venv / "bin" / "ccds"
 
 
-def render_reference(ccds: Path, output: Path) -> float:
+CCDS_ANCHOR = Path("shared", "anchors", "cookiecutter-data-science")
+
+
+def default_ccds_template() -> Path:
+    """The copy beside the repository; from a git worktree, beside the main checkout as well."""
+    beside = [ROOT.parent]
+    common = subprocess.run(
+        ["git", "rev-parse", "--path-format=absolute", "--git-common-dir"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    if common:
+        beside.append(Path(common).parent.parent)
+    candidates = [folder / CCDS_ANCHOR for folder in beside]
+    return next((path for path in candidates if path.is_dir()), candidates[0])
+
+
+def render_reference(ccds: Path, template: Path, output: Path) -> float:
     shutil.rmtree(output, ignore_errors=True)
     output.mkdir(parents=True)
-    return run([str(ccds), "--no-input", "-o", str(output)])
+    return run([str(ccds), "--no-input", str(template), "-o", str(output)])
+
+
+def with_cpu(render: Callable[[], float]) -> tuple[float, float]:
+    """Wall time and CPU time (user + system of the render and every process it waited for)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall = render()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+
+
+def render_side_by_side(work: Path, runs: int, ccds_template: Path) -> dict[str, Any]:
+    """Our default render against ccds rendering its own default, interleaved run by run.
+
+    Alternating the two spreads the load of other processes on the machine over both; CPU time
+    is reported beside wall time because it is the figure such load disturbs least.
+    """
+    has_template = (ccds_template / "ccds.json").is_file()
+    ccds = ccds_environment(work) if has_template else None
+    if ccds is None:
+        why = (
+            "uv could not install cookiecutter-data-science"
+            if has_template
+            else f"no cookiecutter-data-science template at {ccds_template} (--ccds-template)"
+        )
+        return {"this template": repeat(runs, lambda: render_ours(work / "ours")), "ccds": why}
+    reference: Path = ccds
+
+    def ours_render() -> float:
+        return render_ours(work / "ours")
+
+    def ccds_render() -> float:
+        return render_reference(reference, ccds_template, work / "ccds")
+
+    # One unmeasured render each first: the fresh ccds environment compiles its bytecode then.
+    ours_render()
+    ccds_render()
+    load_before = os.getloadavg()[0]
+    ours: list[tuple[float, float]] = []
+    theirs: list[tuple[float, float]] = []
+    for _ in range(runs):
+        ours.append(with_cpu(ours_render))
+        theirs.append(with_cpu(ccds_render))
+    load_after = os.getloadavg()[0]
+
+    def median(samples: list[tuple[float, float]], index: int) -> float:
+        return statistics.median(sample[index] for sample in samples)
+
+    return {
+        "this template, default answers (wall)": stats([wall for wall, _ in ours]),
+        "this template (CPU)": stats([cpu for _, cpu in ours]),
+        f"ccds {ccds_version(ccds)}, its default (wall)": stats([wall for wall, _ in theirs]),
+        "ccds (CPU)": stats([cpu for _, cpu in theirs]),
+        "ratio of wall medians (ours / ccds, target <= 1.0)": median(ours, 0) / median(theirs, 0),
+        "ratio of CPU medians (ours / ccds)": median(ours, 1) / median(theirs, 1),
+        "1-minute load average before / after (machine shared with other jobs)": (
+            f"{load_before:.2f} / {load_after:.2f} on {os.cpu_count()} CPUs"
+        ),
+    }
+
+
+def ccds_version(ccds: Path) -> str:
+    script = "import importlib.metadata as m; print(m.version('cookiecutter-data-science'))"
+    return subprocess.run(
+        [str(ccds.with_name("python")), "-c", script],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
 
 
 def first_green(work: Path) -> dict[str, float]:
@@ -305,6 +395,18 @@ def main() -> None:
         help="also time plain pip's resolution of the rendered project (slow)",
     )
     parser.add_argument("--pip-timeout", type=float, default=300)
+    parser.add_argument(
+        "--ccds-template",
+        type=Path,
+        default=default_ccds_template(),
+        help="local copy of the cookiecutter-data-science template to render beside ours",
+    )
+    parser.add_argument(
+        "--render-runs", type=int, default=11, help="renders of each template, interleaved"
+    )
+    parser.add_argument(
+        "--render-only", action="store_true", help="only the render comparison (row 1)"
+    )
     args = parser.parse_args()
     results: dict[str, Any] = {
         "machine": {
@@ -318,21 +420,12 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         work = Path(tmp)
-        ours = repeat(args.runs, lambda: render_ours(work / "ours"))
-        ccds = ccds_environment(work)
-        render: dict[str, Any] = {"this template": ours}
-        try:
-            if ccds is None:
-                raise subprocess.CalledProcessError(1, "uv pip install cookiecutter-data-science")
-            reference = repeat(args.runs, lambda: render_reference(ccds, work / "ccds"))
-            render["cookiecutter-data-science"] = reference
-            render["ratio (ours / reference, target <= 1.0)"] = ours["median"] / reference["median"]
-        except subprocess.CalledProcessError:
-            # ccds ships no template files: it git-clones its template from GitHub at render time.
-            render["cookiecutter-data-science"] = (
-                "unavailable: ccds clones its template from GitHub when rendering; no network"
-            )
-        results["1 render"] = render
+        results["1 render (s), interleaved with ccds"] = render_side_by_side(
+            work, args.render_runs, args.ccds_template.resolve()
+        )
+        if args.render_only:
+            report(results, "render.json")
+            return
         green = first_green(work)
         results["2 first green (warm cache, seconds; target total < 60)"] = green
         project = next((work / "green").iterdir())
@@ -352,10 +445,14 @@ def main() -> None:
             "matrix test time, serial (s)": matrix_test_scaling(),
             "dvc repro time by data size (s)": repro_scaling(project),
         }
+    report(results, "latest.json")
+
+
+def report(results: dict[str, Any], file_name: str) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
+    (RESULTS / file_name).write_text(json.dumps(results, indent=2) + "\n")
     print(table(results))
-    print(f"\nwritten: {RESULTS / 'latest.json'}")
+    print(f"\nwritten: {RESULTS / file_name}")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ for base in (os.environ.get("PWD", ""), f"/proc/{os.getppid()}/cwd", ""):
     break
 
 import org_standards  # noqa: E402
-import template_files  # noqa: E402
 import template_rules  # noqa: E402
 
 try:
@@ -30,6 +29,8 @@ try:
     org_standards.check(org_standards.load(standards_file), ANSWERS)
 except (template_rules.AnswerError, org_standards.StandardsError) as error:
     if isinstance(ANSWERS.get("project_slug"), str):
+        import template_files  # only on failure: its subprocess and shutil imports cost every render
+
         template_files.remove_created_parents_later(Path.cwd(), ANSWERS["project_slug"])
     print(f"error: {error}", file=sys.stderr)
     sys.exit(1)

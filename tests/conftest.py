@@ -32,7 +32,7 @@ MATRIX: list[dict[str, str]] = [
     {},
     {
         "problem_type": "regression",
-        "source_control": "codecommit",
+        "source_control": "github",
         "ci_system": "github-actions",
         "python_version": "3.12",
         "license": "MIT",

@@ -19,6 +19,7 @@ COMMON_FILES = [
     "pyproject.toml",
     "uv.lock",
     "Makefile",
+    "tools/uv.sh",
     ".gitignore",
     ".pre-commit-config.yaml",
     ".python-version",
@@ -54,7 +55,7 @@ PACKAGE_MODULES = [
     "schema.json",
 ]
 CI_FILES = {
-    "codepipeline": ["buildspec.yml", "infrastructure/build-pipeline.yaml"],
+    "codepipeline": ["buildspec.yml"],
     "github-actions": [".github/workflows/build.yml"],
 }
 TEXT_SUFFIXES = {".py", ".md", ".toml", ".yaml", ".yml", ".json", ".cfg", ".txt", ".lock", ""}

@@ -19,7 +19,7 @@ COMBINATIONS = [
     {
         "problem_type": "regression",
         "ci_system": "github-actions",
-        "source_control": "codecommit",
+        "source_control": "github",
         "license": "MIT",
         "project_name": "Demand Forecast",
         "aws_region": "eu-west-1",
@@ -49,7 +49,7 @@ def make(project: Path, target: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize("extra", COMBINATIONS, ids=["default", "regression-gha-codecommit"])
+@pytest.mark.parametrize("extra", COMBINATIONS, ids=["default", "regression-gha-github"])
 def test_rendered_project_suite_passes(cookies: Any, extra: dict[str, str]) -> None:
     project = bake(cookies, **extra)
     for target in ("setup", "test", "lint", "hooks", "repro", "pipeline-local"):

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import botocore.session
@@ -104,6 +107,16 @@ def test_every_rule_is_exercised() -> None:
     assert {field for field, _, _ in BAD_ANSWERS} == set(template_rules.RULES)
 
 
+def test_github_actions_on_codecommit_is_refused_in_one_line() -> None:
+    with pytest.raises(AnswerError) as caught:
+        validate(DEFAULTS | {"ci_system": "github-actions", "source_control": "codecommit"})
+    message = str(caught.value)
+    assert message.startswith("invalid answer for 'ci_system'")
+    assert "source_control=github" in message and "\n" not in message
+    validate(DEFAULTS | {"ci_system": "github-actions", "source_control": "github"})
+    validate(DEFAULTS | {"ci_system": "codepipeline", "source_control": "codecommit"})
+
+
 def test_missing_answer() -> None:
     answers = dict(DEFAULTS)
     del answers["s3_bucket"]
@@ -125,3 +138,26 @@ def test_region_snapshot_covers_botocore() -> None:
     """The offline snapshot (for interpreters without botocore) must not miss a region."""
     known = set(botocore.session.get_session().get_available_regions("sagemaker"))
     assert known <= template_rules.SAGEMAKER_REGIONS_SNAPSHOT
+
+
+def test_snapshot_region_is_checked_without_importing_botocore() -> None:
+    """Importing botocore for its region list cost a third of a second of every default render."""
+    script = (
+        "import sys, template_rules\n"
+        f"template_rules.validate({DEFAULTS!r})\n"
+        "assert 'botocore' not in sys.modules, 'botocore was imported'\n"
+    )
+    hooks = Path(template_rules.__file__).parent
+    subprocess.run([sys.executable, "-c", script], cwd=hooks, check=True)
+
+
+def test_region_newer_than_the_snapshot_is_asked_of_botocore(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    newer = "xx-future-1"
+    monkeypatch.setattr(
+        template_rules, "sagemaker_regions", lambda: frozenset({newer, "us-east-1"})
+    )
+    validate(DEFAULTS | {"aws_region": newer})
+    with pytest.raises(AnswerError, match="offers SageMaker"):
+        validate(DEFAULTS | {"aws_region": "xx-past-1"})

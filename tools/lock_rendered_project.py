@@ -16,8 +16,11 @@ from pathlib import Path
 from cookiecutter.main import cookiecutter
 
 ROOT = Path(__file__).resolve().parent.parent
-TEMPLATE_LOCK = ROOT / "{{cookiecutter.project_slug}}" / "uv.lock"
-PLACEHOLDER = "{{ cookiecutter.project_slug }}"
+sys.path.insert(0, str(ROOT / "hooks"))
+from template_files import LOCK_FILE, LOCK_NAME_PLACEHOLDER  # noqa: E402
+
+TEMPLATE_LOCK = ROOT / "{{cookiecutter.project_slug}}" / LOCK_FILE
+PLACEHOLDER = LOCK_NAME_PLACEHOLDER
 
 
 def main() -> None:

@@ -1,114 +1,282 @@
 """Build the SageMaker pipeline: prepare -> train -> evaluate -> quality gate -> register | fail.
 
-Each job runs a module of the project's own package (the same ones ``dvc repro`` runs), from the
-``src/`` folder uploaded as the job's code, on the SageMaker scikit-learn image.
+Each job runs a module of the project's own package (the same ones ``dvc repro`` runs) through
+``job_entry.py``, from the job code uploaded under its content hash (``pipelines/code_bundle.py``),
+on the SageMaker scikit-learn image. The job requests are written out here, field by field, as the
+SageMaker API defines them (``CreateProcessingJob``, ``CreateTrainingJob``,
+``CreateModelPackage``): nothing is uploaded and no AWS call is made to build the definition, and
+the same code always gives the same definition.
+
+Every output lands under ``<prefix>/pipeline/<execution id>/``, so an execution never overwrites
+another's splits, model or metrics, and a registered package keeps pointing at its own numbers.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from sagemaker.core.helper.session_helper import Session
 from sagemaker.core.image_uris import retrieve
-from sagemaker.core.model_metrics import MetricsSource, ModelMetrics
-from sagemaker.core.network import NetworkConfig
-from sagemaker.core.processing import FrameworkProcessor
-from sagemaker.core.shapes import (
-    ProcessingInput,
-    ProcessingOutput,
-    ProcessingS3Input,
-    ProcessingS3Output,
-    Tag,
-)
 from sagemaker.core.workflow.conditions import (
     ConditionGreaterThanOrEqualTo,
     ConditionLessThanOrEqualTo,
 )
+from sagemaker.core.workflow.execution_variables import ExecutionVariables
 from sagemaker.core.workflow.functions import Join, JsonGet
 from sagemaker.core.workflow.parameters import ParameterFloat, ParameterInteger, ParameterString
-from sagemaker.core.workflow.pipeline_context import PipelineSession
-from sagemaker.core.workflow.properties import PropertyFile
+from sagemaker.core.workflow.properties import Properties, PropertyFile
 from sagemaker.mlops.workflow.condition_step import ConditionStep
 from sagemaker.mlops.workflow.fail_step import FailStep
-from sagemaker.mlops.workflow.model_step import ModelStep
 from sagemaker.mlops.workflow.pipeline import Pipeline
-from sagemaker.mlops.workflow.steps import CacheConfig, ProcessingStep, TrainingStep
-from sagemaker.serve.model_builder import ModelBuilder
-from sagemaker.train import ModelTrainer
-from sagemaker.train.configs import Compute, InputData, Networking, OutputDataConfig, SourceCode
+from sagemaker.mlops.workflow.steps import CacheConfig, ConfigurableRetryStep, StepTypeEnum
 
+from .code_bundle import CodeBundle, collect
+from .sagemaker_session import offline_session
 from .settings import LOWER_IS_BETTER, Settings, Standards
 
-PROJECT = Path(__file__).resolve().parent.parent
-SOURCE_DIR = PROJECT / "src"
-METRIC_SECTIONS = {
-    "classification": "binary_classification_metrics",
-    "regression": "regression_metrics",
-}
+PROCESSING_CODE = "/opt/ml/processing/input/code"
+TRAINING_CODE = "/opt/ml/input/data/code"
+JOB_ENTRY = "job_entry.py"
+VOLUME_GB = 30
+MAX_RUNTIME_SECONDS = 4 * 3600
+CACHE_EXPIRY = "P30D"
 
 
-def _processing_input(name: str, source: Any, destination: str) -> ProcessingInput:
-    return ProcessingInput(
-        input_name=name,
-        s3_input=ProcessingS3Input(
-            s3_uri=source, local_path=destination, s3_data_type="S3Prefix", s3_input_mode="File"
-        ),
-    )
+class RequestStep(ConfigurableRetryStep):  # type: ignore[misc]  # the SDK is untyped
+    """A job step whose arguments are the API request itself.
+
+    The SDK's own step classes only accept arguments captured from its job classes, which upload
+    the code under time-stamped names while the definition is built; this step carries a request
+    written here instead. ``shape`` names the Describe response its properties follow, so
+    references such as ``properties.ModelArtifacts.S3ModelArtifacts`` resolve as usual.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        step_type: StepTypeEnum,
+        shape: str,
+        request: dict[str, Any],
+        *,
+        cache_config: CacheConfig | None = None,
+        property_files: list[PropertyFile] | None = None,
+    ) -> None:
+        super().__init__(name, step_type)
+        self.request = request
+        self.cache_config = cache_config
+        self.property_files = property_files or []
+        self._properties = Properties(step_name=name, step=self, shape_name=shape)
+
+    @property
+    def arguments(self) -> dict[str, Any]:
+        return self.request
+
+    @property
+    def properties(self) -> Properties:
+        return self._properties
+
+    def to_request(self) -> dict[str, Any]:
+        request: dict[str, Any] = super().to_request()
+        if self.cache_config:
+            request.update(self.cache_config.config)
+        if self.property_files:
+            request["PropertyFiles"] = [file.expr for file in self.property_files]
+        return request
 
 
-def _processing_output(name: str, source: str, destination: Any) -> ProcessingOutput:
-    return ProcessingOutput(
-        output_name=name,
-        s3_output=ProcessingS3Output(
-            s3_uri=destination, local_path=source, s3_upload_mode="EndOfJob"
-        ),
-    )
+def _s3_input(name: str, uri: Any, local_path: str) -> dict[str, Any]:
+    return {
+        "InputName": name,
+        "S3Input": {
+            "S3Uri": uri,
+            "LocalPath": local_path,
+            "S3DataType": "S3Prefix",
+            "S3InputMode": "File",
+            "S3DataDistributionType": "FullyReplicated",
+            "S3CompressionType": "None",
+        },
+    }
 
 
-def _network_config(standards: Standards) -> NetworkConfig | None:
-    if not (standards.subnets or standards.network_isolation):
+def _s3_output(name: str, local_path: str, uri: Any) -> dict[str, Any]:
+    return {
+        "OutputName": name,
+        "S3Output": {"S3Uri": uri, "LocalPath": local_path, "S3UploadMode": "EndOfJob"},
+    }
+
+
+def _tags(settings: Settings) -> list[dict[str, str]]:
+    return [{"Key": key, "Value": value} for key, value in sorted(settings.tags.items())]
+
+
+def _vpc(standards: Standards) -> dict[str, Any] | None:
+    if not standards.subnets:
         return None
-    return NetworkConfig(
-        enable_network_isolation=standards.network_isolation,
-        subnets=list(standards.subnets) or None,
-        security_group_ids=list(standards.security_groups) or None,
-        encrypt_inter_container_traffic=True,
-    )
+    return {
+        "Subnets": list(standards.subnets),
+        "SecurityGroupIds": list(standards.security_groups),
+    }
 
 
-def _networking(standards: Standards) -> Networking | None:
-    if not (standards.subnets or standards.network_isolation):
-        return None
-    return Networking(
-        subnets=list(standards.subnets) or None,
-        security_group_ids=list(standards.security_groups) or None,
-        enable_network_isolation=standards.network_isolation,
-        enable_inter_container_traffic_encryption=True,
-    )
+class JobRequests:
+    """Writes the job requests of one pipeline: image, role, code, tags, standards in one place."""
+
+    def __init__(self, settings: Settings, code: CodeBundle, image: str) -> None:
+        self.settings = settings
+        self.standards = settings.standards
+        self.code_uri = code.uri(settings.prefix)
+        self.image = image
+
+    def processing(
+        self,
+        module: str,
+        arguments: list[str],
+        inputs: list[dict[str, Any]],
+        outputs: list[dict[str, Any]],
+        *,
+        instance_type: Any,
+        instance_count: Any,
+    ) -> dict[str, Any]:
+        """A ``CreateProcessingJob`` request that runs ``python3 job_entry.py <module> ...``."""
+        cluster: dict[str, Any] = {
+            "InstanceType": instance_type,
+            "InstanceCount": instance_count,
+            "VolumeSizeInGB": VOLUME_GB,
+        }
+        output_config: dict[str, Any] = {"Outputs": outputs}
+        if self.standards.kms_key_arn:
+            cluster["VolumeKmsKeyId"] = self.standards.kms_key_arn
+            output_config["KmsKeyId"] = self.standards.kms_key_arn
+        request: dict[str, Any] = {
+            "ProcessingResources": {"ClusterConfig": cluster},
+            "StoppingCondition": {"MaxRuntimeInSeconds": MAX_RUNTIME_SECONDS},
+            "AppSpecification": {
+                "ImageUri": self.image,
+                "ContainerEntrypoint": ["python3", f"{PROCESSING_CODE}/{JOB_ENTRY}"],
+                "ContainerArguments": [f"{self.settings.package}.{module}", *arguments],
+            },
+            "RoleArn": self.settings.role_arn,
+            "ProcessingInputs": [_s3_input("code", self.code_uri, PROCESSING_CODE), *inputs],
+            "ProcessingOutputConfig": output_config,
+            "Tags": _tags(self.settings),
+        }
+        network = self._processing_network()
+        if network:
+            request["NetworkConfig"] = network
+        return request
+
+    def _processing_network(self) -> dict[str, Any] | None:
+        if not (self.standards.subnets or self.standards.network_isolation):
+            return None
+        network: dict[str, Any] = {
+            "EnableNetworkIsolation": self.standards.network_isolation,
+            "EnableInterContainerTrafficEncryption": True,
+        }
+        vpc = _vpc(self.standards)
+        if vpc:
+            network["VpcConfig"] = vpc
+        return network
+
+    def training(
+        self,
+        module: str,
+        arguments: list[str],
+        channels: dict[str, Any],
+        *,
+        output_path: Any,
+        instance_type: Any,
+    ) -> dict[str, Any]:
+        """A ``CreateTrainingJob`` request that runs ``python3 job_entry.py <module> ...``.
+
+        The code arrives as the ``code`` channel; every other channel is an S3 prefix.
+        """
+        resources: dict[str, Any] = {
+            "InstanceType": instance_type,
+            "InstanceCount": 1,
+            "VolumeSizeInGB": VOLUME_GB,
+        }
+        output: dict[str, Any] = {"S3OutputPath": output_path}
+        if self.standards.kms_key_arn:
+            resources["VolumeKmsKeyId"] = self.standards.kms_key_arn
+            output["KmsKeyId"] = self.standards.kms_key_arn
+        request: dict[str, Any] = {
+            "AlgorithmSpecification": {
+                "TrainingImage": self.image,
+                "TrainingInputMode": "File",
+                "ContainerEntrypoint": ["python3", f"{TRAINING_CODE}/{JOB_ENTRY}"],
+                "ContainerArguments": [f"{self.settings.package}.{module}", *arguments],
+            },
+            "RoleArn": self.settings.role_arn,
+            "InputDataConfig": [
+                {
+                    "ChannelName": name,
+                    "DataSource": {
+                        "S3DataSource": {
+                            "S3DataType": "S3Prefix",
+                            "S3Uri": uri,
+                            "S3DataDistributionType": "FullyReplicated",
+                        }
+                    },
+                    "InputMode": "File",
+                }
+                for name, uri in {"code": self.code_uri, **channels}.items()
+            ],
+            "OutputDataConfig": output,
+            "ResourceConfig": resources,
+            "StoppingCondition": {"MaxRuntimeInSeconds": MAX_RUNTIME_SECONDS},
+            "Tags": _tags(self.settings),
+        }
+        vpc = _vpc(self.standards)
+        if vpc:
+            request["VpcConfig"] = vpc
+        if self.standards.subnets or self.standards.network_isolation:
+            request["EnableNetworkIsolation"] = self.standards.network_isolation
+            request["EnableInterContainerTrafficEncryption"] = True
+        return request
+
+
+def hyperparameter_arguments(hyperparameters: dict[str, Any]) -> list[str]:
+    """``--name value`` pairs in a fixed order, as the training module's command line takes them."""
+    arguments: list[str] = []
+    for name, value in sorted(hyperparameters.items()):
+        arguments += [f"--{name.replace('_', '-')}", str(value)]
+    return arguments
 
 
 def get_pipeline(
     settings: Settings,
     *,
-    problem_type: str,
     gate_metric: str,
     gate_threshold: float,
     hyperparameters: dict[str, Any],
-    session: Session | None = None,
+    report_section: str,
+    code: CodeBundle | None = None,
     cache_steps: bool = True,
 ) -> Pipeline:
-    """Return the pipeline; nothing is created in AWS until it is upserted."""
-    session = session or PipelineSession(default_bucket=settings.bucket)
+    """Return the pipeline; nothing is created or uploaded in AWS until it is upserted.
+
+    ``report_section`` is the section of ``metrics.json`` the gate reads (from the schema:
+    binary, multiclass or regression metrics).
+    """
+    code = code or collect()
     image = retrieve(
         framework="sklearn",
         region=settings.region,
         version=settings.sklearn_version,
         instance_type="ml.m5.large",
     )
-    tags = [{"Key": key, "Value": value} for key, value in sorted(settings.tags.items())]
-    cache = CacheConfig(enable_caching=cache_steps, expire_after="P30D")
-    base = f"{settings.prefix}/pipeline"
+    jobs = JobRequests(settings, code, image)
+    cache = CacheConfig(enable_caching=cache_steps, expire_after=CACHE_EXPIRY)
+
+    def run_output(*parts: str) -> Join:
+        """``<prefix>/pipeline/<execution id>/<parts>``: see the module docstring."""
+        return Join(
+            on="/",
+            values=[
+                f"{settings.prefix}/pipeline",
+                ExecutionVariables.PIPELINE_EXECUTION_ID,
+                *parts,
+            ],
+        )
 
     input_data = ParameterString("InputDataUrl", default_value=f"{settings.prefix}/data/raw")
     standards = settings.standards
@@ -121,148 +289,126 @@ def get_pipeline(
     )
     threshold = ParameterFloat("QualityThreshold", default_value=gate_threshold)
     approval = ParameterString("ModelApprovalStatus", default_value="PendingManualApproval")
+    processing = {"instance_type": processing_instance, "instance_count": processing_count}
 
-    processor = FrameworkProcessor(
-        image_uri=image,
-        role=settings.role_arn,
-        instance_type=processing_instance,
-        instance_count=processing_count,
-        base_job_name=f"{settings.project_name}-process",
-        sagemaker_session=session,
-        tags=tags,
-        command=["python3"],
-        volume_kms_key=standards.kms_key_arn,
-        output_kms_key=standards.kms_key_arn,
-        network_config=_network_config(standards),
-    )
-    prepare_args = processor.run(
-        code="job_entry.py",
-        source_dir=str(SOURCE_DIR),
-        arguments=[
-            f"{settings.package}.data",
-            "--input-dir",
-            "/opt/ml/processing/input",
-            "--output-dir",
-            "/opt/ml/processing/output",
-        ],
-        inputs=[_processing_input("raw", input_data, "/opt/ml/processing/input")],
-        outputs=[
-            _processing_output(
-                split,
-                f"/opt/ml/processing/output/{split}",
-                Join(on="/", values=[base, "prepare", split]),
-            )
-            for split in ("train", "test")
-        ],
-    )
-    prepare = ProcessingStep(name="PrepareData", step_args=prepare_args, cache_config=cache)
-
-    trainer = ModelTrainer(
-        training_image=image,
-        role=settings.role_arn,
-        sagemaker_session=session,
-        base_job_name=f"{settings.project_name}-train",
-        source_code=SourceCode(
-            source_dir=str(SOURCE_DIR),
-            command=f"python3 -m {settings.package}.train --bundle-inference-code",
+    prepare = RequestStep(
+        "PrepareData",
+        StepTypeEnum.PROCESSING,
+        "DescribeProcessingJobResponse",
+        jobs.processing(
+            "data",
+            [
+                "--input-dir",
+                "/opt/ml/processing/input/data",
+                "--output-dir",
+                "/opt/ml/processing/output",
+            ],
+            [_s3_input("raw", input_data, "/opt/ml/processing/input/data")],
+            [
+                _s3_output(
+                    split, f"/opt/ml/processing/output/{split}", run_output("prepare", split)
+                )
+                for split in ("train", "test")
+            ],
+            **processing,
         ),
-        compute=Compute(
+        cache_config=cache,
+    )
+    prepared = prepare.properties.ProcessingOutputConfig.Outputs
+
+    train = RequestStep(
+        "TrainModel",
+        StepTypeEnum.TRAINING,
+        "DescribeTrainingJobResponse",
+        jobs.training(
+            "train",
+            [
+                "--train-dir",
+                "/opt/ml/input/data/train",
+                "--model-dir",
+                "/opt/ml/model",
+                "--bundle-inference-code",
+                *hyperparameter_arguments(hyperparameters),
+            ],
+            {"train": prepared["train"].S3Output.S3Uri},
+            output_path=run_output("model"),
             instance_type=training_instance,
-            instance_count=1,
-            volume_kms_key_id=standards.kms_key_arn,
         ),
-        networking=_networking(standards),
-        output_data_config=OutputDataConfig(
-            s3_output_path=f"{settings.prefix}/models", kms_key_id=standards.kms_key_arn
-        ),
-        hyperparameters={key: str(value) for key, value in hyperparameters.items()},
-        tags=[Tag(key=key, value=value) for key, value in sorted(settings.tags.items())],
+        cache_config=cache,
     )
-    train_args = trainer.train(
-        input_data_config=[
-            InputData(
-                channel_name="train",
-                data_source=prepare.properties.ProcessingOutputConfig.Outputs[
-                    "train"
-                ].S3Output.S3Uri,
-            )
-        ]
-    )
-    train = TrainingStep(name="TrainModel", step_args=train_args, cache_config=cache)
     model_data = train.properties.ModelArtifacts.S3ModelArtifacts
 
     report = PropertyFile(name="EvaluationReport", output_name="evaluation", path="metrics.json")
-    evaluate_args = processor.run(
-        code="job_entry.py",
-        source_dir=str(SOURCE_DIR),
-        arguments=[
-            f"{settings.package}.evaluate",
-            "--model-dir",
-            "/opt/ml/processing/model",
-            "--test-dir",
-            "/opt/ml/processing/test",
-            "--output-dir",
-            "/opt/ml/processing/evaluation",
-        ],
-        inputs=[
-            _processing_input("model", model_data, "/opt/ml/processing/model"),
-            _processing_input(
-                "test",
-                prepare.properties.ProcessingOutputConfig.Outputs["test"].S3Output.S3Uri,
+    evaluate = RequestStep(
+        "EvaluateModel",
+        StepTypeEnum.PROCESSING,
+        "DescribeProcessingJobResponse",
+        jobs.processing(
+            "evaluate",
+            [
+                "--model-dir",
+                "/opt/ml/processing/model",
+                "--test-dir",
                 "/opt/ml/processing/test",
-            ),
-        ],
-        outputs=[
-            _processing_output(
-                "evaluation",
+                "--output-dir",
                 "/opt/ml/processing/evaluation",
-                Join(on="/", values=[base, "evaluation"]),
-            )
-        ],
+            ],
+            [
+                _s3_input("model", model_data, "/opt/ml/processing/model"),
+                _s3_input("test", prepared["test"].S3Output.S3Uri, "/opt/ml/processing/test"),
+            ],
+            [_s3_output("evaluation", "/opt/ml/processing/evaluation", run_output("evaluation"))],
+            **processing,
+        ),
+        cache_config=cache,
+        property_files=[report],
     )
-    evaluate = ProcessingStep(
-        name="EvaluateModel", step_args=evaluate_args, property_files=[report], cache_config=cache
-    )
+    evaluation = evaluate.properties.ProcessingOutputConfig.Outputs["evaluation"].S3Output.S3Uri
 
-    metrics_uri = Join(
-        on="/",
-        values=[
-            evaluate.properties.ProcessingOutputConfig.Outputs["evaluation"].S3Output.S3Uri,
-            "metrics.json",
-        ],
-    )
-    model = ModelBuilder(
-        s3_model_data_url=model_data,
-        image_uri=image,
-        role_arn=settings.role_arn,
-        sagemaker_session=session,
-        env_vars={
-            "SAGEMAKER_PROGRAM": "inference.py",
-            "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
+    register = RequestStep(
+        "RegisterModel",
+        StepTypeEnum.REGISTER_MODEL,
+        "DescribeModelPackageOutput",
+        {
+            "ModelPackageGroupName": settings.model_package_group,
+            "InferenceSpecification": {
+                "Containers": [
+                    {
+                        "Image": image,
+                        "ModelDataUrl": model_data,
+                        "Environment": {
+                            "SAGEMAKER_PROGRAM": "inference.py",
+                            "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
+                            "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
+                            "SAGEMAKER_REGION": settings.region,
+                        },
+                    }
+                ],
+                "SupportedContentTypes": ["text/csv", "application/json"],
+                "SupportedResponseMIMETypes": ["application/json", "text/csv"],
+                "SupportedRealtimeInferenceInstanceTypes": ["ml.m5.large", "ml.m5.xlarge"],
+                "SupportedTransformInstanceTypes": ["ml.m5.large"],
+            },
+            "ModelApprovalStatus": approval,
+            "ModelMetrics": {
+                "ModelQuality": {
+                    "Statistics": {
+                        "ContentType": "application/json",
+                        "S3Uri": Join(on="/", values=[evaluation, "metrics.json"]),
+                    }
+                }
+            },
         },
     )
-    register_args = model.register(
-        model_package_group_name=settings.model_package_group,
-        content_types=["text/csv", "application/json"],
-        response_types=["application/json", "text/csv"],
-        inference_instances=["ml.m5.large", "ml.m5.xlarge"],
-        transform_instances=["ml.m5.large"],
-        approval_status=approval,
-        model_metrics=ModelMetrics(
-            model_statistics=MetricsSource(content_type="application/json", s3_uri=metrics_uri)
-        ),
-    )
-    register = ModelStep(name="RegisterModel", step_args=register_args)
 
     metric = JsonGet(
         step_name=evaluate.name,
         property_file=report,
-        json_path=f"{METRIC_SECTIONS[problem_type]}.{gate_metric}.value",
+        json_path=f"{report_section}.{gate_metric}.value",
     )
+    lower_is_better = gate_metric in LOWER_IS_BETTER
     condition_type = (
-        ConditionLessThanOrEqualTo
-        if gate_metric in LOWER_IS_BETTER
-        else ConditionGreaterThanOrEqualTo
+        ConditionLessThanOrEqualTo if lower_is_better else ConditionGreaterThanOrEqualTo
     )
     fail = FailStep(
         name="QualityGateFailed",
@@ -270,7 +416,7 @@ def get_pipeline(
             on=" ",
             values=[
                 f"Model below the quality gate: {gate_metric} must be",
-                "<=" if gate_metric in LOWER_IS_BETTER else ">=",
+                "<=" if lower_is_better else ">=",
                 threshold,
             ],
         ),
@@ -292,5 +438,5 @@ def get_pipeline(
             approval,
         ],
         steps=[prepare, train, evaluate, gate],
-        sagemaker_session=session,
+        sagemaker_session=offline_session(settings.region),
     )

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib
 import json
 import os
 import sys
+import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +24,32 @@ from .settings import Settings, load_settings
 PARAMS = Path(__file__).resolve().parent.parent / "params.yaml"
 SCHEMA_GLOB = "src/*/schema.json"
 DATA_DIR = PARAMS.parent / "data" / "raw"
+OFFLINE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "offline",
+    "AWS_SECRET_ACCESS_KEY": "offline",  # pragma: allowlist secret - never sent anywhere
+    "AWS_SESSION_TOKEN": "offline",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
 
 
 def pipeline_inputs(params_file: Path = PARAMS) -> dict[str, Any]:
+    """What the pipeline takes from the project: gate, hyperparameters and the report section.
+
+    The schema beside ``params_file`` (``src/<package>/schema.json``) decides the section of the
+    evaluation report the gate reads, through the evaluate module's own rule.
+    """
     params = yaml.safe_load(params_file.read_text())
     schema_file = next(params_file.parent.glob(SCHEMA_GLOB))
+    package = load_settings().package  # this project's code reads the schema it is given
+    data = importlib.import_module(f"{package}.data")
+    evaluate = importlib.import_module(f"{package}.evaluate")
+    schema = data.load_schema(schema_file)
     return {
-        "problem_type": json.loads(schema_file.read_text())["problem_type"],
+        "problem_type": schema.problem_type,
         "gate_metric": params["gate"]["metric"],
         "gate_threshold": float(params["gate"]["threshold"]),
         "hyperparameters": params["train"],
+        "report_section": evaluate.schema_section(schema),
     }
 
 
@@ -53,49 +72,90 @@ def upload_data(settings: Settings, data_dir: Path | None = None) -> str:
     return f"s3://{settings.bucket}/{prefix}"
 
 
-def build(settings: Settings, cache_steps: bool = True, session: Any = None) -> Any:
-    # SDK v3's ModelTrainer asks IAM to simulate the execution role's policies when it is built;
-    # building a definition needs no IAM call (the service checks the role when a step runs),
-    # and the build role should not need iam:SimulatePrincipalPolicy.
-    os.environ.setdefault("SAGEMAKER_VALIDATE_ROLE", "false")
+def build(settings: Settings, cache_steps: bool = True, params_file: Path = PARAMS) -> Any:
+    """The pipeline object; building it makes no AWS call and uploads nothing."""
     from .pipeline import get_pipeline  # the SDK is slow to import; only when needed
 
-    return get_pipeline(settings, session=session, cache_steps=cache_steps, **pipeline_inputs())
+    inputs = pipeline_inputs(params_file)
+    del inputs["problem_type"]
+    return get_pipeline(settings, cache_steps=cache_steps, **inputs)
 
 
-def offline_definition(settings: Settings, cache_steps: bool = True) -> str:
-    """The definition without an AWS account: the SDK's code uploads go to an in-memory S3.
+def definition(settings: Settings, cache_steps: bool = True) -> str:
+    """The pipeline definition JSON, offline: no credentials, no upload, no network."""
+    return str(build(settings, cache_steps=cache_steps).definition())
 
-    Building a definition uploads the job code; printing one needs no AWS, so it runs against
-    moto with throw-away credentials (the S3 URIs in it name the real bucket all the same).
-    """
-    from moto import mock_aws
 
-    fake = {
-        "AWS_ACCESS_KEY_ID": "offline",
-        "AWS_SECRET_ACCESS_KEY": "offline",  # pragma: allowlist secret - never sent anywhere
-        "AWS_SESSION_TOKEN": "offline",
+def create_pipeline_request(settings: Settings, pipeline_definition: str) -> dict[str, Any]:
+    """The ``CreatePipeline`` request for this project's pipeline."""
+    return {
+        "PipelineName": settings.pipeline_name,
+        "ClientRequestToken": str(uuid.uuid4()),
+        "PipelineDefinition": pipeline_definition,
+        "RoleArn": settings.role_arn,
+        "Tags": [{"Key": k, "Value": v} for k, v in sorted(settings.tags.items())],
     }
-    saved = {name: os.environ.get(name) for name in fake}
-    os.environ.update(fake)
-    try:
-        with mock_aws():
-            import boto3
 
-            s3 = boto3.client("s3", region_name=settings.region)
-            location = (
-                {}
-                if settings.region == "us-east-1"
-                else {"CreateBucketConfiguration": {"LocationConstraint": settings.region}}
-            )
-            s3.create_bucket(Bucket=settings.bucket, **location)
-            return str(build(settings, cache_steps=cache_steps).definition())
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+
+def update_pipeline_request(settings: Settings, pipeline_definition: str) -> dict[str, Any]:
+    """The ``UpdatePipeline`` request (tags stay as created)."""
+    request = create_pipeline_request(settings, pipeline_definition)
+    del request["Tags"], request["ClientRequestToken"]
+    return request
+
+
+def start_request(settings: Settings, parameters: dict[str, str]) -> dict[str, Any]:
+    """The ``StartPipelineExecution`` request; unnamed parameters keep their defaults."""
+    request: dict[str, Any] = {
+        "PipelineName": settings.pipeline_name,
+        "ClientRequestToken": str(uuid.uuid4()),
+    }
+    if parameters:
+        request["PipelineParameters"] = [
+            {"Name": name, "Value": value} for name, value in sorted(parameters.items())
+        ]
+    return request
+
+
+def upload_code(settings: Settings, s3: Any) -> str:
+    """Upload the job code to the content-hash location the definition names; return it."""
+    from .code_bundle import collect
+
+    bundle = collect()
+    bundle.upload(s3, settings.bucket, settings.project_name)
+    return bundle.uri(settings.prefix)
+
+
+def upsert(settings: Settings, sagemaker: Any, pipeline_definition: str) -> str:
+    """Create the pipeline, or update it when it exists; return which."""
+    from botocore.exceptions import ClientError
+
+    try:
+        sagemaker.describe_pipeline(PipelineName=settings.pipeline_name)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") not in (
+            "ResourceNotFound",
+            "ValidationException",
+        ):
+            raise
+        sagemaker.create_pipeline(**create_pipeline_request(settings, pipeline_definition))
+        return "created"
+    sagemaker.update_pipeline(**update_pipeline_request(settings, pipeline_definition))
+    return "updated"
+
+
+def wait(sagemaker: Any, execution_arn: str, delay: int = 30, attempts: int = 240) -> str:
+    """Poll the execution until it ends; return its final status."""
+    for _ in range(attempts):
+        status = str(
+            sagemaker.describe_pipeline_execution(PipelineExecutionArn=execution_arn)[
+                "PipelineExecutionStatus"
+            ]
+        )
+        if status not in ("Executing", "Stopping"):
+            return status
+        time.sleep(delay)
+    return "Executing"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,31 +176,37 @@ def main(argv: list[str] | None = None) -> int:
     # The SDK creates AWS clients at import time and needs a region even to build a definition.
     os.environ.setdefault("AWS_DEFAULT_REGION", settings.region)
     if args.definition_only:
-        definition = offline_definition(settings, cache_steps=not args.no_cache)
-        if args.output:
-            args.output.write_text(definition)
-        print(json.dumps(json.loads(definition), indent=2))
-        return 0
-    pipeline = build(settings, cache_steps=not args.no_cache)
-    definition = pipeline.definition()
+        # Those import-time clients also resolve credentials, which without any configured means
+        # asking the instance metadata service over the network. Printing a definition sends no
+        # request, so this process gets throw-away credentials and the lookup is switched off.
+        os.environ.update(OFFLINE_CREDENTIALS)
+    pipeline_definition = definition(settings, cache_steps=not args.no_cache)
     if args.output:
-        args.output.write_text(definition)
+        args.output.write_text(pipeline_definition)
+    if args.definition_only:
+        print(json.dumps(json.loads(pipeline_definition), indent=2))
+        return 0
+    import boto3
+
+    session = boto3.Session(region_name=settings.region)
+    sagemaker = session.client("sagemaker")
+    print(f"job code: {upload_code(settings, session.client('s3'))}")
     if args.upsert:
-        pipeline.upsert(
-            role_arn=settings.role_arn,
-            tags=[{"Key": k, "Value": v} for k, v in sorted(settings.tags.items())],
-        )
-        print(f"upserted pipeline {settings.pipeline_name}")
+        action = upsert(settings, sagemaker, pipeline_definition)
+        print(f"{action} pipeline {settings.pipeline_name}")
     if args.start:
         parameters = {}
         if any(DATA_DIR.glob("*.csv")):
             parameters["InputDataUrl"] = upload_data(settings)
             print(f"input data: {parameters['InputDataUrl']}")
-        execution = pipeline.start(parameters=parameters)
-        print(f"started {execution.arn}")
+        arn = str(
+            sagemaker.start_pipeline_execution(**start_request(settings, parameters))[
+                "PipelineExecutionArn"
+            ]
+        )
+        print(f"started {arn}")
         if args.wait:
-            execution.wait(delay=30, max_attempts=240)
-            print(f"finished: {execution.describe()['PipelineExecutionStatus']}")
+            print(f"finished: {wait(sagemaker, arn)}")
     return 0
 
 

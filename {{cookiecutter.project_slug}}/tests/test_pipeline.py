@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -13,8 +14,16 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
+from pipeline_definition import (
+    Execution,
+    output_uris,
+    placeholders,
+    validate_request,
+    walk_steps,
+)
 
 from pipelines import run
+from pipelines.code_bundle import collect
 from pipelines.settings import Standards, load_settings, load_standards
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -36,19 +45,11 @@ def aws(fake_aws: None) -> Iterator[None]:
 
 
 @pytest.fixture()
-def definition(aws: None) -> dict[str, Any]:
-    pipeline = run.build(load_settings(SETTINGS_ENV))
-    return dict(json.loads(pipeline.definition()))
+def definition() -> dict[str, Any]:
+    return dict(json.loads(run.definition(load_settings(SETTINGS_ENV))))
 
 
-def steps_by_name(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    found: dict[str, dict[str, Any]] = {}
-    pending = list(definition["Steps"])
-    while pending:
-        step = pending.pop()
-        found[step["Name"]] = step
-        pending += step["Arguments"].get("IfSteps", []) + step["Arguments"].get("ElseSteps", [])
-    return found
+steps_by_name = walk_steps
 
 
 def references(value: Any) -> set[str]:
@@ -132,20 +133,32 @@ def test_registration(definition: dict[str, Any]) -> None:
     assert container["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
 
 
-def test_jobs_run_the_projects_own_modules(definition: dict[str, Any], aws: None) -> None:
+def test_jobs_run_the_projects_own_modules(definition: dict[str, Any]) -> None:
+    """Each job runs job_entry.py with a module of the package, from the content-hashed code."""
     steps = steps_by_name(definition)
     package = load_settings(SETTINGS_ENV).package
+    code = collect().uri(load_settings(SETTINGS_ENV).prefix)
     for name, module in (("PrepareData", "data"), ("EvaluateModel", "evaluate")):
-        arguments = steps[name]["Arguments"]["AppSpecification"]["ContainerArguments"]
-        assert arguments[0] == f"{package}.{module}", name
+        app = steps[name]["Arguments"]["AppSpecification"]
+        assert app["ContainerEntrypoint"] == [
+            "python3",
+            "/opt/ml/processing/input/code/job_entry.py",
+        ]
+        assert app["ContainerArguments"][0] == f"{package}.{module}", name
+        inputs = {
+            i["InputName"]: i["S3Input"] for i in steps[name]["Arguments"]["ProcessingInputs"]
+        }
+        assert inputs["code"]["S3Uri"] == code
+        assert inputs["code"]["LocalPath"] == "/opt/ml/processing/input/code"
     train = steps["TrainModel"]["Arguments"]
-    assert "sagemaker-scikit-learn" in train["AlgorithmSpecification"]["TrainingImage"]
-    s3 = boto3.client("s3")
-    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="provisioned-artifacts")["Contents"]]
-    (source,) = [k for k in keys if k.endswith("sm_drivers/sourcecode.json")]
-    body = json.loads(s3.get_object(Bucket="provisioned-artifacts", Key=source)["Body"].read())
-    assert body["command"].startswith(f"python3 -m {package}.train")
-    assert any(k.endswith(f"code/{package}/train.py") for k in keys)
+    algorithm = train["AlgorithmSpecification"]
+    assert "sagemaker-scikit-learn" in algorithm["TrainingImage"]
+    assert algorithm["ContainerEntrypoint"] == ["python3", "/opt/ml/input/data/code/job_entry.py"]
+    assert algorithm["ContainerArguments"][0] == f"{package}.train"
+    channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"] for c in train["InputDataConfig"]}
+    assert channels["code"]["S3Uri"] == code
+    shipped = set(collect().files)
+    assert {"job_entry.py", f"{package}/train.py", f"{package}/schema.json"} <= shipped
 
 
 def test_every_job_is_tagged(definition: dict[str, Any]) -> None:
@@ -157,7 +170,7 @@ def test_every_job_is_tagged(definition: dict[str, Any]) -> None:
 
 
 def test_cli_prints_the_definition(
-    aws: None, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for key, value in SETTINGS_ENV.items():
         monkeypatch.setenv(key, value)
@@ -176,9 +189,18 @@ def test_upsert_and_start(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
     assert summary["PipelineName"] == "churn-prod-pipeline"
     described = sagemaker.describe_pipeline(PipelineName="churn-prod-pipeline")
     assert described["RoleArn"] == SETTINGS_ENV["SAGEMAKER_PIPELINE_ROLE_ARN"]
-    assert len(json.loads(described["PipelineDefinition"])["Steps"]) == 4
+    settings = load_settings(SETTINGS_ENV)
+    assert described["PipelineDefinition"] == run.definition(settings)
     executions = sagemaker.list_pipeline_executions(PipelineName="churn-prod-pipeline")
     assert len(executions["PipelineExecutionSummaries"]) == 1
+    # The code the definition points at is there, file for file, under its content hash.
+    bundle = collect()
+    listed = boto3.client("s3").list_objects_v2(
+        Bucket=settings.bucket, Prefix=f"{settings.project_name}/code/"
+    )
+    keys = {o["Key"] for o in listed["Contents"]}
+    assert keys == {f"{settings.project_name}/code/{bundle.digest}/{f}" for f in bundle.files}
+    assert bundle.uri(settings.prefix) in described["PipelineDefinition"]
 
 
 def test_cli_needs_an_action() -> None:
@@ -195,8 +217,8 @@ STRICT = Standards(
 )
 
 
-def test_organisation_standards_reach_every_job(aws: None) -> None:
-    definition = json.loads(run.build(load_settings(SETTINGS_ENV, standards=STRICT)).definition())
+def test_organisation_standards_reach_every_job() -> None:
+    definition = json.loads(run.definition(load_settings(SETTINGS_ENV, standards=STRICT)))
     steps = steps_by_name(definition)
     parameters = {p["Name"]: p["DefaultValue"] for p in definition["Parameters"]}
     assert parameters["ProcessingInstanceType"] == "ml.m5.xlarge"
@@ -226,10 +248,10 @@ def test_instance_types_outside_the_standards_are_refused() -> None:
     Standards().check_instance("training", "ml.p4d.24xlarge")  # no standards: no limit
 
 
-def test_the_projects_own_standards_file_is_applied(aws: None) -> None:
+def test_the_projects_own_standards_file_is_applied() -> None:
     """org-standards.json (written by the template) reaches the definition as it says."""
     standards = load_standards()
-    definition = json.loads(run.build(load_settings(SETTINGS_ENV)).definition())
+    definition = json.loads(run.definition(load_settings(SETTINGS_ENV)))
     prepare = steps_by_name(definition)["PrepareData"]["Arguments"]
     if standards.kms_key_arn:
         assert prepare["ProcessingOutputConfig"]["KmsKeyId"] == standards.kms_key_arn
@@ -241,23 +263,193 @@ def test_the_projects_own_standards_file_is_applied(aws: None) -> None:
         assert "NetworkConfig" not in prepare
 
 
-def test_definition_only_needs_no_aws_account(tmp_path: Path) -> None:
-    """`make pipeline-definition` on a laptop: no credentials, no region, no network."""
+OFFLINE_GUARD = """
+import runpy, sys
+sys.path.insert(0, ".")
+sys.modules["moto"] = None  # a production module importing a test library fails here
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+def guard(event, args):
+    if event == "socket.getaddrinfo" and args[0] not in LOOPBACK:
+        raise SystemExit(f"DNS lookup of {args[0]} while building the definition")
+    if event == "socket.connect" and isinstance(args[1], tuple) and args[1][0] not in LOOPBACK:
+        raise SystemExit(f"connection to {args[1]} while building the definition")
+
+sys.addaudithook(guard)
+sys.argv = ["pipelines.run", "--definition-only"]
+runpy.run_module("pipelines.run", run_name="__main__")
+"""
+
+
+def test_definition_only_is_offline_deterministic_and_free_of_test_libraries(
+    tmp_path: Path,
+) -> None:
+    """`make pipeline-definition` on a laptop: no credentials, no network, same bytes every time.
+
+    Any DNS lookup or non-loopback connection fails the run (audit hook), moto cannot be imported,
+    and two runs must print byte-identical definitions (no time-stamped code locations).
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env["HOME"] = str(tmp_path)  # no ~/.aws either
-    result = subprocess.run(
-        [sys.executable, "-m", "pipelines.run", "--definition-only"],
-        cwd=PROJECT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    definition = json.loads(result.stdout)
+    outputs = []
+    for _ in range(2):
+        result = subprocess.run(
+            [sys.executable, "-c", OFFLINE_GUARD],
+            cwd=PROJECT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        outputs.append(result.stdout)
+    assert outputs[0] == outputs[1]
+    definition = json.loads(outputs[0])
     assert [step["Name"] for step in definition["Steps"]] == [
         "PrepareData",
         "TrainModel",
         "EvaluateModel",
         "QualityGate",
     ]
+
+
+def test_code_location_follows_the_code(tmp_path: Path) -> None:
+    """Changing one byte of the job code moves it to a new location; the same code keeps it."""
+    source = PROJECT / "src"
+    copy = tmp_path / "src"
+    for relative in collect(source).files:
+        (copy / relative).parent.mkdir(parents=True, exist_ok=True)
+        (copy / relative).write_bytes((source / relative).read_bytes())
+    assert collect(copy).digest == collect(source).digest
+    (copy / "job_entry.py").write_text((copy / "job_entry.py").read_text() + "\n")
+    assert collect(copy).digest != collect(source).digest
+
+
+def test_every_execution_writes_under_its_own_prefix(definition: dict[str, Any]) -> None:
+    """Two executions never share an output, and each package's metrics stay its own."""
+    first, second = Execution(definition, "exec-1"), Execution(definition, "exec-2")
+    first_outputs, second_outputs = output_uris(first), output_uris(second)
+    assert len(first_outputs) == 4  # train split, test split, model, evaluation
+    assert not first_outputs & second_outputs
+    for uri in first_outputs:
+        assert "/exec-1/" in uri + "/", uri
+    register = walk_steps(definition)["RegisterModel"]["Arguments"]
+    statistics = register["ModelMetrics"]["ModelQuality"]["Statistics"]["S3Uri"]
+    first_metrics, second_metrics = first.resolve(statistics), second.resolve(statistics)
+    assert first_metrics != second_metrics
+    assert first_metrics.startswith(
+        first.resolve(
+            walk_steps(definition)["EvaluateModel"]["Arguments"]["ProcessingOutputConfig"][
+                "Outputs"
+            ][0]["S3Output"]["S3Uri"]
+        )
+    )
+    # The training job reads the split its own execution prepared.
+    train = first.resolve(walk_steps(definition)["TrainModel"]["Arguments"])
+    channels = {
+        c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in train["InputDataConfig"]
+    }
+    assert channels["train"] in first_outputs
+
+
+def test_every_request_passes_the_service_model(definition: dict[str, Any]) -> None:
+    """Each step's arguments, the pipeline requests, as botocore's own validation sees them."""
+    settings = load_settings(SETTINGS_ENV)
+    operations = {
+        "Processing": ("CreateProcessingJob", "ProcessingJobName"),
+        "Training": ("CreateTrainingJob", "TrainingJobName"),
+        "RegisterModel": ("CreateModelPackage", None),
+    }
+    checked = set()
+    for name, step in walk_steps(definition).items():
+        if step["Type"] not in operations:
+            continue
+        operation, job_name = operations[step["Type"]]
+        request = placeholders(step["Arguments"])
+        if job_name:
+            request[job_name] = f"{name.lower()}-job"
+        validate_request(operation, request)
+        checked.add(step["Type"])
+    assert checked == set(operations)
+    text = json.dumps(definition)
+    validate_request("CreatePipeline", run.create_pipeline_request(settings, text))
+    validate_request("UpdatePipeline", run.update_pipeline_request(settings, text))
+    validate_request("StartPipelineExecution", run.start_request(settings, {}))
+    validate_request(
+        "StartPipelineExecution", run.start_request(settings, {"ModelApprovalStatus": "Approved"})
+    )
+
+
+def test_strict_standards_requests_pass_the_service_model() -> None:
+    definition = json.loads(run.definition(load_settings(SETTINGS_ENV, standards=STRICT)))
+    for name, step in walk_steps(definition).items():
+        if step["Type"] == "Processing":
+            validate_request(
+                "CreateProcessingJob", placeholders(step["Arguments"]) | {"ProcessingJobName": name}
+            )
+        if step["Type"] == "Training":
+            validate_request(
+                "CreateTrainingJob", placeholders(step["Arguments"]) | {"TrainingJobName": name}
+            )
+
+
+def three_class_project(root: Path, package: str) -> Path:
+    """A team's own three-class data (scikit-learn's iris) with its schema; returns params.yaml."""
+    from sklearn.datasets import load_iris
+
+    iris = load_iris(as_frame=True).frame
+    iris.columns = ["sepal_length", "sepal_width", "petal_length", "petal_width", "species"]
+    features = {
+        name: {"dtype": "float", "min": 0.0, "max": 20.0, "nullable": False}
+        for name in iris.columns[:-1]
+    }
+    schema = {
+        "problem_type": "classification",
+        "target": {"name": "species", "dtype": "int", "allowed": [0, 1, 2]},
+        "features": features,
+    }
+    (root / "src" / package).mkdir(parents=True)
+    (root / "src" / package / "schema.json").write_text(json.dumps(schema))
+    (root / "data").mkdir()
+    iris.to_csv(root / "data" / "iris.csv", index=False)
+    params = root / "params.yaml"
+    params.write_text((PROJECT / "params.yaml").read_text())
+    return params
+
+
+def test_three_classes_pass_the_gate_path(tmp_path: Path) -> None:
+    """The gate reads the section evaluate writes for three classes, and the value is there."""
+    settings = load_settings(SETTINGS_ENV)
+    package = settings.package
+    params = three_class_project(tmp_path / "project", package)
+    inputs = run.pipeline_inputs(params)
+    del inputs["problem_type"]
+    from pipelines.pipeline import get_pipeline
+
+    definition = json.loads(get_pipeline(settings, **inputs).definition())
+    (condition,) = walk_steps(definition)["QualityGate"]["Arguments"]["Conditions"]
+    path = condition["LeftValue"]["Std:JsonGet"]["Path"]
+
+    schema_file = params.parent / "src" / package / "schema.json"
+    data = params.parent / "data"
+    model_dir, evaluation = tmp_path / "model", tmp_path / "evaluation"
+    for module, arguments in (
+        ("data", ["--input-dir", data, "--output-dir", tmp_path / "prepared"]),
+        ("train", ["--train-dir", tmp_path / "prepared" / "train", "--model-dir", model_dir]),
+        (
+            "evaluate",
+            [
+                *("--model-dir", model_dir, "--test-dir", tmp_path / "prepared" / "test"),
+                *("--output-dir", evaluation),
+            ],
+        ),
+    ):
+        entry = importlib.import_module(f"{package}.{module}")
+        assert entry.main([*map(str, arguments), "--schema", str(schema_file)]) == 0, module
+    report = json.loads((evaluation / "metrics.json").read_text())
+    value: Any = report
+    for key in path.split("."):
+        value = value[key]
+    assert path.startswith("multiclass_classification_metrics.")
+    assert condition["Type"] == "GreaterThanOrEqualTo"
+    assert value >= inputs["gate_threshold"]

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
-from .data import SCHEMA_PATH, DataValidationError, load_schema, read_csv_dir, validate
+from .data import SCHEMA_PATH, DataValidationError, Schema, load_schema, read_csv_dir, validate
 from .inference import load_model
 from .params import load_params
 
@@ -58,11 +58,25 @@ def metrics_section(problem_type: str, n_classes: int) -> str:
     )
 
 
+def schema_section(schema: Schema) -> str:
+    """The report section the data contract implies: what the pipeline's gate reads.
+
+    The label count comes from the schema, not from the labels a split happens to contain, so the
+    section evaluate writes and the path the pipeline reads agree for every dataset.
+    """
+    if schema.problem_type == "classification" and schema.target_allowed is None:
+        raise ValueError("a classification schema must list the target's allowed labels")
+    return metrics_section(schema.problem_type, len(schema.target_allowed or ()))
+
+
 def _entry(value: float) -> dict[str, Any]:
     return {"value": float(value), "standard_deviation": "NaN"}
 
 
-def compute_metrics(model: Any, meta: dict[str, Any], frame: pd.DataFrame) -> dict[str, Any]:
+def compute_metrics(
+    model: Any, meta: dict[str, Any], frame: pd.DataFrame, n_labels: int | None = None
+) -> dict[str, Any]:
+    """The report; ``n_labels`` (from the schema) decides binary or multiclass when given."""
     features, truth = frame[meta["features"]], frame[meta["target"]]
     predicted = model.predict(features)
     if meta["problem_type"] == "regression":
@@ -75,16 +89,17 @@ def compute_metrics(model: Any, meta: dict[str, Any], frame: pd.DataFrame) -> di
         }
         return {"regression_metrics": {name: _entry(v) for name, v in values.items()}}
     classes = meta["classes"]
-    average = "binary" if len(classes) <= 2 else "weighted"
+    n_classes = n_labels if n_labels is not None else len(classes)
+    average = "binary" if n_classes <= 2 else "weighted"
     values = {
         "accuracy": skm.accuracy_score(truth, predicted),
         "precision": skm.precision_score(truth, predicted, average=average, zero_division=0),
         "recall": skm.recall_score(truth, predicted, average=average, zero_division=0),
         "f1": skm.f1_score(truth, predicted, average=average, zero_division=0),
     }
-    if len(classes) == 2 and truth.nunique() == 2:
+    if n_classes == 2 and len(classes) == 2 and truth.nunique() == 2:
         values["auc"] = skm.roc_auc_score(truth, model.predict_proba(features)[:, 1])
-    section = metrics_section("classification", len(classes))
+    section = metrics_section("classification", n_classes)
     return {section: {name: _entry(v) for name, v in values.items()}}
 
 
@@ -127,12 +142,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     model, meta = load_model(unpack_model_dir(args.model_dir))
+    schema = load_schema(args.schema)
     try:
-        frame = validate(read_csv_dir(args.test_dir), load_schema(args.schema))
+        frame = validate(read_csv_dir(args.test_dir), schema)
     except DataValidationError as error:
         print(f"error: invalid test data in {args.test_dir}: {error}", file=sys.stderr)
         return 2
-    report = compute_metrics(model, meta, frame)
+    n_labels = len(schema.target_allowed) if schema.target_allowed is not None else None
+    report = compute_metrics(model, meta, frame, n_labels)
     args.output_dir.mkdir(parents=True, exist_ok=True)
     (args.output_dir / METRICS_FILE).write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report))

@@ -1,0 +1,257 @@
+"""Least privilege, checked against AWS's own data rather than against the templates themselves.
+
+* Every policy document of every rendered template (and of the product) passes parliament, which
+  carries the IAM Service Authorization Reference: unknown actions, ARNs of the wrong format for an
+  action, a ``Resource: "*"`` where the action could be scoped, malformed statements.
+* ``Resource: "*"`` appears exactly where an action supports no resource-level permission, and the
+  line says so in a comment.
+* The role that deploys a stack grants every permission the CloudFormation resource schemas list
+  for creating, updating and deleting that stack's resources, on the resources it will create.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from . import iam_model as iam
+from .conftest import MATRIX, load_yaml, matrix_id
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from parliament import analyze_policy_string
+
+# The only parliament findings accepted, each for a reason true of every document of its kind.
+SUPPRESSED: dict[tuple[str, str], tuple[str, str]] = {
+    # (document kind, finding) -> (why, regular expression the finding's detail must match)
+    ("trust", "MALFORMED"): (
+        "a role's trust policy has no Resource element by definition (the role is the resource); "
+        "parliament checks every document as an identity or resource policy",
+        r"Statement contains neither Resource nor NotResource",
+    ),
+    ("trust", "UNKNOWN_FEDERATION_SOURCE"): (
+        "parliament 1.6.4 knows SAML providers and four web identity providers only; an IAM OIDC "
+        "provider ARN is the Federated principal AWS documents for GitHub Actions",
+        r"arn:aws:iam::\d{12}:oidc-provider/token\.actions\.githubusercontent\.com",
+    ),
+    ("key-policy", "RESOURCE_STAR"): (
+        'in a KMS key policy Resource "*" means "this key" and is the only value AWS accepts',
+        r".*",
+    ),
+}
+
+
+def _kind(document: iam.PolicyDocument) -> str:
+    return "key-policy" if document.where.endswith(("Key", "ProjectKey")) else document.kind
+
+
+def rendered_stacks(project: Path) -> list[tuple[str, iam.Stack]]:
+    """Each rendered template resolved as the deploy flow names its stack."""
+    infrastructure = project / "infrastructure"
+    foundation = iam.Stack(load_yaml(infrastructure / "foundation.yaml"), "tumour-foundation")
+    exports = foundation.outputs()
+    stacks = []
+    for path in sorted(infrastructure.glob("*.yaml")):
+        template = load_yaml(path)
+        if path.stem == "endpoint":
+            for stage in ("staging", "prod"):
+                stack = iam.Stack(
+                    template, f"tumour-endpoint-{stage}", {"StageName": stage}, exports
+                )
+                stacks.append((f"{path.name}[{stage}]", stack))
+        else:
+            stacks.append((path.name, iam.Stack(template, f"tumour-{path.stem}", {}, exports)))
+    return stacks
+
+
+def parliament_findings(stacks: list[tuple[str, iam.Stack]]) -> list[str]:
+    findings = []
+    for label, stack in stacks:
+        for document in iam.policy_documents(stack, label):
+            policy = analyze_policy_string(json.dumps(document.document))
+            for finding in policy.findings:
+                suppressed = SUPPRESSED.get((_kind(document), finding.issue))
+                if suppressed and re.fullmatch(suppressed[1], str(finding.detail)):
+                    continue
+                findings.append(f"{document.where}: {finding.issue} {finding.detail}")
+    return findings
+
+
+@pytest.mark.parametrize("extra", MATRIX, ids=matrix_id)
+def test_every_policy_passes_parliament(
+    baked_matrix: dict[str, Path], extra: dict[str, str]
+) -> None:
+    assert parliament_findings(rendered_stacks(baked_matrix[matrix_id(extra)])) == []
+
+
+def _star_statements(document: dict[str, Any]) -> list[dict[str, Any]]:
+    return [s for s in iam.statements(document) if "*" in iam._as_list(s.get("Resource", []))]
+
+
+@pytest.mark.parametrize("extra", MATRIX, ids=matrix_id)
+def test_star_resource_only_for_actions_without_resource_level_permissions(
+    baked_matrix: dict[str, Path], extra: dict[str, str]
+) -> None:
+    for label, stack in rendered_stacks(baked_matrix[matrix_id(extra)]):
+        for document in iam.policy_documents(stack, label):
+            if document.kind != "identity":
+                continue
+            for statement in _star_statements(document.document):
+                scoped = [
+                    action
+                    for pattern in iam._as_list(statement["Action"])
+                    for action in iam.expand(pattern)
+                    if iam.supports_resource_level(action)
+                ]
+                assert scoped == [], f"{document.where}: {scoped} can be scoped to a resource"
+
+
+@pytest.mark.parametrize("extra", MATRIX, ids=matrix_id)
+def test_every_star_resource_says_why(baked_matrix: dict[str, Path], extra: dict[str, str]) -> None:
+    for path in sorted((baked_matrix[matrix_id(extra)] / "infrastructure").glob("*.yaml")):
+        lines = path.read_text().splitlines()
+        for number, line in enumerate(lines):
+            if re.search(r"""Resource:\s*["']\*["']|^\s*-\s*["']\*["']\s*(#|$)""", line):
+                context = " ".join(lines[max(0, number - 2) : number + 1])
+                assert "#" in context, f"{path.name}:{number + 1} has Resource * without a reason"
+
+
+# Permissions a resource's creation exercises although neither the resource's own ARN nor an ARN
+# in its properties names their target: (resource type, action) -> the ARN they act on.
+IMPLIED_PERMISSIONS: dict[tuple[str, str], str] = {
+    # RegisterScalableTarget creates the service-linked role on first use, as the caller.
+    ("AWS::ApplicationAutoScaling::ScalableTarget", "iam:CreateServiceLinkedRole"): (
+        f"arn:aws:iam::{iam.ACCOUNT}:role/aws-service-role/sagemaker.application-autoscaling"
+        ".amazonaws.com/AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"
+    ),
+}
+# Cross-service permissions SageMaker exercises with the caller's credentials for a KMS key named
+# in the endpoint configuration (CreateEndpointConfig / CreateEndpoint API reference, KmsKeyId):
+# it describes the key and creates grants for the instances' storage volumes.
+KMS_KEY_OF_ENDPOINT = ("kms:DescribeKey", "kms:CreateGrant")
+
+
+def required_permissions(stack: iam.Stack) -> list[tuple[str, str, str | None]]:
+    """(resource, action, ARN or None for "any resource") the deploying role must grant.
+
+    From each active resource's schema handlers (create, update, delete): an action of the
+    resource's own service acts on the resource's ARN when the action can be scoped to it, on
+    ``*`` when the action supports no resource-level permission; an action of another service
+    acts on the ARNs of that service named in the resource's properties (iam:PassRole on the
+    role it is given, kms:DescribeKey on its key); one whose target no property names is not
+    exercised for this resource (e.g. lambda provisioned concurrency for a SageMaker target).
+    """
+    needed: list[tuple[str, str, str | None]] = []
+    for logical, resource in stack.active():
+        kind = resource["Type"]
+        own_arn = stack.arn(logical)
+        own_service = own_arn.split(":")[2]
+        properties = stack.resolve(resource.get("Properties", {}))
+        actions = sorted({a for group in iam.handler_permissions(kind).values() for a in group})
+        for action in actions:
+            service = action.split(":")[0]
+            if not iam.supports_resource_level(action):
+                needed.append((logical, action, "*"))
+                continue
+            if service == own_service:
+                targets = [own_arn] if iam.action_can_target(action, own_arn) else [None]
+            else:
+                targets = sorted(iam.arns_in(properties, service))
+            if (kind, action) in IMPLIED_PERMISSIONS:
+                targets.append(IMPLIED_PERMISSIONS[kind, action])
+            needed += [(logical, action, target) for target in targets]
+        if kind == "AWS::SageMaker::Endpoint":
+            config_ref = resource["Properties"]["EndpointConfigName"]["GetAtt"]
+            config = stack.resources[config_ref.split(".")[0]]
+            for key in sorted(iam.arns_in(stack.resolve(config["Properties"]), "kms")):
+                needed += [(logical, action, key) for action in KMS_KEY_OF_ENDPOINT]
+    return needed
+
+
+def missing_permissions(stack: iam.Stack, documents: list[dict[str, Any]]) -> list[str]:
+    missing = []
+    for logical, action, arn in required_permissions(stack):
+        if arn is None:
+            granted = iam.allows_on_some_resource(documents, action)
+        else:
+            granted = iam.allows(documents, action, arn)
+        if not granted:
+            missing.append(f"{logical}: {action} on {arn or 'any resource'}")
+    return sorted(set(missing))
+
+
+@pytest.mark.parametrize("extra", MATRIX, ids=matrix_id)
+@pytest.mark.parametrize("stage", ["staging", "prod"])
+def test_endpoint_stack_role_grants_what_the_resource_schemas_require(
+    baked_matrix: dict[str, Path], extra: dict[str, str], stage: str
+) -> None:
+    stacks = dict(rendered_stacks(baked_matrix[matrix_id(extra)]))
+    deploy = stacks["deploy-pipeline.yaml"]
+    role = iam.role_documents(deploy, "CloudFormationRole")
+    assert missing_permissions(stacks[f"endpoint.yaml[{stage}]"], role) == []
+
+
+def test_the_check_catches_a_missing_permission(baked_matrix: dict[str, Path]) -> None:
+    """Dropping one statement of the deploying role must be reported (the check is not vacuous)."""
+    stacks = dict(rendered_stacks(baked_matrix[matrix_id(MATRIX[0])]))
+    role = iam.role_documents(stacks["deploy-pipeline.yaml"], "CloudFormationRole")
+    trimmed = [
+        document
+        | {"Statement": [s for s in iam.statements(document) if "kms:CreateGrant" not in str(s)]}
+        for document in role
+    ]
+    missing = missing_permissions(stacks["endpoint.yaml[prod]"], trimmed)
+    assert any("kms:CreateGrant" in line for line in missing), missing
+
+
+GITHUB_ROW = next(row for row in MATRIX if row.get("ci_system") == "github-actions")
+
+
+@pytest.mark.parametrize(
+    ("subject", "audience", "admitted"),
+    [
+        ("repo:example-org/tumour-classifier:ref:refs/heads/main", "sts.amazonaws.com", True),
+        ("repo:example-org/tumour-classifier:pull_request", "sts.amazonaws.com", False),
+        ("repo:example-org/tumour-classifier:ref:refs/heads/feature", "sts.amazonaws.com", False),
+        ("repo:example-org/tumour-classifier:environment:sagemaker", "sts.amazonaws.com", False),
+        ("repo:someone-else/tumour-classifier:ref:refs/heads/main", "sts.amazonaws.com", False),
+        ("repo:example-org/tumour-classifier:ref:refs/heads/main", "other-audience", False),
+    ],
+)
+def test_github_build_role_admits_only_the_main_branch_of_the_repository(
+    baked_matrix: dict[str, Path], subject: str, audience: str, admitted: bool
+) -> None:
+    """The subject formats are the ones GitHub documents for its OIDC tokens."""
+    stacks = dict(rendered_stacks(baked_matrix[matrix_id(GITHUB_ROW)]))
+    build = stacks["build-pipeline.yaml"]
+    trust = build.resolve(build.resources["GitHubActionsRole"]["Properties"])[
+        "AssumeRolePolicyDocument"
+    ]
+    claims = {
+        "token.actions.githubusercontent.com:sub": subject,
+        "token.actions.githubusercontent.com:aud": audience,
+    }
+    assert iam.trust_admits(trust, "sts:AssumeRoleWithWebIdentity", claims) is admitted
+
+
+def test_only_the_main_branch_job_assumes_the_build_role(baked_matrix: dict[str, Path]) -> None:
+    """Its token then carries the one subject the role trusts (an environment would change it)."""
+    workflow = load_yaml(
+        baked_matrix[matrix_id(GITHUB_ROW)] / ".github" / "workflows" / "build.yml"
+    )
+    assuming = {
+        name: job
+        for name, job in workflow["jobs"].items()
+        if any("configure-aws-credentials" in str(step.get("uses")) for step in job["steps"])
+    }
+    assert list(assuming) == ["start-pipeline"]
+    job = assuming["start-pipeline"]
+    assert job["if"] == "github.ref == 'refs/heads/main'"
+    assert "environment" not in job
+    assert job["permissions"]["id-token"] == "write"
+    assert workflow["permissions"] == {"contents": "read"}
