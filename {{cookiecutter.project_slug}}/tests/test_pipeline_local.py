@@ -115,11 +115,6 @@ def assert_registered(code: int, report: dict[str, Any], output: str) -> None:
     assert report["failure_message"] is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs H1 (issue 12 part B, fix 1): per-execution output prefixes "
-    "(ExecutionVariables.PIPELINE_EXECUTION_ID) in pipelines/pipeline.py",
-)
 def test_two_executions_keep_their_own_outputs_and_metrics(
     endpoint: str, aws: local.Aws, tmp_path: Path
 ) -> None:
@@ -173,11 +168,6 @@ def test_a_model_below_the_gate_fails_and_registers_nothing(
 
 
 @pytest.mark.skipif(PROBLEM_TYPE != "classification", reason="a classification project's data")
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs H1 (issue 12 part B, fix 4): the gate's JsonGet path per problem type "
-    "(multiclass_classification_metrics for more than two classes)",
-)
 def test_a_teams_three_class_data_passes_the_gate_and_registers(
     endpoint: str, aws: local.Aws, tmp_path: Path
 ) -> None:
