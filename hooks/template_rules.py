@@ -276,7 +276,7 @@ def check_ci_reaches_source(answers: Mapping[str, Any]) -> None:
 COMBINATION_RULES: tuple[Callable[[Mapping[str, Any]], None], ...] = (check_ci_reaches_source,)
 
 
-# Answers whose default is computed from an earlier one (cookiecutter.json): field -> (source, what).
+# Answers whose default is computed from an earlier one (cookiecutter.json): field: (source, what)
 DERIVED: dict[str, tuple[str, str]] = {
     "project_slug": ("project_name", "the repository name"),
     "package_name": ("project_slug", "the package name"),
@@ -285,7 +285,7 @@ DERIVED: dict[str, tuple[str, str]] = {
 
 
 def derived_default(field: str, answers: Mapping[str, Any]) -> str | None:
-    """What cookiecutter.json computes for ``field`` from the earlier answers (None: cannot tell)."""
+    """What cookiecutter.json computes for ``field`` from earlier answers (None: cannot tell)."""
     try:
         from slugify import slugify  # python-slugify: cookiecutter's slugify filter calls it
     except ImportError:

@@ -110,9 +110,9 @@ def test_failing_post_generation_hook_leaves_nothing(tmp_path: Path) -> None:
 @pytest.mark.usefixtures("isolated_home")
 def test_the_templates_line_comes_first(tmp_path: Path) -> None:
     """What a user sees, stdout and stderr together: our line, then cookiecutter's traceback."""
+    command = [sys.executable, "-m", "cookiecutter", "--no-input", str(TEMPLATE)]
     result = subprocess.run(
-        [sys.executable, "-m", "cookiecutter", "--no-input", str(TEMPLATE), "-o", str(tmp_path)]
-        + ["s3_bucket=Bad_Bucket"],
+        [*command, "-o", str(tmp_path), "s3_bucket=Bad_Bucket"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
