@@ -6,6 +6,7 @@ logic is importable and unit-tested.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -133,8 +134,80 @@ def remove_created_parents_later(project_dir: Path, slug: str) -> None:
     )
 
 
-def init_git(project: Path) -> None:
-    """Initialise the repository with everything rendered as the first commit on main."""
+# cruft renders the template again into throw-away folders and diffs them (update, diff, check):
+# a repository made there would put .git/index and .git/objects into the patch, which then fails
+# to apply, and cruft would record the update as done with nothing applied.
+CRUFT_RERENDERS = frozenset({"update", "diff", "check"})
+GIT_IDENTITY = ["-c", "user.name=cookiecutter", "-c", "user.email=cookiecutter@localhost"]
+
+
+def cruft_command(pid: int) -> str | None:
+    """The cruft subcommand process ``pid`` runs (cookiecutter runs hooks as its children).
+
+    cruft calls cookiecutter as a library, so the hook's parent is the cruft process itself; its
+    command line (``/proc`` on Linux, ``ps`` elsewhere) is the one signal cruft gives.
+    """
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        try:
+            argv = subprocess.run(  # noqa: S603 - fixed command, pid as argument
+                ["ps", "-o", "command=", "-p", str(pid)],  # noqa: S607 - ps from PATH
+                capture_output=True,
+                text=True,
+                check=False,
+            ).stdout.split()
+        except OSError:
+            return None
+    for index, arg in enumerate(argv):
+        if arg == "cruft" or Path(arg).name == "cruft" or arg.endswith("/cruft/__main__.py"):
+            words = [a for a in argv[index + 1 :] if not a.startswith("-")]
+            return words[0] if words else None
+    return None
+
+
+def commit_cruft_state_later(project: Path, cruft_pid: int) -> None:
+    """Add the .cruft.json that `cruft create` writes after the hooks into the first commit.
+
+    cruft writes the file once generation (and this hook) is over, so a detached helper waits (at
+    most 60 s) for the cruft process to exit, then amends the initial commit with it; otherwise
+    the project starts unclean and `cruft update` refuses to run.
+    """
+    script = (
+        "import os, subprocess, sys, time\n"
+        "project, pid, identity = sys.argv[1], int(sys.argv[2]), sys.argv[3:]\n"
+        "deadline = time.monotonic() + 60\n"
+        "while os.path.exists(f'/proc/{pid}') and time.monotonic() < deadline:\n"
+        "    time.sleep(0.05)\n"
+        "if sys.platform != 'linux':\n"
+        "    while time.monotonic() < deadline:\n"
+        "        try:\n"
+        "            os.kill(pid, 0)\n"
+        "        except OSError:\n"
+        "            break\n"
+        "        time.sleep(0.05)\n"
+        "if os.path.exists(os.path.join(project, '.cruft.json')):\n"
+        "    subprocess.run(['git', 'add', '.cruft.json'], cwd=project, check=True)\n"
+        "    subprocess.run(['git', *identity, 'commit', '--quiet', '--amend', '--no-edit',\n"
+        "                    '--no-verify'], cwd=project, check=True)\n"
+    )
+    subprocess.Popen(  # noqa: S603 - fixed interpreter and script, paths as arguments
+        [sys.executable, "-c", script, str(project), str(cruft_pid), *GIT_IDENTITY],
+        start_new_session=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def init_git(project: Path, parent_pid: int | None = None) -> None:
+    """Initialise the repository with everything rendered as the first commit on main.
+
+    Not in cruft's throw-away renders; under `cruft create`, .cruft.json joins the first commit.
+    """
+    cruft = cruft_command(os.getppid() if parent_pid is None else parent_pid)
+    if cruft in CRUFT_RERENDERS:
+        return
     if shutil.which("git") is None:
         print("warning: git not found; run 'git init' yourself", file=sys.stderr)
         return
@@ -146,10 +219,7 @@ def init_git(project: Path) -> None:
         ["git", "-c", "core.looseCompression=0", "add", "--all"],
         [
             "git",
-            "-c",
-            "user.name=cookiecutter",
-            "-c",
-            "user.email=cookiecutter@localhost",
+            *GIT_IDENTITY,
             "-c",
             "maintenance.auto=false",  # nothing to maintain in one commit; saves a git process
             "commit",
@@ -161,3 +231,5 @@ def init_git(project: Path) -> None:
     ]
     for command in commands:
         subprocess.run(command, cwd=project, check=True)  # noqa: S603 - fixed git commands
+    if cruft == "create":
+        commit_cruft_state_later(project, os.getppid() if parent_pid is None else parent_pid)
