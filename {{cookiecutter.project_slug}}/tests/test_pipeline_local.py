@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 import shutil
 import subprocess
 import sys
@@ -148,11 +149,29 @@ def test_two_executions_keep_their_own_outputs_and_metrics(
 def test_a_model_below_the_gate_fails_and_registers_nothing(
     endpoint: str, aws: local.Aws, tmp_path: Path
 ) -> None:
+    """Run on the JSON `make pipeline-definition` prints (offline, no AWS): it names the very
+    code locations the build uploads; its gate fails the execution, threshold in the message."""
     project = project_copy(tmp_path)
+    exported = tmp_path / "definition.json"
+    offline = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    printed = subprocess.run(
+        [sys.executable, "-m", "pipelines.run", "--definition-only", "--output", str(exported)],
+        cwd=project,
+        env=offline,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert printed.returncode == 0, printed.stderr[-3000:]
     unreachable = "0.0" if PARAMS["gate"]["metric"] in LOWER_IS_BETTER else "1.01"
     before = package_count(aws)
     code, report, output = pipeline_local(
-        project, endpoint, "--parameter", f"QualityThreshold={unreachable}"
+        project,
+        endpoint,
+        "--definition",
+        str(exported),
+        "--parameter",
+        f"QualityThreshold={unreachable}",
     )
     assert code == 1, output[-4000:]
     assert report["status"] == "Failed"
