@@ -36,6 +36,7 @@ ENV = {
     k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "VIRTUAL_ENV")
 } | {"NO_COLOR": "1"}
 BIN = Path(sys.executable).parent
+PIPELINE_LOCAL_ROW = "3b make pipeline-local beside dvc repro --force (s, interleaved)"
 
 
 def run(
@@ -238,6 +239,22 @@ def repro_times(project: Path, runs: int) -> dict[str, Any]:
         return run(["uv", "run", "--locked", "dvc", "repro"], cwd=project)
 
     return {"cold_forced": repeat(runs, cold), "warm_noop": repeat(runs, warm)}
+
+
+def pipeline_local_beside_repro(project: Path, runs: int) -> dict[str, Any]:
+    """`make pipeline-local` (the SageMaker definition executed on loopback AWS) beside a cold
+    `dvc repro --force` of the same project, interleaved so both see the same machine load."""
+    pipeline_local: list[float] = []
+    repro: list[float] = []
+    run(["uv", "run", "--locked", "dvc", "repro", "--force"], cwd=project)  # imports cached once
+    for _ in range(runs):
+        pipeline_local.append(run(["make", "pipeline-local"], cwd=project))
+        repro.append(run(["uv", "run", "--locked", "dvc", "repro", "--force"], cwd=project))
+    return {
+        "make pipeline-local": stats(pipeline_local),
+        "dvc repro --force (cold)": stats(repro),
+        "ratio of medians": statistics.median(pipeline_local) / statistics.median(repro),
+    }
 
 
 def repro_scaling(project: Path) -> dict[str, float]:
@@ -453,6 +470,11 @@ def main() -> None:
     parser.add_argument(
         "--serving-rounds", type=int, default=3, help="serving runs per figure, median reported"
     )
+    parser.add_argument(
+        "--pipeline-local-only",
+        action="store_true",
+        help="only `make pipeline-local` beside `dvc repro --force` (row 3b), in a fresh render",
+    )
     args = parser.parse_args()
     results: dict[str, Any] = {
         "machine": {
@@ -474,6 +496,13 @@ def main() -> None:
             results["4 serving"] = serving(project, args.serving_baseline, args.serving_rounds)
             report(results, "serving.json")
             return
+        if args.pipeline_local_only:
+            render_ours(work / "pipeline-local")
+            project = next((work / "pipeline-local").iterdir())
+            run(["make", "setup"], cwd=project)
+            results[PIPELINE_LOCAL_ROW] = pipeline_local_beside_repro(project, args.runs)
+            report(results, "pipeline-local.json")
+            return
         results["1 render (s), interleaved with ccds"] = render_side_by_side(
             work, args.render_runs, args.ccds_template.resolve()
         )
@@ -489,6 +518,7 @@ def main() -> None:
                 pip if pip is not None else f"> {args.pip_timeout:.0f} (stopped)"
             )
         results["3 dvc repro (target warm no-op < 2 s)"] = repro_times(project, args.runs)
+        results[PIPELINE_LOCAL_ROW] = pipeline_local_beside_repro(project, min(args.runs, 3))
         results["4 serving (target p99 < 20 ms for 1 row at concurrency 1)"] = serving(
             project, args.serving_baseline, args.serving_rounds
         )
