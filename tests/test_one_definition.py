@@ -34,3 +34,17 @@ def test_rendered_modules_read_the_one_definition(baked_matrix: dict[str, Path])
     package = next((project / "src").glob("*/gate_metrics.json")).parent
     for module in (package / "evaluate.py", project / "pipelines" / "settings.py"):
         assert "gate_metrics.json" in module.read_text(), module
+
+
+def test_the_tag_set_has_one_definition_for_every_stack() -> None:
+    """templates/cloudformation.j2 holds it; no infrastructure template spells a tag list out."""
+    for path in sorted((PROJECT / "infrastructure").glob("*.yaml")):
+        text = path.read_text()
+        assert "macro tags" not in text, path.name
+        assert "Key: sagemaker:project-id" not in text, path.name
+        tag_lists = re.findall(r"Tags:(.*)", text)
+        assert tag_lists, path.name
+        assert all(re.fullmatch(r"\{\{ cfn\.tags\((stage=true)?\) \}\}", t) for t in tag_lists), (
+            path.name,
+            set(tag_lists),
+        )

@@ -628,43 +628,12 @@ class Execution:
             raise StepError("only File input mode runs locally")
         if not algorithm.get("ContainerEntrypoint"):
             raise StepError("no ContainerEntrypoint: the image's own entry point is not run here")
-        channels = {}
         for channel in request.get("InputDataConfig", []):
             source = channel["DataSource"].get("S3DataSource")
             if source is None:
                 raise StepError(f"channel {channel['ChannelName']}: only S3 channels run locally")
             self._download(root, source, f"{CONTAINER_ROOT}/input/data/{channel['ChannelName']}")
-            channels[channel["ChannelName"]] = {
-                "TrainingInputMode": channel.get("InputMode", "File"),
-                "S3DistributionType": source.get("S3DataDistributionType", "FullyReplicated"),
-                "RecordWrapperType": channel.get("RecordWrapperType", "None"),
-                **({"ContentType": channel["ContentType"]} if "ContentType" in channel else {}),
-            }
-        # What the SageMaker training platform writes before the container starts
-        # (https://docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-training-algo-running-container.html).
-        config = root.local(f"{CONTAINER_ROOT}/input/config")
-        config.mkdir(parents=True, exist_ok=True)
-        instance_type = str(request["ResourceConfig"]["InstanceType"])
-        (config / "hyperparameters.json").write_text(json.dumps(request.get("HyperParameters", {})))
-        (config / "inputdataconfig.json").write_text(json.dumps(channels))
-        (config / "resourceconfig.json").write_text(
-            json.dumps(
-                {
-                    "current_host": "algo-1",
-                    "current_instance_type": instance_type,
-                    "current_group_name": "homogeneousCluster",
-                    "hosts": ["algo-1"],
-                    "instance_groups": [
-                        {
-                            "instance_group_name": "homogeneousCluster",
-                            "instance_type": instance_type,
-                            "hosts": ["algo-1"],
-                        }
-                    ],
-                    "network_interface_name": "eth0",
-                }
-            )
-        )
+        write_training_config(root.local(f"{CONTAINER_ROOT}/input/config"), request)
         for folder in ("model", "output/data", "code", "checkpoints"):
             root.local(f"{CONTAINER_ROOT}/{folder}").mkdir(parents=True, exist_ok=True)
         environment = dict(request.get("Environment", {}))
@@ -766,6 +735,47 @@ class Execution:
             "failure_message": self.failure_message,
             "step_caching": "ignored: every step runs",
         }
+
+
+def write_training_config(config: Path, request: dict[str, Any]) -> None:
+    """What the SageMaker training platform writes to ``/opt/ml/input/config`` before the container
+    starts, from a (resolved) CreateTrainingJob request: ``hyperparameters.json`` (the strings as
+    given), ``inputdataconfig.json`` (per channel) and ``resourceconfig.json`` (one host,
+    ``algo-1``). Documented at https://docs.aws.amazon.com/sagemaker/latest/dg/
+    your-algorithms-training-algo-running-container.html; AWS's training toolkit
+    (``sagemaker-training``) reads these files back in the template's tests.
+    """
+    channels = {}
+    for channel in request.get("InputDataConfig", []):
+        source = channel["DataSource"].get("S3DataSource", {})
+        channels[channel["ChannelName"]] = {
+            "TrainingInputMode": channel.get("InputMode", "File"),
+            "S3DistributionType": source.get("S3DataDistributionType", "FullyReplicated"),
+            "RecordWrapperType": channel.get("RecordWrapperType", "None"),
+            **({"ContentType": channel["ContentType"]} if "ContentType" in channel else {}),
+        }
+    instance_type = str(request["ResourceConfig"]["InstanceType"])
+    config.mkdir(parents=True, exist_ok=True)
+    (config / "hyperparameters.json").write_text(json.dumps(request.get("HyperParameters", {})))
+    (config / "inputdataconfig.json").write_text(json.dumps(channels))
+    (config / "resourceconfig.json").write_text(
+        json.dumps(
+            {
+                "current_host": "algo-1",
+                "current_instance_type": instance_type,
+                "current_group_name": "homogeneousCluster",
+                "hosts": ["algo-1"],
+                "instance_groups": [
+                    {
+                        "instance_group_name": "homogeneousCluster",
+                        "instance_type": instance_type,
+                        "hosts": ["algo-1"],
+                    }
+                ],
+                "network_interface_name": "eth0",
+            }
+        )
+    )
 
 
 def evaluate_condition(condition: dict[str, Any]) -> bool:
