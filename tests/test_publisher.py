@@ -36,6 +36,7 @@ BUILD_SEED = seed.build_seed  # the real one, for the tests of the seed itself
 @pytest.fixture(autouse=True)
 def render_each_answer_set_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """Publishing renders the seed; the tests publish the same answers many times."""
+
     def cached(answers: dict[str, Any]) -> seed.Seed:
         key = json.dumps(answers, sort_keys=True)
         if key not in _SEEDS:
