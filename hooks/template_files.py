@@ -7,6 +7,7 @@ logic is importable and unit-tested.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -27,9 +28,12 @@ OPTION_PATHS: dict[tuple[str, str], tuple[str, ...]] = {
     ("license", "Proprietary"): (),
 }
 LICENSE_FILE_ABSENT_FOR = ("Proprietary",)
-# The rendered project's uv.lock (~1.4 MB) is copied verbatim (cookiecutter.json's
-# ``_copy_without_render``): Jinja would spend a tenth of a second lexing it for the one answer it
-# holds, the project's name, which :func:`fill_lock` writes in instead.
+# Files without template logic are copied verbatim (cookiecutter.json's ``_copy_without_render``):
+# Jinja compiling them was most of a render's time (the 1.4 MB uv.lock alone a tenth of a second).
+# Those that need answers hold bare ``{{ cookiecutter.<name> }}`` placeholders, which
+# :func:`fill_answers` writes in; tests/test_template_files.py checks that the result is what
+# Jinja would have rendered.
+ANSWER_PLACEHOLDER = re.compile(rb"\{\{ cookiecutter\.(\w+) \}\}")
 LOCK_FILE = "uv.lock"
 LOCK_NAME_PLACEHOLDER = "{{ cookiecutter.project_slug }}"
 
@@ -63,14 +67,34 @@ def prune(project: Path, answers: Mapping[str, Any]) -> list[str]:
     return removed
 
 
-def fill_lock(project: Path, slug: str) -> None:
-    """Write the project's name into the verbatim-copied lock, where its placeholder stands."""
-    lock = project / LOCK_FILE
-    placeholder = LOCK_NAME_PLACEHOLDER.encode()
-    content = lock.read_bytes()
-    if content.count(placeholder) != 1:
-        raise RuntimeError(f"{LOCK_FILE}: expected the project-name placeholder exactly once")
-    lock.write_bytes(content.replace(placeholder, slug.encode()))
+def fill_text(content: bytes, answers: Mapping[str, Any]) -> bytes:
+    """The content with each answer placeholder replaced by the answer (a string)."""
+
+    def answer(placeholder: re.Match[bytes]) -> bytes:
+        name = placeholder.group(1).decode()
+        value = answers.get(name)
+        if not isinstance(value, str):
+            raise ValueError(f"placeholder {placeholder.group().decode()} names no text answer")
+        return value.encode()
+
+    return ANSWER_PLACEHOLDER.sub(answer, content)
+
+
+def fill_answers(project: Path, answers: Mapping[str, Any]) -> list[str]:
+    """Fill the answer placeholders of the verbatim copies; return the files filled.
+
+    Every file is looked at: rendered files hold no template markers (tests/test_bake.py checks
+    the output), so a placeholder left after generation can only be in a verbatim copy.
+    """
+    filled: list[str] = []
+    for path in sorted(project.rglob("*")):
+        if path.is_symlink() or not path.is_file():
+            continue
+        content = path.read_bytes()
+        if b"{{ cookiecutter." in content:
+            path.write_bytes(fill_text(content, answers))
+            filled.append(str(path.relative_to(project)))
+    return filled
 
 
 def created_parents(project_dir: Path, slug: str) -> list[Path]:
@@ -196,6 +220,8 @@ def init_git(project: Path, parent_pid: int | None = None) -> None:
         [
             "git",
             *GIT_IDENTITY,
+            "-c",
+            "maintenance.auto=false",  # nothing to maintain in one commit; saves a git process
             "commit",
             "--quiet",
             "--no-verify",

@@ -478,3 +478,17 @@ def test_uploaded_seed_unpacks_to_a_project_whose_tests_pass(
             ["make", target], cwd=project, capture_output=True, text=True, check=False, timeout=900
         )
         assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+
+
+def test_product_honours_the_sagemaker_projects_contract() -> None:
+    """Parameters SageMaker Projects sets, and its tags on everything the product creates."""
+    product = load_yaml(publish.PRODUCT_TEMPLATE)
+    assert {"SageMakerProjectName", "SageMakerProjectId"} <= set(product["Parameters"])
+    for name, resource in product["Resources"].items():
+        tags = {tag["Key"]: tag["Value"] for tag in resource["Properties"]["Tags"]}
+        assert tags["sagemaker:project-name"] == {"Ref": "SageMakerProjectName"}, name
+        assert tags["sagemaker:project-id"] == {"Ref": "SageMakerProjectId"}, name
+        if resource["Type"] == "AWS::CloudFormation::Stack":
+            given = resource["Properties"]["Parameters"]
+            assert given["SageMakerProjectName"] == {"Ref": "SageMakerProjectName"}, name
+            assert given["SageMakerProjectId"] == {"Ref": "SageMakerProjectId"}, name

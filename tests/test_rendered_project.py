@@ -13,7 +13,7 @@ from .conftest import bake, user_shell_env
 
 pytestmark = pytest.mark.slow
 
-FULL = ("setup", "test", "lint", "hooks", "repro")
+FULL = ("setup", "test", "lint", "hooks", "repro", "pipeline-local")
 # Every supported Python runs a rendered project's suite from its own interpreter (uv finds 3.12
 # and 3.13 through pyenv here; without them the test fails, it never skips). 3.11 and 3.12 run the
 # whole suite; 3.13 the quick one plus lint, which keeps the added time inside its budget (the
@@ -81,8 +81,11 @@ def test_rendered_project_suite_passes(
         )
     version = (project / ".venv" / "pyvenv.cfg").read_text()
     assert f"version_info = {extra.get('python_version', '3.11')}." in version
-    if "repro" in targets:
+    if "pipeline-local" in targets:
         assert (project / "models" / "lineage.json").exists()
+        # The SageMaker pipeline definition executed against loopback AWS registered a model.
+        report = json.loads((project / "reports" / "pipeline-local.json").read_text())
+        assert report["status"] == "Succeeded" and report["model_package_arn"]
         assert_hooks_run_on_commit_from_a_plain_shell(project)
 
 
