@@ -140,3 +140,18 @@ def test_make_help_shows_values_not_variables(cookies: Any, overrides: tuple[str
     assert f"Score {data}" in result.stdout
     template_help = make(TEMPLATE, "help")
     assert template_help.returncode == 0 and "$(" not in template_help.stdout
+
+
+@pytest.mark.slow
+def test_make_demo_prints_a_summary_and_logs_everything(tmp_path: Path) -> None:
+    demo_dir = tmp_path / "demo"
+    result = make(TEMPLATE, "--no-print-directory", "-s", "demo", f"DEMO_DIR={demo_dir}")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    assert len(lines) <= 25, result.stdout  # was ~300: every installed package, every prediction
+    assert sum(line.startswith("ok  ") for line in lines) == 5
+    assert any(line.strip().startswith("quality gate passed") for line in lines)
+    assert any(line.strip().startswith("monitor passed") for line in lines)
+    log = (demo_dir / "demo.log").read_text()
+    assert sum(line.startswith(" + ") for line in log.splitlines()) > 100  # the whole install
+    assert f"whole output: {demo_dir / 'demo.log'}" in lines[-1]
