@@ -1,7 +1,7 @@
 """Publish the template as an organisation SageMaker Project template.
 
     python -m service_catalog.publish --bucket ORG-BUCKET --answers org-answers.yaml \
-        --kms-key-arn arn:aws:kms:... --principal-arn arn:aws:iam::...:role/StudioRole [--dry-run]
+        --principal-arn arn:aws:iam::...:role/StudioRole [--dry-run]
     python -m service_catalog.publish --target s3 --domain-id d-xxxx ...
 
 Renders the seed code with the organisation's answers and zips exactly what the rendered

@@ -44,8 +44,13 @@ def endpoint() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def aws(endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> local.Aws:
+    """Clients of the loopback, its account set up as the foundation stack leaves it."""
     workdir = tmp_path_factory.mktemp("clients")
-    return local.Aws(local.loopback_environment(endpoint, load_settings({}).region, workdir))
+    settings = load_settings({})
+    clients = local.Aws(local.loopback_environment(endpoint, settings.region, workdir))
+    clients.ensure_bucket(settings.bucket)
+    clients.ensure_model_package_group(settings.model_package_group)
+    return clients
 
 
 def project_copy(tmp_path: Path) -> Path:
@@ -235,9 +240,10 @@ def retraining_rule_parameters() -> dict[str, str]:
 
 
 @pytest.mark.xfail(
+    "--upload-data" not in (PROJECT / "pipelines" / "run.py").read_text(),
     strict=True,
-    reason="needs H1 (issue 12 part B): a data upload command that moves the 'current data' "
-    "pointer, and a pipeline whose default input reads that pointer",
+    reason="needs issue 12 part B: a data upload command (`pipelines.run --upload-data`) that "
+    "moves the 'current data' pointer, and a pipeline whose default input reads that pointer",
 )
 def test_alarm_started_retraining_trains_on_the_newly_uploaded_data(
     endpoint: str, aws: local.Aws, tmp_path: Path
@@ -264,4 +270,9 @@ def test_alarm_started_retraining_trains_on_the_newly_uploaded_data(
     code, report, output = pipeline_local(project, endpoint, "--trigger", "rule", *arguments)
     assert_registered(code, report, output)
     assert report["started_with"] == retraining_rule_parameters()
+    # the lineage record registered with the package, and the model itself, count the new rows
+    described = package(aws, report["model_package_arn"])
+    lineage = json.loads(aws.read(described["CustomerMetadataProperties"]["LineageUri"]))
+    assert lineage["pipeline_execution_id"] == report["execution_id"]
+    assert lineage["training_rows"] == train_split_rows(new_rows)
     assert trained_rows(aws, report["model_package_arn"]) == train_split_rows(new_rows)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -110,3 +112,38 @@ def test_every_fixed_input_location_is_found() -> None:
         ]
     }
     assert local.literal_inputs(definition) == ["s3://b/code/runproc.sh", "s3://b/train/code"]
+
+
+def test_a_jobs_inputs_are_mapped_to_its_own_root(tmp_path: Path) -> None:
+    root = local.JobRoot(tmp_path / "job")
+    assert root.local("/opt/ml/processing/input") == tmp_path / "job/opt/ml/processing/input"
+    with pytest.raises(local.StepError, match="outside /opt/ml"):
+        root.local("/etc/passwd")
+    script = tmp_path / "runproc.sh"
+    script.write_text("cd /opt/ml/processing/input/code/\n")
+    data = tmp_path / "rows.csv"
+    data.write_text("path\n/opt/ml/kept\n")
+    helper = tmp_path / "install_requirements.py"
+    helper.write_text("import subprocess  # would pip install\n")
+    root.rewrite_inputs([script, data, helper])
+    assert script.read_text() == f"cd {tmp_path}/job/opt/ml/processing/input/code/\n"
+    assert data.read_text() == "path\n/opt/ml/kept\n"  # data is never rewritten
+    assert "requirements not installed" in helper.read_text()
+
+
+def test_jobs_run_this_interpreter_and_pip_does_nothing(tmp_path: Path) -> None:
+    shims = local.shim_directory(tmp_path)
+    python = subprocess.run(
+        [shims / "python3", "-c", "import sys; print(sys.prefix)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert python.stdout.strip() == sys.prefix
+    pip = subprocess.run(
+        [shims / "pip", "install", "-r", "requirements.txt"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "skipped 'pip install -r requirements.txt'" in pip.stdout
