@@ -357,9 +357,11 @@ def serving(project: Path, baseline: str | None = None, rounds: int = 3) -> dict
                 body.write_text(sample.to_csv(index=False, header=False))
                 for concurrency in (1, 8):
                     runs: dict[str, list[dict[str, float]]] = {name: [] for name in servers}
+                    order = list(servers.items())
                     for _ in range(rounds):
-                        for name, (_, port) in servers.items():
+                        for name, (_, port) in order:
                             runs[name].append(load(port, body, concurrency, 400))
+                        order.reverse()  # neither server always goes first (an A/A run showed bias)
                     figure = f"{rows} row(s), concurrency {concurrency}"
                     for name, samples in runs.items():
                         key = f"{figure} / {name}" if baseline else figure
