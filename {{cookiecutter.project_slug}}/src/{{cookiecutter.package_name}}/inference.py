@@ -228,9 +228,8 @@ def to_frame(rows: list[Any], features: list[str], first_row: int = 1) -> pd.Dat
 
 def score(rows: list[Any], model: Model, first_row: int = 1) -> list[dict[str, Any]]:
     """Predictions for checked rows; ``first_row`` numbers the rows in error messages."""
-    # Building the frame and the result lists happens under the lock too: their Python loops would
-    # otherwise take the GIL from the prediction in progress (bench/, 100 rows and 8 clients: p50
-    # 43 ms with everything inside, 52 ms with the result lists outside).
+    # The frame and the result lists are built under the lock too, as before this module had
+    # transform_fn: their Python loops would otherwise take the GIL from the prediction in progress.
     with model.predict_lock:
         frame = to_frame(rows, model.features, first_row)
         if model.meta["problem_type"] != "classification":
