@@ -1,7 +1,12 @@
 # The template's front door. `make demo` and `make test` are the two commands of the README.
 .DEFAULT_GOAL := help
 SHELL := /bin/bash
-UV ?= uv
+# A working uv: the one on PATH, pyenv's, or a private copy `make uv` installs. The rendered
+# project's script is the one definition of how (its folder name is the template's, braces included).
+UV_FINDER := sh '{{cookiecutter.project_slug}}/tools/uv.sh'
+ifeq ($(origin UV),undefined)
+UV := $(shell $(UV_FINDER))
+endif
 DEMO_DIR ?= build/demo
 # Some images set PYTHONDONTWRITEBYTECODE; every process then recompiles scikit-learn and SciPy.
 unexport PYTHONDONTWRITEBYTECODE
@@ -11,8 +16,9 @@ unexport PYTHONDONTWRITEBYTECODE
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-12s %s\n", $$1, $$2}'
 
-uv:
-	@command -v $(UV) >/dev/null || python3 -m pip install --quiet uv
+uv: ## Find uv, or install a private copy when none works; print which one is used
+	@$(UV) --version >/dev/null 2>&1 || $(UV_FINDER) install >/dev/null
+	@echo "uv: $(UV) ($$($(UV) --version))"
 
 env: uv ## Install the template's locked tool environment (.venv)
 	$(UV) sync --locked

@@ -50,7 +50,9 @@ SAMPLE_PARAMETERS: dict[str, Any] = {
     "MonitorImageUri": "156813124566.dkr.ecr.us-east-1.amazonaws.com/sagemaker-model-monitor",
     "MonitoringOutputUri": "s3://bucket/tumour/monitoring",
     "GroundTruthUri": "s3://bucket/tumour/ground-truth",
-    "DriftAlarmFeature": "feature_0",
+    "BaselineStatisticsUri": "s3://bucket/tumour/baseline/statistics.json",
+    "BaselineConstraintsUri": "s3://bucket/tumour/baseline/constraints.json",
+    "DriftAlarmRule": 'ALARM("tumour-data-drift-feature_0")',
     "ModelQualityProblemType": "BinaryClassification",
     "QualityMetric": "f1",
     "QualityThreshold": 0.8,
@@ -139,6 +141,7 @@ def _arn_of(resource_type: str, name: str) -> str:
         "AWS::CodeBuild::Project": f"arn:aws:codebuild:{REGION}:{ACCOUNT}:project/{name}",
         "AWS::CodeCommit::Repository": f"arn:aws:codecommit:{REGION}:{ACCOUNT}:{name}",
         "AWS::CloudWatch::Alarm": f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}",
+        "AWS::CloudWatch::CompositeAlarm": f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}",
         "AWS::Events::Rule": f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{name}",
         "AWS::SageMaker::Model": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model/{name}",
         "AWS::SageMaker::EndpointConfig": (

@@ -19,6 +19,7 @@ COMMON_FILES = [
     "pyproject.toml",
     "uv.lock",
     "Makefile",
+    "tools/uv.sh",
     ".gitignore",
     ".pre-commit-config.yaml",
     ".python-version",

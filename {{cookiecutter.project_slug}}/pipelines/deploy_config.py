@@ -1,8 +1,16 @@
-"""Resolve the newest approved model package into per-stage CloudFormation configurations.
+"""Resolve the model package to deploy into per-stage CloudFormation configurations.
 
-The deploy build (``buildspec-deploy.yml``) runs this: it writes ``endpoint.yaml`` and
-``<stage>-config.json`` into the output folder, merging ``infrastructure/<stage>-config.json`` with
-what only the account knows (model package, role, key, buckets, monitor image).
+The deploy build (``buildspec-deploy.yml``) runs this with ``MODEL_PACKAGE_ARN`` set to the package
+whose approval started the deploy (the approval event carries it; see
+``infrastructure/deploy-pipeline.yaml``). That package is deployed, whatever else is approved: a
+re-approved older version is a rollback. A package that is not Approved, belongs to another group
+or has no data-quality baseline is refused. Without ``MODEL_PACKAGE_ARN`` (a manual run) the
+newest Approved package is deployed, and the build says so.
+
+It writes ``endpoint.yaml`` (the template plus one drift alarm per feature of the data contract,
+``pipelines/drift_alarms.py``) and ``<stage>-config.json`` into the output folder, merging
+``infrastructure/<stage>-config.json`` with what only the account knows (package, baseline, role,
+key, buckets, monitor image).
 """
 
 from __future__ import annotations
@@ -10,30 +18,76 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import boto3
 import yaml
+from botocore.exceptions import ClientError
 
+from . import drift_alarms
 from .run import PARAMS, SCHEMA_GLOB, pipeline_inputs
 from .settings import LOWER_IS_BETTER, Settings, load_settings
 
 PROJECT = Path(__file__).resolve().parent.parent
 INFRASTRUCTURE = PROJECT / "infrastructure"
 STAGES = ("staging", "prod")
+PACKAGE_ARN_VARIABLE = "MODEL_PACKAGE_ARN"
+# The deploy pipeline's ModelPackageArn default: a manual start that names no package.
+MANUAL_RUN = "newest-approved"
+APPROVED = "Approved"
 
 
 class DeployConfigError(RuntimeError):
     """Nothing to deploy or a configuration that does not fit the template."""
 
 
+@dataclass(frozen=True)
+class Baseline:
+    """Model Monitor's data-quality baseline files registered with the package."""
+
+    statistics_uri: str
+    constraints_uri: str
+
+
+@dataclass(frozen=True)
+class Package:
+    arn: str
+    group: str
+    version: int
+    status: str
+    baseline: Baseline | None
+
+
+def describe_package(sagemaker: Any, arn: str) -> Package:
+    try:
+        response = sagemaker.describe_model_package(ModelPackageName=arn)
+    except ClientError as error:
+        raise DeployConfigError(
+            f"model package {arn} cannot be read: {error.response['Error']['Message']}"
+        ) from error
+    quality = response.get("DriftCheckBaselines", {}).get("ModelDataQuality", {})
+    statistics = quality.get("Statistics", {}).get("S3Uri")
+    constraints = quality.get("Constraints", {}).get("S3Uri")
+    return Package(
+        arn=str(response["ModelPackageArn"]),
+        group=str(response.get("ModelPackageGroupName", "")),
+        version=int(response.get("ModelPackageVersion", 0)),
+        status=str(response.get("ModelApprovalStatus", "")),
+        baseline=(
+            Baseline(statistics_uri=statistics, constraints_uri=constraints)
+            if statistics and constraints
+            else None
+        ),
+    )
+
+
 def latest_approved_package(sagemaker: Any, group: str) -> str:
     response = sagemaker.list_model_packages(
         ModelPackageGroupName=group,
-        ModelApprovalStatus="Approved",
+        ModelApprovalStatus=APPROVED,
         SortBy="CreationTime",
         SortOrder="Descending",
         MaxResults=1,
@@ -44,20 +98,82 @@ def latest_approved_package(sagemaker: Any, group: str) -> str:
     return str(packages[0]["ModelPackageArn"])
 
 
-def template_parameters(template: Path = INFRASTRUCTURE / "endpoint.yaml") -> set[str]:
-    class Loader(yaml.SafeLoader):
-        pass
+def resolve_package(sagemaker: Any, group: str, requested_arn: str | None) -> tuple[Package, str]:
+    """The package to deploy and one line saying why it is that one; refuses what must not ship."""
+    if requested_arn and requested_arn != MANUAL_RUN:
+        package = describe_package(sagemaker, requested_arn)
+        reason = "the package whose approval started this deploy"
+    else:
+        package = describe_package(sagemaker, latest_approved_package(sagemaker, group))
+        reason = (
+            f"no {PACKAGE_ARN_VARIABLE} given (manual run), so the newest Approved package; "
+            "start the deploy pipeline with ModelPackageArn=<arn> to choose another"
+        )
+    if package.group != group:
+        raise DeployConfigError(
+            f"model package {package.arn} belongs to group '{package.group}', "
+            f"not to this project's group '{group}'"
+        )
+    if package.status != APPROVED:
+        raise DeployConfigError(
+            f"model package {package.arn} is {package.status or 'without a status'}, "
+            f"not {APPROVED}: refusing to deploy it"
+        )
+    if package.baseline is None:
+        raise DeployConfigError(
+            f"model package {package.arn} has no data-quality baseline "
+            "(DriftCheckBaselines.ModelDataQuality Statistics and Constraints): its drift alarms "
+            "could never fire; register it with one (the project's pipeline does)"
+        )
+    return package, f"deploying {group} version {package.version} ({package.arn}): {reason}"
 
-    Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
-    return set(yaml.load(template.read_text(), Loader=Loader)["Parameters"])  # noqa: S506
+
+class _CloudFormationLoader(yaml.SafeLoader):
+    """YAML with CloudFormation's short-form tags, read as their long (JSON) form."""
+
+
+def _intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    value: Any
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    if suffix in ("Ref", "Condition"):
+        return {suffix: value}
+    if suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {f"Fn::{suffix}": value}
+
+
+_CloudFormationLoader.add_multi_constructor("!", _intrinsic)
+
+
+def load_template(template: Path = INFRASTRUCTURE / "endpoint.yaml") -> dict[str, Any]:
+    return dict(yaml.load(template.read_text(), Loader=_CloudFormationLoader))  # noqa: S506
+
+
+def endpoint_template(project: str, features: list[str]) -> dict[str, Any]:
+    """``endpoint.yaml`` with one drift alarm per feature, the composite created after them."""
+    template = load_template()
+    alarms = drift_alarms.feature_alarms(project, features)
+    template["Resources"] |= alarms
+    template["Resources"]["DriftAlarm"]["DependsOn"] = sorted(alarms)
+    return template
+
+
+def template_parameters(template: Path = INFRASTRUCTURE / "endpoint.yaml") -> set[str]:
+    return set(load_template(template)["Parameters"])
 
 
 def _schema(project: Path = PROJECT) -> dict[str, Any]:
     return dict(json.loads(next(project.glob(SCHEMA_GLOB)).read_text()))
 
 
-def first_feature() -> str:
-    return str(next(iter(_schema()["features"])))
+def features() -> list[str]:
+    """The model's input columns, in order: the data contract the drift alarms cover."""
+    return [str(name) for name in _schema()["features"]]
 
 
 def model_quality_parameters(params_file: Path = PARAMS) -> dict[str, str]:
@@ -82,7 +198,7 @@ def model_quality_parameters(params_file: Path = PARAMS) -> dict[str, str]:
 
 
 def stage_config(
-    stage: str, settings: Settings, package_arn: str, kms_key_arn: str, monitor_image: str
+    stage: str, settings: Settings, package: Package, kms_key_arn: str, monitor_image: str
 ) -> dict[str, Any]:
     config = json.loads((INFRASTRUCTURE / f"{stage}-config.json").read_text())
     standards = settings.standards
@@ -95,17 +211,21 @@ def stage_config(
             "SubnetIds": ",".join(standards.subnets),
             "SecurityGroupIds": ",".join(standards.security_groups),
         }
+    if package.baseline is None:  # resolve_package refuses these; a caller that skipped it
+        raise DeployConfigError(f"model package {package.arn} has no data-quality baseline")
     config["Parameters"] |= {
         "SageMakerProjectName": settings.project_name,
         "SageMakerProjectId": settings.project_id,
         "StageName": stage,
-        "ModelPackageArn": package_arn,
+        "ModelPackageArn": package.arn,
         "ModelExecutionRoleArn": settings.role_arn,
         "KmsKeyArn": standards.kms_key_arn or kms_key_arn,
         "DataCaptureUri": f"{settings.prefix}/data-capture/{stage}",
         "MonitoringOutputUri": f"{settings.prefix}/monitoring/{stage}",
         "MonitorImageUri": monitor_image,
-        "DriftAlarmFeature": first_feature(),
+        "BaselineStatisticsUri": package.baseline.statistics_uri,
+        "BaselineConstraintsUri": package.baseline.constraints_uri,
+        "DriftAlarmRule": drift_alarms.composite_rule(settings.project_name, features()),
         "GroundTruthUri": f"{settings.prefix}/ground-truth/{stage}",
     } | model_quality_parameters()
     unknown = set(config["Parameters"]) - template_parameters()
@@ -122,37 +242,53 @@ def monitor_image_uri(region: str) -> str:
 
 
 def write_configs(
-    output: Path, settings: Settings, sagemaker: Any, kms_key_arn: str, monitor_image: str
-) -> str:
-    package_arn = latest_approved_package(sagemaker, settings.model_package_group)
+    output: Path,
+    settings: Settings,
+    sagemaker: Any,
+    kms_key_arn: str,
+    monitor_image: str,
+    requested_arn: str | None = None,
+) -> tuple[Package, str]:
+    """Write the deploy artifact; returns the package and the line that says why it is that one."""
+    package, account = resolve_package(sagemaker, settings.model_package_group, requested_arn)
+    template = endpoint_template(settings.project_name, features())
     output.mkdir(parents=True, exist_ok=True)
-    shutil.copy(INFRASTRUCTURE / "endpoint.yaml", output / "endpoint.yaml")
+    (output / "endpoint.yaml").write_text(yaml.safe_dump(template, sort_keys=False, width=1000))
     for stage in STAGES:
-        config = stage_config(stage, settings, package_arn, kms_key_arn, monitor_image)
+        config = stage_config(stage, settings, package, kms_key_arn, monitor_image)
         (output / f"{stage}-config.json").write_text(json.dumps(config, indent=2) + "\n")
-    return package_arn
+    return package, account
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--output-dir", type=Path, default=Path("build"))
+    parser.add_argument(
+        "--model-package-arn",
+        default=os.environ.get(PACKAGE_ARN_VARIABLE, ""),
+        help=(
+            f"package to deploy (default: ${PACKAGE_ARN_VARIABLE}); "
+            f"empty or {MANUAL_RUN}: the newest Approved package"
+        ),
+    )
     args = parser.parse_args(argv)
     settings = load_settings()
     kms_key_arn = os.environ.get("KMS_KEY_ARN", "") or (settings.standards.kms_key_arn or "")
     if not kms_key_arn:
         parser.error("KMS_KEY_ARN is not set (the deploy CodeBuild project sets it)")
     try:
-        package = write_configs(
+        _, account = write_configs(
             args.output_dir,
             settings,
             boto3.client("sagemaker", region_name=settings.region),
             kms_key_arn,
             monitor_image_uri(settings.region),
+            args.model_package_arn.strip() or None,
         )
-    except (DeployConfigError, ValueError) as error:
+    except (DeployConfigError, drift_alarms.DriftAlarmError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    print(f"deploying {package}; configurations in {args.output_dir}")
+    print(f"{account}; configurations in {args.output_dir}")
     return 0
 
 

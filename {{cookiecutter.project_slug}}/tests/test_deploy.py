@@ -1,18 +1,30 @@
-"""Deploy configuration (moto registry) and the staging endpoint test (Stubber)."""
+"""The deploy flow: approval event -> trigger build -> deploy pipeline -> deploy config.
+
+The registry is moto's SageMaker; every request goes through boto3, so botocore's ParamValidator
+checks it against the service model before moto sees it. The EventBridge pattern is matched by
+moto's EventBridge matcher, the trigger build's own commands are executed, and the requests they
+make are validated against the CodeBuild and CodePipeline service models.
+"""
 
 from __future__ import annotations
 
 import io
 import json
-import shutil
+import os
+import stat
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
 import yaml
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
+from botocore.validate import ParamValidator
 from moto import mock_aws
+from moto.events.models import EventPattern
 
 from pipelines import deploy_config, endpoint_test
 from pipelines.settings import Standards, load_settings
@@ -26,43 +38,299 @@ ENV = {
     "SAGEMAKER_PIPELINE_ROLE_ARN": "arn:aws:iam::123456789012:role/pipeline",
 }
 KMS = "arn:aws:kms:us-east-1:123456789012:key/project"
+PIPELINE_TEMPLATE = deploy_config.INFRASTRUCTURE / "deploy-pipeline.yaml"
 
 
-def register(sagemaker: object, status: str) -> str:
-    response = sagemaker.create_model_package(  # type: ignore[attr-defined]
-        ModelPackageGroupName="churn",
-        ModelApprovalStatus=status,
-        InferenceSpecification={
+def baseline_of(version: int) -> dict[str, Any]:
+    """Model Monitor baseline files as the pipeline registers them, one folder per execution."""
+    prefix = f"s3://artifacts/churn/executions/run-{version}/baseline"
+    return {
+        "ModelDataQuality": {
+            "Statistics": {"ContentType": "application/json", "S3Uri": f"{prefix}/statistics.json"},
+            "Constraints": {
+                "ContentType": "application/json",
+                "S3Uri": f"{prefix}/constraints.json",
+            },
+        }
+    }
+
+
+def register(sagemaker: Any, status: str, baseline: bool = True, group: str = "churn") -> str:
+    version = len(
+        sagemaker.list_model_packages(ModelPackageGroupName=group)["ModelPackageSummaryList"]
+    )
+    request: dict[str, Any] = {
+        "ModelPackageGroupName": group,
+        "ModelApprovalStatus": status,
+        "InferenceSpecification": {
             "Containers": [{"Image": "img"}],
             "SupportedContentTypes": ["text/csv"],
             "SupportedResponseMIMETypes": ["application/json"],
         },
-    )
-    return str(response["ModelPackageArn"])
+    }
+    if baseline:
+        request["DriftCheckBaselines"] = baseline_of(version + 1)
+    return str(sagemaker.create_model_package(**request)["ModelPackageArn"])
 
 
-def test_newest_approved_package_is_deployed(tmp_path: Path) -> None:
+@pytest.fixture()
+def registry() -> Any:
     with mock_aws():
         sagemaker = boto3.client("sagemaker", region_name="us-east-1")
         sagemaker.create_model_package_group(ModelPackageGroupName="churn")
-        approved = register(sagemaker, "Approved")
-        register(sagemaker, "Rejected")
-        register(sagemaker, "PendingManualApproval")
-        settings = load_settings(ENV, standards=Standards())
-        chosen = deploy_config.write_configs(tmp_path, settings, sagemaker, KMS, "monitor-image")
-    assert chosen == approved
-    assert (tmp_path / "endpoint.yaml").exists()
+        yield sagemaker
+
+
+def settings() -> Any:
+    return load_settings(ENV, standards=Standards())
+
+
+def write(output: Path, sagemaker: Any, arn: str | None) -> tuple[deploy_config.Package, str]:
+    return deploy_config.write_configs(output, settings(), sagemaker, KMS, "monitor-image", arn)
+
+
+def test_the_approved_package_is_deployed_even_when_a_newer_one_is_approved(
+    tmp_path: Path, registry: Any
+) -> None:
+    """Rollback: re-approving v1 while v2 is approved deploys v1, with v1's own baseline."""
+    v1 = register(registry, "Approved")
+    register(registry, "Approved")
+    package, account = write(tmp_path, registry, v1)
+    assert package.arn == v1
+    assert account.startswith(f"deploying churn version 1 ({v1}): the package whose approval")
     template_parameters = deploy_config.template_parameters()
     for stage in deploy_config.STAGES:
-        config = json.loads((tmp_path / f"{stage}-config.json").read_text())
-        assert config["Parameters"]["ModelPackageArn"] == approved
-        assert config["Parameters"]["StageName"] == stage
-        assert config["Parameters"]["KmsKeyArn"] == KMS
-        assert set(config["Parameters"]) <= template_parameters
-        assert config["Tags"]["stage"] == stage
-        assert (
-            config["Parameters"]["GroundTruthUri"] == f"s3://artifacts/churn/ground-truth/{stage}"
+        parameters = json.loads((tmp_path / f"{stage}-config.json").read_text())["Parameters"]
+        assert parameters["ModelPackageArn"] == v1
+        assert parameters["BaselineStatisticsUri"] == (
+            "s3://artifacts/churn/executions/run-1/baseline/statistics.json"
         )
+        assert parameters["BaselineConstraintsUri"].endswith("run-1/baseline/constraints.json")
+        assert parameters["StageName"] == stage
+        assert parameters["KmsKeyArn"] == KMS
+        assert parameters["GroundTruthUri"] == f"s3://artifacts/churn/ground-truth/{stage}"
+        assert set(parameters) <= template_parameters
+
+
+@pytest.mark.parametrize("status", ["Rejected", "PendingManualApproval"])
+def test_a_package_that_is_not_approved_is_refused(
+    tmp_path: Path, registry: Any, status: str
+) -> None:
+    register(registry, "Approved")
+    arn = register(registry, status)
+    with pytest.raises(deploy_config.DeployConfigError, match=f"is {status}, not Approved"):
+        write(tmp_path / "out", registry, arn)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_package_without_a_baseline_is_refused(tmp_path: Path, registry: Any) -> None:
+    arn = register(registry, "Approved", baseline=False)
+    with pytest.raises(deploy_config.DeployConfigError, match="no data-quality baseline"):
+        write(tmp_path, registry, arn)
+
+
+def test_a_package_of_another_project_is_refused(tmp_path: Path, registry: Any) -> None:
+    registry.create_model_package_group(ModelPackageGroupName="fraud")
+    arn = register(registry, "Approved", group="fraud")
+    with pytest.raises(deploy_config.DeployConfigError, match="belongs to group 'fraud'"):
+        write(tmp_path, registry, arn)
+
+
+def test_an_unknown_package_is_a_clear_error(tmp_path: Path, registry: Any) -> None:
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:model-package/churn/9"
+    with pytest.raises(deploy_config.DeployConfigError, match=f"{arn} cannot be read"):
+        write(tmp_path, registry, arn)
+
+
+def test_a_manual_run_deploys_the_newest_approved_package_and_says_so(
+    tmp_path: Path, registry: Any
+) -> None:
+    register(registry, "Approved")
+    newest = register(registry, "Approved")
+    register(registry, "Rejected")
+    package, account = write(tmp_path, registry, None)
+    assert package.arn == newest
+    assert "version 2" in account
+    assert "no MODEL_PACKAGE_ARN given (manual run), so the newest Approved package" in account
+
+
+def test_no_approved_package_is_a_clear_error(tmp_path: Path, registry: Any) -> None:
+    register(registry, "Rejected")
+    with pytest.raises(deploy_config.DeployConfigError, match="no approved model package"):
+        write(tmp_path, registry, None)
+
+
+def test_cli_prints_one_line_for_a_deploy_and_one_for_a_refusal(
+    tmp_path: Path, registry: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("KMS_KEY_ARN", KMS)
+    monkeypatch.setattr(deploy_config, "monitor_image_uri", lambda region: "monitor-image")
+    approved = register(registry, "Approved")
+    rejected = register(registry, "Rejected")
+    monkeypatch.setenv("MODEL_PACKAGE_ARN", approved)
+    assert deploy_config.main(["--output-dir", str(tmp_path / "ok")]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1
+    assert out[0].startswith(f"deploying churn version 1 ({approved})")
+    assert (
+        deploy_config.main(["--output-dir", str(tmp_path / "no"), "--model-package-arn", rejected])
+        == 1
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"error: model package {rejected} is Rejected, not Approved: refusing to deploy it"
+    ]
+    # The pipeline's default for a manual start means "no package given".
+    monkeypatch.setenv("MODEL_PACKAGE_ARN", pipeline_variable()["DefaultValue"])
+    assert deploy_config.main(["--output-dir", str(tmp_path / "manual")]) == 0
+    assert "(manual run)" in capsys.readouterr().out
+
+
+# --- the wiring from the approval event to the deploy build ---------------------------------
+
+
+def deploy_pipeline() -> dict[str, Any]:
+    return deploy_config.load_template(PIPELINE_TEMPLATE)
+
+
+def pipeline_variable() -> dict[str, Any]:
+    (variable,) = deploy_pipeline()["Resources"]["Pipeline"]["Properties"]["Variables"]
+    return dict(variable)
+
+
+def approval_event(arn: str, status: str = "Approved", group: str = "churn") -> dict[str, Any]:
+    """A SageMaker Model Package State Change event, as EventBridge delivers it."""
+    return {
+        "version": "0",
+        "id": "7b0a2d2c-0000-0000-0000-000000000000",
+        "detail-type": "SageMaker Model Package State Change",
+        "source": "aws.sagemaker",
+        "account": "123456789012",
+        "time": "2026-11-23T22:00:00Z",
+        "region": "us-east-1",
+        "resources": [arn],
+        "detail": {
+            "ModelPackageGroupName": group,
+            "ModelPackageVersion": 1,
+            "ModelPackageArn": arn,
+            "ModelApprovalStatus": status,
+            "ModelPackageStatus": "Completed",
+        },
+    }
+
+
+def resolve(value: Any, names: dict[str, str]) -> Any:
+    """Substitute the few intrinsics the rule's pattern uses (Ref of a parameter)."""
+    if isinstance(value, dict) and set(value) == {"Ref"}:
+        return names[value["Ref"]]
+    if isinstance(value, dict):
+        return {key: resolve(item, names) for key, item in value.items()}
+    if isinstance(value, list):
+        return [resolve(item, names) for item in value]
+    return value
+
+
+def transform(transformer: dict[str, Any], event: dict[str, Any]) -> str:
+    """EventBridge's input transformer: each <name> in the template becomes its JSON value."""
+    result = transformer["InputTemplate"]
+    for name, path in transformer["InputPathsMap"].items():
+        value: Any = event
+        for key in path.removeprefix("$.").split("."):
+            value = value[key]
+        result = result.replace(f"<{name}>", json.dumps(value))
+    return str(result)
+
+
+def test_only_this_projects_approvals_match_the_deploy_rule() -> None:
+    rule = deploy_pipeline()["Resources"]["ModelApprovedRule"]["Properties"]
+    pattern = json.dumps(resolve(rule["EventPattern"], {"SageMakerProjectName": "churn"}))
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:model-package/churn/1"
+    # moto's EventBridge matcher (its TestEventPattern is not implemented)
+    matches = EventPattern.load(pattern).matches_event
+    assert matches(approval_event(arn))
+    assert not matches(approval_event(arn, status="Rejected"))
+    assert not matches(approval_event(arn, status="PendingManualApproval"))
+    assert not matches(approval_event(arn, group="fraud"))
+
+
+def test_the_approval_event_starts_the_pipeline_with_that_package(tmp_path: Path) -> None:
+    """Event -> StartBuild request -> the trigger build's commands -> StartPipelineExecution."""
+    resources = deploy_pipeline()["Resources"]
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:model-package/churn/5"
+    (target,) = resources["ModelApprovedRule"]["Properties"]["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": ["DeployTriggerProject", "Arn"]}
+    start_build = {"projectName": "churn-deploy-trigger"} | json.loads(
+        transform(target["InputTransformer"], approval_event(arn))
+    )
+    codebuild = boto3.client("codebuild", region_name="us-east-1")
+    validator = ParamValidator()
+    report = validator.validate(
+        start_build, codebuild.meta.service_model.operation_model("StartBuild").input_shape
+    )
+    assert not report.has_errors(), report.generate_report()
+    environment = {v["name"]: v["value"] for v in start_build["environmentVariablesOverride"]}
+
+    # Run the trigger project's buildspec with an `aws` on PATH that records what it is asked.
+    project = resources["DeployTriggerProject"]["Properties"]
+    buildspec = yaml.safe_load(project["Source"]["BuildSpec"])
+    calls = tmp_path / "calls.json"
+    aws = tmp_path / "bin" / "aws"
+    aws.parent.mkdir()
+    aws.write_text(
+        f"#!{sys.executable}\nimport json, sys\n"
+        f"open({str(calls)!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n"
+    )
+    aws.chmod(aws.stat().st_mode | stat.S_IEXEC)
+    env = (
+        os.environ
+        | environment
+        | {
+            "DEPLOY_PIPELINE": "churn-deploy",
+            "PATH": f"{aws.parent}{os.pathsep}{os.environ['PATH']}",
+        }
+    )
+    for command in buildspec["phases"]["build"]["commands"]:
+        subprocess.run(["bash", "-ec", command], env=env, check=True)
+    (argv,) = [json.loads(line) for line in calls.read_text().splitlines()]
+    assert argv[:2] == ["codepipeline", "start-pipeline-execution"]
+    options = dict(zip(argv[2::2], argv[3::2], strict=True))
+    request = {"name": options["--name"], "variables": json.loads(options["--variables"])}
+    codepipeline = boto3.client("codepipeline", region_name="us-east-1")
+    shape = codepipeline.meta.service_model.operation_model("StartPipelineExecution").input_shape
+    report = validator.validate(request, shape)
+    assert not report.has_errors(), report.generate_report()
+    assert request["variables"] == [{"name": pipeline_variable()["Name"], "value": arn}]
+
+    # The deploy-config action hands that variable to the build as MODEL_PACKAGE_ARN.
+    stages = {s["Name"]: s for s in resources["Pipeline"]["Properties"]["Stages"]}
+    (action,) = stages["ResolveApprovedModel"]["Actions"]
+    variables = json.loads(action["Configuration"]["EnvironmentVariables"])
+    assert variables == [
+        {
+            "name": deploy_config.PACKAGE_ARN_VARIABLE,
+            "value": "#{variables." + pipeline_variable()["Name"] + "}",
+            "type": "PLAINTEXT",
+        }
+    ]
+
+
+def test_the_trigger_build_refuses_an_event_without_a_package(tmp_path: Path) -> None:
+    project = deploy_pipeline()["Resources"]["DeployTriggerProject"]["Properties"]
+    first = yaml.safe_load(project["Source"]["BuildSpec"])["phases"]["build"]["commands"][0]
+    result = subprocess.run(
+        ["bash", "-ec", first],
+        env=os.environ | {"MODEL_PACKAGE_ARN": ""},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert result.stdout.strip() == "MODEL_PACKAGE_ARN is empty"
+
+
+# --- the quality alarm and the organisation standards -------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -78,7 +346,8 @@ def test_quality_alarm_fires_on_the_wrong_side_of_the_training_gate(
     tmp_path: Path, metric: str, threshold: float, comparison: str
 ) -> None:
     (tmp_path / "src" / "pkg").mkdir(parents=True)
-    shutil.copy(next(deploy_config.PROJECT.glob("src/*/schema.json")), tmp_path / "src" / "pkg")
+    schema_file = next(deploy_config.PROJECT.glob("src/*/schema.json"))
+    (tmp_path / "src" / "pkg" / "schema.json").write_text(schema_file.read_text())
     params = tmp_path / "params.yaml"
     params.write_text(
         yaml.safe_dump({"gate": {"metric": metric, "threshold": threshold}, "train": {}})
@@ -87,20 +356,9 @@ def test_quality_alarm_fires_on_the_wrong_side_of_the_training_gate(
     assert quality["QualityMetric"] == metric
     assert float(quality["QualityThreshold"]) == threshold
     assert quality["QualityAlarmComparison"] == comparison
-    schema = json.loads((next((tmp_path / "src" / "pkg").glob("*.json"))).read_text())
+    schema = json.loads(schema_file.read_text())
     expected = {"regression": "Regression", "classification": "BinaryClassification"}
     assert quality["ModelQualityProblemType"] == expected[schema["problem_type"]]
-
-
-def test_no_approved_package_is_a_clear_error(tmp_path: Path) -> None:
-    with mock_aws():
-        sagemaker = boto3.client("sagemaker", region_name="us-east-1")
-        sagemaker.create_model_package_group(ModelPackageGroupName="churn")
-        register(sagemaker, "Rejected")
-        with pytest.raises(deploy_config.DeployConfigError, match="no approved model package"):
-            deploy_config.write_configs(
-                tmp_path, load_settings(ENV, standards=Standards()), sagemaker, KMS, "monitor-image"
-            )
 
 
 def test_standards_put_endpoints_in_the_vpc_with_the_org_key() -> None:
@@ -110,19 +368,24 @@ def test_standards_put_endpoints_in_the_vpc_with_the_org_key() -> None:
         security_groups=("sg-0b",),
         instance_types={"serving": ("ml.m5.large",)},
     )
+    package = deploy_config.Package(
+        arn="arn:aws:sagemaker:us-east-1:123456789012:model-package/churn/1",
+        group="churn",
+        version=1,
+        status="Approved",
+        baseline=deploy_config.Baseline("s3://b/statistics.json", "s3://b/constraints.json"),
+    )
     config = deploy_config.stage_config(
-        "prod",
-        load_settings(ENV, standards=standards),
-        "arn:aws:sagemaker:us-east-1:123456789012:model-package/churn/1",
-        KMS,
-        "monitor-image",
+        "prod", load_settings(ENV, standards=standards), package, KMS, "monitor-image"
     )
     assert config["Parameters"]["KmsKeyArn"] == standards.kms_key_arn
     assert config["Parameters"]["SubnetIds"] == "subnet-0a"
     assert config["Parameters"]["SecurityGroupIds"] == "sg-0b"
     forbidden = Standards(instance_types={"serving": ("ml.c5.large",)})
     with pytest.raises(ValueError, match="not allowed"):
-        deploy_config.stage_config("prod", load_settings(ENV, standards=forbidden), "arn", KMS, "m")
+        deploy_config.stage_config(
+            "prod", load_settings(ENV, standards=forbidden), package, KMS, "m"
+        )
 
 
 def _body(payload: str) -> StreamingBody:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import shutil
 import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -105,3 +107,63 @@ def test_push_and_pull_through_loopback_s3(workspace: Path, moto_endpoint: str) 
     assert {name: md5(workspace / name) for name in tracked} == before
     listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix + "/")
     assert listed["KeyCount"] >= len(tracked)
+
+
+def pushed_workspace(workspace: Path, endpoint: str) -> tuple[Any, str, str]:
+    """The sample data pushed to the loopback remote; the S3 client, bucket and object key."""
+    bucket, prefix = remote_location(workspace)
+    s3 = boto3.client("s3", endpoint_url=endpoint)
+    s3.create_bucket(Bucket=bucket)
+    dvc(workspace, "remote", "modify", "--local", "s3", "endpointurl", endpoint)
+    dvc(workspace, "commit", "--force", "data/raw/dataset.csv.dvc")
+    dvc(workspace, "push", "data/raw/dataset.csv.dvc")
+    (key,) = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]]
+    return s3, bucket, key
+
+
+@pytest.mark.usefixtures("fake_aws")
+def test_object_corrupted_in_the_remote_is_refused(workspace: Path, moto_endpoint: str) -> None:
+    """`verify = true`: DVC rehashes the download, drops it and fails instead of checking it out."""
+    s3, bucket, key = pushed_workspace(workspace, moto_endpoint)
+    s3.put_object(Bucket=bucket, Key=key, Body=b"overwritten in the bucket\n")
+    shutil.rmtree(workspace / ".dvc" / "cache")
+    (workspace / "data/raw/dataset.csv").unlink()
+    result = dvc(workspace, "pull", "data/raw/dataset.csv.dvc", check=False)
+    assert result.returncode != 0
+    # What DVC prints (the README quotes it): the file it could not check out.
+    assert "Checkout failed for following targets:\ndata/raw/dataset.csv" in result.stderr
+    assert not (workspace / "data/raw/dataset.csv").exists()
+    assert not list((workspace / ".dvc" / "cache").rglob("*.csv")) and not any(
+        p.is_file() for p in (workspace / ".dvc" / "cache" / "files").rglob("*")
+    )
+
+
+@pytest.mark.usefixtures("fake_aws")
+def test_object_corrupted_in_the_cache_is_found_and_fetched_again(
+    workspace: Path, moto_endpoint: str
+) -> None:
+    """DVC checks a read-only cache file out unhashed; tools/check_cache.py finds and removes it."""
+    pushed_workspace(workspace, moto_endpoint)
+    good = md5(workspace / "data/raw/dataset.csv")
+    (cached,) = [p for p in (workspace / ".dvc" / "cache" / "files").rglob("*") if p.is_file()]
+    cached.chmod(0o644)
+    cached.write_bytes(b"bit rot\n")
+    cached.chmod(0o444)
+    (workspace / "data/raw/dataset.csv").unlink()
+    silent = dvc(workspace, "checkout", "data/raw/dataset.csv.dvc")  # what DVC does on its own
+    assert silent.returncode == 0 and md5(workspace / "data/raw/dataset.csv") != good
+
+    check = subprocess.run(
+        [sys.executable, "tools/check_cache.py"], cwd=workspace, capture_output=True, text=True
+    )
+    assert check.returncode == 1
+    assert f"error: corrupted DVC cache object {cached.relative_to(workspace)}" in check.stdout
+    assert not cached.exists()
+    dvc(workspace, "pull", "data/raw/dataset.csv.dvc")  # fetches the good copy ...
+    assert md5(workspace / "data/raw/dataset.csv") != good  # ... but DVC's state skips the file
+    dvc(workspace, "checkout", "--relink", "--force", "data/raw/dataset.csv.dvc")  # as `make pull`
+    assert md5(workspace / "data/raw/dataset.csv") == good
+    again = subprocess.run(
+        [sys.executable, "tools/check_cache.py"], cwd=workspace, capture_output=True, text=True
+    )
+    assert again.returncode == 0, again.stdout

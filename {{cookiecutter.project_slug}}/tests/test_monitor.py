@@ -156,3 +156,57 @@ def test_model_quality_on_a_labelled_batch(
     report = json.loads((out / "report.json").read_text())
     assert report["model_quality"]["passed"] is False
     assert any("quality gate FAILED" in v for v in report["violations"])
+
+
+def test_a_batch_below_min_rows_is_reported_not_judged(
+    tmp_path: Path,
+    model_dir: Path,
+    clean_frame: pd.DataFrame,
+    schema: Schema,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Nine captured requests (what a short `make serve` session leaves) do not fail the monitor."""
+    limits = monitor.Thresholds(**yaml.safe_load(Path("params.yaml").read_text())["monitor"])
+    rows = features(clean_frame, schema).head(9)
+    rows[schema.feature_names[0]] *= 3  # plainly shifted, but nine rows cannot show it
+    capture = CaptureWriter(tmp_path / "capture")
+    for index in range(len(rows)):
+        body = rows.iloc[index : index + 1].to_csv(index=False, header=False)
+        capture.write(body, "text/csv", '{"predictions": []}', "application/json")
+    code = monitor.main(
+        [
+            "--baseline",
+            str(model_dir / "baseline.json"),
+            "--data",
+            str(tmp_path / "capture"),
+            "--params",
+            "params.yaml",
+            "--output-dir",
+            str(tmp_path / "report"),
+        ]
+    )
+    assert code == 0
+    expected = f"not enough rows to judge drift (n=9 < {limits.min_rows}"
+    assert expected in capsys.readouterr().out
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["failed"] is False and report["drifted_features"] == []
+
+    # One row is enough to prove a missing column; that still fails.
+    broken = monitor.monitor(
+        json.loads((model_dir / "baseline.json").read_text()),
+        rows.drop(columns=schema.feature_names[1]),
+        limits,
+    )
+    assert broken["failed"] and broken["missing_columns"] == [schema.feature_names[1]]
+
+
+def test_a_batch_of_min_rows_is_judged(
+    baseline: dict[str, Any], clean_frame: pd.DataFrame, schema: Schema
+) -> None:
+    limits = monitor.Thresholds(**yaml.safe_load(Path("params.yaml").read_text())["monitor"])
+    batch = features(clean_frame, schema).head(limits.min_rows)
+    name = schema.feature_names[0]
+    batch[name] = batch[name] + 1.5 * clean_frame[name].std()
+    result = monitor.monitor(baseline, batch, limits)
+    assert result["insufficient_rows"] is None
+    assert result["failed"] and name in result["drifted_features"]

@@ -9,6 +9,11 @@ against the baseline's deciles and a two-sample Kolmogorov-Smirnov test against 
 sample; a feature drifts when both cross their thresholds, which keeps false alarms rare across
 many features. Writes ``report.json`` and ``report.html`` (with a plot per drifted feature) and
 exits 1 when a threshold is crossed, so CI or a schedule can start retraining.
+
+Below ``min_rows`` rows (``params.yaml``) a batch is too small to judge: with a handful of rows the
+PSI of ten bins and the KS test flag nearly every feature, and one odd value is a large fraction.
+Such a batch is reported as "not enough rows to judge drift" and does not fail; only what a single
+row proves (a missing column, a non-numeric value) still counts.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ class Thresholds:
     max_missing_fraction: float = 0.05
     max_out_of_range_fraction: float = 0.05
     min_drifted_features: int = 1
+    min_rows: int = 50
 
 
 @dataclass
@@ -136,6 +142,13 @@ def check_feature(
     return report
 
 
+def too_few_rows(rows: int, limits: Thresholds) -> str | None:
+    """The message for a batch too small to judge, or None when it is large enough."""
+    if rows >= limits.min_rows:
+        return None
+    return f"not enough rows to judge drift (n={rows} < {limits.min_rows}, monitor.min_rows)"
+
+
 def monitor(baseline: dict[str, Any], batch: pd.DataFrame, limits: Thresholds) -> dict[str, Any]:
     features: dict[str, Any] = baseline["features"]
     missing = [name for name in features if name not in batch.columns]
@@ -144,6 +157,12 @@ def monitor(baseline: dict[str, Any], batch: pd.DataFrame, limits: Thresholds) -
         for name, base in features.items()
         if name in batch.columns
     ]
+    insufficient = too_few_rows(len(batch), limits)
+    if insufficient:
+        # Statistics of a tiny batch are noise; keep only what one row proves.
+        for report in reports:
+            report.drifted = False
+            report.problems = [p for p in report.problems if "non-numeric" in p]
     drifted = [r.name for r in reports if r.drifted]
     violations = [f"{name}: column missing from the data" for name in missing]
     violations += [
@@ -156,6 +175,7 @@ def monitor(baseline: dict[str, Any], batch: pd.DataFrame, limits: Thresholds) -
     return {
         "rows": len(batch),
         "failed": failed,
+        "insufficient_rows": insufficient,
         "drifted_features": drifted,
         "missing_columns": missing,
         "violations": violations,
@@ -220,6 +240,8 @@ def write_reports(
     (output / "report.json").write_text(json.dumps(result, indent=2) + "\n")
     status = "FAILED" if result["failed"] else "passed"
     parts = [f"<h1>Data monitor: {status}</h1>", f"<p>{result['rows']} rows checked.</p>"]
+    if result.get("insufficient_rows"):
+        parts.append(f"<p>{html.escape(result['insufficient_rows'])}</p>")
     if result["violations"]:
         items = "".join(f"<li>{html.escape(v)}</li>" for v in result["violations"])
         parts.append(f"<h2>Violations</h2><ul>{items}</ul>")
@@ -272,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         gate = Gate(**load_params(args.params, "gate"))
         quality = model_quality(args.model_dir, batch, gate, training)
-        if quality is not None:
+        if quality is not None and not result["insufficient_rows"]:
             result["model_quality"] = quality
             if not quality["passed"]:
                 result["failed"] = True
@@ -289,6 +311,9 @@ def main(argv: list[str] | None = None) -> int:
         for name in result["drifted_features"]:
             print(f"  drift: {name}", file=sys.stderr)
         return 1
+    if result["insufficient_rows"]:
+        print(f"monitor: {result['insufficient_rows']}; nothing judged, not failing")
+        return 0
     print(f"monitor passed: {summary}")
     return 0
 

@@ -1,0 +1,115 @@
+"""The data-drift alarms: one CloudWatch alarm per feature of the data contract, one composite.
+
+Model Monitor's data-quality job publishes ``feature_baseline_drift_<feature>`` (the distance
+between the feature's live distribution and the package's baseline) for every feature, once per
+monitoring run. Which alarm shape covers every feature is set by CloudWatch's limits:
+
+- a metric-math alarm may reference at most 10 metrics (a hard limit, CloudWatch user guide,
+  "Limits that apply to alarms based on metric math expressions"), so a ``MAX`` over 30 features
+  needs several alarms anyway, and they would have to be regrouped whenever the schema changes;
+- a Metrics Insights query aggregates one metric name only, and every feature is its own name.
+
+So each feature gets its own alarm (its name says which feature drifted), and a composite alarm,
+``ALARM(a) OR ALARM(b) OR ...``, is what starts retraining: one retraining run per drift episode,
+however many features drift in the same monitoring run. A composite rule may name at most 100
+alarms (PutCompositeAlarm) and be at most 10,240 characters long (the AlarmRule limit in the
+CloudFormation schema of AWS::CloudWatch::CompositeAlarm); a schema beyond that is refused.
+
+The feature list is the data contract (``src/<package>/schema.json``), read when the deploy build
+runs, so a team that brings its own data gets alarms for its own columns. The alarms are added to
+the copy of ``infrastructure/endpoint.yaml`` the deploy build writes; the template itself carries
+the schedule, the composite and the retraining rule.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+NAMESPACE = "aws/sagemaker/Endpoints/data-metrics"
+METRIC_PREFIX = "feature_baseline_drift_"
+MAX_ALARMS_IN_RULE = 100  # PutCompositeAlarm: "as many as 100 underlying alarms"
+MAX_RULE_LENGTH = 10240  # AWS::CloudWatch::CompositeAlarm AlarmRule maxLength
+MAX_NAME_LENGTH = 255  # AlarmName and MetricName maxLength
+# Model Monitor runs hourly (the schedule's cron); one datapoint per feature and run.
+PERIOD_SECONDS = 3600
+# Two periods, one breaching datapoint is enough: a run's datapoint may be stamped in the hour
+# before the one being evaluated, and it still counts.
+EVALUATION_PERIODS = 2
+DATAPOINTS_TO_ALARM = 1
+# Hours without monitoring output (no traffic, or a failed run) keep the alarm where it is:
+# a drifted feature stays in ALARM until a run shows it back within the threshold. With
+# notBreaching, a quiet hour would turn a real drift back to OK.
+TREAT_MISSING_DATA = "ignore"
+# Characters that would break the composite rule's quoting or CloudFormation's ${} syntax.
+_UNSAFE = re.compile(r'["\\$\x00-\x1f]')
+
+
+class DriftAlarmError(ValueError):
+    """A feature list the alarms cannot cover."""
+
+
+def feature_alarm_name(project: str, feature: str) -> str:
+    return f"{project}-data-drift-{feature}"
+
+
+def _check(project: str, features: Sequence[str]) -> None:
+    if not features:
+        raise DriftAlarmError("schema.json lists no features: there is nothing to watch for drift")
+    if len(features) > MAX_ALARMS_IN_RULE:
+        raise DriftAlarmError(
+            f"{len(features)} features: a composite alarm covers at most {MAX_ALARMS_IN_RULE}"
+        )
+    for feature in features:
+        if _UNSAFE.search(feature):
+            raise DriftAlarmError(f"feature name {feature!r} has a quote, backslash, $ or control")
+        for name in (feature_alarm_name(project, feature), METRIC_PREFIX + feature):
+            if len(name) > MAX_NAME_LENGTH:
+                raise DriftAlarmError(f"{name!r} is longer than {MAX_NAME_LENGTH} characters")
+
+
+def composite_rule(project: str, features: Sequence[str]) -> str:
+    """The composite alarm's rule: in ALARM while any feature's drift alarm is."""
+    _check(project, features)
+    rule = " OR ".join(f'ALARM("{feature_alarm_name(project, f)}")' for f in features)
+    if len(rule) > MAX_RULE_LENGTH:
+        raise DriftAlarmError(
+            f"the drift alarm rule for {len(features)} features is {len(rule)} characters; "
+            f"CloudWatch allows {MAX_RULE_LENGTH}"
+        )
+    return rule
+
+
+def feature_alarms(project: str, features: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """CloudFormation resources, one drift alarm per feature, created with the prod schedule."""
+    _check(project, features)
+    return {
+        f"FeatureDriftAlarm{index}": {
+            "Type": "AWS::CloudWatch::Alarm",
+            "Condition": "IsProd",
+            "Properties": {
+                "AlarmName": feature_alarm_name(project, feature),
+                "AlarmDescription": (
+                    f"Model Monitor's baseline drift of feature {feature} crossed DriftThreshold."
+                ),
+                "Namespace": NAMESPACE,
+                "MetricName": METRIC_PREFIX + feature,
+                "Dimensions": [
+                    {"Name": "Endpoint", "Value": {"Fn::GetAtt": ["Endpoint", "EndpointName"]}},
+                    {
+                        "Name": "MonitoringSchedule",
+                        "Value": {"Fn::GetAtt": ["MonitoringSchedule", "MonitoringScheduleName"]},
+                    },
+                ],
+                "Statistic": "Maximum",
+                "Period": PERIOD_SECONDS,
+                "EvaluationPeriods": EVALUATION_PERIODS,
+                "DatapointsToAlarm": DATAPOINTS_TO_ALARM,
+                "Threshold": {"Ref": "DriftThreshold"},
+                "ComparisonOperator": "GreaterThanThreshold",
+                "TreatMissingData": TREAT_MISSING_DATA,
+            },
+        }
+        for index, feature in enumerate(features)
+    }
