@@ -27,7 +27,7 @@ def unmet(requirements: Path) -> list[str]:
     try:
         from packaging.requirements import Requirement
     except ImportError:  # the image has pip, which carries its own copy
-        from pip._vendor.packaging.requirements import Requirement
+        from pip._vendor.packaging.requirements import Requirement  # type: ignore[no-redef]
 
     missing = []
     for line in requirements.read_text().splitlines():
@@ -43,7 +43,8 @@ def unmet(requirements: Path) -> list[str]:
             missing.append(f"{requirement.name}: not installed, needs {requirement.specifier}")
             continue
         if not requirement.specifier.contains(installed, prereleases=True):
-            missing.append(f"{requirement.name}: {installed} installed, needs {requirement.specifier}")
+            needed = requirement.specifier
+            missing.append(f"{requirement.name}: {installed} installed, needs {needed}")
     return missing
 
 
@@ -56,8 +57,10 @@ def install_locked(requirements: Path = REQUIREMENTS) -> int:
         return 0
     print("installing the locked runtime: " + "; ".join(missing), file=sys.stderr)
     result = subprocess.run(  # noqa: S603 - pip of this interpreter, the shipped file
-        [sys.executable, "-m", "pip", "install", "--no-input", "--disable-pip-version-check"]
-        + ["--quiet", "-r", str(requirements)],
+        [
+            *(sys.executable, "-m", "pip", "install", "--no-input"),
+            *("--disable-pip-version-check", "--quiet", "-r", str(requirements)),
+        ],
         check=False,
     )
     if result.returncode != 0:
