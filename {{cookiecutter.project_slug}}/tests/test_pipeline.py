@@ -432,9 +432,10 @@ def three_class_project(root: Path, package: str) -> Path:
     (root / "src" / package / "schema.json").write_text(json.dumps(schema))
     (root / "data").mkdir()
     iris.to_csv(root / "data" / "iris.csv", index=False)
-    params = root / "params.yaml"
-    params.write_text((PROJECT / "params.yaml").read_text())
-    return params
+    params = yaml.safe_load((PROJECT / "params.yaml").read_text())
+    params["gate"] = {"metric": "accuracy", "threshold": 0.9}  # a classification gate
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    return root / "params.yaml"
 
 
 def test_three_classes_pass_the_gate_path(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+import yaml
 from packaging.requirements import Requirement
 
 from pipelines import requirements as runtime
@@ -16,7 +17,7 @@ from pipelines.code_bundle import collect
 from pipelines.settings import DEFAULTS_FILE
 
 PROJECT = Path(__file__).resolve().parent.parent
-IMAGE = json.loads((Path(__file__).parent / "data" / "sklearn_image.json").read_text())
+IMAGE = yaml.safe_load((Path(__file__).parent / "data" / "sklearn_image.yaml").read_text())
 TOOLING = {"sagemaker", "boto3", "botocore", "dvc", "dvc-s3", "moto", "pytest", "matplotlib"}
 
 
@@ -57,7 +58,7 @@ def test_requirements_ship_with_every_job_and_the_model(tmp_path: Path) -> None:
 def test_the_image_and_the_lock_agree_on_scikit_learn() -> None:
     """The model is pickled by the lock's scikit-learn and loaded by the image's: one version.
 
-    The image's versions come from its public source (tests/data/sklearn_image.json cites the
+    The image's versions come from its public source (tests/data/sklearn_image.yaml cites the
     repository, commit and files); the jobs run the image's Python, 3.12, whatever the project's.
     """
     defaults = json.loads(DEFAULTS_FILE.read_text())
