@@ -36,6 +36,7 @@ ENV = {
     k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "VIRTUAL_ENV")
 } | {"NO_COLOR": "1"}
 BIN = Path(sys.executable).parent
+PIPELINE_LOCAL_ROW = "3b make pipeline-local beside dvc repro --force (s, interleaved)"
 
 
 def run(
@@ -240,6 +241,22 @@ def repro_times(project: Path, runs: int) -> dict[str, Any]:
     return {"cold_forced": repeat(runs, cold), "warm_noop": repeat(runs, warm)}
 
 
+def pipeline_local_beside_repro(project: Path, runs: int) -> dict[str, Any]:
+    """`make pipeline-local` (the SageMaker definition executed on loopback AWS) beside a cold
+    `dvc repro --force` of the same project, interleaved so both see the same machine load."""
+    pipeline_local: list[float] = []
+    repro: list[float] = []
+    run(["uv", "run", "--locked", "dvc", "repro", "--force"], cwd=project)  # imports cached once
+    for _ in range(runs):
+        pipeline_local.append(run(["make", "pipeline-local"], cwd=project))
+        repro.append(run(["uv", "run", "--locked", "dvc", "repro", "--force"], cwd=project))
+    return {
+        "make pipeline-local": stats(pipeline_local),
+        "dvc repro --force (cold)": stats(repro),
+        "ratio of medians": statistics.median(pipeline_local) / statistics.median(repro),
+    }
+
+
 def repro_scaling(project: Path) -> dict[str, float]:
     """dvc repro time with the sample grown 1x, 10x and 100x (resampled rows, small noise)."""
     import numpy as np
@@ -407,6 +424,11 @@ def main() -> None:
     parser.add_argument(
         "--render-only", action="store_true", help="only the render comparison (row 1)"
     )
+    parser.add_argument(
+        "--pipeline-local-only",
+        action="store_true",
+        help="only `make pipeline-local` beside `dvc repro --force` (row 3b), in a fresh render",
+    )
     args = parser.parse_args()
     results: dict[str, Any] = {
         "machine": {
@@ -420,6 +442,13 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         work = Path(tmp)
+        if args.pipeline_local_only:
+            render_ours(work / "pipeline-local")
+            project = next((work / "pipeline-local").iterdir())
+            run(["make", "setup"], cwd=project)
+            results[PIPELINE_LOCAL_ROW] = pipeline_local_beside_repro(project, args.runs)
+            report(results, "pipeline-local.json")
+            return
         results["1 render (s), interleaved with ccds"] = render_side_by_side(
             work, args.render_runs, args.ccds_template.resolve()
         )
@@ -435,6 +464,7 @@ def main() -> None:
                 pip if pip is not None else f"> {args.pip_timeout:.0f} (stopped)"
             )
         results["3 dvc repro (target warm no-op < 2 s)"] = repro_times(project, args.runs)
+        results[PIPELINE_LOCAL_ROW] = pipeline_local_beside_repro(project, min(args.runs, 3))
         results["4 serving (target p99 < 20 ms for 1 row at concurrency 1)"] = serving(project)
         results["5 template test suite (s; target fast < 60)"] = {
             "fast subset (make test-fast)": suite_time("test-fast"),

@@ -65,7 +65,15 @@ SCHEMA: dict[str, Any] = {
 }
 # The template's own gate defaults (params.yaml) per problem type.
 DEFAULT_GATES = {"classification": ("accuracy", 0.90), "regression": ("rmse", 70.0)}
-LOWER_IS_BETTER = frozenset({"mse", "rmse", "mae"})
+# Defined once, in the rendered package (its evaluate.py and pipelines read the same file).
+GATE_METRICS_FILE = (
+    Path(__file__).resolve().parent.parent
+    / "{{cookiecutter.project_slug}}"
+    / "src"
+    / "{{cookiecutter.package_name}}"
+    / "gate_metrics.json"
+)
+LOWER_IS_BETTER = frozenset(json.loads(GATE_METRICS_FILE.read_text())["lower_is_better"])
 
 
 class StandardsError(ValueError):

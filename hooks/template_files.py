@@ -6,6 +6,8 @@ logic is importable and unit-tested.
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -26,9 +28,12 @@ OPTION_PATHS: dict[tuple[str, str], tuple[str, ...]] = {
     ("license", "Proprietary"): (),
 }
 LICENSE_FILE_ABSENT_FOR = ("Proprietary",)
-# The rendered project's uv.lock (~1.4 MB) is copied verbatim (cookiecutter.json's
-# ``_copy_without_render``): Jinja would spend a tenth of a second lexing it for the one answer it
-# holds, the project's name, which :func:`fill_lock` writes in instead.
+# Files without template logic are copied verbatim (cookiecutter.json's ``_copy_without_render``):
+# Jinja compiling them was most of a render's time (the 1.4 MB uv.lock alone a tenth of a second).
+# Those that need answers hold bare ``{{ cookiecutter.<name> }}`` placeholders, which
+# :func:`fill_answers` writes in; tests/test_template_files.py checks that the result is what
+# Jinja would have rendered.
+ANSWER_PLACEHOLDER = re.compile(rb"\{\{ cookiecutter\.(\w+) \}\}")
 LOCK_FILE = "uv.lock"
 LOCK_NAME_PLACEHOLDER = "{{ cookiecutter.project_slug }}"
 
@@ -62,14 +67,34 @@ def prune(project: Path, answers: Mapping[str, Any]) -> list[str]:
     return removed
 
 
-def fill_lock(project: Path, slug: str) -> None:
-    """Write the project's name into the verbatim-copied lock, where its placeholder stands."""
-    lock = project / LOCK_FILE
-    placeholder = LOCK_NAME_PLACEHOLDER.encode()
-    content = lock.read_bytes()
-    if content.count(placeholder) != 1:
-        raise RuntimeError(f"{LOCK_FILE}: expected the project-name placeholder exactly once")
-    lock.write_bytes(content.replace(placeholder, slug.encode()))
+def fill_text(content: bytes, answers: Mapping[str, Any]) -> bytes:
+    """The content with each answer placeholder replaced by the answer (a string)."""
+
+    def answer(placeholder: re.Match[bytes]) -> bytes:
+        name = placeholder.group(1).decode()
+        value = answers.get(name)
+        if not isinstance(value, str):
+            raise ValueError(f"placeholder {placeholder.group().decode()} names no text answer")
+        return value.encode()
+
+    return ANSWER_PLACEHOLDER.sub(answer, content)
+
+
+def fill_answers(project: Path, answers: Mapping[str, Any]) -> list[str]:
+    """Fill the answer placeholders of the verbatim copies; return the files filled.
+
+    Every file is looked at: rendered files hold no template markers (tests/test_bake.py checks
+    the output), so a placeholder left after generation can only be in a verbatim copy.
+    """
+    filled: list[str] = []
+    for path in sorted(project.rglob("*")):
+        if path.is_symlink() or not path.is_file():
+            continue
+        content = path.read_bytes()
+        if b"{{ cookiecutter." in content:
+            path.write_bytes(fill_text(content, answers))
+            filled.append(str(path.relative_to(project)))
+    return filled
 
 
 def created_parents(project_dir: Path, slug: str) -> list[Path]:
@@ -109,8 +134,80 @@ def remove_created_parents_later(project_dir: Path, slug: str) -> None:
     )
 
 
-def init_git(project: Path) -> None:
-    """Initialise the repository with everything rendered as the first commit on main."""
+# cruft renders the template again into throw-away folders and diffs them (update, diff, check):
+# a repository made there would put .git/index and .git/objects into the patch, which then fails
+# to apply, and cruft would record the update as done with nothing applied.
+CRUFT_RERENDERS = frozenset({"update", "diff", "check"})
+GIT_IDENTITY = ["-c", "user.name=cookiecutter", "-c", "user.email=cookiecutter@localhost"]
+
+
+def cruft_command(pid: int) -> str | None:
+    """The cruft subcommand process ``pid`` runs (cookiecutter runs hooks as its children).
+
+    cruft calls cookiecutter as a library, so the hook's parent is the cruft process itself; its
+    command line (``/proc`` on Linux, ``ps`` elsewhere) is the one signal cruft gives.
+    """
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        try:
+            argv = subprocess.run(  # noqa: S603 - fixed command, pid as argument
+                ["ps", "-o", "command=", "-p", str(pid)],  # noqa: S607 - ps from PATH
+                capture_output=True,
+                text=True,
+                check=False,
+            ).stdout.split()
+        except OSError:
+            return None
+    for index, arg in enumerate(argv):
+        if arg == "cruft" or Path(arg).name == "cruft" or arg.endswith("/cruft/__main__.py"):
+            words = [a for a in argv[index + 1 :] if not a.startswith("-")]
+            return words[0] if words else None
+    return None
+
+
+def commit_cruft_state_later(project: Path, cruft_pid: int) -> None:
+    """Add the .cruft.json that `cruft create` writes after the hooks into the first commit.
+
+    cruft writes the file once generation (and this hook) is over, so a detached helper waits (at
+    most 60 s) for the cruft process to exit, then amends the initial commit with it; otherwise
+    the project starts unclean and `cruft update` refuses to run.
+    """
+    script = (
+        "import os, subprocess, sys, time\n"
+        "project, pid, identity = sys.argv[1], int(sys.argv[2]), sys.argv[3:]\n"
+        "deadline = time.monotonic() + 60\n"
+        "while os.path.exists(f'/proc/{pid}') and time.monotonic() < deadline:\n"
+        "    time.sleep(0.05)\n"
+        "if sys.platform != 'linux':\n"
+        "    while time.monotonic() < deadline:\n"
+        "        try:\n"
+        "            os.kill(pid, 0)\n"
+        "        except OSError:\n"
+        "            break\n"
+        "        time.sleep(0.05)\n"
+        "if os.path.exists(os.path.join(project, '.cruft.json')):\n"
+        "    subprocess.run(['git', 'add', '.cruft.json'], cwd=project, check=True)\n"
+        "    subprocess.run(['git', *identity, 'commit', '--quiet', '--amend', '--no-edit',\n"
+        "                    '--no-verify'], cwd=project, check=True)\n"
+    )
+    subprocess.Popen(  # noqa: S603 - fixed interpreter and script, paths as arguments
+        [sys.executable, "-c", script, str(project), str(cruft_pid), *GIT_IDENTITY],
+        start_new_session=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def init_git(project: Path, parent_pid: int | None = None) -> None:
+    """Initialise the repository with everything rendered as the first commit on main.
+
+    Not in cruft's throw-away renders; under `cruft create`, .cruft.json joins the first commit.
+    """
+    cruft = cruft_command(os.getppid() if parent_pid is None else parent_pid)
+    if cruft in CRUFT_RERENDERS:
+        return
     if shutil.which("git") is None:
         print("warning: git not found; run 'git init' yourself", file=sys.stderr)
         return
@@ -122,10 +219,9 @@ def init_git(project: Path) -> None:
         ["git", "-c", "core.looseCompression=0", "add", "--all"],
         [
             "git",
+            *GIT_IDENTITY,
             "-c",
-            "user.name=cookiecutter",
-            "-c",
-            "user.email=cookiecutter@localhost",
+            "maintenance.auto=false",  # nothing to maintain in one commit; saves a git process
             "commit",
             "--quiet",
             "--no-verify",
@@ -135,3 +231,5 @@ def init_git(project: Path) -> None:
     ]
     for command in commands:
         subprocess.run(command, cwd=project, check=True)  # noqa: S603 - fixed git commands
+    if cruft == "create":
+        commit_cruft_state_later(project, os.getppid() if parent_pid is None else parent_pid)

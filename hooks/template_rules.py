@@ -89,15 +89,20 @@ SAGEMAKER_REGIONS_SNAPSHOT = frozenset(
 )
 
 
+def shown(value: object) -> str:
+    """A value as the one-line message quotes it: repr, at most 60 characters."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 class AnswerError(ValueError):
     """An answer breaks a rule; str() is the one line shown to the user."""
 
     def __init__(self, field: str, value: object, rule: str) -> None:
-        shown = repr(value)
-        if len(shown) > 60:
-            shown = shown[:57] + "..."
-        super().__init__(f"invalid answer for '{field}' = {shown}: {rule}")
+        super().__init__(f"invalid answer for '{field}' = {shown(value)}: {rule}")
         self.field = field
+        self.value = value
+        self.rule = rule
 
 
 def sagemaker_regions() -> frozenset[str]:
@@ -271,11 +276,52 @@ def check_ci_reaches_source(answers: Mapping[str, Any]) -> None:
 COMBINATION_RULES: tuple[Callable[[Mapping[str, Any]], None], ...] = (check_ci_reaches_source,)
 
 
+# Answers whose default is computed from an earlier one (cookiecutter.json): field: (source, what)
+DERIVED: dict[str, tuple[str, str]] = {
+    "project_slug": ("project_name", "the repository name"),
+    "package_name": ("project_slug", "the package name"),
+    "s3_bucket": ("organisation", "the bucket name"),
+}
+
+
+def derived_default(field: str, answers: Mapping[str, Any]) -> str | None:
+    """What cookiecutter.json computes for ``field`` from earlier answers (None: cannot tell)."""
+    try:
+        from slugify import slugify  # python-slugify: cookiecutter's slugify filter calls it
+    except ImportError:
+        return None
+    if field == "project_slug":
+        return str(slugify(str(answers["project_name"]), max_length=SLUG_MAX)) or "ml-project"
+    if field == "package_name":
+        return str(answers["project_slug"]).replace("-", "_")
+    if field == "s3_bucket":
+        return f"{slugify(str(answers['organisation']))}-{answers['project_slug']}-ml"
+    return None
+
+
+def blame_typed_answer(error: AnswerError, answers: Mapping[str, Any]) -> AnswerError:
+    """Report a broken default against the answer the user typed that it was computed from.
+
+    ``project_slug=class`` makes ``package_name`` 'class'; the user should read about
+    project_slug, the field they typed. An answer equal to its computed default is taken as not
+    typed (typing the default itself changes nothing the user can act on differently).
+    """
+    field, value, rule = error.field, error.value, error.rule
+    while field in DERIVED and value == derived_default(field, answers):
+        source, what = DERIVED[field]
+        rule = f"{what} computed from it ({field} = {shown(value)}): {rule}"
+        field, value = source, answers[source]
+    return error if field == error.field else AnswerError(field, value, rule)
+
+
 def validate(answers: Mapping[str, Any]) -> None:
     """Raise AnswerError for the first answer that breaks its rule."""
     for field, check in RULES.items():
         if field not in answers:
             raise AnswerError(field, None, "is missing from the answers")
-        check(field, answers[field])
+        try:
+            check(field, answers[field])
+        except AnswerError as error:
+            raise blame_typed_answer(error, answers) from None
     for rule in COMBINATION_RULES:
         rule(answers)

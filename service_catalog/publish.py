@@ -1,21 +1,27 @@
 """Publish the template as an organisation SageMaker Project template.
 
     python -m service_catalog.publish --bucket ORG-BUCKET --answers org-answers.yaml \
-        --kms-key-arn arn:aws:kms:... --principal-arn arn:aws:iam::...:role/StudioRole [--dry-run]
+        --principal-arn arn:aws:iam::...:role/StudioRole [--dry-run]
     python -m service_catalog.publish --target s3 --domain-id d-xxxx ...
 
-Renders the seed code with the organisation's answers, zips it reproducibly, refuses a product
-template that fails cfn-lint, uploads both, then either creates or versions the Service Catalog
+Renders the seed code with the organisation's answers and zips exactly what the rendered
+repository tracks (``git ls-files``); uploads the seed, the rendered infrastructure templates the
+product provisions as nested stacks (byte for byte) and the product template with the seed's
+values written into its ``Seed`` mapping; then either creates or versions the Service Catalog
 product (``--target service-catalog``, the default) or tags the template object and the Studio
-domain for S3-hosted project templates (``--target s3``). Every step is idempotent: a second run
-with the same template version changes nothing, a new version adds a provisioning artifact.
+domain for S3-hosted project templates (``--target s3``).
+
+Every argument and precondition (bucket, domain, a lint-clean product) is checked before the first
+write; a failing AWS call is reported as one line (service, operation, error code); the bucket's
+CORS rules are merged, never replaced; every step is idempotent, so re-running after a failure
+completes what is missing.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
-import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -24,7 +30,7 @@ from typing import Any
 
 import boto3
 import yaml
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from . import seed
 
@@ -32,10 +38,17 @@ PRODUCT_TEMPLATE = Path(__file__).with_name("product.yaml")
 VISIBILITY_TAG = {"Key": "sagemaker:studio-visibility", "Value": "true"}
 S3_TEMPLATES_TAG = "sagemaker:projectS3TemplatesLocation"
 STUDIO_ORIGIN = "https://*.sagemaker.aws"
+STUDIO_CORS_RULE: dict[str, Any] = {
+    "AllowedOrigins": [STUDIO_ORIGIN],
+    "AllowedMethods": ["GET"],
+    "AllowedHeaders": ["*"],
+    "ExposeHeaders": ["ETag"],
+    "MaxAgeSeconds": 3000,
+}
 
 
 class PublishError(RuntimeError):
-    """A publish that must not go ahead; the message says why and what to do."""
+    """A publish that must not go ahead; the message (one line) says why and what to do."""
 
 
 @dataclass
@@ -43,14 +56,12 @@ class Options:
     bucket: str
     prefix: str
     answers: dict[str, Any]
-    kms_key_arn: str
     target: str = "service-catalog"
     portfolio_name: str = "MLOps project templates"
     product_name: str = "MLOps model building, training and deployment"
     provider: str = "Platform team"
     principal_arns: list[str] = field(default_factory=list)
     launch_role: str = "AmazonSageMakerServiceCatalogProductsLaunchRole"
-    role_arn: str = ""
     domain_id: str = ""
     region: str = "us-east-1"
 
@@ -68,62 +79,128 @@ class Clients:
         return cls(*(session.client(name) for name in ("s3", "servicecatalog", "sagemaker", "sts")))
 
 
-def product_template(options: Options, seed_key: str) -> str:
-    """product.yaml with the seed location, key and role as parameter defaults."""
-    text = PRODUCT_TEMPLATE.read_text()
-    defaults = {
-        "SeedCodeBucket": options.bucket,
-        "SeedCodeKey": seed_key,
-        "KmsKeyArn": options.kms_key_arn,
-        "RoleArn": options.role_arn,
-    }
-    for name, value in defaults.items():
-        pattern = re.compile(rf"(\n  {name}:\n(?:    .*\n)*?    Default: ).*\n")
-        replacement = json.dumps(value).replace("\\", "\\\\")
-        text, count = pattern.subn(rf"\g<1>{replacement}\n", text)
-        if count != 1:
-            raise PublishError(f"product.yaml has no default for parameter {name}")
-    return text
+PERMISSIONS_HINT = "the caller needs the permissions listed in the README's admin section"
+HINTS = {
+    "AccessDenied": PERMISSIONS_HINT,
+    "AccessDeniedException": PERMISSIONS_HINT,
+    "403": PERMISSIONS_HINT,
+    "NoSuchBucket": "create the bucket first",
+    "404": "create the bucket first",
+}
 
 
-def lint_errors(template_text: str, region: str = "us-east-1") -> list[str]:
+def call(client: Any, operation: str, **kwargs: Any) -> Any:
+    """One AWS call; a failure becomes one line naming the service, the operation and the code."""
+    service = client.meta.service_model.service_id
+    api = client.meta.method_to_api_mapping.get(operation, operation)
+    try:
+        return getattr(client, operation)(**kwargs)
+    except ClientError as error:
+        code = str(error.response.get("Error", {}).get("Code") or "Unknown")
+        hint = HINTS.get(code)
+        raise PublishError(
+            f"{service} {api} failed: {code}" + (f" ({hint})" if hint else "")
+        ) from None
+    except BotoCoreError as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise PublishError(f"{service} {api} failed: {type(error).__name__}: {reason}") from None
+
+
+def nested_templates_url(options: Options, base: str) -> str:
+    return f"https://{options.bucket}.s3.{options.region}.amazonaws.com/{base}/templates"
+
+
+def product_template(options: Options, built: seed.Seed, base: str) -> str:
+    """product.yaml with the seed's values in its Seed mapping, as CloudFormation JSON.
+
+    Changed through the CloudFormation YAML loader cfn-lint ships (intrinsics become their JSON
+    form), so no text substitution can corrupt it.
+    """
+    from cfnlint.decode import cfn_yaml  # heavy import, only when publishing
+
+    template = cfn_yaml.loads(PRODUCT_TEMPLATE.read_text())
+    template["Mappings"]["Seed"]["Answers"].update(
+        {
+            "SourceControl": built.answers["source_control"],
+            "CiSystem": built.answers["ci_system"],
+            "ArtifactBucket": built.answers["s3_bucket"],
+            "TemplatesUrl": nested_templates_url(options, base),
+            "SeedCodeBucket": options.bucket,
+            "SeedCodeKey": f"{base}/seed.zip",
+        }
+    )
+    return json.dumps(template, indent=2, sort_keys=False) + "\n"
+
+
+@functools.lru_cache(maxsize=64)  # a re-run publishes the same rendered templates again
+def lint_errors(template_text: str, region: str = "us-east-1") -> tuple[str, ...]:
     """cfn-lint errors (not warnings) of a template; a template with errors is not published."""
     from cfnlint.api import lint  # heavy import, only when publishing
 
-    return [
+    return tuple(
         f"{match.rule.id} line {match.linenumber}: {match.message}"
         for match in lint(template_text, regions=[region])
         if match.rule.id.startswith("E")
-    ]
+    )
 
 
-def _client_error(error: ClientError, what: str) -> PublishError:
-    code = error.response.get("Error", {}).get("Code", "")
-    if code in ("AccessDenied", "AccessDeniedException", "403", "Forbidden"):
-        return PublishError(
-            f"access denied while {what}: the caller needs the permissions listed "
-            "in the README's admin section"
-        )
-    if code in ("NoSuchBucket", "404", "NotFound"):
-        return PublishError(f"bucket does not exist while {what}; create it first")
-    return PublishError(f"{what} failed: {code} {error.response.get('Error', {}).get('Message')}")
+def check_arguments(options: Options) -> None:
+    """Refuse bad arguments before anything is rendered, read or written."""
+    if not options.bucket:
+        raise PublishError("--bucket is required")
+    if options.target == "s3" and not options.domain_id:
+        raise PublishError("--target s3 needs --domain-id (the SageMaker domain to tag)")
+    if options.target not in ("s3", "service-catalog"):
+        raise PublishError(f"unknown --target {options.target}")
 
 
-def check_bucket(clients: Clients, bucket: str) -> None:
-    try:
-        clients.s3.head_bucket(Bucket=bucket)
-    except ClientError as error:
-        raise _client_error(error, f"checking bucket {bucket}") from None
+def check_preconditions(clients: Clients, options: Options) -> str:
+    """Read-only checks of everything the writes need; returns the SageMaker domain ARN (s3)."""
+    call(clients.s3, "head_bucket", Bucket=options.bucket)
+    if options.target != "s3":
+        return ""
+    account = call(clients.sts, "get_caller_identity")["Account"]
+    call(clients.sagemaker, "describe_domain", DomainId=options.domain_id)
+    return f"arn:aws:sagemaker:{options.region}:{account}:domain/{options.domain_id}"
 
 
 def upload(clients: Clients, bucket: str, key: str, body: bytes, tags: str = "") -> None:
     extra = {"Tagging": tags} if tags else {}
+    call(
+        clients.s3,
+        "put_object",
+        Bucket=bucket,
+        Key=key,
+        Body=body,
+        ServerSideEncryption="aws:kms",
+        **extra,
+    )
+
+
+def merge_cors(clients: Clients, bucket: str, log: Callable[[str], None]) -> None:
+    """Add Studio's rule to the bucket's CORS configuration, keeping every existing rule."""
     try:
-        clients.s3.put_object(
-            Bucket=bucket, Key=key, Body=body, ServerSideEncryption="aws:kms", **extra
-        )
+        rules = list(clients.s3.get_bucket_cors(Bucket=bucket)["CORSRules"])
     except ClientError as error:
-        raise _client_error(error, f"uploading s3://{bucket}/{key}") from None
+        if error.response.get("Error", {}).get("Code") != "NoSuchCORSConfiguration":
+            raise PublishError(
+                f"S3 GetBucketCors failed: {error.response.get('Error', {}).get('Code')}"
+            ) from None
+        rules = []
+    if any(_same_rule(rule, STUDIO_CORS_RULE) for rule in rules):
+        log(f"bucket CORS already allows {STUDIO_ORIGIN}")
+        return
+    call(
+        clients.s3,
+        "put_bucket_cors",
+        Bucket=bucket,
+        CORSConfiguration={"CORSRules": [*rules, STUDIO_CORS_RULE]},
+    )
+    log(f"bucket CORS allows {STUDIO_ORIGIN} (kept {len(rules)} existing rule(s))")
+
+
+def _same_rule(rule: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
+    return all(rule.get(key) == value for key, value in wanted.items())
 
 
 def _find(items: list[dict[str, Any]], key: str, value: str) -> dict[str, Any] | None:
@@ -132,13 +209,20 @@ def _find(items: list[dict[str, Any]], key: str, value: str) -> dict[str, Any] |
 
 def ensure_portfolio(sc: Any, options: Options, log: Callable[[str], None]) -> str:
     portfolios: list[dict[str, Any]] = []
-    for page in sc.get_paginator("list_portfolios").paginate():
+    token: str | None = None
+    while True:
+        page = call(sc, "list_portfolios", **({"PageToken": token} if token else {}))
         portfolios += page["PortfolioDetails"]
+        token = page.get("NextPageToken")
+        if not token:
+            break
     found = _find(portfolios, "DisplayName", options.portfolio_name)
     if found:
         log(f"portfolio '{options.portfolio_name}' exists: {found['Id']}")
         return str(found["Id"])
-    created = sc.create_portfolio(
+    created = call(
+        sc,
+        "create_portfolio",
         DisplayName=options.portfolio_name,
         ProviderName=options.provider,
         Description="Organisation project templates for SageMaker Studio",
@@ -157,6 +241,7 @@ def ensure_product(
     version: Mapping[str, str],
     log: Callable[[str], None],
 ) -> str:
+    """Find or create the product, then add what is missing: association, launch role, version."""
     artifact = {
         "Name": version["version"],
         "Type": "CLOUD_FORMATION_TEMPLATE",
@@ -164,49 +249,57 @@ def ensure_product(
         "Info": {"LoadTemplateFromURL": template_url},
         "DisableTemplateValidation": False,
     }
-    found = sc.search_products_as_admin(
-        PortfolioId=portfolio_id, Filters={"FullTextSearch": [options.product_name]}
-    )
+    # Searched across all products, not the portfolio: a run that failed before associating the
+    # product must find it again rather than create a second one.
+    found = call(sc, "search_products_as_admin", Filters={"FullTextSearch": [options.product_name]})
     views = [view["ProductViewSummary"] for view in found.get("ProductViewDetails", [])]
     product = _find(views, "Name", options.product_name)
     if product is None:
-        created = sc.create_product(
+        created = call(
+            sc,
+            "create_product",
             Name=options.product_name,
             Owner=options.provider,
             ProductType="CLOUD_FORMATION_TEMPLATE",
             Tags=[VISIBILITY_TAG],
             Description="Standardized ML repository: DVC, SageMaker pipeline, CI/CD, monitoring",
             ProvisioningArtifactParameters=artifact,
-            IdempotencyToken=f"product-{version['version']}"[:128],
+            IdempotencyToken=f"product-{options.product_name}-{version['version']}"[:128],
         )
         product_id = str(created["ProductViewDetail"]["ProductViewSummary"]["ProductId"])
-        sc.associate_product_with_portfolio(ProductId=product_id, PortfolioId=portfolio_id)
-        sc.create_constraint(
+        log(f"created product '{options.product_name}' ({product_id}) version {version['version']}")
+    else:
+        product_id = str(product["ProductId"])
+        artifacts = call(sc, "list_provisioning_artifacts", ProductId=product_id)
+        if _find(artifacts["ProvisioningArtifactDetails"], "Name", version["version"]):
+            log(f"product '{options.product_name}' already has version {version['version']}")
+        else:
+            call(
+                sc,
+                "create_provisioning_artifact",
+                ProductId=product_id,
+                Parameters=artifact,
+                IdempotencyToken=f"artifact-{product_id}-{version['version']}"[:128],
+            )
+            log(f"added version {version['version']} to '{options.product_name}' ({product_id})")
+    portfolios = call(sc, "list_portfolios_for_product", ProductId=product_id)["PortfolioDetails"]
+    if not _find(portfolios, "Id", portfolio_id):
+        call(sc, "associate_product_with_portfolio", ProductId=product_id, PortfolioId=portfolio_id)
+        log(f"associated product {product_id} with portfolio {portfolio_id}")
+    constraints = call(
+        sc, "list_constraints_for_portfolio", PortfolioId=portfolio_id, ProductId=product_id
+    )["ConstraintDetails"]
+    if not _find(constraints, "Type", "LAUNCH"):
+        call(
+            sc,
+            "create_constraint",
             PortfolioId=portfolio_id,
             ProductId=product_id,
             Type="LAUNCH",
             Parameters=json.dumps({"LocalRoleName": options.launch_role}),
             IdempotencyToken=f"launch-{product_id}"[:128],
         )
-        log(
-            f"created product '{options.product_name}' ({product_id}) version {version['version']}"
-            f", launch role {options.launch_role}"
-        )
-        return product_id
-    product_id = str(product["ProductId"])
-    artifacts = sc.list_provisioning_artifacts(ProductId=product_id)["ProvisioningArtifactDetails"]
-    if _find(artifacts, "Name", version["version"]):
-        log(
-            f"product '{options.product_name}' already has version {version['version']}; "
-            "nothing to do"
-        )
-        return product_id
-    sc.create_provisioning_artifact(
-        ProductId=product_id,
-        Parameters=artifact,
-        IdempotencyToken=f"artifact-{version['version']}"[:128],
-    )
-    log(f"added version {version['version']} to product '{options.product_name}' ({product_id})")
+        log(f"launch role {options.launch_role} set for product {product_id}")
     return product_id
 
 
@@ -215,59 +308,50 @@ def ensure_principals(
 ) -> None:
     existing = {
         p["PrincipalARN"]
-        for p in sc.list_principals_for_portfolio(PortfolioId=portfolio_id)["Principals"]
+        for p in call(sc, "list_principals_for_portfolio", PortfolioId=portfolio_id)["Principals"]
     }
     for principal in principals:
         if principal in existing:
             log(f"principal {principal} already associated")
             continue
-        sc.associate_principal_with_portfolio(
-            PortfolioId=portfolio_id, PrincipalARN=principal, PrincipalType="IAM"
+        call(
+            sc,
+            "associate_principal_with_portfolio",
+            PortfolioId=portfolio_id,
+            PrincipalARN=principal,
+            PrincipalType="IAM",
         )
         log(f"associated principal {principal}")
 
 
 def publish_s3_target(
-    clients: Clients, options: Options, template_key: str, log: Callable[[str], None]
+    clients: Clients, options: Options, domain_arn: str, log: Callable[[str], None]
 ) -> None:
-    clients.s3.put_bucket_cors(
-        Bucket=options.bucket,
-        CORSConfiguration={
-            "CORSRules": [
-                {
-                    "AllowedOrigins": [STUDIO_ORIGIN],
-                    "AllowedMethods": ["GET"],
-                    "AllowedHeaders": ["*"],
-                    "ExposeHeaders": ["ETag"],
-                    "MaxAgeSeconds": 3000,
-                }
-            ]
-        },
-    )
-    log(f"bucket CORS allows {STUDIO_ORIGIN}")
-    if not options.domain_id:
-        raise PublishError("--target s3 needs --domain-id (the SageMaker domain to tag)")
-    account = clients.sts.get_caller_identity()["Account"]
-    domain_arn = f"arn:aws:sagemaker:{options.region}:{account}:domain/{options.domain_id}"
+    merge_cors(clients, options.bucket, log)
     location = f"s3://{options.bucket}/{options.prefix}/"
-    clients.sagemaker.add_tags(
-        ResourceArn=domain_arn, Tags=[{"Key": S3_TEMPLATES_TAG, "Value": location}]
+    call(
+        clients.sagemaker,
+        "add_tags",
+        ResourceArn=domain_arn,
+        Tags=[{"Key": S3_TEMPLATES_TAG, "Value": location}],
     )
-    log(f"tagged {domain_arn} with {S3_TEMPLATES_TAG}={location} (template {template_key})")
+    log(f"tagged {domain_arn} with {S3_TEMPLATES_TAG}={location}")
 
 
 def plan(options: Options, version: Mapping[str, str]) -> list[str]:
     base = f"s3://{options.bucket}/{options.prefix}/{version['version']}"
     steps = [
         f"render the template with {len(options.answers)} organisation answer(s)",
-        "zip the seed code (reproducible bytes)",
-        "cfn-lint product.yaml with the seed location; refuse on errors",
-        f"upload {base}/seed.zip and {base}/product.yaml",
+        "zip the rendered repository's tracked files (git ls-files; reproducible bytes)",
+        "cfn-lint product.yaml with the seed's values; refuse on errors",
+        "check the bucket" + (" and the SageMaker domain" if options.target == "s3" else ""),
+        f"upload {base}/seed.zip, {base}/templates/*.yaml (the rendered infrastructure, "
+        f"byte for byte) and {base}/product.json",
     ]
     if options.target == "s3":
         steps += [
             "tag the template object sagemaker:studio-visibility=true",
-            f"allow {STUDIO_ORIGIN} in the bucket's CORS",
+            f"add {STUDIO_ORIGIN} to the bucket's CORS rules (existing rules kept)",
             f"tag SageMaker domain {options.domain_id or '(missing --domain-id)'} with "
             f"{S3_TEMPLATES_TAG}",
         ]
@@ -275,8 +359,9 @@ def plan(options: Options, version: Mapping[str, str]) -> list[str]:
         steps += [
             f"find or create portfolio '{options.portfolio_name}'",
             f"find or create product '{options.product_name}' (tag "
-            "sagemaker:studio-visibility=true, launch role "
-            f"{options.launch_role}); add version {version['version']} if new",
+            "sagemaker:studio-visibility=true); add version "
+            f"{version['version']} if new; associate it and set launch role "
+            f"{options.launch_role} if missing",
             f"associate principals: {', '.join(options.principal_arns) or '(none)'}",
         ]
     return steps
@@ -288,65 +373,53 @@ def publish(
     version: Mapping[str, str],
     log: Callable[[str], None] = print,
 ) -> dict[str, str]:
-    seed_zip, slug = seed.build_seed_zip(options.answers, version)
+    check_arguments(options)
+    built = seed.build_seed(options.answers)
     base = f"{options.prefix}/{version['version']}"
-    seed_key = f"{base}/seed.zip"
-    template = product_template(options, seed_key)
-    errors = lint_errors(template, options.region)
+    template = product_template(options, built, base)
+    errors = list(lint_errors(template, options.region))
+    for name, body in built.templates.items():
+        errors += [f"{name}: {error}" for error in lint_errors(body.decode(), options.region)]
     if errors:
-        raise PublishError(
-            "product template fails cfn-lint; not publishing:\n  " + "\n  ".join(errors)
-        )
-    check_bucket(clients, options.bucket)
-    template_key = f"{base}/product.yaml"
-    visibility = "sagemaker:studio-visibility=true"
-    upload(clients, options.bucket, seed_key, seed_zip)
-    upload(
-        clients,
-        options.bucket,
-        template_key,
-        template.encode(),
-        tags=visibility if options.target == "s3" else "",
-    )
-    log(f"uploaded {slug} seed ({len(seed_zip)} bytes) to s3://{options.bucket}/{seed_key}")
+        raise PublishError("product template fails cfn-lint; not publishing: " + "; ".join(errors))
+    domain_arn = check_preconditions(clients, options)
+    # Writes from here on; each is idempotent.
+    seed_key = f"{base}/seed.zip"
+    upload(clients, options.bucket, seed_key, built.zip)
+    for name, body in built.templates.items():
+        upload(clients, options.bucket, f"{base}/templates/{name}", body)
+    template_key = f"{base}/product.json"
+    visibility = "sagemaker:studio-visibility=true" if options.target == "s3" else ""
+    upload(clients, options.bucket, template_key, template.encode(), tags=visibility)
+    log(f"uploaded {built.slug} seed ({len(built.zip)} bytes) to s3://{options.bucket}/{seed_key}")
     result = {"seed_key": seed_key, "template_key": template_key}
-    try:
-        if options.target == "s3":
-            publish_s3_target(clients, options, template_key, log)
-            return result
-        url = f"https://{options.bucket}.s3.{options.region}.amazonaws.com/{template_key}"
-        sc = clients.servicecatalog
-        portfolio_id = ensure_portfolio(sc, options, log)
-        result["portfolio_id"] = portfolio_id
-        result["product_id"] = ensure_product(sc, options, portfolio_id, url, version, log)
-        ensure_principals(sc, portfolio_id, options.principal_arns, log)
-    except ClientError as error:
-        raise _client_error(error, "publishing") from None
+    if options.target == "s3":
+        publish_s3_target(clients, options, domain_arn, log)
+        return result
+    url = f"https://{options.bucket}.s3.{options.region}.amazonaws.com/{template_key}"
+    sc = clients.servicecatalog
+    portfolio_id = ensure_portfolio(sc, options, log)
+    result["portfolio_id"] = portfolio_id
+    result["product_id"] = ensure_product(sc, options, portfolio_id, url, version, log)
+    ensure_principals(sc, portfolio_id, options.principal_arns, log)
     return result
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--bucket", required=True, help="bucket for the seed zip and template")
+    parser.add_argument("--bucket", required=True, help="bucket for the seed zip and templates")
     parser.add_argument("--prefix", default="sagemaker-project-templates/mlops")
     parser.add_argument(
         "--answers",
         type=Path,
         help="YAML of organisation answers (cookiecutter's default_context format is accepted)",
     )
-    parser.add_argument("--kms-key-arn", required=True, help="organisation KMS key")
     parser.add_argument("--target", choices=["service-catalog", "s3"], default="service-catalog")
     parser.add_argument("--portfolio-name", default=Options.portfolio_name)
     parser.add_argument("--product-name", default=Options.product_name)
     parser.add_argument("--provider", default=Options.provider)
     parser.add_argument("--principal-arn", action="append", default=[], dest="principal_arns")
     parser.add_argument("--launch-role", default=Options.launch_role)
-    parser.add_argument(
-        "--role-arn",
-        default="",
-        help="role provisioned resources run as "
-        "(default: AmazonSageMakerServiceCatalogProductsUseRole)",
-    )
     parser.add_argument("--domain-id", default="", help="SageMaker domain (with --target s3)")
     parser.add_argument("--region", default=boto3.session.Session().region_name or "us-east-1")
     parser.add_argument("--dry-run", action="store_true", help="print the plan; call no AWS API")
@@ -366,24 +439,23 @@ def main(argv: list[str] | None = None, clients: Clients | None = None) -> int:
         bucket=args.bucket,
         prefix=args.prefix.strip("/"),
         answers=load_answers(args.answers),
-        kms_key_arn=args.kms_key_arn,
         target=args.target,
         portfolio_name=args.portfolio_name,
         product_name=args.product_name,
         provider=args.provider,
         principal_arns=args.principal_arns,
         launch_role=args.launch_role,
-        role_arn=args.role_arn,
         domain_id=args.domain_id,
         region=args.region,
     )
     version = seed.template_version()
-    if args.dry_run:
-        print(f"plan (dry run, template version {version['version']}):")
-        for number, step in enumerate(plan(options, version), start=1):
-            print(f"  {number}. {step}")
-        return 0
     try:
+        check_arguments(options)
+        if args.dry_run:
+            print(f"plan (dry run, template version {version['version']}):")
+            for number, step in enumerate(plan(options, version), start=1):
+                print(f"  {number}. {step}")
+            return 0
         publish(options, clients or Clients.from_session(options.region), version)
     except PublishError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -3,24 +3,19 @@
 from __future__ import annotations
 
 import io
-import json
-import os
 import subprocess
 import tempfile
 import zipfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cookiecutter.main import cookiecutter
 
 TEMPLATE = Path(__file__).resolve().parent.parent
-EXCLUDED_DIRS = frozenset(
-    {".git", ".venv", "__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache"}
-)
 # A fixed timestamp: the zip's bytes then depend on the files alone (same input, same bytes).
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
-VERSION_FILE = ".template-version.json"
 
 
 def template_version(template: Path = TEMPLATE) -> dict[str, str]:
@@ -44,9 +39,18 @@ def template_version(template: Path = TEMPLATE) -> dict[str, str]:
     }
 
 
-def render_seed(answers: Mapping[str, Any], output_dir: Path, version: Mapping[str, str]) -> Path:
-    """Render the template non-interactively; record the template version in the seed."""
-    project = Path(
+def resolved_answers(answers: Mapping[str, Any], template: Path = TEMPLATE) -> dict[str, Any]:
+    """Every answer as cookiecutter resolves it with ``--no-input`` (derived ones included)."""
+    from cookiecutter.generate import generate_context
+    from cookiecutter.prompt import prompt_for_config
+
+    context = generate_context(str(template / "cookiecutter.json"), extra_context=dict(answers))
+    return dict(prompt_for_config(context, no_input=True))
+
+
+def render_seed(answers: Mapping[str, Any], output_dir: Path) -> Path:
+    """Render the template non-interactively; the post-generation hook commits every file."""
+    return Path(
         cookiecutter(
             str(TEMPLATE),
             no_input=True,
@@ -55,28 +59,56 @@ def render_seed(answers: Mapping[str, Any], output_dir: Path, version: Mapping[s
             overwrite_if_exists=False,
         )
     )
-    (project / VERSION_FILE).write_text(json.dumps(dict(version), indent=2, sort_keys=True) + "\n")
-    return project
 
 
-def zip_tree(root: Path) -> bytes:
-    """Zip a folder with sorted entries, fixed timestamps and normalised permissions."""
+def tracked_files(project: Path) -> list[str]:
+    """``git ls-files`` of the rendered repository: what a clone of it holds, nothing ignored."""
+    listing = subprocess.run(
+        ["git", "ls-files", "-z"],  # noqa: S607 - git from PATH
+        cwd=project,
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    return sorted(name for name in listing.split("\0") if name)
+
+
+def zip_files(root: Path, names: list[str]) -> bytes:
+    """Zip files with sorted entries, fixed timestamps and normalised permissions."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for folder, dirs, files in os.walk(root):
-            dirs[:] = sorted(d for d in dirs if d not in EXCLUDED_DIRS)
-            for name in sorted(files):
-                path = Path(folder, name)
-                info = zipfile.ZipInfo(path.relative_to(root).as_posix(), date_time=ZIP_EPOCH)
-                executable = path.stat().st_mode & 0o111
-                info.external_attr = (0o100755 if executable else 0o100644) << 16
-                info.compress_type = zipfile.ZIP_DEFLATED
-                archive.writestr(info, path.read_bytes())
+        for name in sorted(names):
+            path = root / name
+            info = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)
+            executable = path.stat().st_mode & 0o111
+            info.external_attr = (0o100755 if executable else 0o100644) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, path.read_bytes())
     return buffer.getvalue()
 
 
-def build_seed_zip(answers: Mapping[str, Any], version: Mapping[str, str]) -> tuple[bytes, str]:
-    """Render into a temporary folder and return (zip bytes, project slug)."""
+@dataclass(frozen=True)
+class Seed:
+    """A fresh render: its zip, the nested templates the product provisions, its answers."""
+
+    slug: str
+    zip: bytes
+    templates: dict[str, bytes]  # file name -> rendered bytes
+    answers: dict[str, Any]
+
+
+# The rendered templates the product provisions as nested stacks (endpoint.yaml is deployed by
+# the deploy pipeline from the repository itself).
+NESTED_TEMPLATES = ("foundation.yaml", "build-pipeline.yaml", "deploy-pipeline.yaml")
+
+
+def build_seed(answers: Mapping[str, Any]) -> Seed:
+    """Render into a temporary folder; collect the seed zip and the nested templates."""
     with tempfile.TemporaryDirectory(prefix="seed-") as tmp:
-        project = render_seed(answers, Path(tmp), version)
-        return zip_tree(project), project.name
+        project = render_seed(answers, Path(tmp))
+        infrastructure = project / "infrastructure"
+        return Seed(
+            slug=project.name,
+            zip=zip_files(project, tracked_files(project)),
+            templates={name: (infrastructure / name).read_bytes() for name in NESTED_TEMPLATES},
+            answers=resolved_answers(answers),
+        )

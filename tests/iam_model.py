@@ -346,6 +346,9 @@ class Stack:
             if name == "Split":
                 separator, text = value
                 return str(self.resolve(text)).split(separator)
+            if name == "FindInMap":
+                mapping, first, second = (self.resolve(v) for v in value)
+                return self.template["Mappings"][mapping][first][second]
             if name == "GetAZs":
                 return [f"{REGION}a", f"{REGION}b"]
         resolved = {k: self.resolve(v) for k, v in node.items()}

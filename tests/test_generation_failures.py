@@ -9,13 +9,20 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import copy_template, run_cookiecutter
+from .conftest import TEMPLATE, copy_template, run_cookiecutter
 
 CASES = [
     ("project_slug=Bad Slug", "project_slug"),
     ("project_slug=nested/dir", "project_slug"),
     ("project_slug=deeply/nested/dir", "project_slug"),
     ("package_name=os", "package_name"),
+    # Computed defaults are reported against the answer typed (package_name comes from the slug).
+    ("project_slug=class", "project_slug"),
+    ("project_slug=os", "project_slug"),
+    ("project_name={{ 7*7 }}", "project_name"),  # renders to '49', whose slug breaks the rule
+    # The slug is cut to 32 characters, so the folder name is valid and the name rule answers.
+    ("project_name=" + "A" * 256, "project_name"),
+    ("project_name=" + "Long name " * 30, "project_name"),
     ("aws_region=mars-north-1", "aws_region"),
     ("s3_bucket=Not_A_Bucket", "s3_bucket"),
     ("author_email=nobody", "author_email"),
@@ -98,3 +105,41 @@ def test_failing_post_generation_hook_leaves_nothing(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "forced failure" in result.stderr
     assert list(out.iterdir()) == []
+
+
+@pytest.mark.usefixtures("isolated_home")
+def test_the_templates_line_comes_first(tmp_path: Path) -> None:
+    """What a user sees, stdout and stderr together: our line, then cookiecutter's traceback."""
+    command = [sys.executable, "-m", "cookiecutter", "--no-input", str(TEMPLATE)]
+    result = subprocess.run(
+        [*command, "-o", str(tmp_path), "s3_bucket=Bad_Bucket"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    lines = result.stdout.splitlines()
+    assert result.returncode == 1
+    assert lines[0] == (
+        "error: invalid answer for 's3_bucket' = 'Bad_Bucket': S3 bucket name may contain only "
+        "lowercase letters, digits, dots and hyphens"
+    )
+    # Cookiecutter's own report (logger.exception in cookiecutter.hooks) follows.
+    assert lines[1] == (
+        "ERROR: Stopping generation because pre_gen_project hook script didn't exit successfully"
+    )
+    assert lines[-1] == "Hook script failed (exit status: 1)"
+    readme = (TEMPLATE / "README.md").read_text()
+    shown = readme.split("<!-- bad-answer-output -->\n```text\n", 1)[1].split("```", 1)[0]
+    shown_lines = shown.splitlines()
+    assert shown_lines[:2] == lines[:2] and shown_lines[-1] == lines[-1]
+    assert sum(line.startswith("Traceback") for line in shown_lines) == 1
+
+
+@pytest.mark.usefixtures("isolated_home")
+def test_answers_are_rendered_by_cookiecutter_before_the_hook(tmp_path: Path) -> None:
+    """Why the template-marker rule sees '49': cookiecutter renders every answer first."""
+    result = run_cookiecutter(tmp_path, "description={{ 7*7 }}")
+    assert result.returncode == 0, result.stderr
+    assert 'description = "49"' in (tmp_path / "tumour-classifier" / "pyproject.toml").read_text()

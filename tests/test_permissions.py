@@ -255,3 +255,30 @@ def test_only_the_main_branch_job_assumes_the_build_role(baked_matrix: dict[str,
     assert "environment" not in job
     assert job["permissions"]["id-token"] == "write"
     assert workflow["permissions"] == {"contents": "read"}
+
+
+USE_ROLE = (
+    f"arn:aws:iam::{iam.ACCOUNT}:role/service-role/AmazonSageMakerServiceCatalogProductsUseRole"
+)
+
+
+def test_a_given_execution_role_replaces_the_project_role_everywhere(
+    baked_matrix: dict[str, Path],
+) -> None:
+    """Foundation creates no role; the stacks that pass the role are scoped to the given one."""
+    infrastructure = baked_matrix[matrix_id(MATRIX[0])] / "infrastructure"
+    foundation = iam.Stack(
+        load_yaml(infrastructure / "foundation.yaml"),
+        "tumour-foundation",
+        {"ExecutionRoleArn": USE_ROLE},
+    )
+    assert "SageMakerExecutionRole" not in dict(foundation.active())
+    exports = foundation.outputs()
+    assert exports["tumour-sagemaker-role-arn"] == USE_ROLE
+    deploy = iam.Stack(
+        load_yaml(infrastructure / "deploy-pipeline.yaml"), "tumour-deploy", {}, exports
+    )
+    documents = iam.role_documents(deploy, "CloudFormationRole")
+    assert iam.allows(documents, "iam:PassRole", USE_ROLE)
+    created = f"arn:aws:iam::{iam.ACCOUNT}:role/tumour-sagemaker-execution"
+    assert not iam.allows(documents, "iam:PassRole", created)

@@ -21,12 +21,29 @@ from botocore.stub import ANY, Stubber
 
 from service_catalog import publish, seed
 
+from . import iam_model as iam
 from .conftest import load_yaml
 
 BUCKET = "org-templates"
-KMS = "arn:aws:kms:us-east-1:123456789012:key/abcd"
 PRINCIPAL = "arn:aws:iam::123456789012:role/StudioExecution"
 VERSION = {"version": "v1.0.0", "commit": "a" * 40}
+
+
+_SEEDS: dict[str, seed.Seed] = {}
+BUILD_SEED = seed.build_seed  # the real one, for the tests of the seed itself
+
+
+@pytest.fixture(autouse=True)
+def render_each_answer_set_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Publishing renders the seed; the tests publish the same answers many times."""
+
+    def cached(answers: dict[str, Any]) -> seed.Seed:
+        key = json.dumps(answers, sort_keys=True)
+        if key not in _SEEDS:
+            _SEEDS[key] = BUILD_SEED(answers)
+        return _SEEDS[key]
+
+    monkeypatch.setattr(publish.seed, "build_seed", cached)
 
 
 def options(**overrides: Any) -> publish.Options:
@@ -34,7 +51,6 @@ def options(**overrides: Any) -> publish.Options:
         "bucket": BUCKET,
         "prefix": "templates/mlops",
         "answers": {"organisation": "acme", "cost_centre": "cc-42"},
-        "kms_key_arn": KMS,
         "principal_arns": [PRINCIPAL],
     }
     return publish.Options(**(values | overrides))
@@ -52,26 +68,59 @@ def clients(endpoint: str) -> publish.Clients:
     )
 
 
-def test_seed_zip_is_reproducible() -> None:
-    first, slug = seed.build_seed_zip({"organisation": "acme"}, VERSION)
-    second, _ = seed.build_seed_zip({"organisation": "acme"}, VERSION)
-    assert first == second
-    names = zipfile.ZipFile(io.BytesIO(first)).namelist()
-    assert slug == "tumour-classifier"
-    assert "Makefile" in names and "data/raw/dataset.csv" in names
-    assert not any(name.startswith(".git/") for name in names)
-    recorded = json.loads(zipfile.ZipFile(io.BytesIO(first)).read(seed.VERSION_FILE))
-    assert recorded == VERSION
+def test_seed_zip_holds_exactly_the_tracked_files_of_a_fresh_render(tmp_path: Path) -> None:
+    first = BUILD_SEED({"organisation": "acme"})
+    second = BUILD_SEED({"organisation": "acme"})
+    assert first.zip == second.zip  # same answers, same bytes
+    project = seed.render_seed({"organisation": "acme"}, tmp_path)
+    tracked = seed.tracked_files(project)
+    names = zipfile.ZipFile(io.BytesIO(first.zip)).namelist()
+    assert names == tracked
+    assert "data/raw/dataset.csv.dvc" in names
+    assert "data/raw/dataset.csv" not in names  # git-ignored: DVC keeps it, not the repository
+    assert first.slug == "tumour-classifier"
 
 
-def test_product_template_gets_the_seed_location() -> None:
-    text = publish.product_template(options(), "templates/mlops/v1/seed.zip")
-    parameters = load_yaml_text(text)["Parameters"]
-    assert parameters["SeedCodeBucket"]["Default"] == BUCKET
-    assert parameters["SeedCodeKey"]["Default"] == "templates/mlops/v1/seed.zip"
-    assert parameters["KmsKeyArn"]["Default"] == KMS
-    assert parameters["RoleArn"]["Default"] == ""
-    assert publish.lint_errors(text) == []
+ANSWER_SETS = [
+    {"organisation": "acme"},
+    {"organisation": "acme", "source_control": "codecommit"},
+    {"organisation": "acme", "ci_system": "github-actions"},
+]
+
+
+@pytest.mark.parametrize("answers", ANSWER_SETS, ids=["github", "codecommit", "github-actions"])
+def test_product_passes_each_nested_template_exactly_its_parameters(
+    answers: dict[str, str],
+) -> None:
+    """CloudFormation refuses a nested stack given an undeclared parameter or missing one."""
+    built = seed.build_seed(answers)
+    text = publish.product_template(options(answers=answers), built, "templates/mlops/v1")
+    assert publish.lint_errors(text) == ()
+    product = json.loads(text)
+    mapping = product["Mappings"]["Seed"]["Answers"]
+    assert mapping["ArtifactBucket"] == "acme-tumour-classifier-ml"  # the seed's DVC remote
+    assert mapping["SeedCodeKey"] == "templates/mlops/v1/seed.zip"
+    parameters = {
+        "SageMakerProjectName": "tumour",
+        "RepositoryFullName": "acme/tumour",
+        "CodeConnectionArn": "arn:aws:codeconnections:us-east-1:123456789012:connection/x",
+    }
+    stack = iam.Stack(product, "sc-tumour", parameters)
+    nested = {
+        logical: resource
+        for logical, resource in stack.active()
+        if resource["Type"] == "AWS::CloudFormation::Stack"
+    }
+    assert set(nested) == {"Foundation", "Build", "Deploy"}
+    for resource in nested.values():
+        url = stack.resolve(resource["Properties"]["TemplateURL"])
+        name = url.rsplit("/", 1)[1]
+        assert url == f"{mapping['TemplatesUrl']}/{name}"
+        declared = load_yaml_text(built.templates[name].decode())["Parameters"]
+        given = stack.resolve(resource["Properties"]["Parameters"])
+        assert set(given) <= set(declared), (name, set(given) - set(declared))
+        required = {key for key, spec in declared.items() if "Default" not in spec}
+        assert required <= set(given), (name, required - set(given))
 
 
 def load_yaml_text(text: str) -> Any:
@@ -85,49 +134,62 @@ def load_yaml_text(text: str) -> Any:
         Path(handle.name).unlink()
 
 
-def test_broken_template_is_refused(
+def test_broken_template_is_refused_before_any_write(
     monkeypatch: pytest.MonkeyPatch, moto_endpoint: str, tmp_path: Path
 ) -> None:
     broken = tmp_path / "product.yaml"
     broken.write_text(
         publish.PRODUCT_TEMPLATE.read_text().replace(
-            "Type: AWS::S3::Bucket", "Type: AWS::S3::Buckett", 1
+            "Type: AWS::CloudFormation::Stack", "Type: AWS::CloudFormation::Stackk", 1
         )
     )
     monkeypatch.setattr(publish, "PRODUCT_TEMPLATE", broken)
+    aws = clients(moto_endpoint)
+    aws.s3.create_bucket(Bucket=BUCKET)
     with pytest.raises(publish.PublishError, match="fails cfn-lint"):
+        publish.publish(options(), aws, VERSION, log=lambda _: None)
+    assert "Contents" not in aws.s3.list_objects_v2(Bucket=BUCKET)
+
+
+def test_missing_bucket_is_one_line_naming_service_operation_and_code(moto_endpoint: str) -> None:
+    with pytest.raises(publish.PublishError) as caught:
         publish.publish(options(), clients(moto_endpoint), VERSION, log=lambda _: None)
-    assert (
-        "Contents" not in clients(moto_endpoint).s3.list_objects_v2(Bucket=BUCKET)
-        if _bucket_exists(moto_endpoint)
-        else True
-    )
+    assert str(caught.value) == "S3 HeadBucket failed: 404 (create the bucket first)"
 
 
-def _bucket_exists(endpoint: str) -> bool:
-    return BUCKET in {b["Name"] for b in clients(endpoint).s3.list_buckets()["Buckets"]}
+def test_html_error_body_is_reduced_to_one_line() -> None:
+    sc = boto3.client("servicecatalog", region_name="us-east-1")
+    with Stubber(sc) as stub:
+        stub.add_client_error(
+            "list_portfolios",
+            service_error_code="ServiceUnavailable",
+            service_message="<html>\n<body>\n<h1>503</h1>\n</body>\n</html>",
+            http_status_code=503,
+        )
+        with pytest.raises(publish.PublishError) as caught:
+            publish.ensure_portfolio(sc, options(), log=lambda _: None)
+    assert str(caught.value) == "Service Catalog ListPortfolios failed: ServiceUnavailable"
 
 
-def test_missing_bucket_is_a_clear_error(
+def test_missing_domain_id_is_refused_before_anything_is_written(
     moto_endpoint: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with pytest.raises(publish.PublishError, match="bucket does not exist"):
-        publish.publish(options(), clients(moto_endpoint), VERSION, log=lambda _: None)
-
-
-def test_access_denied_is_a_clear_error() -> None:
-    s3 = boto3.client("s3", region_name="us-east-1")
-    with Stubber(s3) as stub:
-        stub.add_client_error("head_bucket", service_error_code="403", http_status_code=403)
-        denied = publish.Clients(s3=s3, servicecatalog=None, sagemaker=None, sts=None)
-        with pytest.raises(publish.PublishError, match="access denied"):
-            publish.check_bucket(denied, BUCKET)
+    aws = clients(moto_endpoint)
+    aws.s3.create_bucket(Bucket=BUCKET)
+    status = publish.main(["--bucket", BUCKET, "--target", "s3"], clients=aws)
+    assert status == 1
+    assert capsys.readouterr().err == (
+        "error: --target s3 needs --domain-id (the SageMaker domain to tag)\n"
+    )
+    assert "Contents" not in aws.s3.list_objects_v2(Bucket=BUCKET)
+    with pytest.raises(aws.s3.exceptions.ClientError, match="NoSuchCORSConfiguration"):
+        aws.s3.get_bucket_cors(Bucket=BUCKET)
 
 
 def test_dry_run_calls_nothing(capsys: pytest.CaptureFixture[str]) -> None:
     assert (
         publish.main(
-            ["--bucket", BUCKET, "--kms-key-arn", KMS, "--dry-run", "--principal-arn", PRINCIPAL],
+            ["--bucket", BUCKET, "--dry-run", "--principal-arn", PRINCIPAL],
             clients=None,
         )
         == 0
@@ -136,43 +198,85 @@ def test_dry_run_calls_nothing(capsys: pytest.CaptureFixture[str]) -> None:
     assert "plan (dry run" in out and "find or create portfolio" in out and PRINCIPAL in out
 
 
-def _stub_first_publish(stub: Stubber) -> None:
+PRODUCT = "MLOps model building, training and deployment"
+PORTFOLIO = "MLOps project templates"
+
+
+def _stub_portfolio(stub: Stubber, exists: bool) -> None:
+    if exists:
+        stub.add_response(
+            "list_portfolios",
+            {"PortfolioDetails": [{"Id": "port-1", "DisplayName": PORTFOLIO}]},
+            {},
+        )
+        return
     stub.add_response("list_portfolios", {"PortfolioDetails": []}, {})
     stub.add_response(
         "create_portfolio",
         {"PortfolioDetail": {"Id": "port-1"}},
         {
-            "DisplayName": "MLOps project templates",
+            "DisplayName": PORTFOLIO,
             "ProviderName": "Platform team",
             "Description": ANY,
             "IdempotencyToken": ANY,
         },
     )
+
+
+def _stub_product(
+    stub: Stubber,
+    *,
+    exists: bool,
+    versions: list[str] = (),  # type: ignore[assignment]
+    new_version: str = "",
+    associated: bool = True,
+    constrained: bool = True,
+    constraint_error: bool = False,
+) -> None:
+    views = [{"ProductViewSummary": {"ProductId": "prod-1", "Name": PRODUCT}}] if exists else []
+    stub.add_response("search_products_as_admin", {"ProductViewDetails": views}, {"Filters": ANY})
+    if not exists:
+        stub.add_response(
+            "create_product",
+            {"ProductViewDetail": {"ProductViewSummary": {"ProductId": "prod-1"}}},
+            {
+                "Name": PRODUCT,
+                "Owner": "Platform team",
+                "ProductType": "CLOUD_FORMATION_TEMPLATE",
+                "Tags": [{"Key": "sagemaker:studio-visibility", "Value": "true"}],
+                "Description": ANY,
+                "ProvisioningArtifactParameters": ANY,
+                "IdempotencyToken": ANY,
+            },
+        )
+    else:
+        stub.add_response(
+            "list_provisioning_artifacts",
+            {"ProvisioningArtifactDetails": [{"Id": f"pa-{v}", "Name": v} for v in versions]},
+            {"ProductId": "prod-1"},
+        )
+        if new_version not in versions:
+            stub.add_response(
+                "create_provisioning_artifact",
+                {},
+                {"ProductId": "prod-1", "Parameters": ANY, "IdempotencyToken": ANY},
+            )
+    portfolios = [{"Id": "port-1"}] if associated else []
     stub.add_response(
-        "search_products_as_admin",
-        {"ProductViewDetails": []},
-        {"PortfolioId": "port-1", "Filters": ANY},
+        "list_portfolios_for_product", {"PortfolioDetails": portfolios}, {"ProductId": "prod-1"}
     )
+    if not associated:
+        stub.add_response(
+            "associate_product_with_portfolio", {}, {"ProductId": "prod-1", "PortfolioId": "port-1"}
+        )
+    constraints = [{"ConstraintId": "c-1", "Type": "LAUNCH"}] if constrained else []
     stub.add_response(
-        "create_product",
-        {"ProductViewDetail": {"ProductViewSummary": {"ProductId": "prod-1"}}},
-        {
-            "Name": "MLOps model building, training and deployment",
-            "Owner": "Platform team",
-            "ProductType": "CLOUD_FORMATION_TEMPLATE",
-            "Tags": [{"Key": "sagemaker:studio-visibility", "Value": "true"}],
-            "Description": ANY,
-            "ProvisioningArtifactParameters": ANY,
-            "IdempotencyToken": ANY,
-        },
+        "list_constraints_for_portfolio",
+        {"ConstraintDetails": constraints},
+        {"PortfolioId": "port-1", "ProductId": "prod-1"},
     )
-    stub.add_response(
-        "associate_product_with_portfolio", {}, {"ProductId": "prod-1", "PortfolioId": "port-1"}
-    )
-    stub.add_response(
-        "create_constraint",
-        {},
-        {
+    if not constrained:
+        expected = {
             "PortfolioId": "port-1",
             "ProductId": "prod-1",
             "Type": "LAUNCH",
@@ -180,111 +284,169 @@ def _stub_first_publish(stub: Stubber) -> None:
                 {"LocalRoleName": "AmazonSageMakerServiceCatalogProductsLaunchRole"}
             ),
             "IdempotencyToken": ANY,
-        },
-    )
-    stub.add_response(
-        "list_principals_for_portfolio", {"Principals": []}, {"PortfolioId": "port-1"}
-    )
-    stub.add_response(
-        "associate_principal_with_portfolio",
-        {},
-        {"PortfolioId": "port-1", "PrincipalARN": PRINCIPAL, "PrincipalType": "IAM"},
-    )
+        }
+        if constraint_error:
+            stub.add_client_error(
+                "create_constraint",
+                service_error_code="ThrottlingException",
+                http_status_code=400,
+                expected_params=expected,
+            )
+        else:
+            stub.add_response("create_constraint", {}, expected)
 
 
-def _stub_later_publish(stub: Stubber, known_versions: list[str], new_version: str) -> None:
+def _stub_principals(stub: Stubber, associated: bool) -> None:
+    principals = [{"PrincipalARN": PRINCIPAL, "PrincipalType": "IAM"}] if associated else []
     stub.add_response(
-        "list_portfolios",
-        {"PortfolioDetails": [{"Id": "port-1", "DisplayName": "MLOps project templates"}]},
-        {},
+        "list_principals_for_portfolio", {"Principals": principals}, {"PortfolioId": "port-1"}
     )
-    stub.add_response(
-        "search_products_as_admin",
-        {
-            "ProductViewDetails": [
-                {
-                    "ProductViewSummary": {
-                        "ProductId": "prod-1",
-                        "Name": "MLOps model building, training and deployment",
-                    }
-                }
-            ]
-        },
-        {"PortfolioId": "port-1", "Filters": ANY},
-    )
-    stub.add_response(
-        "list_provisioning_artifacts",
-        {"ProvisioningArtifactDetails": [{"Id": f"pa-{v}", "Name": v} for v in known_versions]},
-        {"ProductId": "prod-1"},
-    )
-    if new_version not in known_versions:
+    if not associated:
         stub.add_response(
-            "create_provisioning_artifact",
+            "associate_principal_with_portfolio",
             {},
-            {"ProductId": "prod-1", "Parameters": ANY, "IdempotencyToken": ANY},
+            {"PortfolioId": "port-1", "PrincipalARN": PRINCIPAL, "PrincipalType": "IAM"},
         )
-    stub.add_response(
-        "list_principals_for_portfolio",
-        {"Principals": [{"PrincipalARN": PRINCIPAL, "PrincipalType": "IAM"}]},
-        {"PortfolioId": "port-1"},
-    )
+
+
+def _stub_first_publish(stub: Stubber) -> None:
+    _stub_portfolio(stub, exists=False)
+    _stub_product(stub, exists=False, associated=False, constrained=False)
+    _stub_principals(stub, associated=False)
 
 
 def test_service_catalog_first_then_new_version_then_noop(moto_endpoint: str) -> None:
     aws = clients(moto_endpoint)
     aws.s3.create_bucket(Bucket=BUCKET)
     logs: list[str] = []
+    later = VERSION | {"version": "v1.1.0"}
     with Stubber(aws.servicecatalog) as stub:
         _stub_first_publish(stub)
         result = publish.publish(options(), aws, VERSION, log=logs.append)
         stub.assert_no_pending_responses()
-        _stub_later_publish(stub, ["v1.0.0"], "v1.1.0")
-        publish.publish(options(), aws, VERSION | {"version": "v1.1.0"}, log=logs.append)
+        _stub_portfolio(stub, exists=True)
+        _stub_product(stub, exists=True, versions=["v1.0.0"], new_version="v1.1.0")
+        _stub_principals(stub, associated=True)
+        publish.publish(options(), aws, later, log=logs.append)
         stub.assert_no_pending_responses()
-        _stub_later_publish(stub, ["v1.0.0", "v1.1.0"], "v1.1.0")
-        publish.publish(options(), aws, VERSION | {"version": "v1.1.0"}, log=logs.append)
+        _stub_portfolio(stub, exists=True)
+        _stub_product(stub, exists=True, versions=["v1.0.0", "v1.1.0"], new_version="v1.1.0")
+        _stub_principals(stub, associated=True)
+        publish.publish(options(), aws, later, log=logs.append)
         stub.assert_no_pending_responses()
     assert result["product_id"] == "prod-1"
     assert any("created product" in line for line in logs)
     assert any("added version v1.1.0" in line for line in logs)
-    assert logs[-2].endswith("nothing to do")
+    assert any("already has version v1.1.0" in line for line in logs)
     keys = {o["Key"] for o in aws.s3.list_objects_v2(Bucket=BUCKET)["Contents"]}
-    assert keys == {
-        f"templates/mlops/{v}/{f}"
-        for v in ("v1.0.0", "v1.1.0")
-        for f in ("seed.zip", "product.yaml")
-    }
-    # Unchanged input, unchanged bytes: republishing v1.1.0 uploaded the identical zip.
-    body = aws.s3.get_object(Bucket=BUCKET, Key="templates/mlops/v1.1.0/seed.zip")["Body"].read()
-    assert body == seed.build_seed_zip(options().answers, VERSION | {"version": "v1.1.0"})[0]
+    files = ["seed.zip", "product.json"] + [f"templates/{n}" for n in seed.NESTED_TEMPLATES]
+    assert keys == {f"templates/mlops/{v}/{f}" for v in ("v1.0.0", "v1.1.0") for f in files}
 
 
-def test_s3_target(moto_endpoint: str) -> None:
+def test_nested_templates_uploaded_are_the_rendered_ones_byte_for_byte(
+    moto_endpoint: str, tmp_path: Path
+) -> None:
     aws = clients(moto_endpoint)
     aws.s3.create_bucket(Bucket=BUCKET)
-    account = aws.sts.get_caller_identity()["Account"]
-    with Stubber(aws.sagemaker) as stub:
-        stub.add_response(
-            "add_tags",
-            {},
+    with Stubber(aws.servicecatalog) as stub:
+        _stub_first_publish(stub)
+        publish.publish(options(), aws, VERSION, log=lambda _: None)
+    project = seed.render_seed(options().answers, tmp_path)
+    for name in seed.NESTED_TEMPLATES:
+        key = f"templates/mlops/v1.0.0/templates/{name}"
+        body = aws.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+        assert body == (project / "infrastructure" / name).read_bytes(), name
+    product = json.loads(
+        aws.s3.get_object(Bucket=BUCKET, Key="templates/mlops/v1.0.0/product.json")["Body"].read()
+    )
+    answers = product["Mappings"]["Seed"]["Answers"]
+    assert answers["TemplatesUrl"] == (
+        f"https://{BUCKET}.s3.us-east-1.amazonaws.com/templates/mlops/v1.0.0/templates"
+    )
+    dvc_config = (project / ".dvc" / "config").read_text()
+    assert f"s3://{answers['ArtifactBucket']}/" in dvc_config  # the product's bucket is the remote
+
+
+def test_service_catalog_failure_half_way_then_rerun_completes(moto_endpoint: str) -> None:
+    aws = clients(moto_endpoint)
+    aws.s3.create_bucket(Bucket=BUCKET)
+    with Stubber(aws.servicecatalog) as stub:
+        _stub_portfolio(stub, exists=False)
+        _stub_product(
+            stub, exists=False, associated=False, constrained=False, constraint_error=True
+        )
+        with pytest.raises(publish.PublishError) as caught:
+            publish.publish(options(), aws, VERSION, log=lambda _: None)
+        assert str(caught.value) == "Service Catalog CreateConstraint failed: ThrottlingException"
+        stub.assert_no_pending_responses()
+        # The re-run finds the product (not in the portfolio's search), adds the launch role.
+        _stub_portfolio(stub, exists=True)
+        _stub_product(
+            stub,
+            exists=True,
+            versions=["v1.0.0"],
+            new_version="v1.0.0",
+            associated=True,
+            constrained=False,
+        )
+        _stub_principals(stub, associated=False)
+        result = publish.publish(options(), aws, VERSION, log=lambda _: None)
+        stub.assert_no_pending_responses()
+    assert result["product_id"] == "prod-1"
+
+
+OTHER_APP_RULE = {
+    "AllowedOrigins": ["https://dashboard.example.com"],
+    "AllowedMethods": ["GET", "PUT"],
+    "AllowedHeaders": ["Authorization"],
+    "MaxAgeSeconds": 600,
+}
+
+
+def _stub_domain(stub: Stubber, account: str, tag_error: bool = False) -> None:
+    stub.add_response("describe_domain", {}, {"DomainId": "d-abc123"})
+    expected = {
+        "ResourceArn": f"arn:aws:sagemaker:us-east-1:{account}:domain/d-abc123",
+        "Tags": [
             {
-                "ResourceArn": f"arn:aws:sagemaker:us-east-1:{account}:domain/d-abc123",
-                "Tags": [
-                    {
-                        "Key": "sagemaker:projectS3TemplatesLocation",
-                        "Value": f"s3://{BUCKET}/templates/mlops/",
-                    }
-                ],
-            },
+                "Key": "sagemaker:projectS3TemplatesLocation",
+                "Value": f"s3://{BUCKET}/templates/mlops/",
+            }
+        ],
+    }
+    if tag_error:
+        stub.add_client_error(
+            "add_tags", service_error_code="AccessDeniedException", expected_params=expected
         )
-        result = publish.publish(
-            options(target="s3", domain_id="d-abc123"), aws, VERSION, log=lambda _: None
+    else:
+        stub.add_response("add_tags", {}, expected)
+
+
+def test_s3_target_keeps_other_cors_rules_and_completes_after_a_failure(
+    moto_endpoint: str,
+) -> None:
+    aws = clients(moto_endpoint)
+    aws.s3.create_bucket(Bucket=BUCKET)
+    aws.s3.put_bucket_cors(Bucket=BUCKET, CORSConfiguration={"CORSRules": [OTHER_APP_RULE]})
+    account = aws.sts.get_caller_identity()["Account"]
+    s3_options = options(target="s3", domain_id="d-abc123")
+    with Stubber(aws.sagemaker) as stub:
+        _stub_domain(stub, account, tag_error=True)
+        with pytest.raises(publish.PublishError) as caught:
+            publish.publish(s3_options, aws, VERSION, log=lambda _: None)
+        assert str(caught.value) == (
+            "SageMaker AddTags failed: AccessDeniedException "
+            "(the caller needs the permissions listed in the README's admin section)"
         )
+        _stub_domain(stub, account)
+        result = publish.publish(s3_options, aws, VERSION, log=lambda _: None)
         stub.assert_no_pending_responses()
     tags = aws.s3.get_object_tagging(Bucket=BUCKET, Key=result["template_key"])["TagSet"]
     assert {"Key": "sagemaker:studio-visibility", "Value": "true"} in tags
-    cors = aws.s3.get_bucket_cors(Bucket=BUCKET)["CORSRules"][0]
-    assert cors["AllowedOrigins"] == ["https://*.sagemaker.aws"]
+    rules = aws.s3.get_bucket_cors(Bucket=BUCKET)["CORSRules"]
+    origins = [rule["AllowedOrigins"] for rule in rules]
+    assert origins == [["https://dashboard.example.com"], ["https://*.sagemaker.aws"]]
+    assert {k: rules[0].get(k) for k in OTHER_APP_RULE} == OTHER_APP_RULE
 
 
 @pytest.mark.slow
@@ -299,6 +461,11 @@ def test_uploaded_seed_unpacks_to_a_project_whose_tests_pass(
     body = aws.s3.get_object(Bucket=BUCKET, Key=result["seed_key"])["Body"].read()
     project = tmp_path / "seed"
     zipfile.ZipFile(io.BytesIO(body)).extractall(project)
+    # The seed carries the data's DVC pointer only; `dvc pull` from the remote an admin filled
+    # with `make push` (README, admin section) is stood in for by the rendered file.
+    rendered = seed.render_seed(options().answers, tmp_path / "render")
+    raw = "data/raw/dataset.csv"
+    (project / raw).write_bytes((rendered / raw).read_bytes())
     (project / "Makefile").chmod(0o644)
     for command in (
         ["git", "init", "-q"],
@@ -311,3 +478,17 @@ def test_uploaded_seed_unpacks_to_a_project_whose_tests_pass(
             ["make", target], cwd=project, capture_output=True, text=True, check=False, timeout=900
         )
         assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+
+
+def test_product_honours_the_sagemaker_projects_contract() -> None:
+    """Parameters SageMaker Projects sets, and its tags on everything the product creates."""
+    product = load_yaml(publish.PRODUCT_TEMPLATE)
+    assert {"SageMakerProjectName", "SageMakerProjectId"} <= set(product["Parameters"])
+    for name, resource in product["Resources"].items():
+        tags = {tag["Key"]: tag["Value"] for tag in resource["Properties"]["Tags"]}
+        assert tags["sagemaker:project-name"] == {"Ref": "SageMakerProjectName"}, name
+        assert tags["sagemaker:project-id"] == {"Ref": "SageMakerProjectId"}, name
+        if resource["Type"] == "AWS::CloudFormation::Stack":
+            given = resource["Properties"]["Parameters"]
+            assert given["SageMakerProjectName"] == {"Ref": "SageMakerProjectName"}, name
+            assert given["SageMakerProjectId"] == {"Ref": "SageMakerProjectId"}, name

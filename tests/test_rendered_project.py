@@ -52,12 +52,15 @@ def make(project: Path, target: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize("extra", COMBINATIONS, ids=["default", "regression-gha-github"])
 def test_rendered_project_suite_passes(cookies: Any, extra: dict[str, str]) -> None:
     project = bake(cookies, **extra)
-    for target in ("setup", "test", "lint", "hooks", "repro"):
+    for target in ("setup", "test", "lint", "hooks", "repro", "pipeline-local"):
         result = make(project, target)
         assert result.returncode == 0, (
             f"make {target}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
         )
     assert (project / "models" / "lineage.json").exists()
+    # The SageMaker pipeline definition executed against loopback AWS registered a model.
+    report = json.loads((project / "reports" / "pipeline-local.json").read_text())
+    assert report["status"] == "Succeeded" and report["model_package_arn"]
 
 
 def test_project_rendered_under_strict_standards_applies_them(

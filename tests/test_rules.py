@@ -161,3 +161,38 @@ def test_region_newer_than_the_snapshot_is_asked_of_botocore(
     validate(DEFAULTS | {"aws_region": newer})
     with pytest.raises(AnswerError, match="offers SageMaker"):
         validate(DEFAULTS | {"aws_region": "xx-past-1"})
+
+
+LONG_ORG = "o" * 60
+# Answers as cookiecutter computes them from what the user typed -> the field the message names.
+TYPED_VS_COMPUTED: list[tuple[dict[str, Any], str, str]] = [
+    ({"project_slug": "class", "package_name": "class"}, "project_slug", "keyword"),
+    ({"project_slug": "os", "package_name": "os"}, "project_slug", "standard-library"),
+    # project_name={{ 7*7 }} renders to '49' before the hook; its slug '49' breaks the slug rule.
+    ({"project_name": "49", "project_slug": "49", "package_name": "49"}, "project_name", "letter"),
+    (
+        {"organisation": LONG_ORG, "s3_bucket": f"{LONG_ORG}-tumour-classifier-ml"},
+        "organisation",
+        "3-63",
+    ),
+    # Typed by the user: named as typed.
+    ({"package_name": "class"}, "package_name", "keyword"),
+    ({"project_slug": "1abc", "package_name": "1abc"}, "project_slug", "letter"),
+]
+
+
+@pytest.mark.parametrize(("answers", "field", "words"), TYPED_VS_COMPUTED)
+def test_a_broken_computed_default_names_the_field_typed(
+    answers: dict[str, Any], field: str, words: str
+) -> None:
+    with pytest.raises(AnswerError) as caught:
+        validate(DEFAULTS | answers)
+    message = str(caught.value)
+    assert message.startswith(f"invalid answer for '{field}'"), message
+    assert words in message and "\n" not in message
+
+
+def test_slug_length_is_one_number_in_rules_and_cookiecutter_json() -> None:
+    """cookiecutter.json truncates the computed slug to the length the slug rule allows."""
+    context = json.loads((Path(__file__).parent.parent / "cookiecutter.json").read_text())
+    assert f"slugify(max_length={template_rules.SLUG_MAX})" in context["project_slug"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import template_files
@@ -15,6 +16,13 @@ TEMPLATE = Path(__file__).resolve().parent.parent
 PROJECT_TEMPLATE = TEMPLATE / "{{cookiecutter.project_slug}}"
 TEMPLATE_LOCK = PROJECT_TEMPLATE / template_files.LOCK_FILE
 VERBATIM = json.loads((TEMPLATE / "cookiecutter.json").read_text())["_copy_without_render"]
+# Answers unlike the defaults, so that a placeholder left unfilled or filled wrongly shows.
+ANSWERS: dict[str, Any] = {
+    "project_slug": "churn-radar",
+    "package_name": "churn_model",
+    "python_version": "3.12",
+    "s3_bucket": "acme-ml-artifacts",
+}
 
 
 def copied_verbatim(pattern: str) -> list[str]:
@@ -28,48 +36,52 @@ def copied_verbatim(pattern: str) -> list[str]:
 
 
 @pytest.mark.parametrize("pattern", VERBATIM)
-def test_files_copied_verbatim_render_to_themselves(pattern: str) -> None:
-    """Copying the files that hold no template text, instead of rendering them, changes no byte.
+def test_verbatim_copies_filled_by_the_hook_equal_what_jinja_renders(pattern: str) -> None:
+    """Copying a file and filling its placeholders gives, byte for byte, Jinja's rendering.
 
-    A file that gains a template variable must leave cookiecutter.json's _copy_without_render.
+    A file that needs more than bare ``{{ cookiecutter.<name> }}`` placeholders (a condition, a
+    filter, a loop) must leave cookiecutter.json's _copy_without_render.
     """
     files = copied_verbatim(pattern)
     assert files, f"_copy_without_render pattern {pattern!r} matches no file"
     environment = StrictEnvironment(keep_trailing_newline=True)
     for relative in files:
-        if relative == template_files.LOCK_FILE:
-            continue  # its one placeholder is filled by the post-generation hook (below)
-        text = (PROJECT_TEMPLATE / relative).read_text()
+        content = (PROJECT_TEMPLATE / relative).read_bytes()
         try:
-            rendered = environment.from_string(text).render(cookiecutter={})
+            rendered = environment.from_string(content.decode()).render(cookiecutter=ANSWERS)
         except TemplateError as error:
-            pytest.fail(f"{relative} is copied verbatim but is a template ({error})")
-        assert rendered == text, f"{relative} is copied verbatim but rendering would change it"
+            pytest.fail(f"{relative} is copied verbatim but needs Jinja ({error})")
+        filled = template_files.fill_text(content, ANSWERS)
+        assert filled == rendered.encode(), f"{relative}: filling differs from rendering"
 
 
-def test_template_lock_holds_the_name_placeholder_once_and_nothing_else_of_jinja() -> None:
-    """uv.lock is copied verbatim, so the placeholder is the only template text it may carry."""
+def test_template_lock_holds_the_project_name_placeholder_once() -> None:
     lock = TEMPLATE_LOCK.read_text()
     assert lock.count(template_files.LOCK_NAME_PLACEHOLDER) == 1
-    rest = lock.replace(template_files.LOCK_NAME_PLACEHOLDER, "")
-    assert not any(marker in rest for marker in ("{{", "{%", "{#"))
+    assert "{{" not in lock.replace(template_files.LOCK_NAME_PLACEHOLDER, "")
 
 
-def test_fill_lock_writes_the_project_name_and_keeps_every_other_byte(tmp_path: Path) -> None:
+def test_fill_answers_fills_every_placeholder_and_keeps_every_other_byte(tmp_path: Path) -> None:
     original = TEMPLATE_LOCK.read_bytes()
     (tmp_path / "uv.lock").write_bytes(original)
-    template_files.fill_lock(tmp_path, "churn-radar")
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_x.py").write_text(
+        "from {{ cookiecutter.package_name }} import data  # {{ cookiecutter.package_name }}\n"
+    )
+    (tmp_path / "plain.txt").write_text("no placeholder {{ here }}\n")
+
+    assert template_files.fill_answers(tmp_path, ANSWERS) == ["tests/test_x.py", "uv.lock"]
+
     filled = (tmp_path / "uv.lock").read_bytes()
     assert b'name = "churn-radar"' in filled
     assert filled.replace(b"churn-radar", template_files.LOCK_NAME_PLACEHOLDER.encode()) == original
-
-
-@pytest.mark.parametrize("times", [0, 2])
-def test_fill_lock_refuses_a_lock_without_exactly_one_placeholder(
-    tmp_path: Path, times: int
-) -> None:
-    (tmp_path / "uv.lock").write_text(
-        "version = 1\n" + f'name = "{template_files.LOCK_NAME_PLACEHOLDER}"\n' * times
+    assert (tmp_path / "tests" / "test_x.py").read_text() == (
+        "from churn_model import data  # churn_model\n"
     )
-    with pytest.raises(RuntimeError, match="placeholder exactly once"):
-        template_files.fill_lock(tmp_path, "churn-radar")
+    assert (tmp_path / "plain.txt").read_text() == "no placeholder {{ here }}\n"
+
+
+@pytest.mark.parametrize("answers", [{}, {"package_name": {"not": "text"}}])
+def test_a_placeholder_without_a_text_answer_fails_loudly(answers: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match=r"\{\{ cookiecutter.package_name \}\} names no text"):
+        template_files.fill_text(b"import {{ cookiecutter.package_name }}\n", answers)

@@ -4,7 +4,8 @@ The deploy build (``buildspec-deploy.yml``) runs this with ``MODEL_PACKAGE_ARN``
 whose approval started the deploy (the approval event carries it; see
 ``infrastructure/deploy-pipeline.yaml``). That package is deployed, whatever else is approved: a
 re-approved older version is a rollback. A package that is not Approved, belongs to another group
-or has no data-quality baseline is refused. Without ``MODEL_PACKAGE_ARN`` (a manual run) the
+or has no data-quality baseline whose ``constraints.json`` lets Model Monitor publish a drift
+metric for every feature is refused. Without ``MODEL_PACKAGE_ARN`` (a manual run) the
 newest Approved package is deployed, and the build says so.
 
 It writes ``endpoint.yaml`` (the template plus one drift alarm per feature of the data contract,
@@ -128,6 +129,44 @@ def resolve_package(sagemaker: Any, group: str, requested_arn: str | None) -> tu
     return package, f"deploying {group} version {package.version} ({package.arn}): {reason}"
 
 
+def check_baseline(s3: Any, baseline: Baseline, feature_names: list[str]) -> None:
+    """Refuse a baseline whose constraints.json would leave the drift alarms without data.
+
+    Model Monitor publishes ``feature_baseline_drift_<feature>`` only for the features the
+    baseline names, and only when the constraints file enables metrics and distribution
+    comparison; anything else would deploy alarms that can never fire.
+    """
+    uri = baseline.constraints_uri
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        constraints = json.loads(body)
+    except ClientError as error:
+        raise DeployConfigError(
+            f"cannot read the baseline constraints {uri}: {error.response['Error']['Message']}"
+        ) from error
+    except ValueError as error:
+        raise DeployConfigError(f"the baseline constraints {uri} are not JSON: {error}") from error
+    config = constraints.get("monitoring_config", {})
+    distribution = config.get("distribution_constraints", {})
+    for setting, value in (
+        ("emit_metrics", config.get("emit_metrics")),
+        ("distribution_constraints.perform_comparison", distribution.get("perform_comparison")),
+    ):
+        if value != "Enabled":
+            raise DeployConfigError(
+                f"{uri}: monitoring_config.{setting} is {value!r}, not 'Enabled': Model Monitor "
+                "would publish no drift metrics"
+            )
+    named = {feature.get("name") for feature in constraints.get("features", [])}
+    unnamed = [name for name in feature_names if name not in named]
+    if unnamed:
+        raise DeployConfigError(
+            f"{uri} has no constraints for {len(unnamed)} feature(s) of schema.json "
+            f"({', '.join(unnamed[:5])}): their drift would never be measured"
+        )
+
+
 class _CloudFormationLoader(yaml.SafeLoader):
     """YAML with CloudFormation's short-form tags, read as their long (JSON) form."""
 
@@ -211,7 +250,8 @@ def stage_config(
             "SubnetIds": ",".join(standards.subnets),
             "SecurityGroupIds": ",".join(standards.security_groups),
         }
-    if package.baseline is None:  # resolve_package refuses these; a caller that skipped it
+    baseline = package.baseline
+    if baseline is None:  # resolve_package refuses these already
         raise DeployConfigError(f"model package {package.arn} has no data-quality baseline")
     config["Parameters"] |= {
         "SageMakerProjectName": settings.project_name,
@@ -223,8 +263,8 @@ def stage_config(
         "DataCaptureUri": f"{settings.prefix}/data-capture/{stage}",
         "MonitoringOutputUri": f"{settings.prefix}/monitoring/{stage}",
         "MonitorImageUri": monitor_image,
-        "BaselineStatisticsUri": package.baseline.statistics_uri,
-        "BaselineConstraintsUri": package.baseline.constraints_uri,
+        "BaselineStatisticsUri": baseline.statistics_uri,
+        "BaselineConstraintsUri": baseline.constraints_uri,
         "DriftAlarmRule": drift_alarms.composite_rule(settings.project_name, features()),
         "GroundTruthUri": f"{settings.prefix}/ground-truth/{stage}",
     } | model_quality_parameters()
@@ -244,13 +284,20 @@ def monitor_image_uri(region: str) -> str:
 def write_configs(
     output: Path,
     settings: Settings,
-    sagemaker: Any,
+    clients: tuple[Any, Any],
     kms_key_arn: str,
     monitor_image: str,
     requested_arn: str | None = None,
 ) -> tuple[Package, str]:
-    """Write the deploy artifact; returns the package and the line that says why it is that one."""
+    """Write the deploy artifact; returns the package and the line that says why it is that one.
+
+    ``clients`` are the SageMaker (registry) and S3 (baseline files) clients.
+    """
+    sagemaker, s3 = clients
     package, account = resolve_package(sagemaker, settings.model_package_group, requested_arn)
+    if package.baseline is None:  # resolve_package refuses these already
+        raise DeployConfigError(f"model package {package.arn} has no data-quality baseline")
+    check_baseline(s3, package.baseline, features())
     template = endpoint_template(settings.project_name, features())
     output.mkdir(parents=True, exist_ok=True)
     (output / "endpoint.yaml").write_text(yaml.safe_dump(template, sort_keys=False, width=1000))
@@ -280,7 +327,10 @@ def main(argv: list[str] | None = None) -> int:
         _, account = write_configs(
             args.output_dir,
             settings,
-            boto3.client("sagemaker", region_name=settings.region),
+            (
+                boto3.client("sagemaker", region_name=settings.region),
+                boto3.client("s3", region_name=settings.region),
+            ),
             kms_key_arn,
             monitor_image_uri(settings.region),
             args.model_package_arn.strip() or None,

@@ -18,8 +18,11 @@ DEFAULTS_FILE = Path(__file__).with_name("defaults.json")
 STANDARDS_FILE = Path(__file__).resolve().parent.parent / "org-standards.json"
 DEFAULT_INSTANCE = "ml.m5.large"
 # Gate metrics where smaller is better; the pipeline's condition and the prod quality alarm both
-# turn on it (src/<package>/evaluate.py keeps the same set for the local gate).
-LOWER_IS_BETTER = frozenset({"mse", "rmse", "mae"})
+# turn on it. Defined once, in src/<package>/gate_metrics.json (the local gate reads it too).
+GATE_METRICS_FILE = next(
+    (Path(__file__).resolve().parent.parent / "src").glob("*/gate_metrics.json")
+)
+LOWER_IS_BETTER = frozenset(json.loads(GATE_METRICS_FILE.read_text())["lower_is_better"])
 
 
 @dataclass(frozen=True)

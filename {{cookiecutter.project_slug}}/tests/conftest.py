@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -47,36 +42,16 @@ def model_dir(
     return directory
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture()
 def moto_endpoint() -> Iterator[str]:
-    """A moto S3/SageMaker server on a free loopback port, stopped after the test."""
-    port = free_port()
-    server = shutil.which("moto_server") or str(Path(sys.executable).with_name("moto_server"))
-    process = subprocess.Popen(
-        [server, "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    else:
-        process.kill()
-        pytest.fail("moto_server did not start")
-    yield endpoint
-    process.terminate()
-    process.wait(timeout=10)
+    """A moto S3/SageMaker server on a free loopback port, stopped after the test.
+
+    The same server `make pipeline-local` starts (``pipelines.local.loopback_server``).
+    """
+    from pipelines.local import loopback_server
+
+    with loopback_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture()

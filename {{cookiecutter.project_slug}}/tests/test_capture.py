@@ -77,3 +77,36 @@ def test_cli_writes_ground_truth(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert capture.main(["--labels", str(labels), "--output-dir", str(tmp_path / "gt")]) == 0
     assert "GroundTruthUri" in capsys.readouterr().out
     assert len(list((tmp_path / "gt").rglob("*.jsonl"))) == 1
+
+
+def _invoke_endpoint_id_rule() -> dict[str, object]:
+    """InvokeEndpoint's own constraint on InferenceId, from botocore's service model."""
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("sagemaker-runtime")
+    shape = model.operation_model("InvokeEndpoint").input_shape.members["InferenceId"]
+    return dict(shape.metadata)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("order-4711", "order-4711"),
+        ("line\nbreak\r\x00\x1b[31mred\x07", "linebreak[31mred"),
+        ("  leading spaces", "leading spaces"),
+        ("\x00\x01\x02", None),
+        ("", None),
+        ("é" * 100, "é" * 64),
+    ],
+)
+def test_inference_ids_are_cleaned_to_what_invoke_endpoint_accepts(
+    raw: str, expected: str | None
+) -> None:
+    rule = _invoke_endpoint_id_rule()
+    assert rule["max"] == capture.MAX_INFERENCE_ID
+    record = capture.capture_record("1\n", "text/csv", "0\n", "text/csv", WHEN, raw)
+    cleaned = record["eventMetadata"].get("inferenceId")
+    assert cleaned == expected
+    if cleaned is not None:
+        assert int(rule["min"]) <= len(cleaned) <= int(rule["max"])  # type: ignore[call-overload]
+        assert cleaned.isprintable() and not cleaned[0].isspace()  # \A\S[\p{Print}]*\z

@@ -41,6 +41,27 @@ KMS = "arn:aws:kms:us-east-1:123456789012:key/project"
 PIPELINE_TEMPLATE = deploy_config.INFRASTRUCTURE / "deploy-pipeline.yaml"
 
 
+def constraints(**changes: Any) -> dict[str, Any]:
+    """A Model Monitor constraints.json for the data contract's features."""
+    document: dict[str, Any] = {
+        "version": 0.0,
+        "features": [
+            {"name": name, "inferred_type": "Fractional", "completeness": 1.0}
+            for name in deploy_config.features()
+        ],
+        "monitoring_config": {
+            "evaluate_constraints": "Enabled",
+            "emit_metrics": "Enabled",
+            "distribution_constraints": {
+                "perform_comparison": "Enabled",
+                "comparison_threshold": 0.1,
+                "comparison_method": "Robust",
+            },
+        },
+    }
+    return document | changes
+
+
 def baseline_of(version: int) -> dict[str, Any]:
     """Model Monitor baseline files as the pipeline registers them, one folder per execution."""
     prefix = f"s3://artifacts/churn/executions/run-{version}/baseline"
@@ -55,7 +76,13 @@ def baseline_of(version: int) -> dict[str, Any]:
     }
 
 
-def register(sagemaker: Any, status: str, baseline: bool = True, group: str = "churn") -> str:
+def register(
+    sagemaker: Any,
+    status: str,
+    baseline: bool = True,
+    group: str = "churn",
+    constraints_file: dict[str, Any] | None = None,
+) -> str:
     version = len(
         sagemaker.list_model_packages(ModelPackageGroupName=group)["ModelPackageSummaryList"]
     )
@@ -70,6 +97,12 @@ def register(sagemaker: Any, status: str, baseline: bool = True, group: str = "c
     }
     if baseline:
         request["DriftCheckBaselines"] = baseline_of(version + 1)
+        uri = request["DriftCheckBaselines"]["ModelDataQuality"]["Constraints"]["S3Uri"]
+        boto3.client("s3", region_name="us-east-1").put_object(
+            Bucket="artifacts",
+            Key=uri.removeprefix("s3://artifacts/"),
+            Body=json.dumps(constraints_file or constraints()).encode(),
+        )
     return str(sagemaker.create_model_package(**request)["ModelPackageArn"])
 
 
@@ -78,6 +111,7 @@ def registry() -> Any:
     with mock_aws():
         sagemaker = boto3.client("sagemaker", region_name="us-east-1")
         sagemaker.create_model_package_group(ModelPackageGroupName="churn")
+        boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="artifacts")
         yield sagemaker
 
 
@@ -86,7 +120,8 @@ def settings() -> Any:
 
 
 def write(output: Path, sagemaker: Any, arn: str | None) -> tuple[deploy_config.Package, str]:
-    return deploy_config.write_configs(output, settings(), sagemaker, KMS, "monitor-image", arn)
+    clients = (sagemaker, boto3.client("s3", region_name="us-east-1"))
+    return deploy_config.write_configs(output, settings(), clients, KMS, "monitor-image", arn)
 
 
 def test_the_approved_package_is_deployed_even_when_a_newer_one_is_approved(
@@ -126,6 +161,28 @@ def test_a_package_that_is_not_approved_is_refused(
 def test_a_package_without_a_baseline_is_refused(tmp_path: Path, registry: Any) -> None:
     arn = register(registry, "Approved", baseline=False)
     with pytest.raises(deploy_config.DeployConfigError, match="no data-quality baseline"):
+        write(tmp_path, registry, arn)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"monitoring_config": {}}, "emit_metrics is None, not 'Enabled'"),
+        (
+            {
+                "monitoring_config": constraints()["monitoring_config"]
+                | {"emit_metrics": "Disabled"}
+            },
+            "emit_metrics is 'Disabled'",
+        ),
+        ({"features": []}, "no constraints for"),
+    ],
+)
+def test_a_baseline_that_would_publish_no_drift_metric_is_refused(
+    tmp_path: Path, registry: Any, change: dict[str, Any], message: str
+) -> None:
+    arn = register(registry, "Approved", constraints_file=constraints(**change))
+    with pytest.raises(deploy_config.DeployConfigError, match=message):
         write(tmp_path, registry, arn)
 
 

@@ -43,6 +43,17 @@ ENV = {
     "SAGEMAKER_PIPELINE_ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/pipeline",
 }
 HOUR = timedelta(hours=1)
+# The package's constraints.json: Model Monitor's drift comparison at 0.1 for every feature.
+CONSTRAINTS = {
+    "version": 0.0,
+    "features": [
+        {"name": name, "inferred_type": "Fractional"} for name in deploy_config.features()
+    ],
+    "monitoring_config": {
+        "emit_metrics": "Enabled",
+        "distribution_constraints": {"perform_comparison": "Enabled", "comparison_threshold": 0.1},
+    },
+}
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +63,13 @@ def deploy_output(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with mock_aws():
         sagemaker = boto3.client("sagemaker", region_name=REGION)
         sagemaker.create_model_package_group(ModelPackageGroupName=PROJECT)
+        s3 = boto3.client("s3", region_name=REGION)
+        s3.create_bucket(Bucket="artifacts")
+        s3.put_object(
+            Bucket="artifacts",
+            Key="churn/executions/run-1/baseline/c.json",
+            Body=json.dumps(CONSTRAINTS).encode(),
+        )
         prefix = "s3://artifacts/churn/executions/run-1/baseline"
         arn = sagemaker.create_model_package(
             ModelPackageGroupName=PROJECT,
@@ -71,7 +89,7 @@ def deploy_output(tmp_path_factory: pytest.TempPathFactory) -> Path:
         deploy_config.write_configs(
             output,
             load_settings(ENV, standards=Standards()),
-            sagemaker,
+            (sagemaker, s3),
             f"arn:aws:kms:{REGION}:{ACCOUNT}:key/k",
             "monitor-image",
             arn,
@@ -215,6 +233,24 @@ def test_a_drift_in_any_feature_fires_its_alarm_and_the_retraining_alarm(
     assert EventPattern.load(json.dumps(retrain)).matches_event(event)
     event["detail"]["state"] = {"value": "OK"}
     assert not EventPattern.load(json.dumps(retrain)).matches_event(event)
+
+
+def test_the_default_threshold_stays_above_the_noise_of_clean_hourly_batches(
+    clean_frame: pd.DataFrame,
+) -> None:
+    """20 clean 200-row batches: no feature's distance reaches 0.2; 0.1 would fire on some."""
+    training = clean_frame[deploy_config.features()]
+    threshold = float(
+        json.loads((deploy_config.INFRASTRUCTURE / "prod-config.json").read_text())["Parameters"][
+            "DriftThreshold"
+        ]
+    )
+    worst = [
+        max(distances(training, training.sample(200, replace=True, random_state=seed)).values())
+        for seed in range(20)
+    ]
+    assert max(worst) < threshold
+    assert max(worst) > 0.1
 
 
 @pytest.mark.slow

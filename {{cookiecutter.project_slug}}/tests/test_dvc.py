@@ -13,6 +13,8 @@ import boto3
 import pytest
 import yaml
 
+from pipelines.settings import LOWER_IS_BETTER
+
 PROJECT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
 
@@ -72,7 +74,7 @@ def test_repro_then_noop(workspace: Path) -> None:
 def test_gate_failure_fails_the_run(workspace: Path) -> None:
     params_file = workspace / "params.yaml"
     params = yaml.safe_load(params_file.read_text())
-    lower_is_better = params["gate"]["metric"] in {"mse", "rmse", "mae"}
+    lower_is_better = params["gate"]["metric"] in LOWER_IS_BETTER
     params["gate"]["threshold"] = 0.001 if lower_is_better else 1.01
     params_file.write_text(yaml.safe_dump(params))
     result = dvc(workspace, "repro", check=False)

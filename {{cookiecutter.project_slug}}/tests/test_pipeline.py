@@ -26,7 +26,7 @@ from pipeline_definition import (
 
 from pipelines import run
 from pipelines.code_bundle import collect
-from pipelines.settings import Standards, load_settings, load_standards
+from pipelines.settings import LOWER_IS_BETTER, Standards, load_settings, load_standards
 
 PROJECT = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("fake_aws")]
@@ -122,7 +122,7 @@ def test_quality_gate_reads_the_evaluation_report(definition: dict[str, Any]) ->
     steps = steps_by_name(definition)
     (condition,) = steps["QualityGate"]["Arguments"]["Conditions"]
     inputs = run.pipeline_inputs()
-    lower_is_better = inputs["gate_metric"] in {"mse", "rmse", "mae"}
+    lower_is_better = inputs["gate_metric"] in LOWER_IS_BETTER
     assert condition["Type"] == ("LessThanOrEqualTo" if lower_is_better else "GreaterThanOrEqualTo")
     json_get = condition["LeftValue"]["Std:JsonGet"]
     assert json_get["Path"].endswith(f".{inputs['gate_metric']}.value")

@@ -9,7 +9,6 @@ import sys
 import tomllib
 from pathlib import Path
 
-import yaml
 from packaging.requirements import Requirement
 
 from pipelines import requirements as runtime
@@ -17,7 +16,19 @@ from pipelines.code_bundle import collect
 from pipelines.settings import DEFAULTS_FILE
 
 PROJECT = Path(__file__).resolve().parent.parent
-IMAGE = yaml.safe_load((Path(__file__).parent / "data" / "sklearn_image.yaml").read_text())
+# What the SageMaker scikit-learn image ships, recorded from its public source (cited in the file).
+IMAGE_FILE = json.loads((PROJECT / "pipelines" / "image_versions.json").read_text())
+
+
+def image_packages() -> dict[str, str]:
+    """The image's pinned packages (its requirements, then what its Dockerfile reinstalls)."""
+    pins = {}
+    for line in IMAGE_FILE["requirements"] + IMAGE_FILE.get("after_requirements", []):
+        requirement = Requirement(line)
+        exact = [s.version for s in requirement.specifier if s.operator == "=="]
+        if exact:
+            pins[requirement.name.lower()] = exact[0]
+    return pins
 TOOLING = {"sagemaker", "boto3", "botocore", "dvc", "dvc-s3", "moto", "pytest", "matplotlib"}
 
 
@@ -58,20 +69,22 @@ def test_requirements_ship_with_every_job_and_the_model(tmp_path: Path) -> None:
 def test_the_image_and_the_lock_agree_on_scikit_learn() -> None:
     """The model is pickled by the lock's scikit-learn and loaded by the image's: one version.
 
-    The image's versions come from its public source (tests/data/sklearn_image.yaml cites the
+    The image's versions come from its public source (pipelines/image_versions.json cites the
     repository, commit and files); the jobs run the image's Python, 3.12, whatever the project's.
     """
+    image = image_packages()
     defaults = json.loads(DEFAULTS_FILE.read_text())
-    assert defaults["sklearn_version"] == IMAGE["image_version"]
-    pins = pins_for(IMAGE["python"])
-    assert pins["scikit-learn"] == IMAGE["packages"]["scikit-learn"]
+    # The SDK's image tag (1.9-0) names the scikit-learn release line the image ships.
+    assert defaults["sklearn_version"].split("-")[0] == ".".join(image["scikit-learn"].split(".")[:2])
+    pins = pins_for(IMAGE_FILE["python"])
+    assert pins["scikit-learn"] == image["scikit-learn"]
     # What a job installs over the image (the README names these for network isolation).
-    differing = {name for name, version in IMAGE["packages"].items() if pins.get(name) != version}
+    differing = {name for name, version in image.items() if name in pins and pins[name] != version}
     assert {"pandas", "numpy", "scipy"} <= differing
     requires = tomllib.loads((PROJECT / "pyproject.toml").read_text())["project"]["requires-python"]
     from packaging.specifiers import SpecifierSet
 
-    assert SpecifierSet(requires).contains(f"{IMAGE['python']}.0"), "the lock must cover 3.12"
+    assert SpecifierSet(requires).contains(f"{IMAGE_FILE['python']}.0"), "the lock covers 3.12"
 
 
 def test_job_entry_installs_only_what_differs(tmp_path: Path) -> None:

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from {{ cookiecutter.package_name }}.capture import MAX_INFERENCE_ID
 from {{ cookiecutter.package_name }}.data import Schema
 from {{ cookiecutter.package_name }}.serve import make_server, serve_in_thread
 
@@ -81,10 +85,12 @@ def test_valid_json(server: tuple[str, int], clean_frame: pd.DataFrame, schema: 
 @pytest.mark.parametrize(
     ("body", "content_type", "status", "message"),
     [
-        (b"", "text/csv", 400, "empty"),
+        (b"", "text/csv", 400, "no rows"),
         (b"1,2,3", "text/csv", 400, "expected"),
         (b"{oops", "application/json", 400, "not valid JSON"),
         (b"1,2", "application/octet-stream", 415, "unsupported content type"),
+        # A binary body of another type is judged by its type, not by its bytes (issue 14).
+        (b"\x93NUMPY\x01\x00v\x00\xff\xfe", "application/x-npy", 415, "unsupported content"),
     ],
 )
 def test_bad_requests_get_4xx_with_a_message(
@@ -93,6 +99,21 @@ def test_bad_requests_get_4xx_with_a_message(
     got_status, got = request(server, "POST", "/invocations", body, {"Content-Type": content_type})
     assert got_status == status
     assert message in str(got["error"])
+
+
+@pytest.mark.parametrize(
+    ("digits", "content_type"), [(5_000, "application/json"), (400, "text/csv")]
+)
+def test_huge_numbers_get_400_with_a_message(
+    server: tuple[str, int], schema: Schema, digits: int, content_type: str
+) -> None:
+    """5,000 JSON digits hit int()'s limit and closed the connection without an answer."""
+    cells = ["1"] * (len(schema.feature_names) - 1) + ["7" * digits]
+    row = ",".join(cells)
+    body = (f"[[{row}]]" if content_type == "application/json" else row).encode()
+    status, got = request(server, "POST", "/invocations", body, {"Content-Type": content_type})
+    assert status == 400
+    assert "not a finite 64-bit number" in str(got["error"])
 
 
 def test_non_numeric_values(server: tuple[str, int], schema: Schema) -> None:
@@ -110,10 +131,106 @@ def test_oversized_body(server: tuple[str, int]) -> None:
     assert "exceeds the limit" in str(body["error"])
 
 
-def test_unknown_route_and_method(server: tuple[str, int]) -> None:
+def test_unknown_route_is_404_and_wrong_method_is_405_with_allow(server: tuple[str, int]) -> None:
     assert request(server, "GET", "/nope")[0] == 404
     assert request(server, "POST", "/nope", b"x", {"Content-Type": "text/csv"})[0] == 404
-    assert request(server, "DELETE", "/invocations")[0] == 405
+    for method, path, allowed in (
+        ("GET", "/invocations", "POST"),
+        ("DELETE", "/invocations", "POST"),
+        ("POST", "/ping", "GET, HEAD"),
+    ):
+        connection = http.client.HTTPConnection(*server, timeout=10)
+        try:
+            connection.request(method, path, body=b"1" if method == "POST" else None)
+            response = connection.getresponse()
+            body = json.loads(response.read())
+        finally:
+            connection.close()
+        assert response.status == 405, (method, path)
+        assert response.getheader("Allow") == allowed
+        assert method in body["error"]
+
+
+def raw_exchange(
+    server: tuple[str, int], data: bytes, half_close: bool = False, wait: float = 10
+) -> bytes:
+    """Send raw bytes, optionally half-close, and read until the server closes the connection."""
+    with socket.create_connection(server, timeout=wait) as sock:
+        sock.sendall(data)
+        if half_close:
+            sock.shutdown(socket.SHUT_WR)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+        return received
+
+
+def test_a_body_shorter_than_its_content_length_is_refused(
+    server: tuple[str, int], clean_frame: pd.DataFrame, schema: Schema
+) -> None:
+    """The client half-closes after part of the body: that part must not be scored (issue 14)."""
+    body = csv_rows(clean_frame, schema, 1)
+    head = (
+        f"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
+        f"Content-Length: {len(body) + 20}\r\n\r\n"
+    ).encode()
+    answer = raw_exchange(server, head + body, half_close=True)
+    assert answer.startswith(b"HTTP/1.1 400 "), answer[:80]
+    assert b"the body ended after" in answer
+    assert b"predictions" not in answer
+
+
+@pytest.fixture()
+def impatient_server(model_dir: Path) -> Iterator[tuple[str, int]]:
+    instance = make_server(model_dir, "127.0.0.1", 0, request_timeout=1.0)
+    serve_in_thread(instance)
+    yield "127.0.0.1", instance.server_address[1]
+    instance.shutdown()
+    instance.server_close()
+
+
+def test_stalled_requests_are_closed_in_bounded_time_while_others_are_served(
+    impatient_server: tuple[str, int], clean_frame: pd.DataFrame, schema: Schema
+) -> None:
+    """Real sockets: one client stalls in its headers, one in its body, a third keeps scoring."""
+    body = csv_rows(clean_frame, schema, 1)
+    stalls = {
+        "headers": b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n",
+        "body": (
+            b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
+            b"Content-Length: 1000\r\n\r\n" + body
+        ),
+    }
+    answers: dict[str, tuple[bytes, float]] = {}
+
+    def stall(name: str) -> None:
+        start = time.monotonic()
+        received = b""
+        with socket.create_connection(impatient_server, timeout=6) as sock:
+            sock.sendall(stalls[name])  # ... and nothing more, without closing
+            try:
+                while chunk := sock.recv(65536):
+                    received += chunk
+            except TimeoutError:
+                pass  # the server kept the connection open
+        answers[name] = (received, time.monotonic() - start)
+
+    threads = [threading.Thread(target=stall, args=(name,)) for name in stalls]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.2)
+    served = [
+        request(impatient_server, "POST", "/invocations", body, {"Content-Type": "text/csv"})[0]
+        for _ in range(5)
+    ]
+    still_waiting = all(thread.is_alive() for thread in threads)
+    for thread in threads:
+        thread.join(timeout=15)
+    assert served == [200] * 5
+    assert still_waiting  # the others were served while both stalled requests were open
+    for name, (received, elapsed) in answers.items():
+        assert received.startswith(b"HTTP/1.1 408 "), (name, received[:80])
+        assert elapsed < 5, name
 
 
 def test_requests_are_captured_in_sagemaker_format(
@@ -138,3 +255,23 @@ def test_requests_are_captured_in_sagemaker_format(
     assert all(r["captureData"]["endpointOutput"]["mode"] == "OUTPUT" for r in records)
     # The client's inference id is what ground-truth labels are joined on later.
     assert "order-4711" in [r["eventMetadata"].get("inferenceId") for r in records]
+
+
+def test_a_hostile_inference_id_is_cleaned_before_it_is_captured(
+    server: tuple[str, int], clean_frame: pd.DataFrame, schema: Schema, capture_dir: Path
+) -> None:
+    body = csv_rows(clean_frame, schema, 1)
+    hostile = b"\x1b[2J\x00forged\x07\x08\x7f-" + b"x" * 200
+    head = (
+        b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
+        b"Connection: close\r\nX-Amzn-SageMaker-Inference-Id: " + hostile + b"\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n"
+    )
+    assert raw_exchange(server, head + body).startswith(b"HTTP/1.1 200 ")
+    ids = [
+        json.loads(line)["eventMetadata"].get("inferenceId")
+        for file in capture_dir.rglob("*.jsonl")
+        for line in file.read_text().splitlines()
+    ]
+    cleaned = [value for value in ids if value and "forged" in value]
+    assert cleaned == [("[2Jforged-" + "x" * 200)[:MAX_INFERENCE_ID]]

@@ -24,8 +24,22 @@ from typing import Any
 
 TEXT_ENCODINGS = {"text/csv": "CSV", "application/json": "JSON"}
 INFERENCE_ID_HEADER = "X-Amzn-SageMaker-Inference-Id"
-# Model Monitor accepts at most 64 characters (InvokeEndpoint's InferenceId constraint).
+# InvokeEndpoint's InferenceId: 1 to 64 printable characters, the first not a space
+# (botocore's sagemaker-runtime service model, pattern \A\S[\p{Print}]*\z).
 MAX_INFERENCE_ID = 64
+
+
+def clean_inference_id(value: str | None) -> str | None:
+    """A client's inference id as InvokeEndpoint would accept it, or None when nothing is left.
+
+    Characters that are not printable (control characters, line breaks, escape sequences) are
+    dropped, leading spaces too, and the rest is cut to 64 characters, so a header cannot forge
+    lines or terminal output in the capture files and the monitoring jobs that read them.
+    """
+    if not value:
+        return None
+    printable = "".join(character for character in value if character.isprintable()).lstrip()
+    return printable[:MAX_INFERENCE_ID] or None
 
 
 def _payload(data: bytes | str, content_type: str, mode: str) -> dict[str, Any]:
@@ -58,8 +72,9 @@ def capture_record(
         "eventId": str(uuid.uuid4()),
         "inferenceTime": when.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
     }
+    inference_id = clean_inference_id(inference_id)
     if inference_id:
-        metadata["inferenceId"] = inference_id[:MAX_INFERENCE_ID]
+        metadata["inferenceId"] = inference_id
     return {
         "captureData": {
             "endpointInput": _payload(request, request_type, "INPUT"),
@@ -87,9 +102,10 @@ def write_ground_truth(labels: Path, output: Path, when: datetime | None = None)
         raise ValueError(f"{labels}: the header must be exactly 'inference_id,label'")
     records = []
     for number, row in enumerate(rows[1:], start=2):
-        if len(row) != 2 or not row[0].strip() or not row[1].strip():
+        inference_id = clean_inference_id(row[0].strip()) if len(row) == 2 else None
+        if inference_id is None or not row[1].strip():
             raise ValueError(f"{labels}, line {number}: expected an inference id and a label")
-        records.append(json.dumps(ground_truth_record(row[0].strip(), row[1].strip())))
+        records.append(json.dumps(ground_truth_record(inference_id, row[1].strip())))
     folder = output / (when or datetime.now(UTC)).strftime("%Y/%m/%d/%H")
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{labels.stem}.jsonl"

@@ -29,7 +29,9 @@ from .params import load_params
 
 METRICS_FILE = "metrics.json"
 LINEAGE_FILE = "lineage.json"
-LOWER_IS_BETTER = frozenset({"mse", "rmse", "mae"})
+# Gate metrics where smaller is better: one list for the gate, the pipeline and the hooks.
+GATE_METRICS_FILE = Path(__file__).with_name("gate_metrics.json")
+LOWER_IS_BETTER = frozenset(json.loads(GATE_METRICS_FILE.read_text())["lower_is_better"])
 
 
 @dataclass(frozen=True)

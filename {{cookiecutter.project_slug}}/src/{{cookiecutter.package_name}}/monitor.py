@@ -33,7 +33,7 @@ import pandas as pd
 from scipy import stats
 
 from .evaluate import Gate, compute_metrics, metric_value
-from .inference import InvalidInputError, input_fn, load_model
+from .inference import InvalidInputError, load_model, parse_rows
 from .params import load_params
 
 PSI_FLOOR = 1e-4  # keeps empty bins from dividing by zero
@@ -89,7 +89,7 @@ def read_capture(folder: Path, features: list[str]) -> pd.DataFrame:
             if record.get("encoding") == "BASE64":
                 data = base64.b64decode(data).decode("utf-8")
             try:
-                rows += input_fn(data, record["observedContentType"])
+                rows += parse_rows(data, record["observedContentType"])
             except InvalidInputError:
                 continue  # requests the endpoint refused never reached the model
     records = [

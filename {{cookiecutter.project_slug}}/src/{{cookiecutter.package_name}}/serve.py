@@ -2,18 +2,29 @@
 
     python -m <package>.serve --model-dir models --port 8080
 
-Bad requests get a 4xx and a JSON ``{"error": "..."}`` naming the problem: 400 for unparsable or
-mis-shaped payloads, 411 without Content-Length, 413 for bodies over ``--max-body-bytes``, 415 for
-other content types, 404/405 for other routes. Standard library only, so it starts in well under a
-second and adds nothing to the dependency tree.
+Every invocation goes through ``inference.transform_fn``, the function the SageMaker scikit-learn
+container calls, with the arguments that container's worker passes (``container_arguments``), so
+a payload gets the same status and message here and on an endpoint: 400 for unparsable or
+mis-shaped payloads, 406 for an unsupported Accept, 413 over 10,000 rows, 415 for other content
+types. The HTTP layer adds what the endpoint's front end does before a request reaches the
+container: 411 without Content-Length, 413 for bodies over ``--max-body-bytes`` (6 MB, the
+endpoint's limit), 400 for a body shorter than its Content-Length, 408 (then closed) for a
+request that has not fully arrived within ``--request-timeout`` seconds, 404 for other paths and
+405 with an ``Allow`` header for another method on a known path. Standard library only, so it
+starts in well under a second and adds nothing to the dependency tree.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
+import socket
 import sys
 import threading
+import time
+from email.message import Message
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -22,10 +33,85 @@ from typing import Any
 from threadpoolctl import ThreadpoolController
 
 from .capture import INFERENCE_ID_HEADER, CaptureWriter
-from .inference import InvalidInputError, Model, input_fn, model_fn, output_fn, predict_fn
+from .inference import JSON, Answer, Model, error_answer, model_fn, transform_fn
 
 # SageMaker real-time endpoints accept at most 6 MB per request.
 DEFAULT_MAX_BODY = 6 * 1024 * 1024
+# nginx in front of the container waits 60 s for a client's headers or body (its defaults).
+DEFAULT_REQUEST_TIMEOUT = 60.0
+ROUTES = {"/ping": ("GET", "HEAD"), "/invocations": ("POST",)}
+# sagemaker-containers' worker passes the body as text for exactly these content types.
+TEXT_CONTENT_TYPES = ("application/json", "text/csv")
+
+
+def container_arguments(headers: Message, body: bytes) -> tuple[bytes | str, str, str]:
+    """``(content, content_type, accept)`` as the container's worker passes them to transform_fn.
+
+    As sagemaker-containers 2.8.6.post2 ``_worker.Request`` (the version the image pins): the
+    content type is the ``ContentType`` header, else ``Content-Type``, else JSON; the body is text,
+    undecodable bytes replaced, when the content type is exactly JSON or CSV, bytes otherwise; the
+    accept type is ``Accept`` unless it is missing or ``*/*``, then
+    ``SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT`` or JSON.
+    """
+    content_type = headers.get("ContentType") or headers.get("Content-Type") or JSON
+    content: bytes | str = (
+        body.decode("utf-8", errors="replace") if content_type in TEXT_CONTENT_TYPES else body
+    )
+    accept = headers.get("Accept")
+    if not accept or accept == "*/*":
+        accept = os.environ.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", JSON)
+    return content, content_type, accept
+
+
+class Deadlines:
+    """Stops reading requests that have not fully arrived in time: stalled or trickling clients.
+
+    A connection is armed while the server waits for a request's line, headers and body; when its
+    time is up, the watcher shuts the socket's reading side, which ends the blocked read at once.
+    Each connection has its own thread, so other clients are served meanwhile.
+    """
+
+    TICK = 0.05
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._due: dict[socket.socket, float] = {}
+        self._expired: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        threading.Thread(target=self._watch, daemon=True).start()
+
+    def arm(self, connection: socket.socket) -> None:
+        with self._lock:
+            self._due[connection] = time.monotonic() + self.seconds
+
+    def disarm(self, connection: socket.socket) -> None:
+        with self._lock:
+            self._due.pop(connection, None)
+
+    def expired(self, connection: socket.socket) -> bool:
+        with self._lock:
+            return connection in self._expired
+
+    def forget(self, connection: socket.socket) -> None:
+        with self._lock:
+            self._due.pop(connection, None)
+            self._expired.discard(connection)
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def _watch(self) -> None:
+        while not self._stopped.wait(min(self.TICK, self.seconds / 4)):
+            now = time.monotonic()
+            with self._lock:
+                late = [connection for connection, due in self._due.items() if due <= now]
+                for connection in late:
+                    del self._due[connection]
+                    self._expired.add(connection)
+            for connection in late:
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RD)
 
 
 class InferenceServer(ThreadingHTTPServer):
@@ -37,15 +123,13 @@ class InferenceServer(ThreadingHTTPServer):
         model: Model,
         max_body: int,
         capture: CaptureWriter | None = None,
+        request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
     ) -> None:
         super().__init__(address, InferenceHandler)
         self.model = model
         self.max_body = max_body
         self.capture = capture
-        # Tree ensembles predict tree by tree, dropping and retaking the GIL each time; concurrent
-        # predictions then convoy on the GIL. One at a time serves more, sooner (bench/, 8 clients
-        # on 2 cores: 59 -> ~90 requests/s, p50 136 -> 85 ms); parsing and I/O stay concurrent.
-        self.predict_lock = threading.Lock()
+        self.deadlines = Deadlines(request_timeout)
         # Created after the model is loaded, so it sees the OpenMP runtime scikit-learn loaded.
         self._native_threads = ThreadpoolController()
 
@@ -59,6 +143,15 @@ class InferenceServer(ThreadingHTTPServer):
         with self._native_threads.limit(limits=1):
             super().process_request_thread(request, client_address)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that vanished mid-answer is not a server error worth a traceback."""
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)
+
+    def server_close(self) -> None:
+        self.deadlines.stop()
+        super().server_close()
+
 
 class InferenceHandler(BaseHTTPRequestHandler):
     server: InferenceServer
@@ -71,50 +164,83 @@ class InferenceHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         """Access logs off: they cost more than a prediction; errors still answer the client."""
 
-    def _send(self, status: int, body: str, content_type: str = "application/json") -> None:
-        data = body.encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
+    def handle_one_request(self) -> None:
+        self.server.deadlines.arm(self.connection)
+        super().handle_one_request()
+
+    def finish(self) -> None:
+        self.server.deadlines.forget(self.connection)
+        super().finish()
+
+    def parse_request(self) -> bool:
+        if not super().parse_request():
+            return False
+        if self.server.deadlines.expired(self.connection):
+            self._timed_out()
+            return False
+        return True
+
+    def _answer(self, answer: Answer, headers: dict[str, str] | None = None) -> None:
+        self.send_response(answer.status)
+        self.send_header("Content-Type", answer.content_type)
+        self.send_header("Content-Length", str(len(answer.body)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
-        self.wfile.write(data)
+        if self.command != "HEAD":
+            self.wfile.write(answer.body)
 
-    def _error(self, status: int, message: str) -> None:
-        self._send(status, json.dumps({"error": message}))
+    def _error(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        with contextlib.suppress(OSError):  # the client may be gone; nothing left to tell it
+            self._answer(error_answer(status, message), headers)
 
-    def do_GET(self) -> None:
-        if self.path == "/ping":
-            self._send(HTTPStatus.OK, json.dumps({"status": "healthy"}))
-        else:
-            self._error(HTTPStatus.NOT_FOUND, f"no route {self.path[:80]!r}; use GET /ping")
+    def _timed_out(self) -> None:
+        self.close_connection = True
+        seconds = self.server.deadlines.seconds
+        self._error(HTTPStatus.REQUEST_TIMEOUT, f"the request did not arrive within {seconds:g} s")
 
-    def do_POST(self) -> None:
-        if self.path != "/invocations":
+    def _route(self) -> None:
+        path = self.path.split("?", 1)[0]
+        methods = ROUTES.get(path)
+        if methods is None or self.command not in methods:
+            self.server.deadlines.disarm(self.connection)
             self._drain()
-            self._error(HTTPStatus.NOT_FOUND, f"no route {self.path[:80]!r}; use POST /invocations")
-            return
+            if methods is None:
+                self._error(
+                    HTTPStatus.NOT_FOUND,
+                    f"no route {path[:80]!r}; use GET /ping or POST /invocations",
+                )
+            else:
+                self._error(
+                    HTTPStatus.METHOD_NOT_ALLOWED,
+                    f"{self.command} is not allowed on {path}; use {' or '.join(methods)}",
+                    {"Allow": ", ".join(methods)},
+                )
+        elif path == "/ping":
+            self.server.deadlines.disarm(self.connection)
+            self._answer(Answer(HTTPStatus.OK, json.dumps({"status": "healthy"}), JSON))
+        else:
+            self._invoke()
+
+    do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = _route  # noqa: N815
+
+    def _invoke(self) -> None:
         body = self._read_body()
         if body is None:
             return
-        content_type = self.headers.get("Content-Type", "")
-        accept = self.headers.get("Accept", "application/json")
-        try:
-            rows = input_fn(body, content_type)
-            with self.server.predict_lock:
-                prediction = predict_fn(rows, self.server.model)
-            result, result_type = output_fn(prediction, accept)
-        except InvalidInputError as error:
-            self._error(error.status, str(error))
-            return
-        if self.server.capture is not None:
+        content, content_type, accept = container_arguments(self.headers, body)
+        answer = transform_fn(self.server.model, content, content_type, accept)
+        if answer.status == HTTPStatus.OK and self.server.capture is not None:
             self.server.capture.write(
                 body,
                 content_type,
-                result,
-                result_type,
+                answer.body,
+                answer.content_type,
                 inference_id=self.headers.get(INFERENCE_ID_HEADER),
             )
-        self._send(HTTPStatus.OK, result, result_type)
+        self._answer(answer)
 
     def _read_body(self) -> bytes | None:
         length_header = self.headers.get("Content-Length")
@@ -122,16 +248,11 @@ class InferenceHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             self._error(HTTPStatus.LENGTH_REQUIRED, "send the body with a Content-Length header")
             return None
-        try:
-            length = int(length_header)
-        except ValueError:
+        if not length_header.strip().isdigit():
             self.close_connection = True
-            self._error(HTTPStatus.BAD_REQUEST, "Content-Length is not a number")
+            self._error(HTTPStatus.BAD_REQUEST, "Content-Length is not a whole number")
             return None
-        if length < 0:
-            self.close_connection = True
-            self._error(HTTPStatus.BAD_REQUEST, "Content-Length is negative")
-            return None
+        length = int(length_header)
         if length > self.server.max_body:
             self.close_connection = True  # the unread body must not be parsed as a next request
             self._error(
@@ -139,23 +260,27 @@ class InferenceHandler(BaseHTTPRequestHandler):
                 f"body of {length} bytes exceeds the limit of {self.server.max_body}",
             )
             return None
-        if length == 0:
-            self._error(HTTPStatus.BAD_REQUEST, "the body is empty; send CSV or JSON rows")
+        body = self.rfile.read(length)
+        if len(body) < length:
+            # The client stopped sending (half-closed) or ran out of time: never score a fragment.
+            self.close_connection = True
+            if self.server.deadlines.expired(self.connection):
+                self._timed_out()
+            else:
+                self._error(
+                    HTTPStatus.BAD_REQUEST,
+                    f"the body ended after {len(body)} of the {length} bytes of its Content-Length",
+                )
             return None
-        return self.rfile.read(length)
+        self.server.deadlines.disarm(self.connection)
+        return body
 
     def _drain(self) -> None:
-        length = self.headers.get("Content-Length", "0")
+        length = self.headers.get("Content-Length", "0").strip()
         if length.isdigit() and int(length) <= self.server.max_body:
             self.rfile.read(int(length))
         else:
             self.close_connection = True
-
-    def _not_allowed(self) -> None:
-        self.close_connection = True
-        self._error(HTTPStatus.METHOD_NOT_ALLOWED, "use GET /ping or POST /invocations")
-
-    do_PUT = do_DELETE = do_PATCH = _not_allowed  # noqa: N815 - stdlib handler names
 
 
 def make_server(
@@ -164,9 +289,12 @@ def make_server(
     port: int,
     max_body: int = DEFAULT_MAX_BODY,
     capture_dir: Path | None = None,
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
 ) -> InferenceServer:
     capture = CaptureWriter(capture_dir) if capture_dir else None
-    return InferenceServer((host, port), model_fn(str(model_dir)), max_body, capture)
+    return InferenceServer(
+        (host, port), model_fn(str(model_dir)), max_body, capture, request_timeout
+    )
 
 
 def serve_in_thread(server: InferenceServer) -> threading.Thread:
@@ -183,13 +311,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY)
     parser.add_argument(
+        "--request-timeout",
+        type=float,
+        default=DEFAULT_REQUEST_TIMEOUT,
+        help="seconds a request's line, headers and body may take to arrive",
+    )
+    parser.add_argument(
         "--capture-dir",
         type=Path,
         help="log requests and responses as SageMaker data-capture JSON lines",
     )
     args = parser.parse_args(argv)
     server = make_server(
-        args.model_dir, args.host, args.port, args.max_body_bytes, args.capture_dir
+        args.model_dir,
+        args.host,
+        args.port,
+        args.max_body_bytes,
+        args.capture_dir,
+        args.request_timeout,
     )
     print(f"serving {args.model_dir} on http://{args.host}:{server.server_address[1]}", flush=True)
     try:

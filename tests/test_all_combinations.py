@@ -1,0 +1,124 @@
+"""Every option combination renders, and its CloudFormation is cfn-lint and checkov clean.
+
+Most combinations render identical CloudFormation (the Python version, licence and problem type
+barely touch it), so each *distinct* file is linted once: rendering all combinations is cheap,
+linting is not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cookiecutter.exceptions import FailedHookException
+from cookiecutter.main import cookiecutter
+
+from .conftest import TEMPLATE
+from .test_infrastructure import tool
+
+pytestmark = pytest.mark.slow
+
+CHOICES = {
+    key: value
+    for key, value in json.loads((TEMPLATE / "cookiecutter.json").read_text()).items()
+    if isinstance(value, list) and not key.startswith("_")
+}
+COMBINATIONS = [
+    dict(zip(CHOICES, values, strict=True)) for values in itertools.product(*CHOICES.values())
+]
+
+
+def refused(answers: dict[str, str]) -> bool:
+    """The answer rules refuse GitHub Actions on a CodeCommit repository (hooks/template_rules)."""
+    return answers["ci_system"] == "github-actions" and answers["source_control"] != "github"
+
+
+@pytest.fixture(scope="module")
+def distinct_templates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Render every combination; keep one copy of each distinct CloudFormation file."""
+    renders = tmp_path_factory.mktemp("renders")
+    distinct = tmp_path_factory.mktemp("distinct")
+    files: dict[str, Path] = {}
+    rendered = 0
+    with pytest.MonkeyPatch.context() as patch:  # cookiecutter's replay files stay out of ~
+        patch.setenv("HOME", str(tmp_path_factory.mktemp("home")))
+        rendered = _render_all(renders, distinct, files)
+    assert rendered == len([c for c in COMBINATIONS if not refused(c)])
+    product = distinct / "service-catalog-product.yaml"
+    product.write_bytes((TEMPLATE / "service_catalog" / "product.yaml").read_bytes())
+    files["product"] = product
+    return files
+
+
+def _render_all(renders: Path, distinct: Path, files: dict[str, Path]) -> int:
+    rendered = 0
+    for number, answers in enumerate(COMBINATIONS):
+        output = renders / str(number)
+        if refused(answers):
+            with pytest.raises(FailedHookException):
+                cookiecutter(
+                    str(TEMPLATE), no_input=True, extra_context=answers, output_dir=str(output)
+                )
+            assert not output.exists() or not any(output.iterdir()), answers  # nothing left
+            continue
+        project = Path(
+            cookiecutter(
+                str(TEMPLATE), no_input=True, extra_context=answers, output_dir=str(output)
+            )
+        )
+        rendered += 1
+        for path in sorted((project / "infrastructure").glob("*.yaml")):
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+            if digest not in files:
+                files[digest] = distinct / f"{path.stem}-{digest}.yaml"
+                files[digest].write_bytes(path.read_bytes())
+    return rendered
+
+
+def test_every_combination_is_counted() -> None:
+    assert len(COMBINATIONS) == 72
+    assert len([c for c in COMBINATIONS if refused(c)]) == 18
+
+
+def test_cfn_lint_is_clean_on_every_distinct_file(distinct_templates: dict[str, Path]) -> None:
+    result = subprocess.run(
+        [tool("cfn-lint"), *map(str, distinct_templates.values())],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_checkov_has_no_failed_checks_on_any_distinct_file(
+    distinct_templates: dict[str, Path],
+) -> None:
+    folder = next(iter(distinct_templates.values())).parent
+    result = subprocess.run(
+        [
+            tool("checkov"),
+            "-d",
+            str(folder),
+            "--framework",
+            "cloudformation",
+            "--output",
+            "json",
+            "--skip-download",  # stay offline
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    report: dict[str, Any] = json.loads(result.stdout)
+    failed = [
+        f"{c['check_id']} {c['resource']} ({c['file_path']})"
+        for c in report["results"]["failed_checks"]
+    ]
+    assert report["summary"]["failed"] == 0, failed
+    for skipped in report["results"]["skipped_checks"]:
+        assert skipped.get("check_result", {}).get("suppress_comment"), skipped["check_id"]

@@ -1,0 +1,236 @@
+"""The error contract of the SageMaker scikit-learn container, checked with that container's code.
+
+On an endpoint, ``inference.py`` runs inside the image's serving stack (sagemaker-containers'
+``Transformer`` and Flask ``Worker``), which answers 500 for any exception of a user function. This
+test builds a test-only environment with the image's Python and pinned libraries
+(``pipelines/image_versions.json``), serves the model's ``code/inference.py`` through that stack,
+and requires every payload to get the same status - and for a refused payload the same message -
+as from the local server. It installs from the package registry on first use (uv's cache makes
+later runs fast); without Python 3.12 available to uv it fails and says so.
+"""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import hashlib
+import http.client
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from {{ cookiecutter.package_name }} import inference
+from {{ cookiecutter.package_name }}.data import Schema
+from {{ cookiecutter.package_name }}.serve import make_server, serve_in_thread
+
+pytestmark = pytest.mark.slow  # builds a second Python environment on first use
+
+PROJECT = Path(__file__).resolve().parent.parent
+IMAGE = json.loads((PROJECT / "pipelines" / "image_versions.json").read_text())
+HARNESS = Path(__file__).with_name("container") / "harness.py"
+
+
+def _python(version: str) -> str:
+    """An interpreter for uv: its own discovery first, then pyenv's versions, else uv's download."""
+    found = subprocess.run(
+        ["uv", "python", "find", version], capture_output=True, text=True, check=False
+    )
+    if found.returncode == 0 and found.stdout.strip():
+        return found.stdout.strip()
+    pyenv_root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
+    candidates = sorted(pyenv_root.glob(f"versions/{version}.*/bin/python{version}"))
+    return str(candidates[-1]) if candidates else version
+
+
+# Outside the project and keyed by the pins, so every checkout and render shares one environment.
+CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sagemaker-image-envs"
+# Bytecode is written on first import, so later runs start in seconds.
+ENV = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONDONTWRITEBYTECODE")}
+
+
+@pytest.fixture(scope="session")
+def container_python() -> Iterator[Path]:
+    """A virtual environment like the image's: its Python, its requirements, then its six."""
+    pins = "\n".join([IMAGE["python"], *IMAGE["requirements"], *IMAGE["after_requirements"]])
+    home = CACHE / f"sklearn-{hashlib.sha256(pins.encode()).hexdigest()[:16]}"
+    python = home / "bin" / "python"
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with (CACHE / f"{home.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # parallel test runs build it once
+        if not (home / "ready").exists():
+            _build(home, python)
+        yield python
+
+
+def _build(home: Path, python: Path) -> None:
+    shutil.rmtree(home, ignore_errors=True)
+    requirements = home.with_suffix(".txt")
+    requirements.write_text("\n".join(IMAGE["requirements"]) + "\n")
+    env = ENV
+    steps = [
+        ["uv", "venv", "--quiet", "--python", _python(IMAGE["python"]), str(home)],
+        # The image installs requirements.txt over sagemaker-containers' own (2020) pins, such as
+        # Flask 1.1.1; --override makes the resolver take the image's versions the same way.
+        [
+            "uv",
+            "pip",
+            "install",
+            "--quiet",
+            "--python",
+            str(python),
+            "-r",
+            str(requirements),
+            "--override",
+            str(requirements),
+        ],
+        [
+            "uv",
+            "pip",
+            "install",
+            "--quiet",
+            "--python",
+            str(python),
+            "--reinstall",
+            *IMAGE["after_requirements"],
+        ],
+    ]
+    for step in steps:
+        result = subprocess.run(step, capture_output=True, text=True, env=env, check=False)
+        if result.returncode != 0:
+            pytest.fail(f"building the container environment failed: {result.stderr[-2000:]}")
+    (home / "ready").touch()
+
+
+def _cases(frame: pd.DataFrame, schema: Schema) -> list[dict[str, Any]]:
+    features = frame[schema.feature_names]
+    width = len(schema.feature_names)
+    good_csv = features.head(3).to_csv(index=False, header=False).encode()
+    ones = ["1"] * (width - 1)
+    bodies: list[tuple[str, str, dict[str, str], bytes]] = [
+        ("POST", "/invocations", {"Content-Type": "text/csv"}, good_csv),
+        ("POST", "/invocations", {"Content-Type": "text/csv", "Accept": "text/csv"}, good_csv),
+        ("POST", "/invocations", {"Content-Type": "text/csv; charset=utf-8"}, good_csv),
+        (
+            "POST",
+            "/invocations",
+            {"Content-Type": "application/json"},
+            json.dumps({"instances": features.head(2).values.tolist()}).encode(),
+        ),
+        ("POST", "/invocations", {"Content-Type": "text/csv"}, b""),
+        ("POST", "/invocations", {"Content-Type": "text/csv"}, b"1,2,3"),
+        ("POST", "/invocations", {"Content-Type": "text/csv"}, b"\xff\xfe,1"),
+        ("POST", "/invocations", {"Content-Type": "text/csv"}, ",".join(["x"] * width).encode()),
+        ("POST", "/invocations", {"Content-Type": "application/json"}, b"{oops"),
+        ("POST", "/invocations", {"Content-Type": "application/json"}, b'"text"'),
+        (
+            "POST",
+            "/invocations",
+            {"Content-Type": "application/json"},
+            ("[[" + ",".join([*ones, "7" * 5_000]) + "]]").encode(),
+        ),
+        (
+            "POST",
+            "/invocations",
+            {"Content-Type": "text/csv"},
+            ",".join([*ones, "7" * 400]).encode(),
+        ),
+        ("POST", "/invocations", {"Content-Type": "application/x-npy"}, b"\x93NUMPY\x01\x00\xff"),
+        ("POST", "/invocations", {"Content-Type": "text/csv", "Accept": "image/png"}, good_csv),
+        ("POST", "/invocations", {}, good_csv),  # no Content-Type: the container assumes JSON
+        (
+            "POST",
+            "/invocations",
+            {"Content-Type": "text/csv"},
+            b"\n".join([good_csv.splitlines()[0]] * (inference.MAX_ROWS + 1)),
+        ),
+        ("GET", "/ping", {}, b""),
+        ("GET", "/invocations", {}, b""),
+        ("GET", "/nope", {}, b""),
+    ]
+    return [
+        {
+            "method": method,
+            "path": path,
+            "headers": headers,
+            "body_b64": base64.b64encode(body).decode("ascii"),
+        }
+        for method, path, headers, body in bodies
+    ]
+
+
+@pytest.fixture()
+def local_server(model_dir: Path) -> Iterator[tuple[str, int]]:
+    server = make_server(model_dir, "127.0.0.1", 0)
+    serve_in_thread(server)
+    yield "127.0.0.1", server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def _local(server: tuple[str, int], case: dict[str, Any]) -> dict[str, Any]:
+    connection = http.client.HTTPConnection(*server, timeout=30)
+    try:
+        body = base64.b64decode(case["body_b64"])
+        connection.request(
+            case["method"],
+            case["path"],
+            body=body if case["method"] == "POST" else None,
+            headers=case["headers"],
+        )
+        response = connection.getresponse()
+        return {
+            "status": response.status,
+            "content_type": response.getheader("Content-Type"),
+            "allow": response.getheader("Allow"),
+            "body_b64": base64.b64encode(response.read()).decode("ascii"),
+        }
+    finally:
+        connection.close()
+
+
+def test_every_payload_gets_the_same_status_in_the_container_and_locally(
+    container_python: Path,
+    model_dir: Path,
+    local_server: tuple[str, int],
+    clean_frame: pd.DataFrame,
+    schema: Schema,
+    tmp_path: Path,
+) -> None:
+    # The model artifact as SageMaker unpacks it: the model files and code/inference.py, the file
+    # `train --bundle-inference-code` copies.
+    model = tmp_path / "model"
+    shutil.copytree(model_dir, model)
+    (model / "code").mkdir(exist_ok=True)
+    shutil.copy(inference.__file__, model / "code" / "inference.py")
+    cases = _cases(clean_frame, schema)
+    result = subprocess.run(
+        [str(container_python), str(HARNESS), str(tmp_path)],
+        input=json.dumps(cases),
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+        env=ENV,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    in_container = json.loads(result.stdout)
+    for case, container in zip(cases, in_container, strict=True):
+        local = _local(local_server, case)
+        what = (case["method"], case["path"], case["headers"])
+        assert container["status"] == local["status"], what
+        assert container["status"] < 500, what
+        if case["path"] == "/invocations" and case["method"] == "POST":
+            # transform_fn's own answer: byte for byte the same body and type.
+            assert container["body_b64"] == local["body_b64"], what
+            assert container["content_type"] == local["content_type"], what
+        if container["status"] == 405:
+            assert "POST" in container["allow"] and local["allow"] == "POST"
+    statuses = sorted({answer["status"] for answer in in_container})
+    assert statuses == [200, 400, 404, 405, 406, 413, 415]
