@@ -75,7 +75,8 @@ def test_the_image_and_the_lock_agree_on_scikit_learn() -> None:
     image = image_packages()
     defaults = json.loads(DEFAULTS_FILE.read_text())
     # The SDK's image tag (1.9-0) names the scikit-learn release line the image ships.
-    assert defaults["sklearn_version"].split("-")[0] == ".".join(image["scikit-learn"].split(".")[:2])
+    release_line = ".".join(image["scikit-learn"].split(".")[:2])
+    assert defaults["sklearn_version"].split("-")[0] == release_line
     pins = pins_for(IMAGE_FILE["python"])
     assert pins["scikit-learn"] == image["scikit-learn"]
     # What a job installs over the image (the README names these for network isolation).
