@@ -29,6 +29,8 @@ def image_packages() -> dict[str, str]:
         if exact:
             pins[requirement.name.lower()] = exact[0]
     return pins
+
+
 TOOLING = {"sagemaker", "boto3", "botocore", "dvc", "dvc-s3", "moto", "pytest", "matplotlib"}
 
 
