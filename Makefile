@@ -23,10 +23,8 @@ uv: ## Find uv, or install a private copy when none works; print which one is us
 env: uv ## Install the template's locked tool environment (.venv)
 	$(UV) sync --locked
 
-demo: env ## Render a default project and run it end to end: install, train, evaluate, predict, monitor
-	rm -rf $(DEMO_DIR) && mkdir -p $(DEMO_DIR)
-	$(UV) run --locked cookiecutter --no-input . --output-dir $(DEMO_DIR)
-	cd $(DEMO_DIR)/* && $(MAKE) setup repro predict monitor DATA=data/processed/test
+demo: env ## Render a default project and run it end to end (summary here, all output in DEMO_DIR/demo.log)
+	$(UV) run --locked python tools/run_demo.py --output-dir $(DEMO_DIR)
 
 test: env ## The whole test suite: answer rules, the option matrix, infrastructure, rendered projects
 	$(UV) run --locked pytest -n 2 --dist loadfile

@@ -21,6 +21,26 @@ LOCAL_CLUTTER = (".venv", ".git", "__pycache__", ".pytest_cache", ".ruff_cache",
 LOCAL_CLUTTER += (".hypothesis", "bench", "build")
 
 
+PYENV_ROOT = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
+
+
+def user_shell_env(**extra: str) -> dict[str, str]:
+    """A user's shell: the caller's environment without this test run's venv and uv variables."""
+    dropped = ("VIRTUAL_ENV", "UV", "UV_PROJECT", "UV_RUN_RECURSION_DEPTH", "MAKEFLAGS", "MFLAGS")
+    dropped += ("PYENV_VERSION", "PYENV_DIR")  # set by `pyenv exec`, not by a shell
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
+    # Also what `pyenv exec` (the uv shim that started this run) put in front of PATH.
+    added = (
+        str(Path(sys.prefix) / "bin"),
+        str(PYENV_ROOT / "versions"),
+        str(PYENV_ROOT / "libexec"),
+    )
+    env["PATH"] = os.pathsep.join(
+        p for p in env["PATH"].split(os.pathsep) if not p.startswith(added)
+    )
+    return env | extra
+
+
 def copy_template(target: Path) -> Path:
     """A copy of the template's own files, for tests that must edit or commit them."""
     shutil.copytree(TEMPLATE, target, ignore=shutil.ignore_patterns(*LOCAL_CLUTTER))

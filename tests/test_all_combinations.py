@@ -18,8 +18,10 @@ import pytest
 from cookiecutter.exceptions import FailedHookException
 from cookiecutter.main import cookiecutter
 
+from . import iam_model as iam
 from .conftest import TEMPLATE
 from .test_infrastructure import tool
+from .test_permissions import missing_permissions, parliament_findings, rendered_stacks
 
 pytestmark = pytest.mark.slow
 
@@ -36,6 +38,11 @@ COMBINATIONS = [
 def refused(answers: dict[str, str]) -> bool:
     """The answer rules refuse GitHub Actions on a CodeCommit repository (hooks/template_rules)."""
     return answers["ci_system"] == "github-actions" and answers["source_control"] != "github"
+
+
+# One rendered project per distinct set of infrastructure files (for the checks that resolve a
+# project's stacks together), filled by the fixture below.
+DISTINCT_PROJECTS: dict[str, Path] = {}
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +63,7 @@ def distinct_templates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pa
 
 
 def _render_all(renders: Path, distinct: Path, files: dict[str, Path]) -> int:
+    DISTINCT_PROJECTS.clear()
     rendered = 0
     for number, answers in enumerate(COMBINATIONS):
         output = renders / str(number)
@@ -72,7 +80,10 @@ def _render_all(renders: Path, distinct: Path, files: dict[str, Path]) -> int:
             )
         )
         rendered += 1
-        for path in sorted((project / "infrastructure").glob("*.yaml")):
+        infrastructure = sorted((project / "infrastructure").glob("*.yaml"))
+        whole = hashlib.sha256(b"".join(p.read_bytes() for p in infrastructure)).hexdigest()
+        DISTINCT_PROJECTS.setdefault(whole, project)
+        for path in infrastructure:
             digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
             if digest not in files:
                 files[digest] = distinct / f"{path.stem}-{digest}.yaml"
@@ -122,3 +133,17 @@ def test_checkov_has_no_failed_checks_on_any_distinct_file(
     assert report["summary"]["failed"] == 0, failed
     for skipped in report["results"]["skipped_checks"]:
         assert skipped.get("check_result", {}).get("suppress_comment"), skipped["check_id"]
+
+
+def test_every_distinct_render_passes_parliament_and_the_schema_permissions(
+    distinct_templates: dict[str, Path],
+) -> None:
+    """tests/test_permissions.py's checks, on every distinct rendered infrastructure."""
+    assert DISTINCT_PROJECTS
+    for project in DISTINCT_PROJECTS.values():
+        stacks = rendered_stacks(project)
+        assert parliament_findings(stacks) == [], project
+        named = dict(stacks)
+        role = iam.role_documents(named["deploy-pipeline.yaml"], "CloudFormationRole")
+        for stage in ("staging", "prod"):
+            assert missing_permissions(named[f"endpoint.yaml[{stage}]"], role) == [], project

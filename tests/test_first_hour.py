@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -12,28 +11,10 @@ from typing import Any
 
 import pytest
 
-from .conftest import TEMPLATE, bake
+from .conftest import TEMPLATE, bake, user_shell_env
 
-PYENV_ROOT = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
 # What pip prints when PEP 668 forbids installing into the interpreter.
 PEP_668_REFUSAL = "externally-managed-environment"
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """A user's shell: the caller's environment without this test run's venv and uv variables."""
-    dropped = ("VIRTUAL_ENV", "UV", "UV_PROJECT", "UV_RUN_RECURSION_DEPTH", "MAKEFLAGS", "MFLAGS")
-    dropped += ("PYENV_VERSION", "PYENV_DIR")  # set by `pyenv exec`, not by a shell
-    env = {k: v for k, v in os.environ.items() if k not in dropped}
-    # Also what `pyenv exec` (the uv shim that started this run) put in front of PATH.
-    added = (
-        str(Path(sys.prefix) / "bin"),
-        str(PYENV_ROOT / "versions"),
-        str(PYENV_ROOT / "libexec"),
-    )
-    env["PATH"] = os.pathsep.join(
-        p for p in env["PATH"].split(os.pathsep) if not p.startswith(added)
-    )
-    return env | extra
 
 
 def make(
@@ -42,7 +23,7 @@ def make(
     return subprocess.run(
         ["make", *args],
         cwd=cwd,
-        env=clean_env() if env is None else env,
+        env=user_shell_env() if env is None else env,
         capture_output=True,
         text=True,
         timeout=600,
@@ -88,7 +69,7 @@ def externally_managed_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def plain_machine_env(python_bin: Path, home: Path) -> dict[str, str]:
     """PATH with only the externally managed Python and the system tools: no uv, no pyenv."""
-    return clean_env(
+    return user_shell_env(
         PATH=f"{python_bin}:/usr/bin:/bin",
         HOME=str(home),
         # Keep uv's package cache warm (a cold cache would download every wheel again).
@@ -139,7 +120,7 @@ def test_uv_is_found_when_pyenv_shims_it_for_another_version(cookies: Any) -> No
         pytest.skip("needs a pyenv Python with uv and a 3.12/3.13 one without it")
     project = bake(cookies, python_version=".".join(others[0].split(".")[:2]))
     shim = subprocess.run(
-        ["uv", "--version"], cwd=project, env=clean_env(), capture_output=True, text=True
+        ["uv", "--version"], cwd=project, env=user_shell_env(), capture_output=True, text=True
     )
     assert shim.returncode != 0  # the situation of the issue: "pyenv: uv: command not found"
     result = make(project, "uv")
@@ -159,3 +140,18 @@ def test_make_help_shows_values_not_variables(cookies: Any, overrides: tuple[str
     assert f"Score {data}" in result.stdout
     template_help = make(TEMPLATE, "help")
     assert template_help.returncode == 0 and "$(" not in template_help.stdout
+
+
+@pytest.mark.slow
+def test_make_demo_prints_a_summary_and_logs_everything(tmp_path: Path) -> None:
+    demo_dir = tmp_path / "demo"
+    result = make(TEMPLATE, "--no-print-directory", "-s", "demo", f"DEMO_DIR={demo_dir}")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    assert len(lines) <= 25, result.stdout  # was ~300: every installed package, every prediction
+    assert sum(line.startswith("ok  ") for line in lines) == 5
+    assert any(line.strip().startswith("quality gate passed") for line in lines)
+    assert any(line.strip().startswith("monitor passed") for line in lines)
+    log = (demo_dir / "demo.log").read_text()
+    assert sum(line.startswith(" + ") for line in log.splitlines()) > 100  # the whole install
+    assert f"whole output: {demo_dir / 'demo.log'}" in lines[-1]

@@ -282,3 +282,37 @@ def test_a_given_execution_role_replaces_the_project_role_everywhere(
     assert iam.allows(documents, "iam:PassRole", USE_ROLE)
     created = f"arn:aws:iam::{iam.ACCOUNT}:role/tumour-sagemaker-execution"
     assert not iam.allows(documents, "iam:PassRole", created)
+
+
+# What CodePipeline's CloudFormation deploy action calls for each ActionMode (CodePipeline
+# action reference, CloudFormation deploy action: a failed stack is deleted before REPLACE).
+STACK_CALLS = {
+    "CREATE_UPDATE": ["CreateStack", "UpdateStack", "DescribeStacks"],
+    "REPLACE_ON_FAILURE": ["CreateStack", "UpdateStack", "DeleteStack", "DescribeStacks"],
+    "DELETE_ONLY": ["DeleteStack", "DescribeStacks"],
+}
+
+
+@pytest.mark.parametrize("extra", MATRIX, ids=matrix_id)
+def test_deploy_pipeline_role_can_run_its_cloudformation_actions(
+    baked_matrix: dict[str, Path], extra: dict[str, str]
+) -> None:
+    deploy = dict(rendered_stacks(baked_matrix[matrix_id(extra)]))["deploy-pipeline.yaml"]
+    pipeline = deploy.resolve(deploy.resources["Pipeline"]["Properties"])
+    role = iam.role_documents(deploy, "PipelineRole")
+    actions = [
+        action
+        for stage in pipeline["Stages"]
+        for action in stage["Actions"]
+        if action["ActionTypeId"]["Provider"] == "CloudFormation"
+    ]
+    assert actions
+    for action in actions:
+        configuration = action["Configuration"]
+        stack = (
+            f"arn:aws:cloudformation:{iam.REGION}:{iam.ACCOUNT}:stack/"
+            f"{configuration['StackName']}/0a1b2c3d"
+        )
+        for call in STACK_CALLS[configuration["ActionMode"]]:
+            assert iam.allows(role, f"cloudformation:{call}", stack), (action["Name"], call)
+        assert iam.allows(role, "iam:PassRole", configuration["RoleArn"]), action["Name"]

@@ -194,10 +194,11 @@ def load_template(template: Path = INFRASTRUCTURE / "endpoint.yaml") -> dict[str
 
 
 def endpoint_template(project: str, features: list[str]) -> dict[str, Any]:
-    """``endpoint.yaml`` with one drift alarm per feature, the composite created after them."""
+    """``endpoint.yaml`` with one drift alarm per feature (the composite created after them) and
+    the alarm for a day without drift data."""
     template = load_template()
     alarms = drift_alarms.feature_alarms(project, features)
-    template["Resources"] |= alarms
+    template["Resources"] |= alarms | drift_alarms.silence_alarm(project, features)
     template["Resources"]["DriftAlarm"]["DependsOn"] = sorted(alarms)
     return template
 

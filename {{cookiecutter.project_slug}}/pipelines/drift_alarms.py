@@ -15,6 +15,10 @@ however many features drift in the same monitoring run. A composite rule may nam
 alarms (PutCompositeAlarm) and be at most 10,240 characters long (the AlarmRule limit in the
 CloudFormation schema of AWS::CloudWatch::CompositeAlarm); a schema beyond that is refused.
 
+Drift alarms cannot fire on data that never arrives, so a silence alarm,
+``<project>-drift-monitoring-silent``, goes to ALARM after a day without any drift datapoint (it
+does not start retraining).
+
 The feature list is the data contract (``src/<package>/schema.json``), read when the deploy build
 runs, so a team that brings its own data gets alarms for its own columns. The alarms are added to
 the copy of ``infrastructure/endpoint.yaml`` the deploy build writes; the template itself carries
@@ -42,6 +46,9 @@ DATAPOINTS_TO_ALARM = 1
 # a drifted feature stays in ALARM until a run shows it back within the threshold. With
 # notBreaching, a quiet hour would turn a real drift back to OK.
 TREAT_MISSING_DATA = "ignore"
+# A day without any drift datapoint (no traffic, monitoring failing, or metrics the alarms do not
+# recognise) turns the silence alarm to ALARM: 24 one-hour periods, the longest an alarm evaluates.
+SILENT_PERIODS = 24
 # Characters that would break the composite rule's quoting or CloudFormation's ${} syntax.
 _UNSAFE = re.compile(r'["\\$\x00-\x1f]')
 
@@ -52,6 +59,10 @@ class DriftAlarmError(ValueError):
 
 def feature_alarm_name(project: str, feature: str) -> str:
     return f"{project}-data-drift-{feature}"
+
+
+def silence_alarm_name(project: str) -> str:
+    return f"{project}-drift-monitoring-silent"
 
 
 def _check(project: str, features: Sequence[str]) -> None:
@@ -81,6 +92,22 @@ def composite_rule(project: str, features: Sequence[str]) -> str:
     return rule
 
 
+def _metric(feature: str) -> dict[str, Any]:
+    return {
+        "Namespace": NAMESPACE,
+        "MetricName": METRIC_PREFIX + feature,
+        "Dimensions": [
+            {"Name": "Endpoint", "Value": {"Fn::GetAtt": ["Endpoint", "EndpointName"]}},
+            {
+                "Name": "MonitoringSchedule",
+                "Value": {"Fn::GetAtt": ["MonitoringSchedule", "MonitoringScheduleName"]},
+            },
+        ],
+        "Statistic": "Maximum",
+        "Period": PERIOD_SECONDS,
+    }
+
+
 def feature_alarms(project: str, features: Sequence[str]) -> dict[str, dict[str, Any]]:
     """CloudFormation resources, one drift alarm per feature, created with the prod schedule."""
     _check(project, features)
@@ -93,17 +120,7 @@ def feature_alarms(project: str, features: Sequence[str]) -> dict[str, dict[str,
                 "AlarmDescription": (
                     f"Model Monitor's baseline drift of feature {feature} crossed DriftThreshold."
                 ),
-                "Namespace": NAMESPACE,
-                "MetricName": METRIC_PREFIX + feature,
-                "Dimensions": [
-                    {"Name": "Endpoint", "Value": {"Fn::GetAtt": ["Endpoint", "EndpointName"]}},
-                    {
-                        "Name": "MonitoringSchedule",
-                        "Value": {"Fn::GetAtt": ["MonitoringSchedule", "MonitoringScheduleName"]},
-                    },
-                ],
-                "Statistic": "Maximum",
-                "Period": PERIOD_SECONDS,
+                **_metric(feature),
                 "EvaluationPeriods": EVALUATION_PERIODS,
                 "DatapointsToAlarm": DATAPOINTS_TO_ALARM,
                 "Threshold": {"Ref": "DriftThreshold"},
@@ -112,4 +129,34 @@ def feature_alarms(project: str, features: Sequence[str]) -> dict[str, dict[str,
             },
         }
         for index, feature in enumerate(features)
+    }
+
+
+def silence_alarm(project: str, features: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """An alarm for a day without drift data: the feature alarms cannot fire on what never comes.
+
+    It watches the first feature's drift metric (every run publishes all of them together); a
+    distance is never below zero, so only missing periods, counted as breaching, can fire it. It
+    does not start retraining: new data is not the remedy for an endpoint without traffic or a
+    broken monitoring job.
+    """
+    _check(project, features)
+    return {
+        "DriftMonitoringSilentAlarm": {
+            "Type": "AWS::CloudWatch::Alarm",
+            "Condition": "IsProd",
+            "Properties": {
+                "AlarmName": silence_alarm_name(project),
+                "AlarmDescription": (
+                    "No Model Monitor drift data for a day: no traffic, a failing monitoring "
+                    "job, or features the baseline does not name. The drift alarms cannot fire."
+                ),
+                **_metric(features[0]),
+                "EvaluationPeriods": SILENT_PERIODS,
+                "DatapointsToAlarm": SILENT_PERIODS,
+                "Threshold": 0,
+                "ComparisonOperator": "LessThanThreshold",
+                "TreatMissingData": "breaching",
+            },
+        }
     }

@@ -178,13 +178,18 @@ def test_a_drift_in_any_feature_fires_its_alarm_and_the_retraining_alarm(
 
     with mock_aws():
         cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+        silent = drift_alarms.silence_alarm_name(PROJECT)
         for request in metric_alarm_requests(deploy_output):
             if request["MetricName"].startswith(drift_alarms.METRIC_PREFIX):
                 cloudwatch.put_metric_alarm(**request)  # botocore validates the request
         shape = cloudwatch.meta.service_model.operation_model("PutCompositeAlarm").input_shape
         report = ParamValidator().validate(composite, shape)
         assert not report.has_errors(), report.generate_report()
-        alarms = cloudwatch.describe_alarms()["MetricAlarms"]
+        alarms = [
+            alarm
+            for alarm in cloudwatch.describe_alarms()["MetricAlarms"]
+            if alarm["AlarmName"] != silent
+        ]
         # Every feature of the data contract has its alarm, and the composite names each one.
         assert sorted(a["MetricName"] for a in alarms) == sorted(
             drift_alarms.METRIC_PREFIX + f for f in features
@@ -251,6 +256,32 @@ def test_the_default_threshold_stays_above_the_noise_of_clean_hourly_batches(
     ]
     assert max(worst) < threshold
     assert max(worst) > 0.1
+
+
+def test_a_day_without_drift_data_fires_the_silence_alarm(deploy_output: Path) -> None:
+    """Monitoring that publishes nothing cannot fire a drift alarm; this one says so."""
+    (request,) = [
+        r
+        for r in metric_alarm_requests(deploy_output)
+        if r["AlarmName"] == drift_alarms.silence_alarm_name(PROJECT)
+    ]
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - 60 * HOUR
+    with mock_aws():
+        cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+        cloudwatch.put_metric_alarm(**request)
+        (alarm,) = cloudwatch.describe_alarms()["MetricAlarms"]
+        publish_run(cloudwatch, dict.fromkeys(deploy_config.features(), 0.05), start)
+        state = "INSUFFICIENT_DATA"
+        states = []
+        for hour in range(1, 50):
+            at = start + hour * HOUR
+            state = evaluate(alarm, period_values(cloudwatch, alarm, at), state)
+            states.append(state)
+        # OK while the last run is within the day, ALARM from the first full day without one.
+        assert states[:23] == ["OK"] * 23
+        assert set(states[24:]) == {"ALARM"}
+        publish_run(cloudwatch, dict.fromkeys(deploy_config.features(), 0.05), start + 49 * HOUR)
+        assert evaluate(alarm, period_values(cloudwatch, alarm, start + 50 * HOUR), state) == "OK"
 
 
 @pytest.mark.slow

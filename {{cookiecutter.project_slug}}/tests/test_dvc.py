@@ -70,6 +70,38 @@ def test_repro_then_noop(workspace: Path) -> None:
     assert "Data and pipelines are up to date" in second.stdout
     assert "Running stage" not in second.stdout
 
+    shown = dvc(workspace, "metrics", "show").stdout
+    gate = yaml.safe_load((workspace / "params.yaml").read_text())["gate"]["metric"]
+    assert gate in shown.split()  # a column named after the metric, not section.metric.value
+    assert "NaN" not in shown and "standard_deviation" not in shown
+    # `make metrics` before anything is committed: what to do, not DVC's "failed to load".
+    fresh = make_metrics(workspace)
+    assert fresh.returncode == 0, fresh.stderr
+    assert "No metrics committed yet" in fresh.stdout and "failed to load" not in fresh.stderr
+    commit_all(workspace)
+    compared = make_metrics(workspace)
+    assert compared.returncode == 0 and "HEAD" in compared.stdout, compared.stderr
+    assert "failed to load" not in compared.stderr and "NaN" not in compared.stdout
+
+
+def make_metrics(workspace: Path) -> subprocess.CompletedProcess[str]:
+    """`make metrics` with this test's environment (RUN= skips `uv run`, which would install)."""
+    return subprocess.run(
+        ["make", "--no-print-directory", "metrics", "RUN="],
+        cwd=workspace,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def commit_all(workspace: Path) -> None:
+    for command in (
+        ["git", "add", "-A"],
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "run"],
+    ):
+        subprocess.run(command, cwd=workspace, check=True)
+
 
 def test_gate_failure_fails_the_run(workspace: Path) -> None:
     params_file = workspace / "params.yaml"

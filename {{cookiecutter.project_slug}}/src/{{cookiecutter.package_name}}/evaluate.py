@@ -1,8 +1,9 @@
 """Evaluate the trained model on the test split and apply the quality gate.
 
 Writes ``metrics.json`` in the SageMaker model-quality format
-(``{section: {metric: {"value": x}}}``), so the same file feeds DVC metrics locally and the
-pipeline's quality gate and model registry.
+(``{section: {metric: {"value": x, "standard_deviation": "NaN"}}}``) for the pipeline's quality
+gate and the model registry, and ``scores.json`` (``{metric: value}``, the same numbers) for DVC:
+``dvc metrics show/diff`` would list every ``standard_deviation`` as a column of NaN.
 
     python -m <package>.evaluate --model-dir models --test-dir data/processed/test \
         --output-dir reports --params params.yaml --enforce-gate
@@ -29,6 +30,7 @@ from .params import load_params
 
 METRICS_FILE = "metrics.json"
 LINEAGE_FILE = "lineage.json"
+SCORES_FILE = "scores.json"
 # Gate metrics where smaller is better: one list for the gate, the pipeline and the hooks.
 GATE_METRICS_FILE = Path(__file__).with_name("gate_metrics.json")
 LOWER_IS_BETTER = frozenset(json.loads(GATE_METRICS_FILE.read_text())["lower_is_better"])
@@ -74,6 +76,15 @@ def schema_section(schema: Schema) -> str:
 
 def _entry(value: float) -> dict[str, Any]:
     return {"value": float(value), "standard_deviation": "NaN"}
+
+
+def scores(report: dict[str, Any]) -> dict[str, float]:
+    """The report's values by metric name, flat: what DVC shows and compares."""
+    return {
+        name: float(entry["value"])
+        for section in report.values()
+        for name, entry in section.items()
+    }
 
 
 def compute_metrics(
@@ -159,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     report = compute_metrics(model, meta, frame, n_labels)
     args.output_dir.mkdir(parents=True, exist_ok=True)
     (args.output_dir / METRICS_FILE).write_text(json.dumps(report, indent=2) + "\n")
+    (args.output_dir / SCORES_FILE).write_text(json.dumps(scores(report), indent=2) + "\n")
     if args.execution_id:
         from .lineage import pipeline_record
 
