@@ -283,59 +283,94 @@ def repro_scaling(project: Path) -> dict[str, float]:
     return results
 
 
-def serving(project: Path) -> dict[str, Any]:
+PACKAGE_SOURCE = "{{cookiecutter.project_slug}}/src/{{cookiecutter.package_name}}"
+
+
+def start_server(project: Path, package: str, pythonpath: Path | None = None) -> tuple[Any, int]:
+    """The project's `serve` module in its own process; ``pythonpath`` puts another copy first."""
+    port = free_port()
+    env = ENV | ({"PYTHONPATH": str(pythonpath)} if pythonpath else {})
+    command = [str(project / ".venv" / "bin" / "python"), "-m", f"{package}.serve"]
+    server = subprocess.Popen(
+        [*command, "--model-dir", str(project / "models"), "--port", str(port)],
+        cwd=project,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    if not wait_for_port(port, timeout=30):
+        server.kill()
+        raise RuntimeError("the model server did not start")
+    return server, port
+
+
+def baseline_package(ref: str, package: str, folder: Path) -> Path:
+    """The rendered package's source as it was at git ``ref`` (its modules carry no Jinja)."""
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", ref, PACKAGE_SOURCE],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout
+    folder.mkdir(parents=True)
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    shutil.move(str(folder / PACKAGE_SOURCE), str(folder / package))
+    return folder
+
+
+def load(port: int, body: Path, concurrency: int, requests: int) -> dict[str, float]:
+    command = [sys.executable, str(ROOT / "bench" / "loadgen.py"), "--port", str(port)]
+    command += ["--body", str(body), "--concurrency", str(concurrency)]
+    output = subprocess.run(
+        [*command, "--requests", str(requests)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return dict(json.loads(output.stdout))
+
+
+def serving(project: Path, baseline: str | None = None, rounds: int = 3) -> dict[str, Any]:
+    """Load on the local server: 1 and 100 rows, 1 and 8 clients.
+
+    With ``baseline`` (a git ref of this repository), the package as it was there is served too,
+    from the same environment and model, and the two are loaded in turn, ``rounds`` times per
+    figure, so both see the same machine (this one is shared; timings are noisy). Each figure is
+    the median over rounds.
+    """
     import pandas as pd
 
     package = next((project / "src").glob("*/schema.json")).parent.name
     test = pd.read_csv(project / "data" / "processed" / "test" / "test.csv")
     features = test.drop(columns=test.columns[-1])
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            str(project / ".venv" / "bin" / "python"),
-            "-m",
-            f"{package}.serve",
-            "--model-dir",
-            str(project / "models"),
-            "--port",
-            str(port),
-        ],
-        cwd=project,
-        env=ENV,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     results: dict[str, Any] = {}
-    try:
-        if not wait_for_port(port, timeout=30):
-            raise RuntimeError("the model server did not start")
-        with tempfile.TemporaryDirectory() as tmp:
+    servers: dict[str, tuple[Any, int]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            if baseline:
+                old = baseline_package(baseline, package, Path(tmp) / "baseline")
+                servers[f"baseline {baseline}"] = start_server(project, package, old)
+            servers["current"] = start_server(project, package)
             for rows in (1, 100):
                 body = Path(tmp) / f"{rows}.csv"
                 sample = features.sample(rows, replace=True, random_state=rows)
                 body.write_text(sample.to_csv(index=False, header=False))
                 for concurrency in (1, 8):
-                    output = subprocess.run(
-                        [
-                            sys.executable,
-                            str(ROOT / "bench" / "loadgen.py"),
-                            "--port",
-                            str(port),
-                            "--body",
-                            str(body),
-                            "--concurrency",
-                            str(concurrency),
-                            "--requests",
-                            "400",
-                        ],
-                        capture_output=True,
-                        text=True,
-                        check=True,
-                    )
-                    results[f"{rows} row(s), concurrency {concurrency}"] = json.loads(output.stdout)
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+                    runs: dict[str, list[dict[str, float]]] = {name: [] for name in servers}
+                    for _ in range(rounds):
+                        for name, (_, port) in servers.items():
+                            runs[name].append(load(port, body, concurrency, 400))
+                    figure = f"{rows} row(s), concurrency {concurrency}"
+                    for name, samples in runs.items():
+                        key = f"{figure} / {name}" if baseline else figure
+                        results[key] = {
+                            field: statistics.median(sample[field] for sample in samples)
+                            for field in samples[0]
+                        }
+        finally:
+            for server, _ in servers.values():
+                server.terminate()
+                server.wait(timeout=10)
     return results
 
 
@@ -425,6 +460,17 @@ def main() -> None:
         "--render-only", action="store_true", help="only the render comparison (row 1)"
     )
     parser.add_argument(
+        "--serving-only", action="store_true", help="only the serving figures (row 4)"
+    )
+    parser.add_argument(
+        "--serving-baseline",
+        metavar="GIT_REF",
+        help="also serve the rendered package as it was at this commit, in turn with today's",
+    )
+    parser.add_argument(
+        "--serving-rounds", type=int, default=3, help="serving runs per figure, median reported"
+    )
+    parser.add_argument(
         "--pipeline-local-only",
         action="store_true",
         help="only `make pipeline-local` beside `dvc repro --force` (row 3b), in a fresh render",
@@ -442,6 +488,14 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         work = Path(tmp)
+        if args.serving_only:
+            project_root = work / "serving"
+            render_ours(project_root)
+            project = next(project_root.iterdir())
+            run(["make", "setup", "repro"], cwd=project)
+            results["4 serving"] = serving(project, args.serving_baseline, args.serving_rounds)
+            report(results, "serving.json")
+            return
         if args.pipeline_local_only:
             render_ours(work / "pipeline-local")
             project = next((work / "pipeline-local").iterdir())
@@ -465,7 +519,9 @@ def main() -> None:
             )
         results["3 dvc repro (target warm no-op < 2 s)"] = repro_times(project, args.runs)
         results[PIPELINE_LOCAL_ROW] = pipeline_local_beside_repro(project, min(args.runs, 3))
-        results["4 serving (target p99 < 20 ms for 1 row at concurrency 1)"] = serving(project)
+        results["4 serving (target p99 < 20 ms for 1 row at concurrency 1)"] = serving(
+            project, args.serving_baseline, args.serving_rounds
+        )
         results["5 template test suite (s; target fast < 60)"] = {
             "fast subset (make test-fast)": suite_time("test-fast"),
             **({"full (make test)": suite_time("test")} if args.full_suite else {}),

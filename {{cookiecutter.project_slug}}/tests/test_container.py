@@ -35,24 +35,24 @@ pytestmark = pytest.mark.slow  # builds a second Python environment on first use
 PROJECT = Path(__file__).resolve().parent.parent
 IMAGE = json.loads((PROJECT / "pipelines" / "image_versions.json").read_text())
 HARNESS = Path(__file__).with_name("container") / "harness.py"
+# Outside the project and keyed by the pins, so every checkout and render shares one environment.
+CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sagemaker-image-envs"
+# `uv run` names its own binary in UV; a private uv copy (tools/uv.sh) need not be on PATH.
+UV = os.environ.get("UV") or shutil.which("uv") or "uv"
+# Bytecode is written on first import, so later runs start in seconds.
+ENV = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONDONTWRITEBYTECODE")}
 
 
 def _python(version: str) -> str:
     """An interpreter for uv: its own discovery first, then pyenv's versions, else uv's download."""
     found = subprocess.run(
-        ["uv", "python", "find", version], capture_output=True, text=True, check=False
+        [UV, "python", "find", version], capture_output=True, text=True, check=False
     )
     if found.returncode == 0 and found.stdout.strip():
         return found.stdout.strip()
     pyenv_root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
     candidates = sorted(pyenv_root.glob(f"versions/{version}.*/bin/python{version}"))
     return str(candidates[-1]) if candidates else version
-
-
-# Outside the project and keyed by the pins, so every checkout and render shares one environment.
-CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sagemaker-image-envs"
-# Bytecode is written on first import, so later runs start in seconds.
-ENV = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONDONTWRITEBYTECODE")}
 
 
 @pytest.fixture(scope="session")
@@ -75,11 +75,11 @@ def _build(home: Path, python: Path) -> None:
     requirements.write_text("\n".join(IMAGE["requirements"]) + "\n")
     env = ENV
     steps = [
-        ["uv", "venv", "--quiet", "--python", _python(IMAGE["python"]), str(home)],
+        [UV, "venv", "--quiet", "--python", _python(IMAGE["python"]), str(home)],
         # The image installs requirements.txt over sagemaker-containers' own (2020) pins, such as
         # Flask 1.1.1; --override makes the resolver take the image's versions the same way.
         [
-            "uv",
+            UV,
             "pip",
             "install",
             "--quiet",
@@ -91,7 +91,7 @@ def _build(home: Path, python: Path) -> None:
             str(requirements),
         ],
         [
-            "uv",
+            UV,
             "pip",
             "install",
             "--quiet",

@@ -165,6 +165,16 @@ def raw_exchange(
         return received
 
 
+def test_a_body_without_content_length_is_411(server: tuple[str, int]) -> None:
+    head = (
+        b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n3\r\n1,2\r\n0\r\n\r\n"
+    )
+    answer = raw_exchange(server, head)
+    assert answer.startswith(b"HTTP/1.1 411 "), answer[:80]
+    assert b"Content-Length" in answer
+
+
 def test_a_body_shorter_than_its_content_length_is_refused(
     server: tuple[str, int], clean_frame: pd.DataFrame, schema: Schema
 ) -> None:

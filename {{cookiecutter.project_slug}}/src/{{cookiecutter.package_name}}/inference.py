@@ -228,8 +228,10 @@ def to_frame(rows: list[Any], features: list[str], first_row: int = 1) -> pd.Dat
 
 def score(rows: list[Any], model: Model, first_row: int = 1) -> list[dict[str, Any]]:
     """Predictions for checked rows; ``first_row`` numbers the rows in error messages."""
-    frame = to_frame(rows, model.features, first_row)
+    # The frame is built under the lock too: its Python loop would otherwise take the GIL from the
+    # prediction in progress (bench/: 100 rows, 8 clients, p50 48 -> 127 ms when built outside).
     with model.predict_lock:
+        frame = to_frame(rows, model.features, first_row)
         if model.meta["problem_type"] != "classification":
             return [{"prediction": float(value)} for value in model.pipeline.predict(frame)]
         # One pass over the trees: the label is the most probable class (what predict() returns).
