@@ -1,13 +1,15 @@
 """Refresh the rendered project's ``uv.lock`` after changing its dependencies.
 
 Renders the default project, runs ``uv lock`` in it, and stores the lock back in the template with
-the project's name replaced by its cookiecutter variable. The dependency set does not vary with the
+the project's name replaced by its cookiecutter variable, and the runtime requirements exported
+from it (``src/requirements.txt``, what the SageMaker jobs install). The dependency set does not vary with the
 options and the lock is universal across the supported Pythons, so one lock serves every rendering.
 Run: ``uv run python tools/lock_rendered_project.py [--upgrade]``.
 """
 
 from __future__ import annotations
 
+import runpy
 import subprocess
 import sys
 import tempfile
@@ -20,6 +22,7 @@ sys.path.insert(0, str(ROOT / "hooks"))
 from template_files import LOCK_FILE, LOCK_NAME_PLACEHOLDER  # noqa: E402
 
 TEMPLATE_LOCK = ROOT / "{{cookiecutter.project_slug}}" / LOCK_FILE
+TEMPLATE_REQUIREMENTS = ROOT / "{{cookiecutter.project_slug}}" / "src" / "requirements.txt"
 PLACEHOLDER = LOCK_NAME_PLACEHOLDER
 
 
@@ -33,11 +36,18 @@ def main() -> None:
             )
         subprocess.run(["uv", "lock", *sys.argv[1:]], cwd=project, check=True)  # noqa: S603, S607
         lock = (project / "uv.lock").read_text()
+        # The runtime requirements jobs install, exported by the project's own module.
+        exporter = runpy.run_path(str(project / "pipelines" / "requirements.py"))
+        requirements = exporter["exported"](project)
     marker = f'name = "{project.name}"'
     if lock.count(marker) != 1 or "{{" in lock or "{%" in lock:
         raise SystemExit("unexpected lock layout; refusing to write it")
     TEMPLATE_LOCK.write_text(lock.replace(marker, f'name = "{PLACEHOLDER}"'))
     print(f"wrote {TEMPLATE_LOCK.relative_to(ROOT)}")
+    if "{{" in requirements or project.name in requirements:
+        raise SystemExit("unexpected requirements export; refusing to write it")
+    TEMPLATE_REQUIREMENTS.write_text(requirements)
+    print(f"wrote {TEMPLATE_REQUIREMENTS.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

@@ -278,7 +278,7 @@ def get_pipeline(
             ],
         )
 
-    input_data = ParameterString("InputDataUrl", default_value=f"{settings.prefix}/data/raw")
+    data_pointer = ParameterString("DataPointerUrl", default_value=settings.data_pointer_uri)
     standards = settings.standards
     processing_instance = ParameterString(
         "ProcessingInstanceType", default_value=standards.default_instance("processing")
@@ -290,6 +290,34 @@ def get_pipeline(
     threshold = ParameterFloat("QualityThreshold", default_value=gate_threshold)
     approval = ParameterString("ModelApprovalStatus", default_value="PendingManualApproval")
     processing = {"instance_type": processing_instance, "instance_count": processing_count}
+    current_data = PropertyFile(name="CurrentData", output_name="pointer", path="current.json")
+
+    # Never cached: the pointer's URI stays the same while the data behind it changes.
+    resolve = RequestStep(
+        "ResolveData",
+        StepTypeEnum.PROCESSING,
+        "DescribeProcessingJobResponse",
+        jobs.processing(
+            "data_pointer",
+            [
+                "--pointer-dir",
+                "/opt/ml/processing/input/pointer",
+                "--output-dir",
+                "/opt/ml/processing/output/pointer",
+            ],
+            [_s3_input("pointer", data_pointer, "/opt/ml/processing/input/pointer")],
+            [
+                _s3_output(
+                    "pointer", "/opt/ml/processing/output/pointer", run_output("data-pointer")
+                )
+            ],
+            **processing,
+        ),
+        cache_config=CacheConfig(enable_caching=False),
+        property_files=[current_data],
+    )
+    data_uri = JsonGet(step_name=resolve.name, property_file=current_data, json_path="uri")
+    data_version = JsonGet(step_name=resolve.name, property_file=current_data, json_path="version")
 
     prepare = RequestStep(
         "PrepareData",
@@ -303,7 +331,7 @@ def get_pipeline(
                 "--output-dir",
                 "/opt/ml/processing/output",
             ],
-            [_s3_input("raw", input_data, "/opt/ml/processing/input/data")],
+            [_s3_input("raw", data_uri, "/opt/ml/processing/input/data")],
             [
                 _s3_output(
                     split, f"/opt/ml/processing/output/{split}", run_output("prepare", split)
@@ -315,6 +343,37 @@ def get_pipeline(
         cache_config=cache,
     )
     prepared = prepare.properties.ProcessingOutputConfig.Outputs
+
+    baseline = RequestStep(
+        "BaselineData",
+        StepTypeEnum.PROCESSING,
+        "DescribeProcessingJobResponse",
+        jobs.processing(
+            "quality_baseline",
+            [
+                "--data-dir",
+                "/opt/ml/processing/input/train",
+                "--output-dir",
+                "/opt/ml/processing/baseline",
+            ],
+            [
+                _s3_input(
+                    "train", prepared["train"].S3Output.S3Uri, "/opt/ml/processing/input/train"
+                )
+            ],
+            [_s3_output("baseline", "/opt/ml/processing/baseline", run_output("baseline"))],
+            **processing,
+        ),
+        cache_config=cache,
+    )
+    baseline_uri = baseline.properties.ProcessingOutputConfig.Outputs["baseline"].S3Output.S3Uri
+    data_quality = {
+        name: {
+            "ContentType": "application/json",
+            "S3Uri": Join(on="/", values=[baseline_uri, f"{name.lower()}.json"]),
+        }
+        for name in ("Statistics", "Constraints")
+    }
 
     train = RequestStep(
         "TrainModel",
@@ -352,6 +411,12 @@ def get_pipeline(
                 "/opt/ml/processing/test",
                 "--output-dir",
                 "/opt/ml/processing/evaluation",
+                "--execution-id",
+                ExecutionVariables.PIPELINE_EXECUTION_ID,
+                "--data-uri",
+                data_uri,
+                "--data-version",
+                data_version,
             ],
             [
                 _s3_input("model", model_data, "/opt/ml/processing/model"),
@@ -396,7 +461,17 @@ def get_pipeline(
                         "ContentType": "application/json",
                         "S3Uri": Join(on="/", values=[evaluation, "metrics.json"]),
                     }
-                }
+                },
+                "ModelDataQuality": data_quality,
+            },
+            # What deployment reads to monitor data quality against the training data.
+            "DriftCheckBaselines": {"ModelDataQuality": data_quality},
+            "CustomerMetadataProperties": {
+                "PipelineExecutionId": ExecutionVariables.PIPELINE_EXECUTION_ID,
+                "DataUri": data_uri,
+                "DataVersion": data_version,
+                "CodeSha256": code.digest,
+                "LineageUri": Join(on="/", values=[evaluation, "lineage.json"]),
             },
         },
     )
@@ -430,13 +505,13 @@ def get_pipeline(
     return Pipeline(
         name=settings.pipeline_name,
         parameters=[
-            input_data,
+            data_pointer,
             processing_instance,
             processing_count,
             training_instance,
             threshold,
             approval,
         ],
-        steps=[prepare, train, evaluate, gate],
+        steps=[resolve, prepare, baseline, train, evaluate, gate],
         sagemaker_session=offline_session(settings.region),
     )

@@ -53,23 +53,42 @@ def pipeline_inputs(params_file: Path = PARAMS) -> dict[str, Any]:
     }
 
 
-def upload_data(settings: Settings, data_dir: Path | None = None) -> str:
-    """Upload the raw CSVs under a prefix named by their content hash; return that prefix.
+def data_files(data_dir: Path = DATA_DIR) -> tuple[list[Path], str]:
+    """Every CSV under ``data_dir`` (nested too), sorted, and the SHA-256 over names and bytes."""
+    files = sorted(data_dir.rglob("*.csv"))
+    if not files:
+        raise FileNotFoundError(f"no CSV file under {data_dir}")
+    digest = hashlib.sha256()
+    for file in files:
+        content = file.read_bytes()
+        digest.update(f"{file.relative_to(data_dir).as_posix()}\0{len(content)}\0".encode())
+        digest.update(content)
+    return files, digest.hexdigest()
 
-    The same data gives the same prefix, so an execution records which data version it trained on
-    and step caching can tell an unchanged input.
+
+def upload_data(settings: Settings, s3: Any, data_dir: Path = DATA_DIR) -> dict[str, Any]:
+    """Upload the raw CSVs under their content hash, then point the current data at them.
+
+    Returns the pointer record. The data goes first and the pointer last, so a run that reads
+    the pointer meanwhile still finds complete data (the old version).
     """
-    import boto3
-
-    files = sorted((data_dir or DATA_DIR).glob("*.csv"))
-    digest = hashlib.md5(usedforsecurity=False)
+    files, version = data_files(data_dir)
+    prefix = f"{settings.project_name}/data/raw/{version}"
     for file in files:
-        digest.update(file.read_bytes())
-    prefix = f"{settings.project_name}/data/raw/{digest.hexdigest()}"
-    s3 = boto3.client("s3", region_name=settings.region)
-    for file in files:
-        s3.upload_file(str(file), settings.bucket, f"{prefix}/{file.name}")
-    return f"s3://{settings.bucket}/{prefix}"
+        s3.upload_file(
+            str(file), settings.bucket, f"{prefix}/{file.relative_to(data_dir).as_posix()}"
+        )
+    pointer = importlib.import_module(f"{settings.package}.data_pointer")
+    record: dict[str, Any] = pointer.make_pointer(
+        f"s3://{settings.bucket}/{prefix}/", version, len(files)
+    )
+    s3.put_object(
+        Bucket=settings.bucket,
+        Key=settings.data_pointer_key,
+        Body=json.dumps(record).encode(),
+        ContentType="application/json",
+    )
+    return record
 
 
 def build(settings: Settings, cache_steps: bool = True, params_file: Path = PARAMS) -> Any:
@@ -166,11 +185,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, help="also write the definition to this file")
     parser.add_argument("--upsert", action="store_true", help="create or update the pipeline")
     parser.add_argument("--start", action="store_true", help="start an execution")
+    parser.add_argument(
+        "--upload-data",
+        action="store_true",
+        help="upload data/raw under its content hash and make it the current data",
+    )
     parser.add_argument("--wait", action="store_true", help="wait for the execution to finish")
     parser.add_argument("--no-cache", action="store_true", help="disable step caching")
     args = parser.parse_args(argv)
-    if not (args.definition_only or args.upsert or args.start):
-        parser.error("choose --definition-only, --upsert and/or --start")
+    if not (args.definition_only or args.upsert or args.start or args.upload_data):
+        parser.error("choose --definition-only, --upsert, --start and/or --upload-data")
 
     settings = load_settings()
     # The SDK creates AWS clients at import time and needs a region even to build a definition.
@@ -190,17 +214,18 @@ def main(argv: list[str] | None = None) -> int:
 
     session = boto3.Session(region_name=settings.region)
     sagemaker = session.client("sagemaker")
-    print(f"job code: {upload_code(settings, session.client('s3'))}")
+    if args.upsert or args.start:
+        print(f"job code: {upload_code(settings, session.client('s3'))}")
     if args.upsert:
         action = upsert(settings, sagemaker, pipeline_definition)
         print(f"{action} pipeline {settings.pipeline_name}")
+    if args.upload_data or (args.start and any(DATA_DIR.rglob("*.csv"))):
+        record = upload_data(settings, session.client("s3"))
+        print(f"current data: {record['uri']}")
     if args.start:
-        parameters = {}
-        if any(DATA_DIR.glob("*.csv")):
-            parameters["InputDataUrl"] = upload_data(settings)
-            print(f"input data: {parameters['InputDataUrl']}")
+        # No parameters: the run reads the current data, as a retraining rule's run does.
         arn = str(
-            sagemaker.start_pipeline_execution(**start_request(settings, parameters))[
+            sagemaker.start_pipeline_execution(**start_request(settings, {}))[
                 "PipelineExecutionArn"
             ]
         )

@@ -43,7 +43,8 @@ class Execution:
         self.values = {p["Name"]: p.get("DefaultValue") for p in definition["Parameters"]}
         self.values |= parameters or {}
         self.execution_id = execution_id
-        self.model_artifacts: dict[str, str] = {}
+        # Property-file contents by reference, e.g. {"Steps.X.PropertyFiles.Y": {"uri": ...}}.
+        self.json_files: dict[str, dict[str, Any]] = {}
 
     def get(self, reference: str) -> Any:
         if reference.startswith("Parameters."):
@@ -73,6 +74,9 @@ class Execution:
         if isinstance(value, dict):
             if set(value) == {"Get"}:
                 return self.get(value["Get"])
+            if set(value) == {"Std:JsonGet"}:
+                json_get = value["Std:JsonGet"]
+                return self.json_files[json_get["PropertyFile"]["Get"]][json_get["Path"]]
             if set(value) == {"Std:Join"}:
                 join = value["Std:Join"]
                 return join["On"].join(str(self.resolve(v)) for v in join["Values"])

@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import pandas as pd
 import pytest
+import yaml
 from moto import mock_aws
 from pipeline_definition import (
     Execution,
@@ -71,7 +73,9 @@ def test_settings_come_from_the_provisioned_project() -> None:
 def test_steps_and_types(definition: dict[str, Any]) -> None:
     types = {name: step["Type"] for name, step in steps_by_name(definition).items()}
     assert types == {
+        "ResolveData": "Processing",
         "PrepareData": "Processing",
+        "BaselineData": "Processing",
         "TrainModel": "Training",
         "EvaluateModel": "Processing",
         "QualityGate": "Condition",
@@ -82,8 +86,14 @@ def test_steps_and_types(definition: dict[str, Any]) -> None:
 
 def test_dependency_graph(definition: dict[str, Any]) -> None:
     steps = steps_by_name(definition)
+    assert references(steps["PrepareData"]["Arguments"]) == {"ResolveData"}
+    assert references(steps["BaselineData"]["Arguments"]) == {"PrepareData"}
     assert references(steps["TrainModel"]["Arguments"]) == {"PrepareData"}
-    assert references(steps["EvaluateModel"]["Arguments"]) == {"PrepareData", "TrainModel"}
+    assert references(steps["EvaluateModel"]["Arguments"]) == {
+        "ResolveData",
+        "PrepareData",
+        "TrainModel",
+    }
     gate = steps["QualityGate"]["Arguments"]
     assert references(gate["Conditions"]) == {"EvaluateModel"}
     assert [s["Name"] for s in gate["IfSteps"]] == ["RegisterModel"]
@@ -93,7 +103,7 @@ def test_dependency_graph(definition: dict[str, Any]) -> None:
 def test_parameters(definition: dict[str, Any]) -> None:
     parameters = {p["Name"]: p for p in definition["Parameters"]}
     assert set(parameters) == {
-        "InputDataUrl",
+        "DataPointerUrl",
         "ProcessingInstanceType",
         "ProcessingInstanceCount",
         "TrainingInstanceType",
@@ -103,7 +113,9 @@ def test_parameters(definition: dict[str, Any]) -> None:
     inputs = run.pipeline_inputs()
     assert parameters["QualityThreshold"]["DefaultValue"] == inputs["gate_threshold"]
     assert parameters["ModelApprovalStatus"]["DefaultValue"] == "PendingManualApproval"
-    assert parameters["InputDataUrl"]["DefaultValue"].startswith("s3://provisioned-artifacts/")
+    assert parameters["DataPointerUrl"]["DefaultValue"] == (
+        "s3://provisioned-artifacts/churn-prod/data/current.json"
+    )
 
 
 def test_quality_gate_reads_the_evaluation_report(definition: dict[str, Any]) -> None:
@@ -138,7 +150,12 @@ def test_jobs_run_the_projects_own_modules(definition: dict[str, Any]) -> None:
     steps = steps_by_name(definition)
     package = load_settings(SETTINGS_ENV).package
     code = collect().uri(load_settings(SETTINGS_ENV).prefix)
-    for name, module in (("PrepareData", "data"), ("EvaluateModel", "evaluate")):
+    for name, module in (
+        ("ResolveData", "data_pointer"),
+        ("PrepareData", "data"),
+        ("BaselineData", "quality_baseline"),
+        ("EvaluateModel", "evaluate"),
+    ):
         app = steps[name]["Arguments"]["AppSpecification"]
         assert app["ContainerEntrypoint"] == [
             "python3",
@@ -176,7 +193,7 @@ def test_cli_prints_the_definition(
         monkeypatch.setenv(key, value)
     assert run.main(["--definition-only"]) == 0
     printed = json.loads(capsys.readouterr().out)
-    assert printed["Version"] and len(printed["Steps"]) == 4
+    assert printed["Version"] and len(printed["Steps"]) == 6
 
 
 def test_upsert_and_start(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -306,7 +323,9 @@ def test_definition_only_is_offline_deterministic_and_free_of_test_libraries(
     assert outputs[0] == outputs[1]
     definition = json.loads(outputs[0])
     assert [step["Name"] for step in definition["Steps"]] == [
+        "ResolveData",
         "PrepareData",
+        "BaselineData",
         "TrainModel",
         "EvaluateModel",
         "QualityGate",
@@ -329,7 +348,8 @@ def test_every_execution_writes_under_its_own_prefix(definition: dict[str, Any])
     """Two executions never share an output, and each package's metrics stay its own."""
     first, second = Execution(definition, "exec-1"), Execution(definition, "exec-2")
     first_outputs, second_outputs = output_uris(first), output_uris(second)
-    assert len(first_outputs) == 4  # train split, test split, model, evaluation
+    # pointer copy, train split, test split, baseline, model, evaluation
+    assert len(first_outputs) == 6
     assert not first_outputs & second_outputs
     for uri in first_outputs:
         assert "/exec-1/" in uri + "/", uri
@@ -412,9 +432,10 @@ def three_class_project(root: Path, package: str) -> Path:
     (root / "src" / package / "schema.json").write_text(json.dumps(schema))
     (root / "data").mkdir()
     iris.to_csv(root / "data" / "iris.csv", index=False)
-    params = root / "params.yaml"
-    params.write_text((PROJECT / "params.yaml").read_text())
-    return params
+    params = yaml.safe_load((PROJECT / "params.yaml").read_text())
+    params["gate"] = {"metric": "accuracy", "threshold": 0.9}  # a classification gate
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    return root / "params.yaml"
 
 
 def test_three_classes_pass_the_gate_path(tmp_path: Path) -> None:
@@ -453,3 +474,145 @@ def test_three_classes_pass_the_gate_path(tmp_path: Path) -> None:
     assert path.startswith("multiclass_classification_metrics.")
     assert condition["Type"] == "GreaterThanOrEqualTo"
     assert value >= inputs["gate_threshold"]
+
+
+def write_csvs(root: Path, frame: Any, parts: int) -> None:
+    """The data split over nested folders, as a team's upload may arrive."""
+    for index in range(parts):
+        folder = root / f"batch-{index}" / "day"
+        folder.mkdir(parents=True)
+        frame.iloc[index::parts].to_csv(folder / f"part-{index}.csv", index=False)
+
+
+def test_a_run_with_only_the_retrain_parameters_reads_the_current_data(
+    aws: None, tmp_path: Path, raw_frame: Any
+) -> None:
+    """Upload -> pointer -> ResolveData -> PrepareData, as the EventBridge rule starts a run."""
+    settings = load_settings(SETTINGS_ENV)
+    package = settings.package
+    s3 = boto3.client("s3")
+    definition = json.loads(run.definition(settings))
+    steps = walk_steps(definition)
+    resolve = steps["ResolveData"]
+    assert resolve["CacheConfig"]["Enabled"] is False  # the pointer's URI never changes
+    validate_request("StartPipelineExecution", run.start_request(settings, {}))
+
+    versions = []
+    for parts, rows in ((2, 300), (3, len(raw_frame))):
+        data = tmp_path / f"upload-{parts}"
+        write_csvs(data, raw_frame.iloc[:rows], parts)
+        record = run.upload_data(settings, s3, data)
+        versions.append(record["version"])
+        # ResolveData's job, with its input downloaded where the definition says.
+        (pointer,) = [
+            i["S3Input"]
+            for i in resolve["Arguments"]["ProcessingInputs"]
+            if i["InputName"] == "pointer"
+        ]
+        execution = Execution(definition, f"exec-{parts}")
+        bucket, key = execution.resolve(pointer["S3Uri"]).removeprefix("s3://").split("/", 1)
+        local = tmp_path / f"job-{parts}"
+        (local / "in").mkdir(parents=True)
+        s3.download_file(bucket, key, str(local / "in" / "current.json"))
+        entry = importlib.import_module(f"{package}.data_pointer")
+        assert (
+            entry.main(["--pointer-dir", str(local / "in"), "--output-dir", str(local / "out")])
+            == 0
+        )
+        execution.json_files["Steps.ResolveData.PropertyFiles.CurrentData"] = json.loads(
+            (local / "out" / "current.json").read_text()
+        )
+        # PrepareData reads what the pointer names: every CSV, nested folders too.
+        (raw,) = [
+            i["S3Input"]
+            for i in steps["PrepareData"]["Arguments"]["ProcessingInputs"]
+            if i["InputName"] == "raw"
+        ]
+        prefix = execution.resolve(raw["S3Uri"])
+        assert versions[-1] in prefix
+        listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix.removeprefix(f"s3://{bucket}/"))
+        downloaded = local / "data"
+        for item in listed["Contents"]:
+            target = downloaded / item["Key"].split(versions[-1] + "/", 1)[1]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            s3.download_file(bucket, item["Key"], str(target))
+        prepare = importlib.import_module(f"{package}.data")
+        assert (
+            prepare.main(["--input-dir", str(downloaded), "--output-dir", str(local / "prepared")])
+            == 0
+        )
+        prepared = sum(len(pd.read_csv(f)) for f in (local / "prepared").rglob("*.csv"))
+        assert prepared == rows
+    assert versions[0] != versions[1]
+
+
+def test_the_baseline_is_model_monitors_format_and_registered(
+    definition: dict[str, Any], tmp_path: Path, clean_frame: Any
+) -> None:
+    """statistics.json/constraints.json as AWS documents them, registered as drift baselines.
+
+    Keys from "Schema for Statistics" and "Schema for Constraints" (Model Monitor, AWS docs).
+    """
+    package = load_settings(SETTINGS_ENV).package
+    train = tmp_path / "train"
+    train.mkdir()
+    clean_frame.to_csv(train / "train.csv", index=False)
+    entry = importlib.import_module(f"{package}.quality_baseline")
+    assert entry.main(["--data-dir", str(train), "--output-dir", str(tmp_path / "baseline")]) == 0
+    statistics = json.loads((tmp_path / "baseline" / "statistics.json").read_text())
+    constraints = json.loads((tmp_path / "baseline" / "constraints.json").read_text())
+    assert statistics["dataset"]["item_count"] == len(clean_frame)
+    names = [f for f in clean_frame.columns][:-1]
+    assert [f["name"] for f in statistics["features"]] == names
+    for feature in statistics["features"]:
+        assert feature["inferred_type"] in ("Fractional", "Integral")
+        numbers = feature["numerical_statistics"]
+        assert set(numbers) >= {"common", "mean", "sum", "std_dev", "min", "max", "distribution"}
+        assert set(numbers["common"]) == {"num_present", "num_missing"}
+        kll = numbers["distribution"]["kll"]
+        assert sum(b["count"] for b in kll["buckets"]) == numbers["common"]["num_present"]
+        assert set(kll["sketch"]["parameters"]) == {"c", "k"}
+    for feature in constraints["features"]:
+        assert 0.0 <= feature["completeness"] <= 1.0
+        assert set(feature["num_constraints"]) == {"is_non_negative"}
+    config = constraints["monitoring_config"]
+    assert config["distribution_constraints"]["comparison_method"] in ("Simple", "Robust")
+
+    register = walk_steps(definition)["RegisterModel"]["Arguments"]
+    execution = Execution(definition, "exec-1")
+    drift = execution.resolve(register["DriftCheckBaselines"]["ModelDataQuality"])
+    assert drift["Constraints"]["S3Uri"].endswith("/exec-1/baseline/constraints.json")
+    assert drift["Statistics"]["S3Uri"].endswith("/exec-1/baseline/statistics.json")
+
+
+def test_lineage_is_written_by_the_pipeline_and_registered(
+    definition: dict[str, Any], tmp_path: Path, model_dir: Path, clean_frame: Any
+) -> None:
+    package = load_settings(SETTINGS_ENV).package
+    test = tmp_path / "test"
+    test.mkdir()
+    clean_frame.to_csv(test / "test.csv", index=False)
+    entry = importlib.import_module(f"{package}.evaluate")
+    version = "a" * 64
+    arguments = ["--model-dir", model_dir, "--test-dir", test, "--output-dir", tmp_path / "out"]
+    arguments += ["--execution-id", "exec-1", "--data-uri", f"s3://b/p/{version}/"]
+    assert entry.main([*map(str, arguments), "--data-version", version]) == 0
+    record = json.loads((tmp_path / "out" / "lineage.json").read_text())
+    assert record["pipeline_execution_id"] == "exec-1"
+    assert record["training_rows"] == len(clean_frame)
+    assert record["data"] == {"uri": f"s3://b/p/{version}/", "version": version}
+
+    register = walk_steps(definition)["RegisterModel"]["Arguments"]
+    execution = Execution(definition, "exec-1")
+    execution.json_files["Steps.ResolveData.PropertyFiles.CurrentData"] = {
+        "uri": f"s3://b/p/{version}/",
+        "version": version,
+    }
+    metadata = execution.resolve(register["CustomerMetadataProperties"])
+    assert metadata["PipelineExecutionId"] == "exec-1"
+    assert metadata["DataVersion"] == version
+    assert metadata["LineageUri"].endswith("/exec-1/evaluation/lineage.json")
+    assert metadata["CodeSha256"] == collect().digest
+    # The local record is kept with the model: DVC caches (and `make push` uploads) it.
+    stages = yaml.safe_load((PROJECT / "dvc.yaml").read_text())["stages"]
+    assert "models/lineage.json" in stages["register"]["outs"]

@@ -239,12 +239,6 @@ def retraining_rule_parameters() -> dict[str, str]:
     return {p["Name"]: str(p["Value"]) for p in parameters}
 
 
-@pytest.mark.xfail(
-    "--upload-data" not in (PROJECT / "pipelines" / "run.py").read_text(),
-    strict=True,
-    reason="needs issue 12 part B: a data upload command (`pipelines.run --upload-data`) that "
-    "moves the 'current data' pointer, and a pipeline whose default input reads that pointer",
-)
 def test_alarm_started_retraining_trains_on_the_newly_uploaded_data(
     endpoint: str, aws: local.Aws, tmp_path: Path
 ) -> None:

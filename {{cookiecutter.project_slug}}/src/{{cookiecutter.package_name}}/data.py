@@ -63,11 +63,11 @@ def load_schema(path: Path = SCHEMA_PATH) -> Schema:
 
 
 def read_csv_dir(path: Path) -> pd.DataFrame:
-    """Read one CSV file, or every CSV in a folder (SageMaker hands jobs a folder)."""
+    """Read one CSV file, or every CSV under a folder, nested too (what SageMaker hands jobs)."""
     path = Path(path)
     if not path.exists():
         raise DataValidationError(f"no such file or folder: {path}")
-    files = sorted(path.glob("*.csv")) if path.is_dir() else [path]
+    files = sorted(path.rglob("*.csv")) if path.is_dir() else [path]
     if not files:
         raise DataValidationError(f"no CSV file found in {path}")
     try:

@@ -29,6 +29,7 @@ from .inference import load_model
 from .params import load_params
 
 METRICS_FILE = "metrics.json"
+LINEAGE_FILE = "lineage.json"
 SCORES_FILE = "scores.json"
 # Gate metrics where smaller is better: one list for the gate, the pipeline and the hooks.
 GATE_METRICS_FILE = Path(__file__).with_name("gate_metrics.json")
@@ -152,9 +153,13 @@ def main(argv: list[str] | None = None) -> int:
         help="exit 1 when the model misses the gate (the SageMaker pipeline "
         "gates in a ConditionStep instead)",
     )
+    parser.add_argument("--execution-id", help="pipeline execution id: also write lineage.json")
+    parser.add_argument("--data-uri", default="", help="the data version's S3 prefix (lineage)")
+    parser.add_argument("--data-version", default="", help="the data version's hash (lineage)")
     args = parser.parse_args(argv)
 
-    model, meta = load_model(unpack_model_dir(args.model_dir))
+    model_dir = unpack_model_dir(args.model_dir)
+    model, meta = load_model(model_dir)
     schema = load_schema(args.schema)
     try:
         frame = validate(read_csv_dir(args.test_dir), schema)
@@ -166,6 +171,17 @@ def main(argv: list[str] | None = None) -> int:
     args.output_dir.mkdir(parents=True, exist_ok=True)
     (args.output_dir / METRICS_FILE).write_text(json.dumps(report, indent=2) + "\n")
     (args.output_dir / SCORES_FILE).write_text(json.dumps(scores(report), indent=2) + "\n")
+    if args.execution_id:
+        from .lineage import pipeline_record
+
+        record = pipeline_record(
+            model_dir,
+            report,
+            execution_id=args.execution_id,
+            data_uri=args.data_uri,
+            data_version=args.data_version,
+        )
+        (args.output_dir / LINEAGE_FILE).write_text(json.dumps(record, indent=2) + "\n")
     print(json.dumps(report))
     if not args.enforce_gate:
         return 0

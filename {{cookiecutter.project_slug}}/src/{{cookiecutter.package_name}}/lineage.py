@@ -59,6 +59,33 @@ def data_version(pointer: Path) -> dict[str, Any]:
     return {"pointer": str(pointer), "md5": outs[0].get("md5") if outs else None}
 
 
+def training_rows(model_dir: Path) -> int | None:
+    """Rows the model was trained on, from the baseline the training job saved beside it."""
+    baseline = model_dir / "baseline.json"
+    if not baseline.exists():
+        return None
+    return int(json.loads(baseline.read_text())["rows"])
+
+
+def pipeline_record(
+    model_dir: Path,
+    report: dict[str, Any],
+    *,
+    execution_id: str,
+    data_uri: str,
+    data_version: str,
+) -> dict[str, Any]:
+    """The record a pipeline execution keeps beside its metrics (and registers with the model)."""
+    return {
+        "pipeline_execution_id": execution_id,
+        "model": {"sha256": sha256(model_dir / "model.joblib")},
+        "data": {"uri": data_uri, "version": data_version},
+        "training_rows": training_rows(model_dir),
+        "metrics": report,
+        "packages": package_versions(),
+    }
+
+
 def package_versions() -> dict[str, str | None]:
     versions: dict[str, str | None] = {"python": platform.python_version()}
     for name in PACKAGES:
@@ -79,6 +106,7 @@ def build_record(model_dir: Path, metrics: Path, params: Path, pointer: Path) ->
             "sha256": sha256(model_dir / "model.joblib"),
         },
         "data": data_version(pointer),
+        "training_rows": training_rows(model_dir),
         "code": git_state(Path.cwd()),
         "params": load_params(params),
         "metrics": json.loads(metrics.read_text()),

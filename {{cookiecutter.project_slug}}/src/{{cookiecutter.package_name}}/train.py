@@ -149,6 +149,10 @@ def main(argv: list[str] | None = None) -> int:
         # The SageMaker scikit-learn container serves <model>/code/inference.py (SAGEMAKER_PROGRAM).
         (args.model_dir / "code").mkdir(exist_ok=True)
         shutil.copy(Path(__file__).with_name("inference.py"), args.model_dir / "code")
+        # The container pip-installs code/requirements.txt before serving: the locked runtime.
+        requirements = Path(__file__).resolve().parent.parent / "requirements.txt"
+        if requirements.exists():
+            shutil.copy(requirements, args.model_dir / "code")
     print(f"trained {schema.problem_type} model on {len(frame)} rows -> {args.model_dir}")
     return 0
 

@@ -1,0 +1,59 @@
+"""The model's runtime requirements, exported from ``uv.lock``: what every job installs.
+
+``src/requirements.txt`` holds the runtime dependencies (``[project].dependencies`` of
+``pyproject.toml``, no tooling groups) pinned to the lock's versions, with environment markers, so
+the image's Python (3.12 for the SageMaker scikit-learn image) picks its own lines. It ships with
+the job code and, through training, with the model's code; ``src/job_entry.py`` installs it when
+the image's libraries differ from it.
+
+    python -m pipelines.requirements          # rewrite src/requirements.txt (make requirements)
+    python -m pipelines.requirements --check  # exit 1 when it is stale
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parent.parent
+REQUIREMENTS = PROJECT / "src" / "requirements.txt"
+# --no-default-groups: only [project].dependencies; --no-emit-project: the package is the code.
+EXPORT = [
+    "uv",
+    "export",
+    "--frozen",
+    "--no-default-groups",
+    "--no-emit-project",
+    "--no-hashes",
+    "--no-header",
+    "--no-annotate",
+]
+HEADER = "# Runtime requirements exported from uv.lock by `make requirements`; do not edit.\n"
+
+
+def exported(project: Path = PROJECT) -> str:
+    result = subprocess.run(  # noqa: S603 - fixed uv command
+        EXPORT, cwd=project, capture_output=True, text=True, check=True
+    )
+    return HEADER + result.stdout
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--check", action="store_true", help="fail when the file is stale")
+    args = parser.parse_args(argv)
+    text = exported()
+    if args.check:
+        if not REQUIREMENTS.exists() or REQUIREMENTS.read_text() != text:
+            print(f"{REQUIREMENTS.name} is stale: run `make requirements`", file=sys.stderr)
+            return 1
+        return 0
+    REQUIREMENTS.write_text(text)
+    print(f"wrote {REQUIREMENTS.relative_to(PROJECT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
