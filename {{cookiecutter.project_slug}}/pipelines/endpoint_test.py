@@ -46,8 +46,14 @@ def check_endpoint(runtime: Any, endpoint: str, rows: int = 3) -> list[str]:
         )
         failures.append("a malformed payload was accepted")
     except ClientError as error:
-        if error.response["Error"]["Code"] != "ModelError":
-            failures.append(f"malformed payload gave {error.response['Error']['Code']}")
+        code = error.response["Error"]["Code"]
+        # A container error reaches the caller as ModelError (HTTP 424) carrying the container's
+        # own status: a 4xx there means the handler refused the payload; a 5xx means it crashed.
+        status = error.response.get("OriginalStatusCode")
+        if code != "ModelError":
+            failures.append(f"malformed payload gave {code}")
+        elif not (isinstance(status, int) and 400 <= status < 500):
+            failures.append(f"malformed payload: the container answered {status}, expected a 4xx")
     return failures
 
 
