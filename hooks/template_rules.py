@@ -210,11 +210,25 @@ def check_tag_value(field: str, value: Any) -> None:
 
 
 def check_tags(field: str, value: Any) -> None:
-    if isinstance(value, str):  # typed at the prompt or passed on the command line as JSON
+    given_as_text = isinstance(value, str)
+    if given_as_text:  # the command line (`extra_tags=...`) hands cookiecutter text, not a mapping
         try:
             value = json.loads(value)
         except json.JSONDecodeError:
             raise AnswerError(field, value, "must be a JSON object of tag keys to values") from None
+    check_tag_mapping(field, value)
+    if given_as_text:
+        # The templates iterate the tags as a mapping; cookiecutter keeps command-line answers as
+        # text and renders them as such, so a valid object typed there would break the render.
+        raise AnswerError(
+            field,
+            value,
+            "cookiecutter keeps command-line answers as text; give extra_tags as a JSON object "
+            "in a config file's default_context (--config-file) or at the prompt",
+        )
+
+
+def check_tag_mapping(field: str, value: Any) -> None:
     if not isinstance(value, Mapping):
         raise AnswerError(field, value, "must be a JSON object of tag keys to values")
     if len(value) > EXTRA_TAGS_MAX:

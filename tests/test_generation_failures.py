@@ -29,6 +29,8 @@ CASES = [
     # Cookiecutter renders answers; one that renders to a template marker reaches the hook.
     ('project_name={{ "{{" }} 7 * 7 }}', "project_name"),
     ('extra_tags={"aws:owner": "me"}', "extra_tags.key"),
+    # A valid object typed on the command line stays text and would break the render.
+    ('extra_tags={"team": "ml"}', "extra_tags"),
     ("cost_centre=cc;rm -rf", "cost_centre"),
 ]
 

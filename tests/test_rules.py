@@ -124,8 +124,10 @@ def test_missing_answer() -> None:
         validate(answers)
 
 
-def test_tags_typed_as_json_text_are_accepted() -> None:
-    validate(DEFAULTS | {"extra_tags": json.dumps({"team": "ml", "env": "dev"})})
+def test_tags_given_as_json_text_are_refused_with_the_way_that_works() -> None:
+    """Command-line answers stay text, which the templates cannot iterate as tags."""
+    with pytest.raises(AnswerError, match="default_context"):
+        validate(DEFAULTS | {"extra_tags": json.dumps({"team": "ml", "env": "dev"})})
 
 
 def test_long_values_are_shortened_in_the_message() -> None:
