@@ -26,7 +26,7 @@ env: uv ## Install the template's locked tool environment (.venv)
 demo: env ## Render a default project and run it end to end (summary here, all output in DEMO_DIR/demo.log)
 	$(UV) run --locked python tools/run_demo.py --output-dir $(DEMO_DIR)
 
-test: env ## The whole test suite: answer rules, the option matrix, infrastructure, rendered projects
+test: env lint ## The whole test suite: lint, answer rules, the option matrix, infrastructure, rendered projects
 	$(UV) run --locked pytest -n 2 --dist loadfile
 
 test-fast: env ## The quick subset (no rendered-project installs, no checkov, no property tests)

@@ -2,8 +2,9 @@
 
 Renders the default project, runs ``uv lock`` in it, and stores the lock back in the template with
 the project's name replaced by its cookiecutter variable, and the runtime requirements exported
-from it (``src/requirements.txt``, what the SageMaker jobs install). The dependency set does not vary with the
-options and the lock is universal across the supported Pythons, so one lock serves every rendering.
+from it (``src/requirements.txt``, what the SageMaker jobs install). The dependency set does not
+vary with the options and the lock is universal across the supported Pythons, so one lock serves
+every rendering.
 Run: ``uv run python tools/lock_rendered_project.py [--upgrade]``.
 """
 

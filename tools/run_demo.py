@@ -4,7 +4,8 @@
 
 Every step's whole output (the install's package list, the predictions, the monitor report) goes
 to ``<output-dir>/demo.log``; the terminal gets a line per step, the quality-gate verdict, the first
-lines of the predictions and the monitor's verdict. A failing step prints the end of its output and stops.
+lines of the predictions and the monitor's verdict. A failing step prints the end of its output
+and stops.
 """
 
 from __future__ import annotations
