@@ -160,12 +160,17 @@ def test_object_corrupted_in_the_remote_is_refused(workspace: Path, moto_endpoin
     """`verify = true`: DVC rehashes the download, drops it and fails instead of checking it out."""
     s3, bucket, key = pushed_workspace(workspace, moto_endpoint)
     s3.put_object(Bucket=bucket, Key=key, Body=b"overwritten in the bucket\n")
+    # `dvc status -c` compares names, not content: the overwritten remote still looks in sync.
+    status = dvc(workspace, "status", "-c", "data/raw/dataset.csv.dvc")
+    assert "Cache and remote 's3' are in sync" in status.stdout, status.stdout
     shutil.rmtree(workspace / ".dvc" / "cache")
     (workspace / "data/raw/dataset.csv").unlink()
-    result = dvc(workspace, "pull", "data/raw/dataset.csv.dvc", check=False)
-    assert result.returncode != 0
-    # What DVC prints (the README quotes it): the file it could not check out.
+    result = dvc(workspace, "pull", "-v", "data/raw/dataset.csv.dvc", check=False)
+    assert result.returncode == 1
+    # What DVC prints (the README quotes it): the file it could not check out, and why.
     assert "Checkout failed for following targets:\ndata/raw/dataset.csv" in result.stderr
+    assert "Is your cache up to date?" in result.stderr
+    assert "corrupted cache file" in result.stdout + result.stderr
     assert not (workspace / "data/raw/dataset.csv").exists()
     assert not list((workspace / ".dvc" / "cache").rglob("*.csv")) and not any(
         p.is_file() for p in (workspace / ".dvc" / "cache" / "files").rglob("*")
