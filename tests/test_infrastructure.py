@@ -67,6 +67,11 @@ def _policy_statements(resource: dict[str, Any]) -> list[dict[str, Any]]:
     return statements
 
 
+# The one wildcard a role may name: KMS's data-key family (GenerateDataKey and its variants),
+# which services encrypting with the project key call on the role's behalf.
+KMS_ACTION_FAMILIES = {"kms:GenerateDataKey*"}
+
+
 @pytest.mark.parametrize("extra", MATRIX, ids=matrix_id)
 def test_roles_name_their_actions(baked_matrix: dict[str, Path], extra: dict[str, str]) -> None:
     """No role grants a whole service. Where Resource "*" is allowed: tests/test_permissions.py."""
@@ -78,7 +83,8 @@ def test_roles_name_their_actions(baked_matrix: dict[str, Path], extra: dict[str
             for statement in _policy_statements(resource):
                 actions = statement["Action"]
                 actions = [actions] if isinstance(actions, str) else actions
-                assert not any(a == "*" or a.endswith(":*") for a in actions), f"{path.name}:{name}"
+                wildcards = {a for a in actions if "*" in a} - KMS_ACTION_FAMILIES
+                assert not wildcards, f"{path.name}:{name}: {sorted(wildcards)}"
 
 
 @pytest.mark.parametrize("extra", MATRIX, ids=matrix_id)
