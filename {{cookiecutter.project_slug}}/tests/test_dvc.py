@@ -84,6 +84,22 @@ def test_repro_then_noop(workspace: Path) -> None:
     assert "failed to load" not in compared.stderr and "NaN" not in compared.stdout
 
 
+def test_make_retrain_reruns_the_whole_chain_through_the_gate(workspace: Path) -> None:
+    """What a failed monitor triggers: a new model is evaluated against the gate and registered."""
+    dvc(workspace, "repro")
+    retrained = subprocess.run(
+        ["make", "--no-print-directory", "retrain", "RUN="],
+        cwd=workspace,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert retrained.returncode == 0, retrained.stderr[-2000:]
+    for stage in ("prepare", "train", "evaluate", "register"):
+        assert f"Running stage '{stage}'" in retrained.stdout, stage
+    assert "quality gate passed" in retrained.stdout
+
+
 def make_metrics(workspace: Path) -> subprocess.CompletedProcess[str]:
     """`make metrics` with this test's environment (RUN= skips `uv run`, which would install)."""
     return subprocess.run(
