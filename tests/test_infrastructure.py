@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -134,6 +135,30 @@ def test_deploy_triggers_only_on_approval(
     pattern = rule["Properties"]["EventPattern"]
     assert pattern["detail-type"] == ["SageMaker Model Package State Change"]
     assert pattern["detail"]["ModelApprovalStatus"] == ["Approved"]
+
+
+# The one command a build runs that is not a make target: CodeBuild's image has no uv.
+UV_INSTALL = "python -m pip install --quiet uv"
+
+
+@pytest.mark.parametrize("extra", MATRIX, ids=matrix_id)
+def test_buildspecs_only_call_make_targets(
+    baked_matrix: dict[str, Path], extra: dict[str, str]
+) -> None:
+    """Builds run what a person runs: every step is a target the project's Makefile defines."""
+    project = baked_matrix[matrix_id(extra)]
+    makefile = (project / "Makefile").read_text()
+    targets = set(re.findall(r"^([a-zA-Z_-]+):", makefile, flags=re.MULTILINE))
+    buildspecs = sorted(project.glob("buildspec*.yml"))
+    assert buildspecs or extra.get("ci_system") == "github-actions"
+    for buildspec in buildspecs:
+        for phase in load_yaml(buildspec)["phases"].values():
+            for command in phase.get("commands", []):
+                if command == UV_INSTALL:
+                    continue
+                words = command.split()
+                assert words[0] == "make" and len(words) == 2, f"{buildspec.name}: {command}"
+                assert words[1] in targets, f"{buildspec.name}: {command}"
 
 
 @pytest.mark.parametrize("extra", MATRIX, ids=matrix_id)
