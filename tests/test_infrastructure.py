@@ -137,28 +137,36 @@ def test_deploy_triggers_only_on_approval(
     assert pattern["detail"]["ModelApprovalStatus"] == ["Approved"]
 
 
-# The one command a build runs that is not a make target: CodeBuild's image has no uv.
-UV_INSTALL = "python -m pip install --quiet uv"
+# The one command a build runs that is not a make target: the CI images have no uv.
+UV_INSTALLS = {"python -m pip install --quiet uv", "python -m pip install uv"}
+
+
+def ci_commands(project: Path) -> list[tuple[str, str]]:
+    """(file, command) for every shell step of every buildspec and GitHub Actions workflow."""
+    commands = []
+    for buildspec in sorted(project.glob("buildspec*.yml")):
+        for phase in load_yaml(buildspec)["phases"].values():
+            commands += [(buildspec.name, command) for command in phase.get("commands", [])]
+    for workflow in sorted(project.glob(".github/workflows/*.yml")):
+        for job in load_yaml(workflow)["jobs"].values():
+            commands += [(workflow.name, step["run"]) for step in job["steps"] if "run" in step]
+    return commands
 
 
 @pytest.mark.parametrize("extra", MATRIX, ids=matrix_id)
-def test_buildspecs_only_call_make_targets(
+def test_ci_steps_only_call_make_targets(
     baked_matrix: dict[str, Path], extra: dict[str, str]
 ) -> None:
-    """Builds run what a person runs: every step is a target the project's Makefile defines."""
+    """CI runs what a person runs: every step is a target the project's Makefile defines."""
     project = baked_matrix[matrix_id(extra)]
-    makefile = (project / "Makefile").read_text()
-    targets = set(re.findall(r"^([a-zA-Z_-]+):", makefile, flags=re.MULTILINE))
-    buildspecs = sorted(project.glob("buildspec*.yml"))
-    assert buildspecs or extra.get("ci_system") == "github-actions"
-    for buildspec in buildspecs:
-        for phase in load_yaml(buildspec)["phases"].values():
-            for command in phase.get("commands", []):
-                if command == UV_INSTALL:
-                    continue
-                words = command.split()
-                assert words[0] == "make" and len(words) == 2, f"{buildspec.name}: {command}"
-                assert words[1] in targets, f"{buildspec.name}: {command}"
+    targets = set(re.findall(r"^([a-zA-Z_-]+):", (project / "Makefile").read_text(), re.MULTILINE))
+    commands = ci_commands(project)
+    assert commands
+    for name, command in commands:
+        if command.strip() in UV_INSTALLS:
+            continue
+        words = command.split()
+        assert words[0] == "make" and len(words) == 2 and words[1] in targets, f"{name}: {command}"
 
 
 @pytest.mark.parametrize("extra", MATRIX, ids=matrix_id)
