@@ -151,6 +151,32 @@ def test_git_repository_with_initial_commit(baked_matrix: dict[str, Path]) -> No
     assert "data/raw/dataset.csv" not in tracked  # data lives in DVC
 
 
+def test_gitignore_keeps_data_models_and_secrets_out_of_git(
+    baked_matrix: dict[str, Path],
+) -> None:
+    """The README's promise: data, models and `.env` stay out of git even before DVC lists them."""
+    project = baked_matrix[matrix_id({})]
+    paths = [
+        ".env",
+        ".env.production",
+        "deploy-key.pem",
+        ".aws/credentials",
+        ".dvc/config.local",
+        "data/capture/2026/11/23/00/capture.jsonl",
+        "data/processed/extra.csv",
+        "models/any-model.joblib",
+        "data/raw/dataset.csv",
+    ]
+    ignored = subprocess.run(
+        ["git", "check-ignore", "--no-index", *paths],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.split()
+    assert sorted(ignored) == sorted(paths)
+
+
 def test_lock_matches_project_name(baked_matrix: dict[str, Path]) -> None:
     for project in baked_matrix.values():
         lock = tomllib.loads((project / "uv.lock").read_text())

@@ -492,3 +492,15 @@ def test_product_honours_the_sagemaker_projects_contract() -> None:
             given = resource["Properties"]["Parameters"]
             assert given["SageMakerProjectName"] == {"Ref": "SageMakerProjectName"}, name
             assert given["SageMakerProjectId"] == {"Ref": "SageMakerProjectId"}, name
+
+
+def test_answers_file_may_be_cookiecutters_user_config(tmp_path: Path) -> None:
+    """`--answers` takes the organisation's cookiecutter config as it is, or the bare answers."""
+    answers = {"organisation": "acme", "cost_centre": "cc-42"}
+    user_config = tmp_path / "cookiecutterrc.yaml"
+    user_config.write_text(json.dumps({"default_context": answers, "abbreviations": {}}))
+    bare = tmp_path / "answers.yaml"
+    bare.write_text(json.dumps(answers))
+    assert publish.load_answers(user_config) == answers
+    assert publish.load_answers(bare) == answers
+    assert publish.load_answers(None) == {}

@@ -84,6 +84,22 @@ def test_repro_then_noop(workspace: Path) -> None:
     assert "failed to load" not in compared.stderr and "NaN" not in compared.stdout
 
 
+def test_make_retrain_reruns_the_whole_chain_through_the_gate(workspace: Path) -> None:
+    """What a failed monitor triggers: a new model is evaluated against the gate and registered."""
+    dvc(workspace, "repro")
+    retrained = subprocess.run(
+        ["make", "--no-print-directory", "retrain", "RUN="],
+        cwd=workspace,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert retrained.returncode == 0, retrained.stderr[-2000:]
+    for stage in ("prepare", "train", "evaluate", "register"):
+        assert f"Running stage '{stage}'" in retrained.stdout, stage
+    assert "quality gate passed" in retrained.stdout
+
+
 def make_metrics(workspace: Path) -> subprocess.CompletedProcess[str]:
     """`make metrics` with this test's environment (RUN= skips `uv run`, which would install)."""
     return subprocess.run(
@@ -160,12 +176,17 @@ def test_object_corrupted_in_the_remote_is_refused(workspace: Path, moto_endpoin
     """`verify = true`: DVC rehashes the download, drops it and fails instead of checking it out."""
     s3, bucket, key = pushed_workspace(workspace, moto_endpoint)
     s3.put_object(Bucket=bucket, Key=key, Body=b"overwritten in the bucket\n")
+    # `dvc status -c` compares names, not content: the overwritten remote still looks in sync.
+    status = dvc(workspace, "status", "-c", "data/raw/dataset.csv.dvc")
+    assert "Cache and remote 's3' are in sync" in status.stdout, status.stdout
     shutil.rmtree(workspace / ".dvc" / "cache")
     (workspace / "data/raw/dataset.csv").unlink()
-    result = dvc(workspace, "pull", "data/raw/dataset.csv.dvc", check=False)
-    assert result.returncode != 0
-    # What DVC prints (the README quotes it): the file it could not check out.
+    result = dvc(workspace, "pull", "-v", "data/raw/dataset.csv.dvc", check=False)
+    assert result.returncode == 1
+    # What DVC prints (the README quotes it): the file it could not check out, and why.
     assert "Checkout failed for following targets:\ndata/raw/dataset.csv" in result.stderr
+    assert "Is your cache up to date?" in result.stderr
+    assert "corrupted cache file" in result.stdout + result.stderr
     assert not (workspace / "data/raw/dataset.csv").exists()
     assert not list((workspace / ".dvc" / "cache").rglob("*.csv")) and not any(
         p.is_file() for p in (workspace / ".dvc" / "cache" / "files").rglob("*")

@@ -332,6 +332,39 @@ def test_definition_only_is_offline_deterministic_and_free_of_test_libraries(
     ]
 
 
+@pytest.mark.parametrize("opt_out", [True, False], ids=["project-session", "sdk-default"])
+def test_the_projects_session_sends_no_sdk_telemetry(
+    monkeypatch: pytest.MonkeyPatch, opt_out: bool
+) -> None:
+    """The SDK's own telemetry decorator, given the project's session, sends nothing.
+
+    The `sdk-default` case (the same session without the opt-out configuration) shows that the
+    decorator would send, so the first case passes because of the configuration, not by accident.
+    """
+    from sagemaker.core.telemetry import telemetry_logging
+
+    from pipelines.sagemaker_session import offline_session
+
+    sent: list[Any] = []
+    monkeypatch.setattr(
+        telemetry_logging, "_send_telemetry_request", lambda *args, **_: sent.append(args)
+    )
+
+    class Job:
+        def __init__(self, session: Any) -> None:
+            self.sagemaker_session = session
+
+        @telemetry_logging._telemetry_emitter(telemetry_logging.Feature.SDK_DEFAULTS, "Job.run")
+        def run(self) -> str:
+            return "ran"
+
+    session = offline_session("us-east-1")
+    if not opt_out:
+        session.sagemaker_config = {}
+    assert Job(session).run() == "ran"
+    assert (sent == []) if opt_out else sent
+
+
 def test_code_location_follows_the_code(tmp_path: Path) -> None:
     """Changing one byte of the job code moves it to a new location; the same code keeps it."""
     source = PROJECT / "src"

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pandas as pd
@@ -136,3 +137,29 @@ def test_lineage_record(tmp_path: Path, model_dir: Path) -> None:
     assert record["packages"]["scikit-learn"]
     assert len(record["model"]["sha256"]) == 64
     assert "commit" in record["code"]
+
+
+def test_lineage_records_the_commit_and_whether_the_tree_was_dirty(tmp_path: Path) -> None:
+    """A model trained from uncommitted changes must not pass for the commit it names."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return done.stdout.strip()
+
+    git("init", "-q")
+    (tmp_path / "train.py").write_text("A = 1\n")
+    git("add", "train.py")
+    git("commit", "-qm", "first")
+    assert lineage.git_state(tmp_path) == {"commit": git("rev-parse", "HEAD"), "dirty": False}
+    (tmp_path / "train.py").write_text("A = 2\n")
+    assert lineage.git_state(tmp_path)["dirty"] is True
+    (tmp_path / "notes.txt").write_text("untracked files do not change what was trained\n")
+    git("checkout", "-q", "train.py")
+    assert lineage.git_state(tmp_path)["dirty"] is False
+    assert lineage.git_state(tmp_path / "not-a-repository")["commit"] is None
