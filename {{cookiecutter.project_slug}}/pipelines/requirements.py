@@ -13,6 +13,7 @@ the image's libraries differ from it.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +22,6 @@ PROJECT = Path(__file__).resolve().parent.parent
 REQUIREMENTS = PROJECT / "src" / "requirements.txt"
 # --no-default-groups: only [project].dependencies; --no-emit-project: the package is the code.
 EXPORT = [
-    "uv",
     "export",
     "--frozen",
     "--no-default-groups",
@@ -34,8 +34,11 @@ HEADER = "# Runtime requirements exported from uv.lock by `make requirements`; d
 
 
 def exported(project: Path = PROJECT) -> str:
+    # `uv run` names its own binary in UV: a bare `uv` may be a pyenv shim that resolves to the
+    # project's Python version, where no uv is installed (exit 127).
+    uv = os.environ.get("UV") or "uv"
     result = subprocess.run(  # noqa: S603 - fixed uv command
-        EXPORT, cwd=project, capture_output=True, text=True, check=True
+        [uv, *EXPORT], cwd=project, capture_output=True, text=True, check=True
     )
     return HEADER + result.stdout
 
