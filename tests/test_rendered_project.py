@@ -14,10 +14,8 @@ from .conftest import bake, user_shell_env
 pytestmark = pytest.mark.slow
 
 FULL = ("setup", "test", "lint", "hooks", "repro", "pipeline-local")
-# Every supported Python runs a rendered project's suite from its own interpreter (uv finds 3.12
-# and 3.13 through pyenv here; without them the test fails, it never skips). 3.11 and 3.12 run the
-# whole suite; 3.13 the quick one plus lint, which keeps the added time inside its budget (the
-# slow tests are DVC, HTTP and SDK runs that the two full suites already cover).
+# Every supported Python runs a rendered project's whole suite from its own interpreter (uv finds
+# 3.12 and 3.13 through pyenv here; without them the test fails, it never skips).
 COMBINATIONS: list[tuple[dict[str, str], tuple[str, ...]]] = [
     ({}, FULL),
     (
@@ -39,7 +37,7 @@ COMBINATIONS: list[tuple[dict[str, str], tuple[str, ...]]] = [
             "project_name": "Fraud Score",
             "python_version": "3.13",
         },
-        ("setup", "test-fast", "lint"),
+        FULL,
     ),
 ]
 
