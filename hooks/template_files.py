@@ -186,10 +186,15 @@ def commit_cruft_state_later(project: Path, cruft_pid: int) -> None:
         "        except OSError:\n"
         "            break\n"
         "        time.sleep(0.05)\n"
+        # A `git status` the user (or a test) runs meanwhile holds index.lock for a moment, and
+        # git then refuses to add or commit: try again rather than leave .cruft.json untracked.
+        "commands = (['git', 'add', '.cruft.json'],\n"
+        "            ['git', *identity, 'commit', '-q', '--amend', '--no-edit', '--no-verify'])\n"
         "if os.path.exists(os.path.join(project, '.cruft.json')):\n"
-        "    subprocess.run(['git', 'add', '.cruft.json'], cwd=project, check=True)\n"
-        "    subprocess.run(['git', *identity, 'commit', '--quiet', '--amend', '--no-edit',\n"
-        "                    '--no-verify'], cwd=project, check=True)\n"
+        "    for attempt in range(100):\n"
+        "        if all(subprocess.run(c, cwd=project).returncode == 0 for c in commands):\n"
+        "            break\n"
+        "        time.sleep(0.1)\n"
     )
     subprocess.Popen(  # noqa: S603 - fixed interpreter and script, paths as arguments
         [sys.executable, "-c", script, str(project), str(cruft_pid), *GIT_IDENTITY],
