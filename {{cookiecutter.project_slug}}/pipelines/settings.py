@@ -34,6 +34,8 @@ class Standards:
     security_groups: tuple[str, ...] = ()
     network_isolation: bool = False
     instance_types: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # The organisation's SageMaker managed MLflow tracking server, when it names one.
+    mlflow_tracking_server_arn: str | None = None
 
     def default_instance(self, role: str) -> str:
         allowed = self.instance_types.get(role)
@@ -59,6 +61,7 @@ def load_standards(path: Path = STANDARDS_FILE) -> Standards:
         instance_types={
             role: tuple(types) for role, types in raw.get("instance_types", {}).items()
         },
+        mlflow_tracking_server_arn=raw.get("mlflow_tracking_server_arn"),
     )
 
 
@@ -73,6 +76,8 @@ class Settings:
     tags: dict[str, str]
     sklearn_version: str
     standards: Standards = field(default_factory=Standards)
+    # The MLflow tracking server the pipeline's jobs log to; None: the pipeline tracks nothing.
+    mlflow_tracking_arn: str | None = None
 
     @property
     def pipeline_name(self) -> str:
@@ -105,6 +110,7 @@ def load_settings(
     project_id = env.get("SAGEMAKER_PROJECT_ID") or defaults["project_id"]
     region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or defaults["region"]
     tags = dict(defaults["tags"])
+    standards = standards if standards is not None else load_standards()
     if env.get("SAGEMAKER_PROJECT_NAME"):
         tags |= {"sagemaker:project-name": project_name, "sagemaker:project-id": project_id}
     return Settings(
@@ -116,5 +122,19 @@ def load_settings(
         role_arn=env.get("SAGEMAKER_PIPELINE_ROLE_ARN") or defaults["role_arn"],
         tags=tags,
         sklearn_version=defaults["sklearn_version"],
-        standards=standards if standards is not None else load_standards(),
+        standards=standards,
+        mlflow_tracking_arn=tracking_arn(env, standards),
     )
+
+
+# What the foundation stack exports when it neither creates a tracking server nor is given one
+# (an export cannot be empty); the build passes it on as MLFLOW_TRACKING_ARN.
+NO_TRACKING_SERVER = "none"
+
+
+def tracking_arn(environ: Mapping[str, str], standards: Standards) -> str | None:
+    """The build's ``MLFLOW_TRACKING_ARN`` (foundation stack output), else the organisation's."""
+    given = environ.get("MLFLOW_TRACKING_ARN", "").strip()
+    if given and given != NO_TRACKING_SERVER:
+        return given
+    return standards.mlflow_tracking_server_arn

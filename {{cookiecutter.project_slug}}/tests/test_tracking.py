@@ -1,0 +1,188 @@
+"""Experiment tracking: where runs go, what a run holds, the experiments table and the plots."""
+
+from __future__ import annotations
+
+import json
+import struct
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import yaml
+
+from {{ cookiecutter.package_name }} import lineage, plots, tracking
+from {{ cookiecutter.package_name }}.data import Schema
+from {{ cookiecutter.package_name }}.inference import load_model
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """Width and height from the PNG header; raises on anything that is not a PNG."""
+    head = path.read_bytes()[:24]
+    assert head[:8] == PNG_SIGNATURE and head[12:16] == b"IHDR", path
+    width, height = struct.unpack(">II", head[16:24])
+    return width, height
+
+
+def test_nothing_configured_gives_the_project_store_for_local_runs_only(tmp_path: Path) -> None:
+    local = tracking.destination(local=True, default_experiment="proj", environ={}, cwd=tmp_path)
+    assert local is not None
+    assert local.uri == f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}"
+    assert local.experiment == "proj"
+    assert local.artifact_root == (tmp_path.resolve() / "mlartifacts" / "proj").as_uri()
+    # A pipeline job with no tracking server configured tracks nothing (and fails nothing).
+    assert tracking.destination(local=False, default_experiment="proj", environ={}) is None
+
+
+def test_tracking_uri_and_experiment_from_the_environment_win() -> None:
+    arn = "arn:aws:sagemaker:us-east-1:111122223333:mlflow-tracking-server/team"
+    environ = {"MLFLOW_TRACKING_URI": arn, "MLFLOW_EXPERIMENT_NAME": "provisioned-name"}
+    for local in (True, False):
+        found = tracking.destination(local=local, default_experiment="proj", environ=environ)
+        assert found == tracking.Destination(uri=arn, experiment="provisioned-name")
+
+
+def test_a_dvc_experiment_copy_records_into_the_project_it_came_from(tmp_path: Path) -> None:
+    """Queued and temporary `dvc exp run`s run in a copy; DVC names the project in DVC_ROOT."""
+    copy = tmp_path / ".dvc" / "tmp" / "exps" / "tmp123"
+    found = tracking.destination(
+        local=True, default_experiment="p", environ={"DVC_ROOT": str(tmp_path)}, cwd=copy
+    )
+    assert found is not None and found.uri == f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}"
+
+
+def test_params_are_named_as_dvc_names_them() -> None:
+    params = {"train": {"max_iter": 5, "nested": {"a": 1}}, "gate": {"metric": "f1"}}
+    assert tracking.flatten(params) == {
+        "train.max_iter": 5,
+        "train.nested.a": 1,
+        "gate.metric": "f1",
+    }
+
+
+def _run(run_id: str, max_iter: int, value: float, result: str) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "started": "2026-01-01 00:00:00",
+        "params": {"train.max_iter": str(max_iter), "train.seed": "42"},
+        "metrics": {"accuracy": value},
+        "tags": {
+            tracking.GATE_METRIC_TAG: "accuracy",
+            tracking.GATE_RESULT_TAG: result,
+            tracking.DATA_VERSION_TAG: "0123456789abcdef",
+        },
+    }
+
+
+def test_experiments_table_shows_only_the_params_that_differ() -> None:
+    table = tracking.experiments_table(
+        [_run("a" * 32, 50, 0.91, "passed"), _run("b" * 32, 200, 0.85, "failed")]
+    )
+    header, first, second = table.splitlines()
+    assert "train.max_iter" in header and "train.seed" not in header
+    assert first.split()[:1] == ["a" * 8] and "50" in first.split() and "0.9100" in first
+    assert "200" in second.split() and "failed" in second and "0123456789ab" in second
+    assert "every parameter is the same" in tracking.experiments_table([_run("c" * 32, 5, 1, "")])
+    assert "no runs recorded yet" in tracking.experiments_table([])
+
+
+def test_plots_are_valid_pngs(
+    tmp_path: Path, model_dir: Path, clean_frame: pd.DataFrame, schema: Schema
+) -> None:
+    model, meta = load_model(model_dir)
+    written = plots.write_plots(model, meta, clean_frame, tmp_path)
+    expected = (
+        plots.CLASSIFICATION_PLOTS
+        if schema.problem_type == "classification"
+        else plots.REGRESSION_PLOTS
+    )
+    assert sorted(path.name for path in written) == sorted(expected)
+    for path in written:
+        width, height = png_size(path)
+        assert width > 100 and height > 100, path
+
+
+def test_lineage_of_an_untracked_pipeline_run_names_no_run(model_dir: Path) -> None:
+    """The registry step reads ``mlflow_run_id`` from every lineage record: "" when untracked."""
+    record = lineage.pipeline_record(
+        model_dir, {}, execution_id="e", data_uri="s3://b/d", data_version="v"
+    )
+    assert record["mlflow_run_id"] == ""
+
+
+def dvc(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["dvc", *args], cwd=cwd, capture_output=True, text=True, check=True)
+
+
+@pytest.mark.slow
+def test_repro_and_exp_run_are_recorded_as_mlflow_runs(workspace: Path) -> None:
+    """`dvc repro`, then `dvc exp run -S` with another max_iter: two runs, the table shows both."""
+    import mlflow
+
+    dvc(workspace, "repro")
+    first_id = tracking.read_run_id(workspace / "reports" / tracking.RUN_FILE)
+    params = yaml.safe_load((workspace / "params.yaml").read_text())
+    changed = 7 if params["train"]["max_iter"] != 7 else 8
+    dvc(workspace, "exp", "run", "-S", f"train.max_iter={changed}")
+    second_id = tracking.read_run_id(workspace / "reports" / tracking.RUN_FILE)
+    assert first_id and second_id and first_id != second_id
+
+    mlflow.set_tracking_uri(f"sqlite:///{workspace / 'mlflow.db'}")
+    client = mlflow.MlflowClient()
+    first, second = client.get_run(first_id), client.get_run(second_id)
+    experiment = client.get_experiment(first.info.experiment_id)
+    assert experiment.name == tracking.default_experiment()
+    assert second.info.experiment_id == first.info.experiment_id  # one experiment per project
+    flat = {name: str(value) for name, value in tracking.flatten(params).items()}
+    assert first.data.params == flat  # every parameter of params.yaml, as DVC names them
+    assert second.data.params == flat | {"train.max_iter": str(changed)}
+    scores = json.loads((workspace / "reports" / "scores.json").read_text())
+    assert second.data.metrics == pytest.approx(scores)
+    pointer = yaml.safe_load((workspace / "data/raw/dataset.csv.dvc").read_text())
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=workspace, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    for run, dirty in ((first, "false"), (second, "true")):  # exp run edits params.yaml
+        tags = run.data.tags
+        assert tags[tracking.GIT_COMMIT_TAG] == head
+        assert tags[tracking.GIT_DIRTY_TAG] == dirty
+        assert tags[tracking.DATA_VERSION_TAG] == pointer["outs"][0]["md5"]
+        assert tags[tracking.GATE_METRIC_TAG] == params["gate"]["metric"]
+        assert tags[tracking.GATE_RESULT_TAG] in {"passed", "failed"}
+        assert tags[tracking.TEMPLATE_VERSION_TAG]
+    assert second.data.tags["dvc.experiment"] == second.info.run_name
+
+    artifacts = {item.path for item in client.list_artifacts(second_id)}
+    assert {"metrics.json", "scores.json", "plots"} <= artifacts
+    logged_plots = [item.path for item in client.list_artifacts(second_id, "plots")]
+    assert logged_plots and all(path.endswith(".png") for path in logged_plots)
+    (model,) = client.search_logged_models([second.info.experiment_id], filter_string=(
+        f"source_run_id = '{second_id}'"
+    ))
+    signature = mlflow.models.get_model_info(model.model_uri).signature
+    features = json.loads((workspace / "models" / "model_meta.json").read_text())["features"]
+    assert signature is not None and signature.inputs.input_names() == features
+
+    record = json.loads((workspace / "models" / "lineage.json").read_text())
+    assert record["mlflow_run_id"] == second_id
+
+    table = subprocess.run(
+        ["make", "--no-print-directory", "experiments", "RUN="],
+        cwd=workspace,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    header = next(line for line in table.splitlines() if line.startswith("run "))
+    rows = {line.split()[0]: line.split() for line in table.splitlines()[2:]}
+    assert "train.max_iter" in header.split() and "train.seed" not in header
+    assert str(changed) in rows[second_id[:8]] and str(params["train"]["max_iter"]) in rows[
+        first_id[:8]
+    ]
+
+    shown = dvc(workspace, "plots", "show", "--json")
+    images = [path for path in json.loads(shown.stdout) if path.endswith(".png")]
+    assert images and all(path.startswith("reports/plots/") for path in images)
