@@ -169,6 +169,9 @@ def _arn_of(resource_type: str, name: str) -> str:
         ),
         "AWS::CodePipeline::Pipeline": f"arn:aws:codepipeline:{REGION}:{ACCOUNT}:{name}",
         "AWS::SNS::Topic": f"arn:aws:sns:{REGION}:{ACCOUNT}:{name}",
+        "AWS::SageMaker::MlflowTrackingServer": (
+            f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:mlflow-tracking-server/{name}"
+        ),
     }
     if resource_type not in formats:
         raise KeyError(f"no ARN format modelled for {resource_type}; add it to _arn_of")
@@ -194,6 +197,7 @@ NAME_PROPERTY = {
     "AWS::SageMaker::ModelPackageGroup": "ModelPackageGroupName",
     "AWS::CodePipeline::Pipeline": "Name",
     "AWS::SNS::Topic": "TopicName",
+    "AWS::SageMaker::MlflowTrackingServer": "TrackingServerName",
 }
 
 NO_VALUE = object()

@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT / "hooks"))
 from template_files import LOCK_FILE, LOCK_NAME_PLACEHOLDER  # noqa: E402
 
 TEMPLATE_LOCK = ROOT / "{{cookiecutter.project_slug}}" / LOCK_FILE
-TEMPLATE_REQUIREMENTS = ROOT / "{{cookiecutter.project_slug}}" / "src" / "requirements.txt"
+TEMPLATE_SOURCE = ROOT / "{{cookiecutter.project_slug}}"
 PLACEHOLDER = LOCK_NAME_PLACEHOLDER
 
 
@@ -37,18 +37,22 @@ def main() -> None:
             )
         subprocess.run(["uv", "lock", *sys.argv[1:]], cwd=project, check=True)  # noqa: S603, S607
         lock = (project / "uv.lock").read_text()
-        # The runtime requirements jobs install, exported by the project's own module.
+        # The requirements jobs install (runtime, tracking), exported by the project's own module.
         exporter = runpy.run_path(str(project / "pipelines" / "requirements.py"))
-        requirements = exporter["exported"](project)
+        requirements = {
+            path.relative_to(project): exporter["exported"](project, selection)
+            for selection, path in exporter["files"](project).items()
+        }
     marker = f'name = "{project.name}"'
     if lock.count(marker) != 1 or "{{" in lock or "{%" in lock:
         raise SystemExit("unexpected lock layout; refusing to write it")
     TEMPLATE_LOCK.write_text(lock.replace(marker, f'name = "{PLACEHOLDER}"'))
     print(f"wrote {TEMPLATE_LOCK.relative_to(ROOT)}")
-    if "{{" in requirements or project.name in requirements:
-        raise SystemExit("unexpected requirements export; refusing to write it")
-    TEMPLATE_REQUIREMENTS.write_text(requirements)
-    print(f"wrote {TEMPLATE_REQUIREMENTS.relative_to(ROOT)}")
+    for relative, text in requirements.items():
+        if "{{" in text or project.name in text:
+            raise SystemExit("unexpected requirements export; refusing to write it")
+        (TEMPLATE_SOURCE / relative).write_text(text)
+        print(f"wrote {(TEMPLATE_SOURCE / relative).relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

@@ -11,11 +11,15 @@ from typing import Any
 import pandas as pd
 import pytest
 import yaml
+from pipeline_definition import placeholders, validate_request, walk_steps
 
+from pipelines import run
+from pipelines.settings import Standards, load_settings
 from {{ cookiecutter.package_name }} import lineage, plots, tracking
 from {{ cookiecutter.package_name }}.data import Schema
 from {{ cookiecutter.package_name }}.inference import load_model
 
+PROJECT = Path(__file__).resolve().parent.parent
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -145,8 +149,8 @@ def test_repro_and_exp_run_are_recorded_as_mlflow_runs(workspace: Path) -> None:
     head = subprocess.run(
         ["git", "rev-parse", "HEAD"], cwd=workspace, capture_output=True, text=True, check=True
     ).stdout.strip()
-    for run, dirty in ((first, "false"), (second, "true")):  # exp run edits params.yaml
-        tags = run.data.tags
+    for recorded, dirty in ((first, "false"), (second, "true")):  # exp run edits params.yaml
+        tags = recorded.data.tags
         assert tags[tracking.GIT_COMMIT_TAG] == head
         assert tags[tracking.GIT_DIRTY_TAG] == dirty
         assert tags[tracking.DATA_VERSION_TAG] == pointer["outs"][0]["md5"]
@@ -159,10 +163,7 @@ def test_repro_and_exp_run_are_recorded_as_mlflow_runs(workspace: Path) -> None:
     assert {"metrics.json", "scores.json", "plots"} <= artifacts
     logged_plots = [item.path for item in client.list_artifacts(second_id, "plots")]
     assert logged_plots and all(path.endswith(".png") for path in logged_plots)
-    (model,) = client.search_logged_models([second.info.experiment_id], filter_string=(
-        f"source_run_id = '{second_id}'"
-    ))
-    signature = mlflow.models.get_model_info(model.model_uri).signature
+    signature = mlflow.models.get_model_info(f"runs:/{second_id}/model").signature
     features = json.loads((workspace / "models" / "model_meta.json").read_text())["features"]
     assert signature is not None and signature.inputs.input_names() == features
 
@@ -179,10 +180,145 @@ def test_repro_and_exp_run_are_recorded_as_mlflow_runs(workspace: Path) -> None:
     header = next(line for line in table.splitlines() if line.startswith("run "))
     rows = {line.split()[0]: line.split() for line in table.splitlines()[2:]}
     assert "train.max_iter" in header.split() and "train.seed" not in header
-    assert str(changed) in rows[second_id[:8]] and str(params["train"]["max_iter"]) in rows[
-        first_id[:8]
-    ]
+    assert (
+        str(changed) in rows[second_id[:8]]
+        and str(params["train"]["max_iter"]) in rows[first_id[:8]]
+    )
 
     shown = dvc(workspace, "plots", "show", "--json")
-    images = [path for path in json.loads(shown.stdout) if path.endswith(".png")]
+    images = [path for path in json.loads(shown.stdout)["data"] if path.endswith(".png")]
     assert images and all(path.startswith("reports/plots/") for path in images)
+
+
+TRACKING_SERVER = "arn:aws:sagemaker:us-east-1:123456789012:mlflow-tracking-server/churn"
+PROVISIONED = {
+    "SAGEMAKER_PROJECT_NAME": "churn-prod",
+    "SAGEMAKER_PROJECT_ID": "p-abc123",
+    "ARTIFACT_BUCKET": "provisioned-artifacts",
+    "SAGEMAKER_PIPELINE_ROLE_ARN": "arn:aws:iam::123456789012:role/pipeline-role",
+    "AWS_REGION": "us-east-1",
+}
+
+
+def test_the_tracking_server_comes_from_the_build_then_the_organisation() -> None:
+    organisation = Standards(mlflow_tracking_server_arn="arn:org")
+    given = PROVISIONED | {"MLFLOW_TRACKING_ARN": TRACKING_SERVER}
+    assert load_settings(given, organisation).mlflow_tracking_arn == TRACKING_SERVER
+    assert load_settings(PROVISIONED, organisation).mlflow_tracking_arn == "arn:org"
+    # The foundation stack exports "none" when it has no server (an export cannot be empty).
+    none = PROVISIONED | {"MLFLOW_TRACKING_ARN": "none"}
+    assert load_settings(none, Standards()).mlflow_tracking_arn is None
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("fake_aws")
+def test_pipeline_definition_carries_the_mlflow_config_only_with_a_tracking_server() -> None:
+    tracked = json.loads(
+        run.definition(load_settings(PROVISIONED | {"MLFLOW_TRACKING_ARN": TRACKING_SERVER}))
+    )
+    untracked = json.loads(run.definition(load_settings(PROVISIONED, Standards())))
+    assert tracked["MlflowConfig"] == {
+        "MlflowResourceArn": TRACKING_SERVER,
+        "MlflowExperimentName": "churn-prod",
+    }
+    assert untracked["MlflowConfig"] is None
+
+    evaluate = walk_steps(tracked)["EvaluateModel"]["Arguments"]
+    assert evaluate["Environment"] == {
+        "MLFLOW_TRACKING_URI": TRACKING_SERVER,
+        "MLFLOW_EXPERIMENT_NAME": "churn-prod",
+    }
+    assert "Environment" not in walk_steps(untracked)["EvaluateModel"]["Arguments"]
+    arguments = evaluate["AppSpecification"]["ContainerArguments"]
+    assert arguments[arguments.index("--gate-threshold") + 1] == {
+        "Get": "Parameters.QualityThreshold"
+    }
+    # The registered package names its run; untracked, the key is absent (values cannot be "").
+    metadata = walk_steps(tracked)["RegisterModel"]["Arguments"]["CustomerMetadataProperties"]
+    assert metadata["MlflowRunId"]["Std:JsonGet"]["Path"] == "mlflow_run_id"
+    assert metadata["MlflowRunId"]["Std:JsonGet"]["PropertyFile"] == {
+        "Get": "Steps.EvaluateModel.PropertyFiles.EvaluationLineage"
+    }
+    untracked_register = walk_steps(untracked)["RegisterModel"]["Arguments"]
+    assert "MlflowRunId" not in untracked_register["CustomerMetadataProperties"]
+    validate_request("CreateProcessingJob", placeholders(evaluate) | {"ProcessingJobName": "e"})
+    register = placeholders(walk_steps(tracked)["RegisterModel"]["Arguments"])
+    validate_request("CreateModelPackage", register)
+
+
+def execution_role_mlflow_actions() -> set[str]:
+    """The MLflow actions infrastructure/foundation.yaml grants the jobs' execution role."""
+    from cfnlint.decode import decode
+
+    template, errors = decode(str(PROJECT / "infrastructure" / "foundation.yaml"))
+    assert not errors and template is not None
+    policies = template["Resources"]["SageMakerExecutionRole"]["Properties"]["Policies"]
+    granted: set[str] = set()
+    for policy in policies:
+        for statement in policy["PolicyDocument"]["Statement"]:
+            if "Fn::If" in statement:  # [condition, statement, AWS::NoValue]
+                statement = statement["Fn::If"][1]
+            actions = statement.get("Action", [])
+            granted |= {a for a in actions if str(a).startswith("sagemaker-mlflow:")}
+    return granted
+
+
+@pytest.mark.slow
+def test_the_execution_role_grants_exactly_the_mlflow_calls_a_run_makes(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    model_dir: Path,
+    clean_frame: pd.DataFrame,
+) -> None:
+    """A whole run (params, metrics, tags, plots, model) against MLflow's own server, in-process.
+
+    Every REST call the client makes is recorded and named as MLflow's protocol names it; the
+    SageMaker MLflow IAM actions carry the same names (sagemaker-mlflow:CreateRun, ...).
+    """
+    import requests
+
+    monkeypatch.setenv("_MLFLOW_SERVER_FILE_STORE", f"sqlite:///{tmp_path / 'server.db'}")
+    monkeypatch.setenv("_MLFLOW_SERVER_ARTIFACT_ROOT", (tmp_path / "artifacts").as_uri())
+    monkeypatch.setenv("_MLFLOW_SERVER_SERVE_ARTIFACTS", "false")
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    import mlflow.utils.rest_utils as rest
+    from mlflow.protos.service_pb2 import MlflowService
+    from mlflow.server import app
+
+    server = app.test_client()
+    calls: list[tuple[str, str]] = []
+
+    def through_the_server(host_creds: Any, endpoint: str, method: str, **kwargs: Any) -> Any:
+        calls.append((method, endpoint))
+        answer = server.open(
+            endpoint, method=method, query_string=kwargs.get("params"), json=kwargs.get("json")
+        )
+        response = requests.Response()
+        response.status_code, response._content = answer.status_code, answer.data
+        response.headers["Content-Type"] = answer.content_type
+        return response
+
+    monkeypatch.setattr(rest, "http_request", through_the_server)
+    model, meta = load_model(model_dir)
+    figures = plots.write_plots(model, meta, clean_frame, tmp_path / "plots")
+    record = tracking.RunRecord(
+        params={"train.max_iter": 5},
+        metrics={"accuracy": 0.9},
+        tags={tracking.GATE_RESULT_TAG: "passed"},
+        artifacts=figures,
+        model=model,
+        model_input=clean_frame[meta["features"]],
+        pip_requirements=["scikit-learn"],
+    )
+    target = tracking.Destination(uri="http://tracking-server.invalid", experiment="e")
+    tracking.log_run(target, record)
+
+    names = {
+        (method, path): request.__name__
+        for request, (path, method) in rest.extract_api_info_for_service(
+            MlflowService, rest._REST_API_PATH_PREFIX
+        ).items()
+    }
+    made = {f"sagemaker-mlflow:{names[call]}" for call in calls}
+    assert "sagemaker-mlflow:CreateRun" in made
+    assert execution_role_mlflow_actions() == made

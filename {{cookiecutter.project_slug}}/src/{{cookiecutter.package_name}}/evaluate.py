@@ -172,9 +172,10 @@ def track(
         return None
     params = tracking.flatten(load_params(args.params)) if args.params else {}
     params |= tracking.flatten({"train": meta.get("hyperparameters", {})})
-    tags = {tracking.TEMPLATE_VERSION_TAG: args.template_version or tracking.template_version(
-        tracking.project_root(os.environ)
-    )}
+    tags = {
+        tracking.TEMPLATE_VERSION_TAG: args.template_version
+        or tracking.template_version(tracking.project_root(os.environ))
+    }
     if gate is not None:
         params |= {"gate.metric": gate.metric, "gate.threshold": gate.threshold}
         passed = gate.passes(metric_value(report, gate.metric))
@@ -266,12 +267,11 @@ def main(argv: list[str] | None = None) -> int:
     files[1].write_text(json.dumps(scores(report), indent=2) + "\n")
     files += write_plots(model, meta, frame, args.output_dir / PLOTS_DIR)
     gate = gate_from(args)
-    run = track(
-        args, model=model, meta=meta, frame=frame, report=report, gate=gate, files=files
-    )
+    run = track(args, model=model, meta=meta, frame=frame, report=report, gate=gate, files=files)
     write_run_file(args.output_dir, run)
     if run:
-        print(f"MLflow run {run['run_id']} in experiment '{run['experiment']}' ({run['tracking_uri']})")
+        where = f"experiment '{run['experiment']}' ({run['tracking_uri']})"
+        print(f"MLflow run {run['run_id']} in {where}")
     if args.execution_id:
         from .lineage import pipeline_record
 

@@ -24,7 +24,9 @@ REGRESSION_PLOTS = ("predicted_vs_actual.png", "residuals.png")
 DPI = 100
 
 
-def write_plots(model: Any, meta: dict[str, Any], frame: pd.DataFrame, output_dir: Path) -> list[Path]:
+def write_plots(
+    model: Any, meta: dict[str, Any], frame: pd.DataFrame, output_dir: Path
+) -> list[Path]:
     """Write the plots of ``model`` on ``frame`` under ``output_dir``; return the files written."""
     try:
         import matplotlib
@@ -52,7 +54,12 @@ def write_plots(model: Any, meta: dict[str, Any], frame: pd.DataFrame, output_di
 
 
 def _classification(
-    plt: Any, model: Any, features: pd.DataFrame, truth: pd.Series, predicted: Any, classes: list[int]
+    plt: Any,
+    model: Any,
+    features: pd.DataFrame,
+    truth: pd.Series,
+    predicted: Any,
+    classes: list[int],
 ) -> dict[str, Any]:
     figures: dict[str, Any] = {}
     figure, axes = plt.subplots(figsize=(4.5, 4))

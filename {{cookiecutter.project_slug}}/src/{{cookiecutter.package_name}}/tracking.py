@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import sys
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,7 @@ EXPERIMENT_ENV = "MLFLOW_EXPERIMENT_NAME"
 LOCAL_STORE = "mlflow.db"
 LOCAL_ARTIFACTS = "mlartifacts"
 RUN_FILE = "mlflow_run.json"
+MODEL_ARTIFACT = "model"
 # `dvc exp run` names the project's root and the experiment in these (queued and temporary
 # experiments run in a copy of the project, deleted afterwards: their runs belong in the project).
 DVC_ROOT_ENV = "DVC_ROOT"
@@ -139,7 +141,7 @@ def _client(target: Destination) -> tuple[Any, str]:
 def log_run(target: Destination, record: RunRecord, run_name: str | None = None) -> dict[str, str]:
     """Record one run; return what names it (``run_id``, ``experiment_id``, ``tracking_uri``)."""
     mlflow = _mlflow()
-    client, experiment_id = _client(target)
+    _, experiment_id = _client(target)
     mlflow.set_tracking_uri(target.uri)
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
         mlflow.log_params({name: str(value) for name, value in record.params.items()})
@@ -148,26 +150,39 @@ def log_run(target: Destination, record: RunRecord, run_name: str | None = None)
         for path in record.artifacts:
             mlflow.log_artifact(str(path), artifact_path="plots" if path.suffix == ".png" else None)
         if record.model is not None and record.model_input is not None:
-            import mlflow.sklearn
-            from mlflow.models import infer_signature
-
-            sample = record.model_input.head(50)
-            mlflow.sklearn.log_model(
-                record.model,
-                name="model",
-                signature=infer_signature(sample, record.model.predict(sample)),
-                # The locked runtime, not what MLflow would guess by importing the model.
-                pip_requirements=record.pip_requirements,
-                # Pickle, as models/model.joblib is: skops refuses the gradient-boosting trees.
-                serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_PICKLE,
-            )
-    del client
+            _log_model(mlflow, record)
     return {
         "run_id": run.info.run_id,
         "experiment_id": experiment_id,
         "experiment": target.experiment,
         "tracking_uri": target.uri,
     }
+
+
+def _log_model(mlflow: Any, record: RunRecord) -> None:
+    """The model as an MLflow Model (``runs:/<id>/model``), with its input signature.
+
+    Saved, then uploaded as the run's artifacts: a tracking server then needs only the run calls
+    (MLflow 3's ``log_model`` also calls the logged-model API, which the IAM Service Authorization
+    Reference gives no SageMaker MLflow action for).
+    """
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+
+    assert record.model_input is not None  # noqa: S101 - checked by the caller
+    sample = record.model_input.head(50)
+    with tempfile.TemporaryDirectory() as scratch:
+        saved = Path(scratch) / "model"
+        mlflow.sklearn.save_model(
+            record.model,
+            path=str(saved),
+            signature=infer_signature(sample, record.model.predict(sample)),
+            # The locked runtime, not what MLflow would guess by importing the model.
+            pip_requirements=record.pip_requirements,
+            # Pickle, as models/model.joblib is: skops refuses the gradient-boosting trees.
+            serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_PICKLE,
+        )
+        mlflow.log_artifacts(str(saved), artifact_path=MODEL_ARTIFACT)
 
 
 def write_run_file(output_dir: Path, run: Mapping[str, str] | None) -> Path:
@@ -198,9 +213,7 @@ def experiments_table(runs: Sequence[Mapping[str, Any]]) -> str:
     if not runs:
         return "no runs recorded yet: `dvc repro` or `dvc exp run` records one"
     names = sorted({name for run in runs for name in run["params"]})
-    differing = [
-        name for name in names if len({run["params"].get(name) for run in runs}) > 1
-    ]
+    differing = [name for name in names if len({run["params"].get(name) for run in runs}) > 1]
     header = ["run", "name", "started", *differing, "gate metric", "value", "gate", "data version"]
     rows = []
     for run in runs:
@@ -262,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def default_experiment() -> str:
-    """The project's name, as its package spells it with hyphens (``MLFLOW_EXPERIMENT_NAME`` wins)."""
+    """The project's name: its package's, with hyphens (``MLFLOW_EXPERIMENT_NAME`` wins)."""
     return (__package__ or "project").replace("_", "-")
 
 
