@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from {{ cookiecutter.package_name }} import lineage, plots, tracking
+from {{ cookiecutter.package_name }} import evaluate, lineage, plots, tracking
 from {{ cookiecutter.package_name }}.data import Schema
 from {{ cookiecutter.package_name }}.inference import load_model
 
@@ -112,6 +112,79 @@ def test_lineage_of_an_untracked_pipeline_run_names_no_run(model_dir: Path) -> N
         model_dir, {}, execution_id="e", data_uri="s3://b/d", data_version="v"
     )
     assert record["mlflow_run_id"] == ""
+
+
+def pipeline_evaluation(
+    tmp_path: Path, model_dir: Path, frame: pd.DataFrame, schema: Schema
+) -> tuple[int, Path]:
+    """evaluate.main as the pipeline's evaluation job calls it (no params.yaml, no git)."""
+    test_dir = tmp_path / "test"
+    test_dir.mkdir()
+    frame.to_csv(test_dir / "test.csv", index=False)
+    metric = "accuracy" if schema.problem_type == "classification" else "rmse"
+    output = tmp_path / "evaluation"
+    code = evaluate.main(
+        [
+            *("--model-dir", str(model_dir), "--test-dir", str(test_dir)),
+            *("--output-dir", str(output), "--execution-id", "execution-1"),
+            *("--data-uri", "s3://bucket/data/v1", "--data-version", "v1"),
+            *("--gate-metric", metric, "--gate-threshold", "0.5"),
+            *("--code-digest", "c0de", "--template-version", "t1"),
+        ]
+    )
+    return code, output
+
+
+def test_an_untracked_pipeline_evaluation_logs_nothing_and_fails_nothing(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    model_dir: Path,
+    clean_frame: pd.DataFrame,
+    schema: Schema,
+) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    code, output = pipeline_evaluation(tmp_path, model_dir, clean_frame, schema)
+    assert code == 0
+    assert json.loads((output / "lineage.json").read_text())["mlflow_run_id"] == ""
+    assert tracking.read_run_id(output / tracking.RUN_FILE) is None
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "mlruns").exists()
+    assert list((output / "plots").glob("*.png"))
+
+
+@pytest.mark.slow
+def test_a_pipeline_evaluation_logs_its_run_where_the_pipeline_points_it(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    model_dir: Path,
+    clean_frame: pd.DataFrame,
+    schema: Schema,
+) -> None:
+    """What the pipeline's evaluation job does when the project has a tracking server."""
+    import mlflow
+
+    store = f"sqlite:///{tmp_path / 'server.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "churn-prod")
+    monkeypatch.chdir(tmp_path)
+    code, output = pipeline_evaluation(tmp_path, model_dir, clean_frame, schema)
+    assert code == 0
+    run_id = json.loads((output / "lineage.json").read_text())["mlflow_run_id"]
+    run = mlflow.MlflowClient(tracking_uri=store).get_run(run_id)
+    assert run.info.run_name == "execution-1"
+    assert (
+        mlflow.MlflowClient(tracking_uri=store).get_experiment(run.info.experiment_id).name
+        == "churn-prod"
+    )
+    tags = run.data.tags
+    assert tags[tracking.PIPELINE_EXECUTION_TAG] == "execution-1"
+    assert (tags[tracking.CODE_DIGEST_TAG], tags[tracking.TEMPLATE_VERSION_TAG]) == ("c0de", "t1")
+    assert tags[tracking.DATA_VERSION_TAG] == "v1"
+    assert tags[tracking.GATE_RESULT_TAG] in {"passed", "failed"}
+    hyperparameters = json.loads((model_dir / "model_meta.json").read_text())["hyperparameters"]
+    assert {f"train.{name}" for name in hyperparameters} | {"gate.metric", "gate.threshold"} == set(
+        run.data.params
+    )
 
 
 def dvc(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from pipeline_definition import placeholders, validate_request, walk_steps
 
 from pipelines import run
-from pipelines.settings import Standards, load_settings
+from pipelines.settings import Standards, load_settings, load_standards
 
 TRACKING_SERVER = "arn:aws:sagemaker:us-east-1:123456789012:mlflow-tracking-server/churn"
 PROVISIONED = {
@@ -20,8 +21,10 @@ PROVISIONED = {
 }
 
 
-def test_the_tracking_server_comes_from_the_build_then_the_organisation() -> None:
-    organisation = Standards(mlflow_tracking_server_arn="arn:org")
+def test_the_tracking_server_comes_from_the_build_then_the_organisation(tmp_path: Path) -> None:
+    standards_file = tmp_path / "org-standards.json"
+    standards_file.write_text(json.dumps({"mlflow_tracking_server_arn": "arn:org"}))
+    organisation = load_standards(standards_file)
     given = PROVISIONED | {"MLFLOW_TRACKING_ARN": TRACKING_SERVER}
     assert load_settings(given, organisation).mlflow_tracking_arn == TRACKING_SERVER
     assert load_settings(PROVISIONED, organisation).mlflow_tracking_arn == "arn:org"
