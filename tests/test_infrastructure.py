@@ -59,9 +59,12 @@ def test_resource_level_tags_only_where_stack_tags_do_not_reach(
 
 
 def _policy_statements(resource: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every statement a role may have: both branches of a statement under !If."""
     statements = []
     for policy in resource["Properties"].get("Policies", []):
-        statements += policy["PolicyDocument"]["Statement"]
+        for statement in policy["PolicyDocument"]["Statement"]:
+            branches = statement["If"][1:] if set(statement) == {"If"} else [statement]
+            statements += [b for b in branches if b != {"Ref": "AWS::NoValue"}]
     return statements
 
 
