@@ -1,4 +1,5 @@
-"""Create or update one of the project's own stacks (foundation, build, deploy) by hand.
+"""Create or update one of the project's own stacks (foundation, build, deploy, and with separate
+staging and prod accounts target-account in each of them) by hand.
 
 ``make stack STACK=foundation`` (extra parameters as ``PARAMS="Name=value ..."``). The stack gets
 the project's stack-level tags (``settings.stack_tags``), which CloudFormation propagates to its
@@ -23,6 +24,8 @@ TEMPLATES = {
     "foundation": "foundation.yaml",
     "build": "build-pipeline.yaml",
     "deploy": "deploy-pipeline.yaml",
+    # Rendered only when the organisation standards name separate staging and prod accounts.
+    "target-account": "target-account.yaml",
 }
 NO_CHANGE = "No updates are to be performed."
 
@@ -43,8 +46,9 @@ def parse_parameters(pairs: list[str]) -> dict[str, str]:
 
 def stack_request(settings: Settings, stack: str, parameters: dict[str, str]) -> dict[str, Any]:
     """The CreateStack/UpdateStack request: template, parameters, capabilities, stack tags."""
-    if stack not in TEMPLATES:
-        raise StackError(f"unknown stack {stack!r}; one of {', '.join(TEMPLATES)}")
+    if stack not in TEMPLATES or not (INFRASTRUCTURE / TEMPLATES[stack]).exists():
+        known = [name for name, file in TEMPLATES.items() if (INFRASTRUCTURE / file).exists()]
+        raise StackError(f"unknown stack {stack!r}; one of {', '.join(known)}")
     values = {
         "SageMakerProjectName": settings.project_name,
         "SageMakerProjectId": settings.project_id,
@@ -54,7 +58,10 @@ def stack_request(settings: Settings, stack: str, parameters: dict[str, str]) ->
         "TemplateBody": (INFRASTRUCTURE / TEMPLATES[stack]).read_text(),
         "Parameters": [{"ParameterKey": k, "ParameterValue": v} for k, v in values.items()],
         "Capabilities": ["CAPABILITY_NAMED_IAM"],
-        "Tags": [{"Key": k, "Value": v} for k, v in sorted(stack_tags(settings).items())],
+        "Tags": [
+            {"Key": k, "Value": v}
+            for k, v in sorted(stack_tags(settings, values.get("StageName")).items())
+        ],
     }
 
 
