@@ -36,6 +36,7 @@ ENV = {
     k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "VIRTUAL_ENV")
 } | {"NO_COLOR": "1"}
 BIN = Path(sys.executable).parent
+SHADOW_ROW = "4b serving: the champion alone vs with a shadow challenger (make serve MODE=shadow)"
 PIPELINE_LOCAL_ROW = "3b make pipeline-local beside dvc repro --force (s, interleaved)"
 
 
@@ -286,13 +287,16 @@ def repro_scaling(project: Path) -> dict[str, float]:
 PACKAGE_SOURCE = "{{cookiecutter.project_slug}}/src/{{cookiecutter.package_name}}"
 
 
-def start_server(project: Path, package: str, pythonpath: Path | None = None) -> tuple[Any, int]:
-    """The project's `serve` module in its own process; ``pythonpath`` puts another copy first."""
+def start_server(
+    project: Path, package: str, pythonpath: Path | None = None, extra: tuple[str, ...] = ()
+) -> tuple[Any, int]:
+    """The project's `serve` module in its own process; ``pythonpath`` puts another copy first,
+    ``extra`` adds `serve` options."""
     port = free_port()
     env = ENV | ({"PYTHONPATH": str(pythonpath)} if pythonpath else {})
     command = [str(project / ".venv" / "bin" / "python"), "-m", f"{package}.serve"]
     server = subprocess.Popen(
-        [*command, "--model-dir", str(project / "models"), "--port", str(port)],
+        [*command, "--model-dir", str(project / "models"), "--port", str(port), *extra],
         cwd=project,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -373,6 +377,76 @@ def serving(project: Path, baseline: str | None = None, rounds: int = 3) -> dict
             for server, _ in servers.values():
                 server.terminate()
                 server.wait(timeout=10)
+    return results
+
+
+def captured_lines(folder: Path) -> int:
+    return sum(len(f.read_text().splitlines()) for f in folder.rglob("*.jsonl"))
+
+
+def shadow_serving(project: Path, rounds: int = 3, requests: int = 400) -> dict[str, Any]:
+    """The champion alone beside the champion with a shadow challenger: 1 row, 1 and 8 clients.
+
+    Both servers capture (as `make serve` does); the challenger is a copy of the champion's model,
+    so the shadow costs what a retrained model of the same kind costs. The two are loaded in turn,
+    ``rounds`` times per figure, and each figure is the median over rounds. Shadow copies the
+    challenger did not score (dropped when its queue was full) are counted from the captures.
+    """
+    import pandas as pd
+
+    package = next((project / "src").glob("*/schema.json")).parent.name
+    test = pd.read_csv(project / "data" / "processed" / "test" / "test.csv")
+    features = test.drop(columns=test.columns[-1])
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        challenger = work / "challenger"
+        shutil.copytree(project / "models", challenger)
+        body = work / "1.csv"
+        body.write_text(features.sample(1, random_state=1).to_csv(index=False, header=False))
+        shadow_capture = work / "capture-shadow"
+        options = {
+            "champion alone": ("--capture-dir", str(work / "capture-alone")),
+            "champion + shadow": (
+                *("--capture-dir", str(shadow_capture), "--challenger-dir", str(challenger)),
+                *("--mode", "shadow"),
+            ),
+        }
+        servers: dict[str, tuple[Any, int]] = {}
+        try:
+            for name, extra in options.items():
+                servers[name] = start_server(project, package, extra=extra)
+            for concurrency in (1, 8):
+                runs: dict[str, list[dict[str, float]]] = {name: [] for name in servers}
+                order = list(servers.items())
+                for _ in range(rounds):
+                    for name, (_, port) in order:
+                        runs[name].append(load(port, body, concurrency, requests))
+                    order.reverse()
+                for name, samples in runs.items():
+                    results[f"1 row, concurrency {concurrency} / {name}"] = {
+                        field: statistics.median(sample[field] for sample in samples)
+                        for field in samples[0]
+                    }
+            # Let the challenger finish the copies still queued, then count what it never scored.
+            previous, deadline = -1, time.monotonic() + 30
+            while time.monotonic() < deadline:
+                scored = captured_lines(shadow_capture / "challenger")
+                if scored == previous:
+                    break
+                previous = scored
+                time.sleep(1)
+            answered = captured_lines(shadow_capture / "champion")
+            results["shadow copies dropped (challenger queue full)"] = (
+                f"{answered - previous} of {answered}"
+            )
+        finally:
+            for server, _ in servers.values():
+                server.terminate()
+                server.wait(timeout=10)
+    results["1-minute load average after (machine shared with other jobs)"] = (
+        f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs"
+    )
     return results
 
 
@@ -465,6 +539,11 @@ def main() -> None:
         "--serving-only", action="store_true", help="only the serving figures (row 4)"
     )
     parser.add_argument(
+        "--shadow-only",
+        action="store_true",
+        help="only the champion alone vs with a shadow challenger (row 4b)",
+    )
+    parser.add_argument(
         "--serving-baseline",
         metavar="GIT_REF",
         help="also serve the rendered package as it was at this commit, in turn with today's",
@@ -498,6 +577,14 @@ def main() -> None:
             results["4 serving"] = serving(project, args.serving_baseline, args.serving_rounds)
             report(results, "serving.json")
             return
+        if args.shadow_only:
+            project_root = work / "shadow"
+            render_ours(project_root)
+            project = next(project_root.iterdir())
+            run(["make", "setup", "repro"], cwd=project)
+            results[SHADOW_ROW] = shadow_serving(project, args.serving_rounds)
+            report(results, "shadow.json")
+            return
         if args.pipeline_local_only:
             render_ours(work / "pipeline-local")
             project = next((work / "pipeline-local").iterdir())
@@ -524,6 +611,7 @@ def main() -> None:
         results["4 serving (target p99 < 20 ms for 1 row at concurrency 1)"] = serving(
             project, args.serving_baseline, args.serving_rounds
         )
+        results[SHADOW_ROW] = shadow_serving(project, args.serving_rounds)
         results["5 template test suite (s; target fast < 60)"] = {
             "fast subset (make test-fast)": suite_time("test-fast"),
             **({"full (make test)": suite_time("test")} if args.full_suite else {}),
