@@ -38,6 +38,7 @@ LICENSE_FILE_ABSENT_FOR = ("Proprietary",)
 # Jinja would have rendered.
 ANSWER_PLACEHOLDER = re.compile(rb"\{\{ cookiecutter\.(\w+) \}\}")
 LOCK_FILE = "uv.lock"
+LOCK_NAME_PLACEHOLDER = "{{ cookiecutter.project_slug }}"
 REQUIREMENTS_FILE = "src/requirements.txt"
 
 
@@ -45,7 +46,6 @@ def variant_path(relative: str, choice_value: str) -> str:
     """The template's name of a variant file: ``uv.lock`` of xgboost is ``uv.xgboost.lock``."""
     path = Path(relative)
     return str(path.with_name(f"{path.stem}.{choice_value}{path.suffix}"))
-LOCK_NAME_PLACEHOLDER = "{{ cookiecutter.project_slug }}"
 
 
 def prune(project: Path, answers: Mapping[str, Any]) -> list[str]:

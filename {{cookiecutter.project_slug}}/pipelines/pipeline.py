@@ -256,9 +256,9 @@ def get_pipeline(
     """Return the pipeline; nothing is created or uploaded in AWS until it is upserted.
 
     ``report_section`` is the section of ``metrics.json`` the gate reads (from the schema:
-    binary, multiclass or regression metrics). ``model_framework`` (``xgboost 3.2.0``) is recorded
-    on the model package: every framework runs on the scikit-learn image, its library installed
-    from the job code's ``requirements.txt``.
+    binary, multiclass or regression metrics). ``model_framework`` (``<library> <version>``) is
+    recorded on the model package: every framework runs on the scikit-learn image, its library
+    installed from the job code's ``requirements.txt``.
     """
     code = code or collect()
     image = retrieve(

@@ -214,7 +214,7 @@ def test_the_chosen_framework_trains_on_the_scikit_learn_image(definition: dict[
     }
     assert "requirements.txt" in collect().files
     for name, version in versions.items():
-        # xgboost's Linux wheel is xgboost-cpu: the same `xgboost` package, without CUDA.
+        # A library may ship its Linux build as <name>-cpu: the same package, without CUDA.
         assert {version} in (pins.get(name), pins.get(f"{name}-cpu")), (name, pins)
 
 
