@@ -30,7 +30,7 @@ from botocore.exceptions import ClientError
 
 from . import drift_alarms
 from .run import PARAMS, SCHEMA_GLOB, pipeline_inputs
-from .settings import LOWER_IS_BETTER, Settings, load_settings
+from .settings import LOWER_IS_BETTER, Settings, load_settings, stack_tags
 
 PROJECT = Path(__file__).resolve().parent.parent
 INFRASTRUCTURE = PROJECT / "infrastructure"
@@ -272,7 +272,7 @@ def stage_config(
     unknown = set(config["Parameters"]) - template_parameters()
     if unknown:
         raise DeployConfigError(f"{stage}-config.json sets unknown parameters: {sorted(unknown)}")
-    config["Tags"] = settings.tags | config.get("Tags", {})
+    config["Tags"] = stack_tags(settings, stage) | config.get("Tags", {})
     return dict(config)
 
 
