@@ -478,6 +478,104 @@ def matrix_test_scaling() -> dict[str, float]:
     }
 
 
+# What `uv sync` installs for each dependency set of a rendered project: the model's runtime
+# (what every SageMaker job and the endpoint install, src/requirements.txt), each tooling group
+# alone, and everything (what `make setup` installs on a laptop).
+DEPENDENCY_SETS = {
+    "runtime": ["--no-default-groups"],
+    "cloud": ["--only-group", "cloud"],
+    "plots": ["--only-group", "plots"],
+    "dev": ["--only-group", "dev"],
+    "all (make setup)": [],
+}
+FRAMEWORKS = ("scikit-learn", "xgboost")
+FRAMEWORK_ROW = "7 model_framework: dvc repro --force, interleaved (s)"
+GROUPS_ROW = "8 dependency sets: fresh venv from the lock"
+
+
+def tree_megabytes(path: Path) -> float:
+    """Bytes of the files under ``path`` (hard links to uv's cache counted once), in MB."""
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    for file in path.rglob("*"):
+        info = file.lstat()
+        if file.is_symlink() or not file.is_file() or (info.st_dev, info.st_ino) in seen:
+            continue
+        seen.add((info.st_dev, info.st_ino))
+        total += info.st_size
+    return total / 1e6
+
+
+def install_set(project: Path, options: list[str], cache: Path | None) -> dict[str, float]:
+    """Install one dependency set into a new venv from the project's lock; its time and size."""
+    with tempfile.TemporaryDirectory(prefix="venv-", dir=project.parent) as tmp:
+        venv = Path(tmp) / "venv"
+        env = ENV | {"UV_PROJECT_ENVIRONMENT": str(venv)}
+        if cache is not None:
+            env["UV_CACHE_DIR"] = str(cache)
+        seconds = run(
+            ["uv", "sync", "--locked", "--no-install-project", "--quiet", *options],
+            cwd=project,
+            env=env,
+        )
+        packages = len(list((venv / "lib").glob("python*/site-packages/*.dist-info")))
+        return {"seconds": seconds, "megabytes": tree_megabytes(venv), "packages": packages}
+
+
+def dependency_sets(project: Path, cold: tuple[str, ...]) -> dict[str, Any]:
+    """Size and install time of each dependency set, warm uv cache (the project's own `make
+    setup` filled it); the sets named in ``cold`` also with an empty cache (every wheel
+    downloaded from the registry)."""
+    results: dict[str, Any] = {}
+    for name, options in DEPENDENCY_SETS.items():
+        warm = install_set(project, options, None)
+        row = {
+            "size (MB)": round(warm["megabytes"], 1),
+            "packages": int(warm["packages"]),
+            "install, warm cache (s)": warm["seconds"],
+        }
+        if name in cold:
+            with tempfile.TemporaryDirectory(prefix="uv-cache-", dir=project.parent) as cache:
+                row["install, cold cache (s)"] = install_set(project, options, Path(cache))[
+                    "seconds"
+                ]
+        results[name] = row
+    return results
+
+
+def framework_repro(work: Path, runs: int) -> dict[str, Any]:
+    """`dvc repro --force` of a default project per model framework, interleaved so both see the
+    same machine load; each project installed from its own lock first."""
+    projects = {}
+    for framework in FRAMEWORKS:
+        output = work / f"framework-{framework}"
+        render_ours(output, f"model_framework={framework}")
+        projects[framework] = next(output.iterdir())
+        run(["make", "setup"], cwd=projects[framework])
+        run(["uv", "run", "--locked", "dvc", "repro", "--force"], cwd=projects[framework])
+    samples: dict[str, list[float]] = {framework: [] for framework in FRAMEWORKS}
+    for _ in range(runs):
+        for framework, project in projects.items():
+            command = ["uv", "run", "--locked", "dvc", "repro", "--force"]
+            samples[framework].append(run(command, cwd=project))
+    results: dict[str, Any] = {framework: stats(samples[framework]) for framework in FRAMEWORKS}
+    results["ratio of medians (xgboost / scikit-learn)"] = statistics.median(
+        samples["xgboost"]
+    ) / statistics.median(samples["scikit-learn"])
+    return results
+
+
+def frameworks_and_groups(work: Path, runs: int, cold: tuple[str, ...]) -> dict[str, Any]:
+    repro = framework_repro(work, runs)
+    return {
+        FRAMEWORK_ROW: repro,
+        GROUPS_ROW: {
+            framework: dependency_sets(next((work / f"framework-{framework}").iterdir()), cold)
+            for framework in FRAMEWORKS
+        },
+    }
+
+
 def suite_time(target: str) -> float | str:
     """Wall time of the README's test command (or its quick subset), exactly as users run it."""
     start = time.perf_counter()
@@ -556,7 +654,18 @@ def main() -> None:
         action="store_true",
         help="only `make pipeline-local` beside `dvc repro --force` (row 3b), in a fresh render",
     )
+    parser.add_argument(
+        "--frameworks-only",
+        action="store_true",
+        help="only rows 7-8: dvc repro per model framework, size and install time per group",
+    )
+    parser.add_argument(
+        "--cold-groups",
+        default="runtime,plots",
+        help="dependency sets also installed with an empty uv cache (downloads; 'none' for none)",
+    )
     args = parser.parse_args()
+    cold = tuple(name for name in args.cold_groups.split(",") if name in DEPENDENCY_SETS)
     results: dict[str, Any] = {
         "machine": {
             "cpus": os.cpu_count(),
@@ -592,6 +701,10 @@ def main() -> None:
             results[PIPELINE_LOCAL_ROW] = pipeline_local_beside_repro(project, args.runs)
             report(results, "pipeline-local.json")
             return
+        if args.frameworks_only:
+            results |= frameworks_and_groups(work, min(args.runs, 3), cold)
+            report(results, "frameworks.json")
+            return
         results["1 render (s), interleaved with ccds"] = render_side_by_side(
             work, args.render_runs, args.ccds_template.resolve()
         )
@@ -621,6 +734,7 @@ def main() -> None:
             "matrix test time, serial (s)": matrix_test_scaling(),
             "dvc repro time by data size (s)": repro_scaling(project),
         }
+        results |= frameworks_and_groups(work, min(args.runs, 3), cold)
     report(results, "latest.json")
 
 
