@@ -17,8 +17,11 @@ from typing import Any
 
 # Files that exist in one variant per value of a choice carry the value as an infix:
 # ``dataset.classification.csv`` is kept as ``dataset.csv`` when problem_type == classification.
+# The model framework's variants (its estimator module, its lock and the runtime requirements
+# exported from that lock) keep the other framework's code and libraries out of the project.
 VARIANT_CHOICES: dict[str, tuple[str, ...]] = {
     "problem_type": ("classification", "regression"),
+    "model_framework": ("scikit-learn", "xgboost"),
 }
 
 # Paths (relative to the project) that exist only when a choice has a given value.
@@ -36,6 +39,13 @@ LICENSE_FILE_ABSENT_FOR = ("Proprietary",)
 ANSWER_PLACEHOLDER = re.compile(rb"\{\{ cookiecutter\.(\w+) \}\}")
 LOCK_FILE = "uv.lock"
 LOCK_NAME_PLACEHOLDER = "{{ cookiecutter.project_slug }}"
+REQUIREMENTS_FILE = "src/requirements.txt"
+
+
+def variant_path(relative: str, choice_value: str) -> str:
+    """The template's name of a variant file: ``uv.lock`` of xgboost is ``uv.xgboost.lock``."""
+    path = Path(relative)
+    return str(path.with_name(f"{path.stem}.{choice_value}{path.suffix}"))
 
 
 def prune(project: Path, answers: Mapping[str, Any]) -> list[str]:
