@@ -8,6 +8,7 @@ with botocore Stubbers.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import subprocess
@@ -17,12 +18,14 @@ from typing import Any
 
 import boto3
 import pytest
+import yaml
 from botocore.stub import ANY, Stubber
 
 from service_catalog import publish, seed
 
 from . import iam_model as iam
 from .conftest import load_yaml
+from .rendered_tag_propagation import tag_propagation
 
 BUCKET = "org-templates"
 PRINCIPAL = "arn:aws:iam::123456789012:role/StudioExecution"
@@ -121,6 +124,43 @@ def test_product_passes_each_nested_template_exactly_its_parameters(
         assert set(given) <= set(declared), (name, set(given) - set(declared))
         required = {key for key, spec in declared.items() if "Default" not in spec}
         assert required <= set(given), (name, required - set(given))
+
+
+@pytest.mark.parametrize("answers", ANSWER_SETS, ids=["github", "codecommit", "github-actions"])
+def test_product_tags_every_resource_of_every_nested_stack(answers: dict[str, str]) -> None:
+    """SageMaker Projects' tags and the organisation's reach every taggable resource the product
+    creates: the nested stacks' tags propagate into them (where the resource type takes stack
+    tags), the other resources carry their own."""
+    built = seed.build_seed(answers)
+    product = json.loads(
+        publish.product_template(options(answers=answers), built, "templates/mlops/v1")
+    )
+    parameters = {"SageMakerProjectName": "tumour", "SageMakerProjectId": "p-abc123def456"}
+    stack = iam.Stack(product, "sc-tumour", parameters | {"RepositoryFullName": "acme/tumour"})
+    expected = built.tags | {
+        "sagemaker:project-name": "tumour",
+        "sagemaker:project-id": "p-abc123def456",
+    }
+    assert {"organisation", "cost-centre", "project"} <= set(expected)
+    # The product's own stack gets no tags of ours: its resources carry them.
+    product_resources = {"Resources": dict(stack.active())}
+    own = tag_propagation.effective_tags(stack.resolve(product_resources), {}, parameters)
+    assert tag_propagation.missing(own, expected) == {}
+    nested = [
+        resource
+        for _, resource in stack.active()
+        if resource["Type"] == "AWS::CloudFormation::Stack"
+    ]
+    assert len(nested) == 3
+    for resource in nested:
+        name = stack.resolve(resource["Properties"]["TemplateURL"]).rsplit("/", 1)[1]
+        nested_tags = {
+            tag["Key"]: tag["Value"] for tag in stack.resolve(resource["Properties"]["Tags"])
+        }
+        template = load_yaml_text(built.templates[name].decode())
+        effective = tag_propagation.effective_tags(template, nested_tags, parameters)
+        assert effective, name
+        assert tag_propagation.missing(effective, expected) == {}, name
 
 
 def load_yaml_text(text: str) -> Any:
@@ -461,11 +501,14 @@ def test_uploaded_seed_unpacks_to_a_project_whose_tests_pass(
     body = aws.s3.get_object(Bucket=BUCKET, Key=result["seed_key"])["Body"].read()
     project = tmp_path / "seed"
     zipfile.ZipFile(io.BytesIO(body)).extractall(project)
-    # The seed carries the data's DVC pointer only; `dvc pull` from the remote an admin filled
-    # with `make push` (README, admin section) is stood in for by the rendered file.
-    rendered = seed.render_seed(options().answers, tmp_path / "render")
+    # The seed carries the data's DVC pointer only, and the project's bucket (its DVC remote,
+    # here on the loopback S3) starts empty: the first `make setup` must fill it and pull.
     raw = "data/raw/dataset.csv"
-    (project / raw).write_bytes((rendered / raw).read_bytes())
+    assert not (project / raw).exists()
+    aws.s3.create_bucket(Bucket="acme-tumour-classifier-ml")  # the seed's s3_bucket
+    (project / ".dvc" / "config.local").write_text(
+        f"['remote \"s3\"']\n    endpointurl = {moto_endpoint}\n"
+    )
     (project / "Makefile").chmod(0o644)
     for command in (
         ["git", "init", "-q"],
@@ -478,6 +521,10 @@ def test_uploaded_seed_unpacks_to_a_project_whose_tests_pass(
             ["make", target], cwd=project, capture_output=True, text=True, check=False, timeout=900
         )
         assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    pointer = yaml.safe_load((project / f"{raw}.dvc").read_text())["outs"][0]
+    assert hashlib.md5((project / raw).read_bytes()).hexdigest() == pointer["md5"]  # noqa: S324
+    listed = aws.s3.list_objects_v2(Bucket="acme-tumour-classifier-ml")
+    assert listed["KeyCount"] >= 1  # the sample, pushed for every later clone
 
 
 def test_product_honours_the_sagemaker_projects_contract() -> None:
