@@ -17,15 +17,33 @@ from typing import Any
 
 # Files that exist in one variant per value of a choice carry the value as an infix:
 # ``dataset.classification.csv`` is kept as ``dataset.csv`` when problem_type == classification.
+# A variant replaces a plain file of its name: ``staging-config.serverless.json`` becomes
+# ``staging-config.json`` for inference_mode == serverless (realtime keeps the plain one).
 VARIANT_CHOICES: dict[str, tuple[str, ...]] = {
     "problem_type": ("classification", "regression"),
+    "inference_mode": ("serverless", "batch"),
 }
 
+# Where the approved model runs: the files each inference mode has (a path of several modes is
+# kept when any of them is chosen).
+ENDPOINT_PATHS = (
+    "infrastructure/endpoint.yaml",
+    "pipelines/endpoint_test.py",
+    "buildspec-test.yml",
+    "tests/test_endpoint_smoke.py",
+)
 # Paths (relative to the project) that exist only when a choice has a given value.
 OPTION_PATHS: dict[tuple[str, str], tuple[str, ...]] = {
     ("ci_system", "codepipeline"): ("buildspec.yml",),
     ("ci_system", "github-actions"): (".github",),
     ("license", "Proprietary"): (),
+    ("inference_mode", "realtime"): (
+        *ENDPOINT_PATHS,
+        "tests/test_deploy_realtime.py",
+        "tests/test_drift_alarms.py",
+    ),
+    ("inference_mode", "serverless"): (*ENDPOINT_PATHS, "tests/test_deploy_serverless.py"),
+    ("inference_mode", "batch"): (),
 }
 LICENSE_FILE_ABSENT_FOR = ("Proprietary",)
 # Files without template logic are copied verbatim (cookiecutter.json's ``_copy_without_render``):
@@ -41,10 +59,18 @@ LOCK_NAME_PLACEHOLDER = "{{ cookiecutter.project_slug }}"
 def prune(project: Path, answers: Mapping[str, Any]) -> list[str]:
     """Delete files of options not chosen and settle variant files; return what was removed."""
     removed: list[str] = []
+    kept = {
+        relative
+        for (choice, value), paths in OPTION_PATHS.items()
+        if answers.get(choice) == value
+        for relative in paths
+    }
     for (choice, value), paths in OPTION_PATHS.items():
         if answers.get(choice) == value:
             continue
         for relative in paths:
+            if relative in kept:
+                continue
             target = project / relative
             if target.is_dir():
                 shutil.rmtree(target)
