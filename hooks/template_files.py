@@ -21,7 +21,7 @@ from typing import Any
 # ``staging-config.json`` for inference_mode == serverless (realtime keeps the plain one).
 VARIANT_CHOICES: dict[str, tuple[str, ...]] = {
     "problem_type": ("classification", "regression"),
-    "inference_mode": ("serverless", "batch"),
+    "inference_mode": ("serverless",),
 }
 
 # Where the approved model runs: the files each inference mode has (a path of several modes is
@@ -43,7 +43,6 @@ OPTION_PATHS: dict[tuple[str, str], tuple[str, ...]] = {
         "tests/test_drift_alarms.py",
     ),
     ("inference_mode", "serverless"): (*ENDPOINT_PATHS, "tests/test_deploy_serverless.py"),
-    ("inference_mode", "batch"): (),
 }
 LICENSE_FILE_ABSENT_FOR = ("Proprietary",)
 # Files without template logic are copied verbatim (cookiecutter.json's ``_copy_without_render``):

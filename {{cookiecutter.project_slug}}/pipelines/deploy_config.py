@@ -30,7 +30,7 @@ from botocore.exceptions import ClientError
 
 from . import drift_alarms
 from .run import PARAMS, SCHEMA_GLOB, pipeline_inputs
-from .settings import LOWER_IS_BETTER, Settings, load_settings
+from .settings import LOWER_IS_BETTER, Settings, Standards, load_settings
 
 PROJECT = Path(__file__).resolve().parent.parent
 INFRASTRUCTURE = PROJECT / "infrastructure"
@@ -262,11 +262,8 @@ def stage_config(
         )
         standards.check_instance("serving", serving)
         config["Parameters"] |= realtime_parameters(stage, settings, package, monitor_image)
-    elif standards.subnets or standards.network_isolation:
-        raise DeployConfigError(
-            "the organisation standards require a VPC or network isolation, which serverless "
-            "endpoints do not support"
-        )
+    else:
+        check_serverless(stage, config["Parameters"], standards)
     parameters = template_parameters()
     unknown = set(config["Parameters"]) - set(parameters)
     if unknown:
@@ -280,6 +277,22 @@ def stage_config(
         raise DeployConfigError(f"{stage}: no value for the template parameters {missing}")
     config["Tags"] = settings.tags | config.get("Tags", {})
     return dict(config)
+
+
+def check_serverless(stage: str, parameters: dict[str, Any], standards: Standards) -> None:
+    """Refuse what SageMaker would refuse only once the stack is half deployed."""
+    if standards.subnets or standards.network_isolation:
+        raise DeployConfigError(
+            "the organisation standards require a VPC or network isolation, which serverless "
+            "endpoints do not support"
+        )
+    provisioned = int(parameters.get("ProvisionedConcurrency", 0))
+    maximum = int(parameters.get("MaxConcurrency", 1))
+    if provisioned > maximum:
+        raise DeployConfigError(
+            f"{stage}-config.json: ProvisionedConcurrency {provisioned} is more than "
+            f"MaxConcurrency {maximum} (SageMaker requires at most MaxConcurrency)"
+        )
 
 
 def realtime_parameters(

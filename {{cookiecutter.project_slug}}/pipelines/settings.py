@@ -18,7 +18,7 @@ DEFAULTS_FILE = Path(__file__).with_name("defaults.json")
 STANDARDS_FILE = Path(__file__).resolve().parent.parent / "org-standards.json"
 DEFAULT_INSTANCE = "ml.m5.large"
 # Where the approved model runs (the template's inference_mode question, in defaults.json).
-INFERENCE_MODES = ("realtime", "serverless", "batch")
+INFERENCE_MODES = ("realtime", "serverless")
 # Gate metrics where smaller is better; the pipeline's condition and the prod quality alarm both
 # turn on it. Defined once, in src/<package>/gate_metrics.json (the local gate reads it too).
 GATE_METRICS_FILE = next(
@@ -127,7 +127,6 @@ def load_settings(
 def inference_mode(defaults: Mapping[str, str]) -> str:
     mode = defaults.get("inference_mode", "realtime")
     if mode not in INFERENCE_MODES:
-        raise ValueError(
-            f"{DEFAULTS_FILE.name}: inference_mode {mode!r} is not one of {', '.join(INFERENCE_MODES)}"
-        )
+        allowed = ", ".join(INFERENCE_MODES)
+        raise ValueError(f"{DEFAULTS_FILE.name}: inference_mode {mode!r} is not one of {allowed}")
     return mode

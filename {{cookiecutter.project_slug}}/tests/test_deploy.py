@@ -20,7 +20,6 @@ import boto3
 import pytest
 import yaml
 from botocore.validate import ParamValidator
-from moto import mock_aws
 from moto.events.models import EventPattern
 
 from pipelines import deploy_config

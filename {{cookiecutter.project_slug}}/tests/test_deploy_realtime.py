@@ -61,7 +61,6 @@ def test_a_baseline_that_would_publish_no_drift_metric_is_refused(
         write(tmp_path, registry, arn)
 
 
-
 # --- the quality alarm and the organisation standards -------------------------------------
 
 
@@ -118,5 +117,3 @@ def test_standards_put_endpoints_in_the_vpc_with_the_org_key() -> None:
         deploy_config.stage_config(
             "prod", load_settings(ENV, standards=forbidden), package, KMS, "m"
         )
-
-
