@@ -30,7 +30,7 @@ from botocore.exceptions import ClientError
 
 from . import drift_alarms
 from .run import PARAMS, SCHEMA_GLOB, pipeline_inputs
-from .settings import LOWER_IS_BETTER, Settings, Standards, load_settings
+from .settings import LOWER_IS_BETTER, Settings, Standards, load_settings, stack_tags
 
 PROJECT = Path(__file__).resolve().parent.parent
 INFRASTRUCTURE = PROJECT / "infrastructure"
@@ -275,7 +275,7 @@ def stage_config(
     )
     if missing:
         raise DeployConfigError(f"{stage}: no value for the template parameters {missing}")
-    config["Tags"] = settings.tags | config.get("Tags", {})
+    config["Tags"] = stack_tags(settings, stage) | config.get("Tags", {})
     return dict(config)
 
 
