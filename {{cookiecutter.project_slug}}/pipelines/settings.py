@@ -39,6 +39,8 @@ class Standards:
     security_groups: tuple[str, ...] = ()
     network_isolation: bool = False
     instance_types: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # stage -> the account its endpoint runs in (both or none); empty: this account
+    accounts: dict[str, str] = field(default_factory=dict)
 
     def default_instance(self, role: str) -> str:
         allowed = self.instance_types.get(role)
@@ -64,6 +66,7 @@ def load_standards(path: Path = STANDARDS_FILE) -> Standards:
         instance_types={
             role: tuple(types) for role, types in raw.get("instance_types", {}).items()
         },
+        accounts={stage: str(account) for stage, account in raw.get("accounts", {}).items()},
     )
 
 

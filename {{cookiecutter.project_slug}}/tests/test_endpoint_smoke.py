@@ -7,6 +7,7 @@ import io
 import boto3
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
+from moto import mock_aws
 
 from pipelines import endpoint_test
 
@@ -60,3 +61,17 @@ def test_endpoint_smoke_test_catches_a_lenient_endpoint() -> None:
         stub.add_response("invoke_endpoint", {"Body": _body('{"predictions": []}')})
         failures = endpoint_test.check_endpoint(runtime, "churn-staging")
     assert failures == ["expected 3 predictions, got 1", "a malformed payload was accepted"]
+
+
+STAGING_ACCOUNT = "111111111111"
+BUILD_ACCOUNT = "123456789012"  # the account moto answers as
+
+
+def test_the_staging_test_invokes_as_the_staging_accounts_role() -> None:
+    role = f"arn:aws:iam::{STAGING_ACCOUNT}:role/churn-invoke-staging"
+    with mock_aws():
+        caller = endpoint_test.session_as(role).client("sts").get_caller_identity()
+        assert caller["Account"] == STAGING_ACCOUNT
+        assert caller["Arn"].endswith(":assumed-role/churn-invoke-staging/staging-endpoint-test")
+        own = endpoint_test.session_as(None).client("sts").get_caller_identity()
+        assert own["Account"] == BUILD_ACCOUNT

@@ -131,6 +131,26 @@ def test_the_foundation_stack_is_created_with_the_stack_tags(
     assert {tag["Key"]: tag["Value"] for tag in described["Tags"]} == expected()
 
 
+@pytest.mark.parametrize("stack", RENDERED_STACKS)
+def test_the_build_accounts_stacks_get_the_accounts_of_the_standards(stack: str) -> None:
+    """The foundation and deploy stacks are deployed for org-standards.json's accounts."""
+    accounts = {"staging": "111111111111", "prod": "222222222222"}
+    settings = load_settings(ENV, standards=Standards(accounts=accounts))
+    template = deploy_config.load_template(stacks.INFRASTRUCTURE / stacks.TEMPLATES[stack])
+    given = {k: v for k, v in REQUIRED_PARAMETERS.items() if k in template["Parameters"]}
+    sent = _stubbed_deploy(stacks.stack_request(settings, stack, given))
+    parameters = {p["ParameterKey"]: p["ParameterValue"] for p in sent["Parameters"]}
+    declared = set(template["Parameters"])
+    assert set(parameters) <= declared
+    if {"StagingAccountId", "ProdAccountId"} <= declared:
+        assert (parameters["StagingAccountId"], parameters["ProdAccountId"]) == (
+            accounts["staging"],
+            accounts["prod"],
+        )
+    else:
+        assert not {"StagingAccountId", "ProdAccountId"} & set(parameters)
+
+
 def test_a_bad_parameter_is_one_clear_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert stacks.main(["foundation", "ExecutionRoleArn"]) == 1
     assert capsys.readouterr().err == "error: parameter 'ExecutionRoleArn' is not Name=value\n"
