@@ -163,7 +163,7 @@ def test_separate_accounts_stage_configs_name_each_stages_own_account(
             assert named[key] == account, (stage, key, parameters[key])
         assert named["GroundTruthUri"] == account
         assert set(parameters) - set(single["Parameters"]) == {"BuildAccountId"}
-        assert set(parameters) <= deploy_config.template_parameters()
+        assert set(parameters) <= set(deploy_config.template_parameters())
 
 
 @pytest.mark.parametrize(
