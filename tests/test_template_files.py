@@ -101,7 +101,11 @@ def test_a_mode_variant_replaces_the_plain_file_and_shared_paths_stay(tmp_path: 
     for relative in (*template_files.ENDPOINT_PATHS, "tests/test_deploy_realtime.py"):
         (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / relative).write_text("")
-    answers = {"problem_type": "classification", "inference_mode": "serverless"}
+    answers = {
+        "problem_type": "classification",
+        "model_framework": "scikit-learn",
+        "inference_mode": "serverless",
+    }
     removed = template_files.prune(tmp_path, answers)
     assert (tmp_path / "infrastructure" / "staging-config.json").read_text() == "serverless"
     assert not (tmp_path / "infrastructure" / "staging-config.serverless.json").exists()
