@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     schema = load_schema(args.schema)
     try:
-        frame = validate(read_csv_dir(args.data_dir), schema)
+        frame = validate(read_csv_dir(args.data_dir, schema.categorical_features), schema)
     except DataValidationError as error:
         print(f"error: invalid baseline data in {args.data_dir}: {error}", file=sys.stderr)
         return 2
