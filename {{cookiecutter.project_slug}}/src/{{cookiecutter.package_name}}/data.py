@@ -132,7 +132,7 @@ def _type_rules(schema: Schema, columns: list[str]) -> Any:
     numeric = set(schema.numeric_features) | {schema.target}
     return pa.DataFrameSchema(
         {
-            name: pa.Column(float, nullable=True, coerce=True) if name in numeric else pa.Column()
+            name: pa.Column(float if name in numeric else None, nullable=True, coerce=True)
             for name in columns
         }
     )
