@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 from test_dvc import workspace  # noqa: F401 - the fixture, reused
 
-from {{ cookiecutter.package_name }} import drift, monitor, quality_baseline, train
+from {{ cookiecutter.package_name }} import drift, features, monitor, quality_baseline, train
 from {{ cookiecutter.package_name }}.data import (
     DataValidationError,
     Schema,
@@ -71,6 +71,7 @@ def mixed(tmp_path_factory: pytest.TempPathFactory, raw_frame: pd.DataFrame) -> 
     model_dir = root / "model"
     arguments = ["--train-dir", str(root / "train"), "--model-dir", str(model_dir)]
     arguments += ["--schema", str(schema_path), "--params", str(PROJECT / "params.yaml")]
+    arguments += ["--max-iter", "50"]  # a smaller model trains sooner; its accuracy is not tested
     assert train.main(arguments) == 0
     return {
         "root": root,
@@ -139,6 +140,23 @@ def test_categories_are_encoded_inside_the_model(mixed: dict[str, Any]) -> None:
     assert read_csv_dir(path, ["band", "site"])["site"].tolist() == ["007"]
 
 
+def test_rare_and_unseen_categories_share_the_infrequent_column() -> None:
+    """A category seen under 5 times in training gets no column of its own; one never seen is
+    encoded like the rare ones, so it is scored, not refused."""
+    encoder = features.category_encoder()
+    training = pd.DataFrame({"site": ["north"] * 10 + ["south"] * 6 + ["east"] * 2})
+    encoder.fit(training)
+    assert list(encoder.get_feature_names_out()) == [
+        "site_north",
+        "site_south",
+        "site_infrequent_sklearn",
+    ]
+    encoded = encoder.transform(pd.DataFrame({"site": ["south", "east", "moon"]}))
+    assert encoded.tolist() == [[0, 1, 0], [0, 0, 1], [0, 0, 1]]
+    common = features.category_encoder().fit(training.head(16))
+    assert common.transform(pd.DataFrame({"site": ["moon"]})).tolist() == [[0, 0]]
+
+
 @pytest.fixture(scope="module")
 def server(mixed: dict[str, Any]) -> Iterator[tuple[str, int]]:
     instance = make_server(mixed["model_dir"], "127.0.0.1", 0, capture_dir=mixed["root"] / "cap")
@@ -194,16 +212,16 @@ def test_the_monitor_flags_a_shifted_category_and_reports_new_ones(
     assert baseline["features"]["site"]["categories"] == drift.category_counts(
         mixed["frame"]["site"]
     )
-    features = mixed["frame"][schema.feature_names]
+    inputs = mixed["frame"][schema.feature_names]
     limits = monitor.Thresholds()
     false_alarms = sum(
-        monitor.monitor(baseline, features.sample(200, replace=True, random_state=s), limits)[
+        monitor.monitor(baseline, inputs.sample(200, replace=True, random_state=s), limits)[
             "failed"
         ]
-        for s in range(10)
+        for s in range(5)
     )
     assert false_alarms == 0
-    shifted = features.sample(200, replace=True, random_state=1).reset_index(drop=True)
+    shifted = inputs.sample(200, replace=True, random_state=1).reset_index(drop=True)
     rng = np.random.default_rng(1)
     shifted["site"] = rng.choice(SITES, size=len(shifted), p=SITE_SHARES[::-1])
     shifted.loc[shifted.index[:20], "site"] = "moon"
