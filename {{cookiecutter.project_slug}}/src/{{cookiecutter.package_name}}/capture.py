@@ -18,6 +18,7 @@ import os
 import sys
 import threading
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,8 @@ INFERENCE_ID_HEADER = "X-Amzn-SageMaker-Inference-Id"
 # InvokeEndpoint's InferenceId: 1 to 64 printable characters, the first not a space
 # (botocore's sagemaker-runtime service model, pattern \A\S[\p{Print}]*\z).
 MAX_INFERENCE_ID = 64
+# Microseconds, the unit of an endpoint's ModelLatency metric.
+MODEL_LATENCY_FIELD = "modelLatencyMicroseconds"
 
 
 def clean_inference_id(value: str | None) -> str | None:
@@ -66,15 +69,22 @@ def capture_record(
     response_type: str,
     when: datetime | None = None,
     inference_id: str | None = None,
+    event_id: str | None = None,
+    model_latency_us: int | None = None,
 ) -> dict[str, Any]:
+    """One captured event. ``event_id`` is shared by the champion's and the shadow's records of
+    one request; ``model_latency_us`` (the local server's time in ``transform_fn``) is this
+    project's addition under ``eventMetadata``: an endpoint reports it in CloudWatch instead."""
     when = when or datetime.now(UTC)
-    metadata = {
-        "eventId": str(uuid.uuid4()),
+    metadata: dict[str, Any] = {
+        "eventId": event_id or str(uuid.uuid4()),
         "inferenceTime": when.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
     }
     inference_id = clean_inference_id(inference_id)
     if inference_id:
         metadata["inferenceId"] = inference_id
+    if model_latency_us is not None:
+        metadata[MODEL_LATENCY_FIELD] = model_latency_us
     return {
         "captureData": {
             "endpointInput": _payload(request, request_type, "INPUT"),
@@ -113,6 +123,50 @@ def write_ground_truth(labels: Path, output: Path, when: datetime | None = None)
     return target
 
 
+def read_records(folder: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """Every captured event below ``folder`` with the file it came from, in file order.
+
+    Endpoints write ``.jsonl`` files; blank lines are skipped. The monitor and ``compare`` both
+    read captures through this function.
+    """
+    for file in sorted(Path(folder).rglob("*.jsonl")):
+        for line in file.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                yield file, json.loads(line)
+
+
+def payload_text(payload: dict[str, Any]) -> str:
+    """A captured ``endpointInput``/``endpointOutput`` payload's data as text."""
+    data = str(payload["data"])
+    if payload.get("encoding") == "BASE64":
+        return base64.b64decode(data).decode("utf-8", errors="replace")
+    return data
+
+
+def download_prefix(uri: str, target: Path) -> Path:
+    """Copy every ``.jsonl`` object below an ``s3://bucket/prefix`` into ``target``, keys kept.
+
+    boto3 resolves credentials, region and ``AWS_ENDPOINT_URL`` as usual (tests use a loopback
+    moto server). Raises ValueError for a URI that is not ``s3://bucket/...``.
+    """
+    import boto3  # the cloud dependency group: only when reading from S3
+
+    if not uri.startswith("s3://") or not uri[5:].split("/", 1)[0]:
+        raise ValueError(f"{uri}: expected s3://bucket/prefix")
+    bucket, _, prefix = uri[5:].partition("/")
+    prefix = prefix.rstrip("/") + "/" if prefix else ""
+    client = boto3.client("s3")
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            key = item["Key"]
+            if not key.endswith(".jsonl"):
+                continue
+            destination = target / key[len(prefix) :]
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            client.download_file(bucket, key, str(destination))
+    return target
+
+
 class CaptureWriter:
     """Appends one JSON line per request, in hourly folders like SageMaker's."""
 
@@ -127,9 +181,17 @@ class CaptureWriter:
         response: bytes | str,
         response_type: str,
         inference_id: str | None = None,
+        event_id: str | None = None,
+        model_latency_us: int | None = None,
     ) -> None:
         record = capture_record(
-            request, request_type, response, response_type, inference_id=inference_id
+            request,
+            request_type,
+            response,
+            response_type,
+            inference_id=inference_id,
+            event_id=event_id,
+            model_latency_us=model_latency_us,
         )
         now = datetime.now(UTC)
         folder = self.root / now.strftime("%Y/%m/%d/%H")
