@@ -100,7 +100,9 @@ def read_capture(
         record = event["captureData"]["endpointInput"]
         try:
             rows += parse_rows(
-                payload_text(record), record["observedContentType"], features if categorical else None
+                payload_text(record),
+                record["observedContentType"],
+                features if categorical else None,
             )
         except InvalidInputError:
             continue  # requests the endpoint refused never reached the model
