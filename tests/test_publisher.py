@@ -8,6 +8,7 @@ with botocore Stubbers.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import subprocess
@@ -17,6 +18,7 @@ from typing import Any
 
 import boto3
 import pytest
+import yaml
 from botocore.stub import ANY, Stubber
 
 from service_catalog import publish, seed
@@ -534,11 +536,14 @@ def test_uploaded_seed_unpacks_to_a_project_whose_tests_pass(
     body = aws.s3.get_object(Bucket=BUCKET, Key=result["seed_key"])["Body"].read()
     project = tmp_path / "seed"
     zipfile.ZipFile(io.BytesIO(body)).extractall(project)
-    # The seed carries the data's DVC pointer only; `dvc pull` from the remote an admin filled
-    # with `make push` (README, admin section) is stood in for by the rendered file.
-    rendered = seed.render_seed(options().answers, tmp_path / "render")
+    # The seed carries the data's DVC pointer only, and the project's bucket (its DVC remote,
+    # here on the loopback S3) starts empty: the first `make setup` must fill it and pull.
     raw = "data/raw/dataset.csv"
-    (project / raw).write_bytes((rendered / raw).read_bytes())
+    assert not (project / raw).exists()
+    aws.s3.create_bucket(Bucket="acme-tumour-classifier-ml")  # the seed's s3_bucket
+    (project / ".dvc" / "config.local").write_text(
+        f"['remote \"s3\"']\n    endpointurl = {moto_endpoint}\n"
+    )
     (project / "Makefile").chmod(0o644)
     for command in (
         ["git", "init", "-q"],
@@ -551,6 +556,10 @@ def test_uploaded_seed_unpacks_to_a_project_whose_tests_pass(
             ["make", target], cwd=project, capture_output=True, text=True, check=False, timeout=900
         )
         assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    pointer = yaml.safe_load((project / f"{raw}.dvc").read_text())["outs"][0]
+    assert hashlib.md5((project / raw).read_bytes()).hexdigest() == pointer["md5"]  # noqa: S324
+    listed = aws.s3.list_objects_v2(Bucket="acme-tumour-classifier-ml")
+    assert listed["KeyCount"] >= 1  # the sample, pushed for every later clone
 
 
 def test_product_honours_the_sagemaker_projects_contract() -> None:
