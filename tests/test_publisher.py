@@ -126,6 +126,41 @@ def test_product_passes_each_nested_template_exactly_its_parameters(
         assert required <= set(given), (name, required - set(given))
 
 
+def _nested_parameters(built: seed.Seed, answers: dict[str, str]) -> dict[str, dict[str, Any]]:
+    product = json.loads(
+        publish.product_template(options(answers=answers), built, "templates/mlops/v1")
+    )
+    stack = iam.Stack(product, "sc-tumour", {"SageMakerProjectName": "tumour"})
+    return {
+        logical: stack.resolve(resource["Properties"]["Parameters"])
+        for logical, resource in stack.active()
+        if resource["Type"] == "AWS::CloudFormation::Stack"
+    }
+
+
+def test_product_provisions_a_separate_accounts_seed_for_its_accounts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The seed's org-standards.json accounts reach the foundation and deploy stacks; a seed
+    without them leaves the parameters to their (empty) defaults."""
+    accounts = {"staging": "111111111111", "prod": "222222222222"}
+    standards = tmp_path / "org-standards.yaml"
+    standards.write_text(json.dumps({"accounts": accounts}))
+    answers = {"organisation": "acme", "source_control": "codecommit"}
+    monkeypatch.setenv("MLOPS_ORG_STANDARDS", str(standards))
+    separate = _nested_parameters(BUILD_SEED(answers), answers)
+    monkeypatch.delenv("MLOPS_ORG_STANDARDS")
+    single = _nested_parameters(seed.build_seed(answers), answers)
+    for logical in ("Foundation", "Deploy"):
+        given = separate[logical]
+        assert (given["StagingAccountId"], given["ProdAccountId"]) == (
+            accounts["staging"],
+            accounts["prod"],
+        )
+        assert not {"StagingAccountId", "ProdAccountId"} & set(single[logical])
+    assert not {"StagingAccountId", "ProdAccountId"} & set(separate["Build"])
+
+
 @pytest.mark.parametrize("answers", ANSWER_SETS, ids=["github", "codecommit", "github-actions"])
 def test_product_tags_every_resource_of_every_nested_stack(answers: dict[str, str]) -> None:
     """SageMaker Projects' tags and the organisation's reach every taggable resource the product
