@@ -20,6 +20,8 @@ TAGS_FILE = Path(__file__).resolve().parent.parent / "infrastructure" / "tags.js
 # Written by the template from the organisation's standards file; {} when there is none.
 STANDARDS_FILE = Path(__file__).resolve().parent.parent / "org-standards.json"
 DEFAULT_INSTANCE = "ml.m5.large"
+# Where the approved model runs (the template's inference_mode question, in defaults.json).
+INFERENCE_MODES = ("realtime", "serverless")
 # Gate metrics where smaller is better; the pipeline's condition and the prod quality alarm both
 # turn on it. Defined once, in src/<package>/gate_metrics.json (the local gate reads it too).
 GATE_METRICS_FILE = next(
@@ -82,6 +84,7 @@ class Settings:
     tags: dict[str, str]
     sklearn_version: str
     standards: Standards = field(default_factory=Standards)
+    inference_mode: str = "realtime"
     # The MLflow tracking server the pipeline's jobs log to; None: the pipeline tracks nothing.
     mlflow_tracking_arn: str | None = None
 
@@ -129,6 +132,7 @@ def load_settings(
         tags=tags,
         sklearn_version=defaults["sklearn_version"],
         standards=standards,
+        inference_mode=inference_mode(defaults),
         mlflow_tracking_arn=tracking_arn(env, standards),
     )
 
@@ -144,6 +148,14 @@ def tracking_arn(environ: Mapping[str, str], standards: Standards) -> str | None
     if given and given != NO_TRACKING_SERVER:
         return given
     return standards.mlflow_tracking_server_arn
+
+
+def inference_mode(defaults: Mapping[str, str]) -> str:
+    mode = defaults.get("inference_mode", "realtime")
+    if mode not in INFERENCE_MODES:
+        allowed = ", ".join(INFERENCE_MODES)
+        raise ValueError(f"{DEFAULTS_FILE.name}: inference_mode {mode!r} is not one of {allowed}")
+    return mode
 
 
 def stack_tags(settings: Settings, stage: str | None = None) -> dict[str, str]:

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -105,3 +106,16 @@ def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     ):
         subprocess.run(command, cwd=copy, check=True)
     return copy
+
+
+@pytest.fixture()
+def registry(fake_aws: None) -> Iterator[Any]:
+    """A model registry (moto, in process) with the group ``churn`` and the bucket ``artifacts``."""
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        sagemaker = boto3.client("sagemaker", region_name="us-east-1")
+        sagemaker.create_model_package_group(ModelPackageGroupName="churn")
+        boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="artifacts")
+        yield sagemaker
