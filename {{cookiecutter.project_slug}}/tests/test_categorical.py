@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 from test_dvc import workspace  # noqa: F401 - the fixture, reused
 
-from {{ cookiecutter.package_name }} import drift, features, monitor, quality_baseline, train
+from {{ cookiecutter.package_name }} import drift, features, monitor, predict, quality_baseline, train
 from {{ cookiecutter.package_name }}.data import (
     DataValidationError,
     Schema,
@@ -205,6 +205,20 @@ def test_the_server_scores_csv_and_json_with_an_unseen_category(
     status, body = post(server, json.dumps(records), "application/json")
     assert status == 400
     assert body["error"] == "row 1, column 'band': expected a category as text, got 3.0"
+
+
+def test_batch_scoring_takes_categories_unseen_ones_included(
+    mixed: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    schema: Schema = mixed["schema"]
+    frame = mixed["frame"].head(5).copy()
+    frame.loc[frame.index[0], "site"] = "moon"
+    frame.to_csv(tmp_path / "batch.csv", index=False)
+    arguments = ["--model-dir", str(mixed["model_dir"]), "--input", str(tmp_path / "batch.csv")]
+    assert predict.main(arguments) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("prediction") and len(lines) == 1 + len(frame)
+    assert schema.target in frame.columns  # other columns, the target too, are ignored
 
 
 def test_the_monitor_flags_a_shifted_category_and_reports_new_ones(
