@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 from test_dvc import workspace  # noqa: F401 - the fixture, reused
 
-from {{ cookiecutter.package_name }} import drift, features, monitor, predict, quality_baseline, train
+from {{ cookiecutter.package_name }} import compare, drift, features, monitor, predict, quality_baseline, train
 from {{ cookiecutter.package_name }}.data import (
     DataValidationError,
     Schema,
@@ -262,7 +262,7 @@ def test_the_monitor_flags_a_shifted_category_and_reports_new_ones(
     assert "categorical" in (out / "report.html").read_text()
 
 
-def test_the_monitor_reads_categories_from_what_the_server_captured(
+def test_monitor_and_compare_read_categories_from_what_the_server_captured(
     server: tuple[str, int], mixed: dict[str, Any]
 ) -> None:
     schema: Schema = mixed["schema"]
@@ -274,6 +274,14 @@ def test_the_monitor_reads_categories_from_what_the_server_captured(
         mixed["root"] / "cap", schema.feature_names, monitor.categorical_features(baseline)
     )
     assert captured["site"].tolist()[-4:] == rows["site"].tolist()
+    # make compare reads the same captures, and finds their labels by the features, text included.
+    captures = compare.read_variant(
+        mixed["root"] / "cap", "champion", schema.feature_names, schema.categorical_features
+    )
+    assert captures.unreadable == 0 and captures.rows == len(captured)
+    by_features = compare.labels_by_features(mixed["root"] / "train", schema)
+    truth, _, _ = compare.labelled(captures, schema, None, by_features)
+    assert len(truth) >= len(rows)
 
 
 def test_model_monitor_baseline_and_alarm_threshold_fit_categories(
