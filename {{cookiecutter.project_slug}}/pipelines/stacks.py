@@ -24,9 +24,12 @@ TEMPLATES = {
     "foundation": "foundation.yaml",
     "build": "build-pipeline.yaml",
     "deploy": "deploy-pipeline.yaml",
-    # Rendered only when the organisation standards name separate staging and prod accounts.
+    # Deployed in the staging and prod accounts when the organisation standards name them.
     "target-account": "target-account.yaml",
 }
+# The build account's stacks that take org-standards.json's accounts as parameters.
+ACCOUNT_PARAMETERS = {"staging": "StagingAccountId", "prod": "ProdAccountId"}
+ACCOUNT_STACKS = ("foundation", "deploy")
 NO_CHANGE = "No updates are to be performed."
 
 
@@ -49,10 +52,19 @@ def stack_request(settings: Settings, stack: str, parameters: dict[str, str]) ->
     if stack not in TEMPLATES or not (INFRASTRUCTURE / TEMPLATES[stack]).exists():
         known = [name for name, file in TEMPLATES.items() if (INFRASTRUCTURE / file).exists()]
         raise StackError(f"unknown stack {stack!r}; one of {', '.join(known)}")
-    values = {
-        "SageMakerProjectName": settings.project_name,
-        "SageMakerProjectId": settings.project_id,
-    } | parameters
+    accounts = {
+        ACCOUNT_PARAMETERS[stage]: account
+        for stage, account in settings.standards.accounts.items()
+        if stack in ACCOUNT_STACKS
+    }
+    values = (
+        {
+            "SageMakerProjectName": settings.project_name,
+            "SageMakerProjectId": settings.project_id,
+        }
+        | accounts
+        | parameters
+    )
     return {
         "StackName": f"{settings.project_name}-{stack}",
         "TemplateBody": (INFRASTRUCTURE / TEMPLATES[stack]).read_text(),

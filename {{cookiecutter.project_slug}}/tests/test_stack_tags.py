@@ -17,7 +17,7 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 from tag_propagation import effective_tags, missing
-from test_deploy import ENV, KMS, register, registry  # noqa: F401 - registry is a fixture
+from test_deploy import ENV, KMS, register
 
 from pipelines import deploy_config, stacks
 from pipelines.settings import Standards, load_settings
@@ -42,7 +42,7 @@ def test_the_organisation_tag_set_is_not_empty() -> None:
 
 def test_endpoint_stacks_of_the_deploy_pipeline_tag_every_resource(
     tmp_path: Path,
-    registry: Any,  # noqa: F811 - the fixture imported above
+    registry: Any,
 ) -> None:
     arn = register(registry, "Approved")
     settings = load_settings(ENV, standards=Standards())
@@ -129,6 +129,26 @@ def test_the_foundation_stack_is_created_with_the_stack_tags(
         )["Stacks"][0]
     assert described["StackStatus"] == "CREATE_COMPLETE"
     assert {tag["Key"]: tag["Value"] for tag in described["Tags"]} == expected()
+
+
+@pytest.mark.parametrize("stack", RENDERED_STACKS)
+def test_the_build_accounts_stacks_get_the_accounts_of_the_standards(stack: str) -> None:
+    """The foundation and deploy stacks are deployed for org-standards.json's accounts."""
+    accounts = {"staging": "111111111111", "prod": "222222222222"}
+    settings = load_settings(ENV, standards=Standards(accounts=accounts))
+    template = deploy_config.load_template(stacks.INFRASTRUCTURE / stacks.TEMPLATES[stack])
+    given = {k: v for k, v in REQUIRED_PARAMETERS.items() if k in template["Parameters"]}
+    sent = _stubbed_deploy(stacks.stack_request(settings, stack, given))
+    parameters = {p["ParameterKey"]: p["ParameterValue"] for p in sent["Parameters"]}
+    declared = set(template["Parameters"])
+    assert set(parameters) <= declared
+    if {"StagingAccountId", "ProdAccountId"} <= declared:
+        assert (parameters["StagingAccountId"], parameters["ProdAccountId"]) == (
+            accounts["staging"],
+            accounts["prod"],
+        )
+    else:
+        assert not {"StagingAccountId", "ProdAccountId"} & set(parameters)
 
 
 def test_a_bad_parameter_is_one_clear_line(capsys: pytest.CaptureFixture[str]) -> None:
