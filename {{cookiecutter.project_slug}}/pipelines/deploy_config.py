@@ -39,7 +39,7 @@ from botocore.exceptions import ClientError
 
 from . import drift_alarms
 from .run import PARAMS, SCHEMA_GLOB, pipeline_inputs
-from .settings import LOWER_IS_BETTER, Settings, load_settings, stack_tags
+from .settings import LOWER_IS_BETTER, Settings, Standards, load_settings, stack_tags
 
 PROJECT = Path(__file__).resolve().parent.parent
 INFRASTRUCTURE = PROJECT / "infrastructure"
@@ -287,8 +287,8 @@ def endpoint_template(project: str, features: list[str]) -> dict[str, Any]:
     return template
 
 
-def template_parameters(template: Path = INFRASTRUCTURE / "endpoint.yaml") -> set[str]:
-    return set(load_template(template)["Parameters"])
+def template_parameters(template: Path = INFRASTRUCTURE / "endpoint.yaml") -> dict[str, Any]:
+    return dict(load_template(template)["Parameters"])
 
 
 def _schema(project: Path = PROJECT) -> dict[str, Any]:
@@ -330,22 +330,15 @@ def stage_config(
     target: TargetAccount | None = None,
     build_account: str = "",
 ) -> dict[str, Any]:
-    """The stage's stack parameters; ``target``: its own account (with ``build_account``)."""
+    """``infrastructure/<stage>-config.json`` completed with what only the account knows.
+
+    ``target``: the stage's own account (with ``build_account``). A realtime endpoint also gets
+    its network, data capture, monitoring and alarm parameters; a serverless one has none of
+    those (SageMaker supports neither VPC, data capture nor Model Monitor for it), so the
+    template asks for none.
+    """
     config = json.loads((INFRASTRUCTURE / f"{stage}-config.json").read_text())
     standards = settings.standards
-    serving = config["Parameters"].get(
-        "EndpointInstanceType", standards.default_instance("serving")
-    )
-    standards.check_instance("serving", serving)
-    # The standards' subnets are the build account's; a target account's endpoint has none.
-    if standards.subnets and target is None:
-        config["Parameters"] |= {
-            "SubnetIds": ",".join(standards.subnets),
-            "SecurityGroupIds": ",".join(standards.security_groups),
-        }
-    baseline = package.baseline
-    if baseline is None:  # resolve_package refuses these already
-        raise DeployConfigError(f"model package {package.arn} has no data-quality baseline")
     config["Parameters"] |= {
         "SageMakerProjectName": settings.project_name,
         "SageMakerProjectId": settings.project_id,
@@ -353,29 +346,90 @@ def stage_config(
         "ModelPackageArn": package.arn,
         "ModelExecutionRoleArn": settings.role_arn,
         "KmsKeyArn": standards.kms_key_arn or kms_key_arn,
-        "DataCaptureUri": f"{settings.prefix}/data-capture/{stage}",
-        "MonitoringOutputUri": f"{settings.prefix}/monitoring/{stage}",
-        "MonitorImageUri": monitor_image,
-        "BaselineStatisticsUri": baseline.statistics_uri,
-        "BaselineConstraintsUri": baseline.constraints_uri,
-        "DriftAlarmRule": drift_alarms.composite_rule(settings.project_name, features()),
-        "GroundTruthUri": f"{settings.prefix}/ground-truth/{stage}",
-    } | model_quality_parameters()
+    }
     if target is not None:
-        data = f"s3://{target.data_bucket}/{settings.project_name}"
         config["Parameters"] |= {
             "ModelExecutionRoleArn": target.model_role_arn,
             "KmsKeyArn": target.key_alias_arn,
-            "DataCaptureUri": f"{data}/data-capture/{stage}",
-            "MonitoringOutputUri": f"{data}/monitoring/{stage}",
-            "GroundTruthUri": f"{data}/ground-truth/{stage}",
-            "BuildAccountId": build_account,
         }
-    unknown = set(config["Parameters"]) - template_parameters()
+    if settings.inference_mode == "realtime":
+        serving = config["Parameters"].get(
+            "EndpointInstanceType", standards.default_instance("serving")
+        )
+        standards.check_instance("serving", serving)
+        config["Parameters"] |= realtime_parameters(
+            stage, settings, package, monitor_image, target, build_account
+        )
+    else:
+        check_serverless(stage, config["Parameters"], standards)
+    parameters = template_parameters()
+    unknown = set(config["Parameters"]) - set(parameters)
     if unknown:
         raise DeployConfigError(f"{stage}-config.json sets unknown parameters: {sorted(unknown)}")
+    missing = sorted(
+        name
+        for name, declared in parameters.items()
+        if "Default" not in declared and name not in config["Parameters"]
+    )
+    if missing:
+        raise DeployConfigError(f"{stage}: no value for the template parameters {missing}")
     config["Tags"] = stack_tags(settings, stage) | config.get("Tags", {})
     return dict(config)
+
+
+def check_serverless(stage: str, parameters: dict[str, Any], standards: Standards) -> None:
+    """Refuse what SageMaker would refuse only once the stack is half deployed."""
+    if standards.subnets or standards.network_isolation:
+        raise DeployConfigError(
+            "the organisation standards require a VPC or network isolation, which serverless "
+            "endpoints do not support"
+        )
+    provisioned = int(parameters.get("ProvisionedConcurrency", 0))
+    maximum = int(parameters.get("MaxConcurrency", 1))
+    if provisioned > maximum:
+        raise DeployConfigError(
+            f"{stage}-config.json: ProvisionedConcurrency {provisioned} is more than "
+            f"MaxConcurrency {maximum} (SageMaker requires at most MaxConcurrency)"
+        )
+
+
+def realtime_parameters(
+    stage: str,
+    settings: Settings,
+    package: Package,
+    monitor_image: str,
+    target: TargetAccount | None = None,
+    build_account: str = "",
+) -> dict[str, str]:
+    """Network, data capture and monitoring parameters of an instance-based endpoint."""
+    standards = settings.standards
+    parameters: dict[str, str] = {}
+    # The standards' subnets are the build account's; a target account's endpoint has none.
+    if standards.subnets and target is None:
+        parameters |= {
+            "SubnetIds": ",".join(standards.subnets),
+            "SecurityGroupIds": ",".join(standards.security_groups),
+        }
+    baseline = package.baseline
+    if baseline is None:  # resolve_package refuses these already
+        raise DeployConfigError(f"model package {package.arn} has no data-quality baseline")
+    data = settings.prefix
+    if target is not None:
+        data = f"s3://{target.data_bucket}/{settings.project_name}"
+        parameters["BuildAccountId"] = build_account
+    return (
+        parameters
+        | {
+            "DataCaptureUri": f"{data}/data-capture/{stage}",
+            "MonitoringOutputUri": f"{data}/monitoring/{stage}",
+            "MonitorImageUri": monitor_image,
+            "BaselineStatisticsUri": baseline.statistics_uri,
+            "BaselineConstraintsUri": baseline.constraints_uri,
+            "DriftAlarmRule": drift_alarms.composite_rule(settings.project_name, features()),
+            "GroundTruthUri": f"{data}/ground-truth/{stage}",
+        }
+        | model_quality_parameters()
+    )
 
 
 def monitor_image_uri(region: str) -> str:
@@ -403,8 +457,11 @@ def write_configs(
     package, account = resolve_package(sagemaker, settings.model_package_group, requested_arn)
     if package.baseline is None:  # resolve_package refuses these already
         raise DeployConfigError(f"model package {package.arn} has no data-quality baseline")
-    check_baseline(s3, package.baseline, features())
-    template = endpoint_template(settings.project_name, features())
+    if settings.inference_mode == "realtime":
+        check_baseline(s3, package.baseline, features())
+        template = endpoint_template(settings.project_name, features())
+    else:  # no Model Monitor on a serverless endpoint, so no drift alarms either
+        template = load_template()
     output.mkdir(parents=True, exist_ok=True)
     (output / "endpoint.yaml").write_text(yaml.safe_dump(template, sort_keys=False, width=1000))
     for stage in STAGES:

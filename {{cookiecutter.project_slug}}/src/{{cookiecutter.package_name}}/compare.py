@@ -264,14 +264,12 @@ def labelled(
     predicted: list[Any] = []
     probability: list[float | None] = []
     for event in captures.events:
-        for index, (answer, chance) in enumerate(
-            zip(event.predictions, event.probabilities, strict=True)
-        ):
+        matrix = event.features[schema.feature_names].to_numpy()
+        for row, answer, chance in zip(matrix, event.predictions, event.probabilities, strict=True):
             label = None
             if by_id is not None and event.inference_id and len(event.predictions) == 1:
                 label = by_id.get(event.inference_id)
             if label is None and by_features is not None:
-                row = event.features[schema.feature_names].to_numpy()[index]
                 label = by_features.get(_row_key(row))
             if label is not None:
                 truth.append(label)
@@ -344,6 +342,9 @@ def compare(
     by_features: dict[tuple[Any, ...], Any] | None = None,
 ) -> tuple[dict[str, Any], tuple[list[Any], list[Any]], dict[str, list[float]]]:
     """The report, the paired answers and each variant's latencies (for the plot)."""
+    for name in (CHAMPION, CHALLENGER):
+        if not (folder / name).is_dir():
+            raise CompareError(f"{folder}: no folder '{name}' (captures are kept per variant)")
     variants = {
         name: read_variant(folder / name, name, schema.feature_names, schema.categorical_features)
         for name in (CHAMPION, CHALLENGER)
