@@ -209,6 +209,7 @@ def test_repro_and_exp_run_are_recorded_as_mlflow_runs(workspace: Path) -> None:
     first, second = client.get_run(first_id), client.get_run(second_id)
     experiment = client.get_experiment(first.info.experiment_id)
     assert experiment.name == tracking.default_experiment()
+    assert experiment.tags[tracking.EXPERIMENT_KIND_TAG] == "custom_model_development"
     assert second.info.experiment_id == first.info.experiment_id  # one experiment per project
     flat = {name: str(value) for name, value in tracking.flatten(params).items()}
     assert first.data.params == flat  # every parameter of params.yaml, as DVC names them

@@ -51,6 +51,7 @@ GIT_DIRTY_TAG = "git.dirty"
 TEMPLATE_VERSION_TAG = "template.version"
 CODE_DIGEST_TAG = "code.sha256"
 PIPELINE_EXECUTION_TAG = "sagemaker.pipeline_execution_id"
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 
 
 def project_root(environ: Mapping[str, str], cwd: Path | None = None) -> Path:
@@ -133,9 +134,13 @@ def _client(target: Destination) -> tuple[Any, str]:
     experiment = client.get_experiment_by_name(target.experiment)
     if experiment is not None:
         return client, str(experiment.experiment_id)
-    return client, str(
-        client.create_experiment(target.experiment, artifact_location=target.artifact_root)
+    created = client.create_experiment(
+        target.experiment,
+        artifact_location=target.artifact_root,
+        # The UI then opens on the training runs, not on the GenAI (traces) overview.
+        tags={EXPERIMENT_KIND_TAG: "custom_model_development"},
     )
+    return client, str(created)
 
 
 def log_run(target: Destination, record: RunRecord, run_name: str | None = None) -> dict[str, str]:
