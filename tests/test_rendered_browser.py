@@ -104,7 +104,7 @@ def test_reports_and_the_mlflow_ui_render_in_headless_chromium(cookies: Any) -> 
 
     # The monitoring report of a batch whose first feature drifted: it plots that feature. (make
     # monitor exits 1 on drift, by design; the report is written either way.)
-    target = json.loads((project / f"src/{package}/schema.json").read_text())["target"]
+    target = json.loads((project / f"src/{package}/schema.json").read_text())["target"]["name"]
     python = str(project / ".venv" / "bin" / "python")
     run(project, python, "-c", DRIFTED_BATCH, str(target))
     subprocess.run(

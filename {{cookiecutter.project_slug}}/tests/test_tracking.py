@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import struct
 import subprocess
 from pathlib import Path
@@ -204,8 +205,7 @@ def test_repro_and_exp_run_are_recorded_as_mlflow_runs(workspace: Path) -> None:
     second_id = tracking.read_run_id(workspace / "reports" / tracking.RUN_FILE)
     assert first_id and second_id and first_id != second_id
 
-    mlflow.set_tracking_uri(f"sqlite:///{workspace / 'mlflow.db'}")
-    client = mlflow.MlflowClient()
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{workspace / 'mlflow.db'}")
     first, second = client.get_run(first_id), client.get_run(second_id)
     experiment = client.get_experiment(first.info.experiment_id)
     assert experiment.name == tracking.default_experiment()
@@ -234,7 +234,8 @@ def test_repro_and_exp_run_are_recorded_as_mlflow_runs(workspace: Path) -> None:
     assert {"metrics.json", "scores.json", "plots"} <= artifacts
     logged_plots = [item.path for item in client.list_artifacts(second_id, "plots")]
     assert logged_plots and all(path.endswith(".png") for path in logged_plots)
-    signature = mlflow.models.get_model_info(f"runs:/{second_id}/model").signature
+    logged = client.download_artifacts(second_id, "model", str(workspace / "logged"))
+    signature = mlflow.models.Model.load(logged).signature
     features = json.loads((workspace / "models" / "model_meta.json").read_text())["features"]
     assert signature is not None and signature.inputs.input_names() == features
 
@@ -326,7 +327,10 @@ def test_the_execution_role_grants_exactly_the_mlflow_calls_a_run_makes(
         pip_requirements=["scikit-learn"],
     )
     target = tracking.Destination(uri="http://tracking-server.invalid", experiment="e")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     tracking.log_run(target, record)
+    # Nothing global: a later subprocess (a DVC stage, a pipeline-local job) must not inherit it.
+    assert "MLFLOW_TRACKING_URI" not in os.environ
 
     names = {
         (method, path): request.__name__
