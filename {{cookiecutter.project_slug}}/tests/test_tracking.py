@@ -297,6 +297,8 @@ def test_the_execution_role_grants_exactly_the_mlflow_calls_a_run_makes(
     monkeypatch.setenv("_MLFLOW_SERVER_ARTIFACT_ROOT", (tmp_path / "artifacts").as_uri())
     monkeypatch.setenv("_MLFLOW_SERVER_SERVE_ARTIFACTS", "false")
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    # MLflow's server module sets the process's tracking URI to its store: undone after the test.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'server.db'}")
     import mlflow.utils.rest_utils as rest
     from mlflow.protos.service_pb2 import MlflowService
     from mlflow.server import app
@@ -327,10 +329,10 @@ def test_the_execution_role_grants_exactly_the_mlflow_calls_a_run_makes(
         pip_requirements=["scikit-learn"],
     )
     target = tracking.Destination(uri="http://tracking-server.invalid", experiment="e")
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    before = os.environ["MLFLOW_TRACKING_URI"]  # the in-process server's own store
     tracking.log_run(target, record)
     # Nothing global: a later subprocess (a DVC stage, a pipeline-local job) must not inherit it.
-    assert "MLFLOW_TRACKING_URI" not in os.environ
+    assert os.environ["MLFLOW_TRACKING_URI"] == before
 
     names = {
         (method, path): request.__name__
