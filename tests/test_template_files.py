@@ -12,6 +12,8 @@ import template_files
 from cookiecutter.environment import StrictEnvironment
 from jinja2 import TemplateError
 
+import local_extensions
+
 TEMPLATE = Path(__file__).resolve().parent.parent
 PROJECT_TEMPLATE = TEMPLATE / "{{cookiecutter.project_slug}}"
 # One lock per model framework (uv.<framework>.lock); the hook keeps the chosen one as uv.lock.
@@ -90,3 +92,70 @@ def test_fill_answers_fills_every_placeholder_and_keeps_every_other_byte(tmp_pat
 def test_a_placeholder_without_a_text_answer_fails_loudly(answers: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match=r"\{\{ cookiecutter.package_name \}\} names no text"):
         template_files.fill_text(b"import {{ cookiecutter.package_name }}\n", answers)
+
+
+def _rendered_strings() -> list[str]:
+    """What cookiecutter renders with ``from_string``: each path under the template as it walks
+    them, each answer, and strings that must go through Jinja."""
+    paths = [
+        str(path.relative_to(TEMPLATE))
+        for path in sorted(PROJECT_TEMPLATE.rglob("*"))
+        if "__pycache__" not in path.parts
+    ]
+    answers = [v for v in json.loads((TEMPLATE / "cookiecutter.json").read_text()).values()]
+    odd = ["a\r\nb", "{", "{{ 1 }}", "{% if true %}x{% endif %}", "{# c #}", "%}", "#}", "", "\n"]
+    return paths + [v for v in answers if isinstance(v, str)] + odd
+
+
+@pytest.mark.parametrize("text", _rendered_strings())
+def test_literal_strings_render_exactly_what_jinja_renders(text: str) -> None:
+    plain = StrictEnvironment(keep_trailing_newline=True)
+    fast = StrictEnvironment(
+        keep_trailing_newline=True,
+        context={"cookiecutter": {"_extensions": ["local_extensions.LiteralStrings"]}},
+    )
+    assert isinstance(fast.from_string(text), local_extensions.LiteralTemplate) == (
+        local_extensions.is_literal(plain, text)
+    )
+    defaults = json.loads((TEMPLATE / "cookiecutter.json").read_text())
+    answers = {k: v for k, v in defaults.items() if isinstance(v, str)} | ANSWERS
+    try:
+        expected = plain.from_string(text).render(cookiecutter=answers)
+    except TemplateError:
+        with pytest.raises(TemplateError):
+            fast.from_string(text).render(cookiecutter=answers)
+        return
+    assert fast.from_string(text).render(cookiecutter=answers) == expected
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {
+        str(path.relative_to(root)): path.read_bytes()
+        for path in sorted(root.rglob("*"))
+        if path.is_file() and ".git" not in path.relative_to(root).parts
+    }
+
+
+def test_a_render_is_byte_identical_without_literal_strings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The extension changes how fast a render is, never what it writes."""
+    from cookiecutter.main import cookiecutter
+
+    monkeypatch.setenv("HOME", str(tmp_path))  # cookiecutter's replay files stay out of ~
+    loaded: list[object] = []
+    original = local_extensions.LiteralStrings.__init__
+
+    def counted(self: local_extensions.LiteralStrings, environment: Any) -> None:
+        loaded.append(environment)
+        original(self, environment)
+
+    monkeypatch.setattr(local_extensions.LiteralStrings, "__init__", counted)
+    with_extension = Path(
+        cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(tmp_path / "a"))
+    )
+    assert loaded, "cookiecutter.json's _extensions does not load LiteralStrings"
+    monkeypatch.setattr(local_extensions.LiteralStrings, "__init__", lambda self, environment: None)
+    without = Path(cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(tmp_path / "b")))
+    assert _tree(with_extension) == _tree(without)
+    assert len(_tree(without)) > 50
