@@ -136,26 +136,78 @@ def _tree(root: Path) -> dict[str, bytes]:
     }
 
 
-def test_a_render_is_byte_identical_without_literal_strings(
+def test_a_render_is_byte_identical_without_the_speed_extensions(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The extension changes how fast a render is, never what it writes."""
+    """local_extensions changes how fast a render is, never what it writes: a render with them
+    (cache cold or warm) equals one without them, and the warm render used cached code."""
     from cookiecutter.main import cookiecutter
 
     monkeypatch.setenv("HOME", str(tmp_path))  # cookiecutter's replay files stay out of ~
-    loaded: list[object] = []
-    original = local_extensions.LiteralStrings.__init__
+    loaded: list[str] = []
+    for extension in (local_extensions.LiteralStrings, local_extensions.CompiledTemplateCache):
+        original = extension.__init__
 
-    def counted(self: local_extensions.LiteralStrings, environment: Any) -> None:
-        loaded.append(environment)
-        original(self, environment)
+        def counted(self: Any, environment: Any, original: Any = original) -> None:
+            loaded.append(type(self).__name__)
+            original(self, environment)
 
-    monkeypatch.setattr(local_extensions.LiteralStrings, "__init__", counted)
-    with_extension = Path(
-        cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(tmp_path / "a"))
+        monkeypatch.setattr(extension, "__init__", counted)
+    hits: list[str] = []
+    load = local_extensions._SettingsBytecodeCache.load_bytecode
+
+    def counted_load(self: Any, bucket: Any) -> None:
+        load(self, bucket)
+        if bucket.code is not None:
+            hits.append(bucket.key)
+
+    monkeypatch.setattr(local_extensions._SettingsBytecodeCache, "load_bytecode", counted_load)
+    trees = []
+    for name in ("first", "warm"):
+        hits.clear()
+        trees.append(
+            _tree(Path(cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(tmp_path / name))))
+        )
+    assert {"LiteralStrings", "CompiledTemplateCache"} <= set(loaded), "not in _extensions"
+    assert len(hits) >= 10, "the warm render compiled its files again"
+    for extension in (local_extensions.LiteralStrings, local_extensions.CompiledTemplateCache):
+        monkeypatch.setattr(extension, "__init__", lambda self, environment: None)
+    without = _tree(
+        Path(cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(tmp_path / "b")))
     )
-    assert loaded, "cookiecutter.json's _extensions does not load LiteralStrings"
-    monkeypatch.setattr(local_extensions.LiteralStrings, "__init__", lambda self, environment: None)
-    without = Path(cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(tmp_path / "b")))
-    assert _tree(with_extension) == _tree(without)
-    assert len(_tree(without)) > 50
+    assert trees[0] == without
+    assert trees[1] == without
+    assert len(without) > 50
+
+
+def _cached_environment(template: Path, cache: Path, **settings: Any) -> Any:
+    from jinja2 import FileSystemLoader
+
+    environment = StrictEnvironment(loader=FileSystemLoader(str(template)), **settings)
+    environment.bytecode_cache = local_extensions._SettingsBytecodeCache(str(cache))
+    return environment
+
+
+def test_compiled_template_cache_recompiles_what_changed(tmp_path: Path) -> None:
+    """Cached code is used only for the same source and the same compile settings."""
+    (tmp_path / "t").mkdir()
+    page = tmp_path / "t" / "page.txt"
+    page.write_text("{{ 1 + 1 }}\n{% if true %}\nyes\n{% endif %}\n")
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    assert _cached_environment(page.parent, cache).get_template("page.txt").render() == "2\n\nyes\n"
+    page.write_text("{{ 2 + 2 }}\n")
+    assert _cached_environment(page.parent, cache).get_template("page.txt").render() == "4"
+    page.write_text("{{ 1 + 1 }}\n{% if true %}\nyes\n{% endif %}\n")
+    trimmed = _cached_environment(page.parent, cache, trim_blocks=True)
+    assert trimmed.get_template("page.txt").render() == "2\nyes\n"
+    assert len(list(cache.iterdir())) == 2  # one folder per compile settings
+
+
+def test_a_cache_that_cannot_be_written_is_only_a_miss(tmp_path: Path) -> None:
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "page.txt").write_text("{{ 6 * 7 }}")
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")
+    environment = _cached_environment(tmp_path / "t", not_a_folder)
+    assert environment.get_template("page.txt").render() == "42"
