@@ -136,15 +136,17 @@ def compile_settings(environment: Environment) -> str:
 
 
 class CompiledTemplateCache(Extension):
-    """Keep the compiled code of the template's files between renders.
+    """Keep the compiled code of the template's files and strings between renders.
 
-    Compiling the files cookiecutter renders through Jinja (the CloudFormation templates with
-    their macros, the README, pyproject.toml, ...) is most of the CPU a render spends generating
-    files; the code is the same until a file changes. Jinja's bytecode cache keeps it in the
-    user's private temporary folder (created 0700 and refused if another user owns it, since
-    loading cached code runs it), under a subfolder for these compile settings, and recompiles a
-    file whose source changed (the entry records the source's checksum). The first render on a
-    machine compiles everything, as before. A folder that cannot be written only means no cache.
+    Compiling what cookiecutter renders through Jinja (the CloudFormation templates with their
+    macros, the README, pyproject.toml, the hooks, paths under ``{{cookiecutter.package_name}}``)
+    is most of the CPU a render spends generating files; the code is the same until the source
+    changes. Jinja's bytecode cache keeps it in the user's private temporary folder (created
+    0700 and refused if another user owns it, since loading cached code runs it), under a
+    subfolder for these compile settings, and recompiles a source that changed (each entry
+    records its source's checksum). Jinja caches only files; strings (``from_string``) are
+    cached here the same way, keyed by the string. The first render on a machine compiles
+    everything, as before. A folder that cannot be written only means no cache.
     """
 
     def __init__(self, environment: Environment) -> None:
@@ -153,4 +155,24 @@ class CompiledTemplateCache(Extension):
             base = FileSystemBytecodeCache().directory  # Jinja's checked per-user folder
         except (OSError, RuntimeError):
             return
-        environment.bytecode_cache = _SettingsBytecodeCache(base)
+        cache = _SettingsBytecodeCache(base)
+        environment.bytecode_cache = cache
+        compile_string = environment.from_string
+
+        def from_string(
+            source: Any,
+            globals: MutableMapping[str, Any] | None = None,
+            template_class: type[Any] | None = None,
+        ) -> Any:
+            if not isinstance(source, str) or template_class is not None:
+                return compile_string(source, globals, template_class)
+            # What Jinja's loaders do for a file (BaseLoader.load), with the string as its name.
+            bucket = cache.get_bucket(environment, source, None, source)
+            if bucket.code is None:
+                bucket.code = environment.compile(source)
+                cache.set_bucket(bucket)
+            return environment.template_class.from_code(
+                environment, bucket.code, environment.make_globals(globals), None
+            )
+
+        environment.from_string = from_string  # type: ignore[method-assign]

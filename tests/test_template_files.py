@@ -112,7 +112,14 @@ def test_literal_strings_render_exactly_what_jinja_renders(text: str) -> None:
     plain = StrictEnvironment(keep_trailing_newline=True)
     fast = StrictEnvironment(
         keep_trailing_newline=True,
-        context={"cookiecutter": {"_extensions": ["local_extensions.LiteralStrings"]}},
+        context={
+            "cookiecutter": {
+                "_extensions": [
+                    "local_extensions.CompiledTemplateCache",
+                    "local_extensions.LiteralStrings",
+                ]
+            }
+        },
     )
     assert isinstance(fast.from_string(text), local_extensions.LiteralTemplate) == (
         local_extensions.is_literal(plain, text)
@@ -126,6 +133,7 @@ def test_literal_strings_render_exactly_what_jinja_renders(text: str) -> None:
             fast.from_string(text).render(cookiecutter=answers)
         return
     assert fast.from_string(text).render(cookiecutter=answers) == expected
+    assert fast.from_string(text).render(cookiecutter=answers) == expected  # from the cache
 
 
 def _tree(root: Path) -> dict[str, bytes]:
