@@ -33,6 +33,7 @@ import json
 import math
 import sys
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,13 +102,14 @@ def read_answers(text: str, content_type: str) -> tuple[list[Any], list[float | 
     )
 
 
-def read_variant(folder: Path, name: str, schema: Schema) -> VariantCaptures:
+def read_variant(
+    folder: Path, name: str, features: list[str], categorical: Sequence[str] = ()
+) -> VariantCaptures:
     """Every readable event of one variant; records the endpoint refused or garbled are counted.
 
-    Rows are parsed and checked as the handler parses them (categorical features as text).
+    ``categorical`` names the features that are text categories (the schema's), read as text.
     """
     captures = VariantCaptures(name)
-    features, categorical = schema.feature_names, frozenset(schema.categorical_features)
     for _, record in read_records(folder):
         try:
             request = record["captureData"]["endpointInput"]
@@ -117,7 +119,7 @@ def read_variant(folder: Path, name: str, schema: Schema) -> VariantCaptures:
                 request["observedContentType"],
                 features if categorical else None,
             )
-            frame = to_frame(rows, features, categorical=categorical)
+            frame = to_frame(rows, features, categorical=frozenset(categorical))
             predictions, probabilities = read_answers(
                 payload_text(response), response["observedContentType"]
             )
@@ -349,7 +351,10 @@ def compare(
     for name in (CHAMPION, CHALLENGER):
         if not (folder / name).is_dir():
             raise CompareError(f"{folder}: no folder '{name}' (captures are kept per variant)")
-    variants = {name: read_variant(folder / name, name, schema) for name in (CHAMPION, CHALLENGER)}
+    variants = {
+        name: read_variant(folder / name, name, schema.feature_names, schema.categorical_features)
+        for name in (CHAMPION, CHALLENGER)
+    }
     for name, captures in variants.items():
         if not captures.events:
             raise CompareError(f"{folder / name}: no readable captured answers of '{name}'")
