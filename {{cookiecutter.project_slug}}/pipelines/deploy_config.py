@@ -17,6 +17,7 @@ key, buckets, monitor image).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -28,7 +29,7 @@ import boto3
 import yaml
 from botocore.exceptions import ClientError
 
-from . import drift_alarms
+from . import drift_alarms, endpoint_requests, rollout
 from .run import PARAMS, SCHEMA_GLOB, pipeline_inputs
 from .settings import LOWER_IS_BETTER, Settings, load_settings
 
@@ -237,10 +238,36 @@ def model_quality_parameters(params_file: Path = PARAMS) -> dict[str, str]:
     }
 
 
+@dataclass(frozen=True)
+class StagePlan:
+    """What one stage's endpoint serves after this deploy, and how the update is made."""
+
+    champion: Package
+    challenger: Package | None
+    deployment: rollout.Deployment
+    # False when the update adds or removes a variant: SageMaker's blue/green guardrails need
+    # the variant names unchanged (deployment guardrails, "Exclusions").
+    guarded: bool = True
+
+
+def read_stage_settings(stage: str) -> dict[str, Any]:
+    return dict(json.loads((INFRASTRUCTURE / f"{stage}-config.json").read_text()))
+
+
+def stage_deployment(stage: str, config: dict[str, Any] | None = None) -> rollout.Deployment:
+    """The stage's ``Deployment`` settings, checked against SageMaker's rules."""
+    config = config if config is not None else read_stage_settings(stage)
+    instances = int(config["Parameters"].get("EndpointInstanceCount", 1))
+    return rollout.read_deployment(
+        f"{stage}-config.json Deployment", config.get("Deployment", {}), instances
+    )
+
+
 def stage_config(
-    stage: str, settings: Settings, package: Package, kms_key_arn: str, monitor_image: str
+    stage: str, settings: Settings, plan: StagePlan, kms_key_arn: str, monitor_image: str
 ) -> dict[str, Any]:
-    config = json.loads((INFRASTRUCTURE / f"{stage}-config.json").read_text())
+    config = read_stage_settings(stage)
+    config.pop("Deployment", None)  # the deploy settings become template parameters below
     standards = settings.standards
     serving = config["Parameters"].get(
         "EndpointInstanceType", standards.default_instance("serving")
@@ -251,29 +278,40 @@ def stage_config(
             "SubnetIds": ",".join(standards.subnets),
             "SecurityGroupIds": ",".join(standards.security_groups),
         }
-    baseline = package.baseline
+    champion = plan.champion
+    # Monitoring compares live inputs with the baseline of the model that answers them.
+    baseline = champion.baseline
     if baseline is None:  # resolve_package refuses these already
-        raise DeployConfigError(f"model package {package.arn} has no data-quality baseline")
-    config["Parameters"] |= {
-        "SageMakerProjectName": settings.project_name,
-        "SageMakerProjectId": settings.project_id,
-        "StageName": stage,
-        "ModelPackageArn": package.arn,
-        "ModelExecutionRoleArn": settings.role_arn,
-        "KmsKeyArn": standards.kms_key_arn or kms_key_arn,
-        "DataCaptureUri": f"{settings.prefix}/data-capture/{stage}",
-        "MonitoringOutputUri": f"{settings.prefix}/monitoring/{stage}",
-        "MonitorImageUri": monitor_image,
-        "BaselineStatisticsUri": baseline.statistics_uri,
-        "BaselineConstraintsUri": baseline.constraints_uri,
-        "DriftAlarmRule": drift_alarms.composite_rule(settings.project_name, features()),
-        "GroundTruthUri": f"{settings.prefix}/ground-truth/{stage}",
-    } | model_quality_parameters()
+        raise DeployConfigError(f"model package {champion.arn} has no data-quality baseline")
+    config["Parameters"] |= (
+        {
+            "SageMakerProjectName": settings.project_name,
+            "SageMakerProjectId": settings.project_id,
+            "StageName": stage,
+            "ModelPackageArn": champion.arn,
+            "ChallengerPackageArn": (plan.challenger or champion).arn,
+            "ModelExecutionRoleArn": settings.role_arn,
+            "KmsKeyArn": standards.kms_key_arn or kms_key_arn,
+            "DataCaptureUri": f"{settings.prefix}/data-capture/{stage}",
+            "MonitoringOutputUri": f"{settings.prefix}/monitoring/{stage}",
+            "MonitorImageUri": monitor_image,
+            "BaselineStatisticsUri": baseline.statistics_uri,
+            "BaselineConstraintsUri": baseline.constraints_uri,
+            "DriftAlarmRule": drift_alarms.composite_rule(settings.project_name, features()),
+            "GroundTruthUri": f"{settings.prefix}/ground-truth/{stage}",
+        }
+        | model_quality_parameters()
+        | rollout.template_parameters(plan.deployment, plan.guarded)
+    )
     unknown = set(config["Parameters"]) - template_parameters()
     if unknown:
         raise DeployConfigError(f"{stage}-config.json sets unknown parameters: {sorted(unknown)}")
     config["Tags"] = settings.tags | config.get("Tags", {})
     return dict(config)
+
+
+def replace_mode(deployment: rollout.Deployment) -> rollout.Deployment:
+    return dataclasses.replace(deployment, mode="replace")
 
 
 def monitor_image_uri(region: str) -> str:
@@ -300,10 +338,15 @@ def write_configs(
         raise DeployConfigError(f"model package {package.arn} has no data-quality baseline")
     check_baseline(s3, package.baseline, features())
     template = endpoint_template(settings.project_name, features())
+    configs = {}
+    for stage in STAGES:
+        plan = StagePlan(package, None, replace_mode(stage_deployment(stage)))
+        configs[stage] = stage_config(stage, settings, plan, kms_key_arn, monitor_image)
+        # Refuse what SageMaker would reject before anything is written.
+        endpoint_requests.endpoint_requests(template, configs[stage]["Parameters"])
     output.mkdir(parents=True, exist_ok=True)
     (output / "endpoint.yaml").write_text(yaml.safe_dump(template, sort_keys=False, width=1000))
-    for stage in STAGES:
-        config = stage_config(stage, settings, package, kms_key_arn, monitor_image)
+    for stage, config in configs.items():
         (output / f"{stage}-config.json").write_text(json.dumps(config, indent=2) + "\n")
     return package, account
 
@@ -337,6 +380,7 @@ def main(argv: list[str] | None = None) -> int:
             args.model_package_arn.strip() or None,
         )
     except (DeployConfigError, drift_alarms.DriftAlarmError, ValueError) as error:
+        # RolloutError and RequestError are ValueErrors: one line naming the setting or rule.
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(f"{account}; configurations in {args.output_dir}")
