@@ -22,6 +22,9 @@ from template_rules import AnswerError
 ENVIRONMENT_VARIABLE = "MLOPS_ORG_STANDARDS"
 FILE_NAME = "org-standards.yaml"
 INSTANCE_TYPE = {"type": "string", "pattern": r"^ml\.[a-z0-9]+\.[a-z0-9]+$"}
+ACCOUNT_ID = {"type": "string", "pattern": r"^[0-9]{12}$"}
+# The stages that may live in an account of their own, in deploy order.
+TARGET_STAGES = ("staging", "prod")
 SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "type": "object",
@@ -60,6 +63,14 @@ SCHEMA: dict[str, Any] = {
             },
         },
         "network_isolation": {"type": "boolean"},
+        # Staging and prod endpoints in accounts of their own; the build account (where the
+        # project is provisioned) keeps the pipeline and the registry. Both or neither.
+        "accounts": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": list(TARGET_STAGES),
+            "properties": {stage: ACCOUNT_ID for stage in TARGET_STAGES},
+        },
         "minimum_quality_gate": {"type": "object", "additionalProperties": {"type": "number"}},
     },
 }
@@ -108,8 +119,25 @@ def load(path: Path | None) -> dict[str, Any]:
     errors = sorted(jsonschema.Draft202012Validator(SCHEMA).iter_errors(data), key=str)
     if errors:
         where = "/".join(str(p) for p in errors[0].absolute_path) or "(top level)"
-        raise StandardsError(f"{path}: {where}: {errors[0].message}")
+        raise StandardsError(f"{path}: {where}: {_explain(errors[0])}")
+    accounts = data.get("accounts")
+    if accounts and accounts["staging"] == accounts["prod"]:
+        raise StandardsError(
+            f"{path}: accounts: staging and prod are both {accounts['prod']}; separate "
+            "accounts must be distinct (leave 'accounts' out to deploy both in the build account)"
+        )
     return dict(data)
+
+
+def _explain(error: Any) -> str:
+    """jsonschema's message, with the rule spelled out where the bare message would puzzle."""
+    where = list(error.absolute_path)
+    if where[:1] == ["accounts"] and len(where) == 2:
+        return (
+            f"{error.instance!r} is not an AWS account id: write it as a quoted string of 12 "
+            "digits (YAML reads an unquoted one as a number, and one with a leading 0 as octal)"
+        )
+    return str(error.message)
 
 
 def project_tags(answers: Mapping[str, Any]) -> dict[str, str]:

@@ -28,6 +28,10 @@ OPTION_PATHS: dict[tuple[str, str], tuple[str, ...]] = {
     ("license", "Proprietary"): (),
 }
 LICENSE_FILE_ABSENT_FOR = ("Proprietary",)
+# Paths that exist only when the organisation standards set a rule (hooks/org_standards.py).
+STANDARD_PATHS: dict[str, tuple[str, ...]] = {
+    "accounts": ("infrastructure/target-account.yaml",),
+}
 # Files without template logic are copied verbatim (cookiecutter.json's ``_copy_without_render``):
 # Jinja compiling them was most of a render's time (the 1.4 MB uv.lock alone a tenth of a second).
 # Those that need answers hold bare ``{{ cookiecutter.<name> }}`` placeholders, which
@@ -64,6 +68,19 @@ def prune(project: Path, answers: Mapping[str, Any]) -> list[str]:
                 else:
                     path.unlink()
                     removed.append(str(path.relative_to(project)))
+    return removed
+
+
+def prune_unset_standards(project: Path, standards: Mapping[str, Any]) -> list[str]:
+    """Delete the files of organisation standards the file does not set; return what was removed."""
+    removed: list[str] = []
+    for rule, paths in STANDARD_PATHS.items():
+        if standards.get(rule):
+            continue
+        for relative in paths:
+            if (project / relative).exists():
+                (project / relative).unlink()
+                removed.append(relative)
     return removed
 
 

@@ -131,45 +131,45 @@ def action_can_target(action: str, arn: str) -> bool:
 # --- resolving a template ---------------------------------------------------------------------
 
 
-def _arn_of(resource_type: str, name: str) -> str:
+def _arn_of(resource_type: str, name: str, account: str = ACCOUNT) -> str:
     """The ARN CloudFormation's GetAtt ...Arn returns for a resource of this type and name."""
     formats = {
-        "AWS::IAM::Role": f"arn:aws:iam::{ACCOUNT}:role/{name}",
-        "AWS::IAM::OIDCProvider": f"arn:aws:iam::{ACCOUNT}:oidc-provider/{name}",
+        "AWS::IAM::Role": f"arn:aws:iam::{account}:role/{name}",
+        "AWS::IAM::OIDCProvider": f"arn:aws:iam::{account}:oidc-provider/{name}",
         "AWS::S3::Bucket": f"arn:aws:s3:::{name}",
-        "AWS::KMS::Key": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{KEY_ID}",
-        "AWS::Logs::LogGroup": f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{name}:*",
-        "AWS::CodeBuild::Project": f"arn:aws:codebuild:{REGION}:{ACCOUNT}:project/{name}",
-        "AWS::CodeCommit::Repository": f"arn:aws:codecommit:{REGION}:{ACCOUNT}:{name}",
-        "AWS::CloudWatch::Alarm": f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}",
-        "AWS::CloudWatch::CompositeAlarm": f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}",
-        "AWS::Events::Rule": f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{name}",
-        "AWS::SageMaker::Model": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model/{name}",
+        "AWS::KMS::Key": f"arn:aws:kms:{REGION}:{account}:key/{KEY_ID}",
+        "AWS::Logs::LogGroup": f"arn:aws:logs:{REGION}:{account}:log-group:{name}:*",
+        "AWS::CodeBuild::Project": f"arn:aws:codebuild:{REGION}:{account}:project/{name}",
+        "AWS::CodeCommit::Repository": f"arn:aws:codecommit:{REGION}:{account}:{name}",
+        "AWS::CloudWatch::Alarm": f"arn:aws:cloudwatch:{REGION}:{account}:alarm:{name}",
+        "AWS::CloudWatch::CompositeAlarm": f"arn:aws:cloudwatch:{REGION}:{account}:alarm:{name}",
+        "AWS::Events::Rule": f"arn:aws:events:{REGION}:{account}:rule/{name}",
+        "AWS::SageMaker::Model": f"arn:aws:sagemaker:{REGION}:{account}:model/{name}",
         "AWS::SageMaker::EndpointConfig": (
-            f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint-config/{name}"
+            f"arn:aws:sagemaker:{REGION}:{account}:endpoint-config/{name}"
         ),
-        "AWS::SageMaker::Endpoint": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/{name}",
+        "AWS::SageMaker::Endpoint": f"arn:aws:sagemaker:{REGION}:{account}:endpoint/{name}",
         "AWS::SageMaker::MonitoringSchedule": (
-            f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:monitoring-schedule/{name}"
+            f"arn:aws:sagemaker:{REGION}:{account}:monitoring-schedule/{name}"
         ),
         "AWS::SageMaker::DataQualityJobDefinition": (
-            f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:data-quality-job-definition/{name}"
+            f"arn:aws:sagemaker:{REGION}:{account}:data-quality-job-definition/{name}"
         ),
         "AWS::SageMaker::ModelQualityJobDefinition": (
-            f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-quality-job-definition/{name}"
+            f"arn:aws:sagemaker:{REGION}:{account}:model-quality-job-definition/{name}"
         ),
         "AWS::SageMaker::ModelPackageGroup": (
-            f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package-group/{name}"
+            f"arn:aws:sagemaker:{REGION}:{account}:model-package-group/{name}"
         ),
         "AWS::ApplicationAutoScaling::ScalableTarget": (
-            f"arn:aws:application-autoscaling:{REGION}:{ACCOUNT}:scalable-target/0a1b2c3d4e5f"
+            f"arn:aws:application-autoscaling:{REGION}:{account}:scalable-target/0a1b2c3d4e5f"
         ),
         # Scaling policies are authorized on the scalable target they belong to.
         "AWS::ApplicationAutoScaling::ScalingPolicy": (
-            f"arn:aws:application-autoscaling:{REGION}:{ACCOUNT}:scalable-target/0a1b2c3d4e5f"
+            f"arn:aws:application-autoscaling:{REGION}:{account}:scalable-target/0a1b2c3d4e5f"
         ),
-        "AWS::CodePipeline::Pipeline": f"arn:aws:codepipeline:{REGION}:{ACCOUNT}:{name}",
-        "AWS::SNS::Topic": f"arn:aws:sns:{REGION}:{ACCOUNT}:{name}",
+        "AWS::CodePipeline::Pipeline": f"arn:aws:codepipeline:{REGION}:{account}:{name}",
+        "AWS::SNS::Topic": f"arn:aws:sns:{REGION}:{account}:{name}",
     }
     if resource_type not in formats:
         raise KeyError(f"no ARN format modelled for {resource_type}; add it to _arn_of")
@@ -180,11 +180,13 @@ def _arn_of(resource_type: str, name: str) -> str:
 # "<stack>-<LogicalId>-<random>".
 NAME_PROPERTY = {
     "AWS::IAM::Role": "RoleName",
+    "AWS::KMS::Alias": "AliasName",
     "AWS::S3::Bucket": "BucketName",
     "AWS::Logs::LogGroup": "LogGroupName",
     "AWS::CodeBuild::Project": "Name",
     "AWS::CodeCommit::Repository": "RepositoryName",
     "AWS::CloudWatch::Alarm": "AlarmName",
+    "AWS::CloudWatch::CompositeAlarm": "AlarmName",
     "AWS::Events::Rule": "Name",
     "AWS::SageMaker::Model": "ModelName",
     "AWS::SageMaker::EndpointConfig": "EndpointConfigName",
@@ -208,6 +210,7 @@ class Stack:
     name: str
     parameters: dict[str, Any] = field(default_factory=dict)
     imports: Mapping[str, Any] = field(default_factory=dict)
+    account: str = ACCOUNT  # the account the stack is deployed in
 
     def __post_init__(self) -> None:
         values = {  # a template's own default wins; samples fill what has none
@@ -247,11 +250,11 @@ class Stack:
         return f"{self.name}-{logical}-ABCDEF123456"
 
     def arn(self, logical: str) -> str:
-        return _arn_of(self.resources[logical]["Type"], self.physical_name(logical))
+        return _arn_of(self.resources[logical]["Type"], self.physical_name(logical), self.account)
 
     def ref(self, name: str) -> Any:
         pseudo = {
-            "AWS::AccountId": ACCOUNT,
+            "AWS::AccountId": self.account,
             "AWS::Region": REGION,
             "AWS::Partition": PARTITION,
             "AWS::StackName": self.name,
@@ -393,6 +396,13 @@ def policy_documents(stack: Stack, label: str) -> Iterator[PolicyDocument]:
             yield PolicyDocument(where, "resource", stack.resolve(properties["PolicyDocument"]))
         elif kind == "AWS::KMS::Key":
             yield PolicyDocument(where, "resource", stack.resolve(properties["KeyPolicy"]))
+        elif kind == "AWS::SageMaker::ModelPackageGroup":
+            policy = stack.resolve(properties).get("ModelPackageGroupPolicy")
+            if policy:
+                yield PolicyDocument(where, "resource", policy)
+        elif kind == "AWS::Events::EventBusPolicy":
+            document = {"Version": "2012-10-17", "Statement": [properties["Statement"]]}
+            yield PolicyDocument(where, "resource", stack.resolve(document))
 
 
 def _as_list(value: Any) -> list[Any]:

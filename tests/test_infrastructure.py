@@ -24,6 +24,7 @@ UNTAGGABLE = {
     "AWS::ApplicationAutoScaling::ScalingPolicy",
     "AWS::Events::Rule",
     "AWS::CloudWatch::Alarm",
+    "AWS::Events::EventBusPolicy",
 }
 
 
@@ -62,9 +63,12 @@ def test_every_taggable_resource_is_tagged(
 
 
 def _policy_statements(resource: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every statement a role may have: both branches of a statement under !If."""
     statements = []
     for policy in resource["Properties"].get("Policies", []):
-        statements += policy["PolicyDocument"]["Statement"]
+        for statement in policy["PolicyDocument"]["Statement"]:
+            branches = statement["If"][1:] if set(statement) == {"If"} else [statement]
+            statements += [b for b in branches if b != {"Ref": "AWS::NoValue"}]
     return statements
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ STRICT: dict[str, Any] = {
     "vpc": {"subnets": ["subnet-0a1b"], "security_groups": ["sg-0c2d"]},
     "network_isolation": True,
     "minimum_quality_gate": {"accuracy": 0.85, "rmse": 80},
+    "accounts": {"staging": "111111111111", "prod": "222222222222"},
 }
 COMPLIANT = {
     "aws_region": "eu-west-1",
@@ -59,11 +61,30 @@ def test_strict_file_loads(tmp_path: Path) -> None:
         ({"vpc": {"subnets": ["subnet-0a"]}}, "vpc"),
         ({"instance_types": {"training": ["p3.2xlarge"]}}, "instance_types/training/0"),
         ({"unknown_rule": 1}, "(top level)"),
+        ({"accounts": {"staging": "111111111111"}}, "accounts: 'prod' is a required property"),
+        (
+            {"accounts": {"staging": "1111", "prod": "222222222222"}},
+            "accounts/staging: '1111' is not an AWS account id: write it as a quoted string of 12",
+        ),
+        (
+            # YAML reads an unquoted id as a number (and one with a leading 0 as octal)
+            {"accounts": {"staging": 111111111111, "prod": "222222222222"}},
+            "accounts/staging: 111111111111 is not an AWS account id",
+        ),
+        (
+            {"accounts": {"staging": "111111111111", "prod": "222222222222", "dev": "3" * 12}},
+            "accounts: Additional properties are not allowed",
+        ),
+        (
+            {"accounts": {"staging": "111111111111", "prod": "111111111111"}},
+            "accounts: staging and prod are both 111111111111; separate accounts must be distinct",
+        ),
     ],
 )
 def test_schema_errors_name_the_place(tmp_path: Path, broken: dict[str, Any], where: str) -> None:
-    with pytest.raises(StandardsError, match=f"{where}"):
+    with pytest.raises(StandardsError, match=re.escape(where)) as caught:
         org_standards.load(write(tmp_path, broken))
+    assert "\n" not in str(caught.value)
 
 
 def test_unreadable_yaml(tmp_path: Path) -> None:
@@ -154,3 +175,22 @@ def test_render_carries_the_standards_into_the_project(
     ]["Tags"]
     assert {"Key": "data-classification", "Value": "internal"} in tags
     assert {"Key": "cost-centre", "Value": "cc-1234"} in tags
+
+
+@pytest.mark.usefixtures("isolated_home")
+def test_render_refuses_accounts_that_are_not_separate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    same = {"accounts": {"staging": "111111111111", "prod": "111111111111"}}
+    monkeypatch.setenv("MLOPS_ORG_STANDARDS", str(write(tmp_path, same)))
+    out = tmp_path / "out"
+    out.mkdir()
+    result = run_cookiecutter(out)
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, result.stderr
+    assert errors[0].endswith(
+        "accounts: staging and prod are both 111111111111; separate accounts must be distinct "
+        "(leave 'accounts' out to deploy both in the build account)"
+    )
+    assert list(out.iterdir()) == []

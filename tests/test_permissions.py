@@ -138,10 +138,11 @@ def test_every_star_resource_says_why(baked_matrix: dict[str, Path], extra: dict
 
 # Permissions a resource's creation exercises although neither the resource's own ARN nor an ARN
 # in its properties names their target: (resource type, action) -> the ARN they act on.
+# ({account}: the stack's account.)
 IMPLIED_PERMISSIONS: dict[tuple[str, str], str] = {
     # RegisterScalableTarget creates the service-linked role on first use, as the caller.
     ("AWS::ApplicationAutoScaling::ScalableTarget", "iam:CreateServiceLinkedRole"): (
-        f"arn:aws:iam::{iam.ACCOUNT}:role/aws-service-role/sagemaker.application-autoscaling"
+        "arn:aws:iam::{account}:role/aws-service-role/sagemaker.application-autoscaling"
         ".amazonaws.com/AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"
     ),
 }
@@ -178,7 +179,7 @@ def required_permissions(stack: iam.Stack) -> list[tuple[str, str, str | None]]:
             else:
                 targets = sorted(iam.arns_in(properties, service))
             if (kind, action) in IMPLIED_PERMISSIONS:
-                targets.append(IMPLIED_PERMISSIONS[kind, action])
+                targets.append(IMPLIED_PERMISSIONS[kind, action].format(account=stack.account))
             needed += [(logical, action, target) for target in targets]
         if kind == "AWS::SageMaker::Endpoint":
             config_ref = resource["Properties"]["EndpointConfigName"]["GetAtt"]

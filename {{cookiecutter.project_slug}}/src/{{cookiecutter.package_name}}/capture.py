@@ -27,6 +27,8 @@ INFERENCE_ID_HEADER = "X-Amzn-SageMaker-Inference-Id"
 # InvokeEndpoint's InferenceId: 1 to 64 printable characters, the first not a space
 # (botocore's sagemaker-runtime service model, pattern \A\S[\p{Print}]*\z).
 MAX_INFERENCE_ID = 64
+# Microseconds, the unit of an endpoint's ModelLatency metric.
+MODEL_LATENCY_FIELD = "modelLatencyMicroseconds"
 
 
 def clean_inference_id(value: str | None) -> str | None:
@@ -66,15 +68,22 @@ def capture_record(
     response_type: str,
     when: datetime | None = None,
     inference_id: str | None = None,
+    event_id: str | None = None,
+    model_latency_us: int | None = None,
 ) -> dict[str, Any]:
+    """One captured event. ``event_id`` is shared by the champion's and the shadow's records of
+    one request; ``model_latency_us`` (the local server's time in ``transform_fn``) is this
+    project's addition under ``eventMetadata``: an endpoint reports it in CloudWatch instead."""
     when = when or datetime.now(UTC)
-    metadata = {
-        "eventId": str(uuid.uuid4()),
+    metadata: dict[str, Any] = {
+        "eventId": event_id or str(uuid.uuid4()),
         "inferenceTime": when.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
     }
     inference_id = clean_inference_id(inference_id)
     if inference_id:
         metadata["inferenceId"] = inference_id
+    if model_latency_us is not None:
+        metadata[MODEL_LATENCY_FIELD] = model_latency_us
     return {
         "captureData": {
             "endpointInput": _payload(request, request_type, "INPUT"),
@@ -127,9 +136,17 @@ class CaptureWriter:
         response: bytes | str,
         response_type: str,
         inference_id: str | None = None,
+        event_id: str | None = None,
+        model_latency_us: int | None = None,
     ) -> None:
         record = capture_record(
-            request, request_type, response, response_type, inference_id=inference_id
+            request,
+            request_type,
+            response,
+            response_type,
+            inference_id=inference_id,
+            event_id=event_id,
+            model_latency_us=model_latency_us,
         )
         now = datetime.now(UTC)
         folder = self.root / now.strftime("%Y/%m/%d/%H")

@@ -12,6 +12,11 @@ endpoint's limit), 400 for a body shorter than its Content-Length, 408 (then clo
 request that has not fully arrived within ``--request-timeout`` seconds, 404 for other paths and
 405 with an ``Allow`` header for another method on a known path. Standard library only, so it
 starts in well under a second and adds nothing to the dependency tree.
+
+With ``--challenger-dir`` a second model serves beside the champion, in shadow or A/B mode, as
+an endpoint's variants do (``variants``): every answer names its variant in
+``x-Amzn-Invoked-Production-Variant``, ``X-Amzn-SageMaker-Target-Variant`` picks one (400 for a
+name that is not a production variant), and captures go to ``<capture dir>/<variant>/``.
 """
 
 from __future__ import annotations
@@ -32,8 +37,19 @@ from typing import Any
 
 from threadpoolctl import ThreadpoolController
 
-from .capture import INFERENCE_ID_HEADER, CaptureWriter
-from .inference import JSON, Answer, Model, error_answer, model_fn, transform_fn
+from .capture import INFERENCE_ID_HEADER
+from .inference import JSON, Answer, error_answer
+from .variants import (
+    CHAMPION,
+    INVOKED_VARIANT_HEADER,
+    MODES,
+    TARGET_VARIANT_HEADER,
+    Rollout,
+    RoutingError,
+    load_challenger,
+    load_variant,
+    parse_weights,
+)
 
 # SageMaker real-time endpoints accept at most 6 MB per request.
 DEFAULT_MAX_BODY = 6 * 1024 * 1024
@@ -120,15 +136,13 @@ class InferenceServer(ThreadingHTTPServer):
     def __init__(
         self,
         address: tuple[str, int],
-        model: Model,
+        rollout: Rollout,
         max_body: int,
-        capture: CaptureWriter | None = None,
         request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
     ) -> None:
         super().__init__(address, InferenceHandler)
-        self.model = model
+        self.rollout = rollout
         self.max_body = max_body
-        self.capture = capture
         self.deadlines = Deadlines(request_timeout)
         # Created after the model is loaded, so it sees the OpenMP runtime scikit-learn loaded.
         self._native_threads = ThreadpoolController()
@@ -231,16 +245,19 @@ class InferenceHandler(BaseHTTPRequestHandler):
         if body is None:
             return
         content, content_type, accept = container_arguments(self.headers, body)
-        answer = transform_fn(self.server.model, content, content_type, accept)
-        if answer.status == HTTPStatus.OK and self.server.capture is not None:
-            self.server.capture.write(
+        try:
+            answer, variant = self.server.rollout.invoke(
                 body,
+                content,
                 content_type,
-                answer.body,
-                answer.content_type,
+                accept,
+                target=self.headers.get(TARGET_VARIANT_HEADER),
                 inference_id=self.headers.get(INFERENCE_ID_HEADER),
             )
-        self._answer(answer)
+        except RoutingError as error:
+            self._error(error.status, str(error))
+            return
+        self._answer(answer, {INVOKED_VARIANT_HEADER: variant})
 
     def _read_body(self) -> bytes | None:
         length_header = self.headers.get("Content-Length")
@@ -290,11 +307,19 @@ def make_server(
     max_body: int = DEFAULT_MAX_BODY,
     capture_dir: Path | None = None,
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
+    challenger_dir: Path | None = None,
+    mode: str | None = None,
+    weights: tuple[float, float] = (90.0, 10.0),
+    seed: int | None = None,
 ) -> InferenceServer:
-    capture = CaptureWriter(capture_dir) if capture_dir else None
-    return InferenceServer(
-        (host, port), model_fn(str(model_dir)), max_body, capture, request_timeout
-    )
+    """A server for ``model_dir`` (the champion) and, with ``challenger_dir``, a challenger.
+
+    A challenger directory that cannot be loaded is reported and left out: the champion serves.
+    """
+    champion = load_variant(CHAMPION, model_dir, capture_dir)
+    challenger = load_challenger(challenger_dir, capture_dir) if challenger_dir else None
+    rollout = Rollout(champion, challenger, mode if challenger_dir else None, weights, seed)
+    return InferenceServer((host, port), rollout, max_body, request_timeout)
 
 
 def serve_in_thread(server: InferenceServer) -> threading.Thread:
@@ -319,9 +344,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--capture-dir",
         type=Path,
-        help="log requests and responses as SageMaker data-capture JSON lines",
+        help="log requests and responses as SageMaker data-capture JSON lines, per variant",
+    )
+    parser.add_argument(
+        "--challenger-dir",
+        type=Path,
+        help="a second model directory, served beside --model-dir (the champion)",
+    )
+    parser.add_argument(
+        "--mode",
+        choices=MODES,
+        default="shadow",
+        help="with --challenger-dir: shadow (only the champion answers) or ab (weighted routing)",
+    )
+    parser.add_argument(
+        "--weights",
+        default="90,10",
+        help="A/B traffic weights, champion,challenger (default 90,10)",
     )
     args = parser.parse_args(argv)
+    try:
+        weights = parse_weights(args.weights)
+    except ValueError as error:
+        parser.error(str(error))
     server = make_server(
         args.model_dir,
         args.host,
@@ -329,8 +374,16 @@ def main(argv: list[str] | None = None) -> int:
         args.max_body_bytes,
         args.capture_dir,
         args.request_timeout,
+        args.challenger_dir,
+        args.mode,
+        weights,
     )
-    print(f"serving {args.model_dir} on http://{args.host}:{server.server_address[1]}", flush=True)
+    url = f"http://{args.host}:{server.server_address[1]}"
+    print(f"serving {args.model_dir} as '{CHAMPION}' on {url}", flush=True)
+    challenger = server.rollout.challenger
+    if challenger is not None and challenger.model is not None:
+        split = f", weights {args.weights}" if args.mode == "ab" else ""
+        print(f"  challenger '{challenger.name}': {args.challenger_dir} ({args.mode}{split})")
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -1,0 +1,499 @@
+"""Staging and prod in accounts of their own: the organisation standard ``accounts``.
+
+Every check resolves the rendered templates as the accounts deploy them (the build account's
+foundation and deploy stacks, each target account's ``target-account.yaml`` stack and endpoint
+stack) and asks what the policies admit, with the IAM model of tests/iam_model.py, the
+CloudFormation resource schemas, parliament and an EventBridge pattern matcher (moto's; its
+TestEventPattern API is not implemented).
+"""
+
+from __future__ import annotations
+
+import filecmp
+import json
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from cookiecutter.main import cookiecutter
+from moto.events.models import EventPattern
+
+from . import iam_model as iam
+from .conftest import TEMPLATE, load_yaml
+from .test_infrastructure import tool
+from .test_permissions import STACK_CALLS, missing_permissions, parliament_findings
+
+BUILD = iam.ACCOUNT
+ACCOUNTS = {"staging": "111111111111", "prod": "222222222222"}
+STANDARDS = {"accounts": ACCOUNTS}
+PROJECT = "tumour"  # the SageMakerProjectName the stacks are resolved with
+
+
+def _render(output: Path, standards: dict[str, Any] | None, home: Path) -> Path:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HOME", str(home))  # cookiecutter's replay files stay out of ~
+        if standards is None:
+            patch.delenv("MLOPS_ORG_STANDARDS", raising=False)
+        else:
+            path = output.parent / f"{output.name}-standards.yaml"
+            path.write_text(yaml.safe_dump(standards))
+            patch.setenv("MLOPS_ORG_STANDARDS", str(path))
+        return Path(cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(output)))
+
+
+@pytest.fixture(scope="module")
+def renders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The default answers rendered without standards and with separate accounts."""
+    root = tmp_path_factory.mktemp("accounts")
+    home = tmp_path_factory.mktemp("home")
+    return {
+        "single": _render(root / "single", None, home),
+        "separate": _render(root / "separate", STANDARDS, home),
+    }
+
+
+def _files(project: Path) -> set[str]:
+    return {
+        str(p.relative_to(project))
+        for p in project.rglob("*")
+        if p.is_file() and ".git" not in p.relative_to(project).parts
+    }
+
+
+def test_without_the_standard_the_render_is_byte_identical(renders: dict[str, Path]) -> None:
+    """Separate accounts add target-account.yaml and their standards file; nothing else differs.
+
+    The account ids reach the stacks as parameters (StagingAccountId, ProdAccountId), so the
+    single-account render carries the same templates, in which they default to empty.
+    """
+    single, separate = renders["single"], renders["separate"]
+    assert _files(separate) - _files(single) == {"infrastructure/target-account.yaml"}
+    assert _files(single) <= _files(separate)
+    _, different, errors = filecmp.cmpfiles(single, separate, sorted(_files(single)), shallow=False)
+    assert different == ["org-standards.json"]
+    assert errors == []
+    assert json.loads((single / "org-standards.json").read_text()) == {}
+    assert json.loads((separate / "org-standards.json").read_text()) == STANDARDS
+
+
+# --- the stacks as each account deploys them ----------------------------------------------------
+
+
+def _infrastructure(project: Path, name: str) -> dict[str, Any]:
+    return dict(load_yaml(project / "infrastructure" / f"{name}.yaml"))
+
+
+def build_stacks(project: Path, separate: bool) -> dict[str, iam.Stack]:
+    accounts = (
+        {"StagingAccountId": ACCOUNTS["staging"], "ProdAccountId": ACCOUNTS["prod"]}
+        if separate
+        else {}
+    )
+    foundation = iam.Stack(
+        _infrastructure(project, "foundation"), f"{PROJECT}-foundation", accounts
+    )
+    exports = foundation.outputs()
+    deploy = iam.Stack(
+        _infrastructure(project, "deploy-pipeline"), f"{PROJECT}-deploy", accounts, exports
+    )
+    return {"foundation": foundation, "deploy": deploy}
+
+
+def target_stacks(project: Path, stage: str) -> dict[str, iam.Stack]:
+    """``target-account.yaml`` and the stage's endpoint stack, in the stage's account."""
+    account = ACCOUNTS[stage]
+    foundation = build_stacks(project, separate=True)["foundation"]
+    exports = foundation.outputs()
+    target = iam.Stack(
+        _infrastructure(project, "target-account"),
+        f"{PROJECT}-target",
+        {
+            "StageName": stage,
+            "BuildAccountId": BUILD,
+            "ArtifactBucketName": exports[f"{PROJECT}-artifact-bucket"],
+            "BuildKmsKeyArn": exports[f"{PROJECT}-kms-key-arn"],
+        },
+        account=account,
+    )
+    outputs = {key: target.resolve(o["Value"]) for key, o in target.template["Outputs"].items()}
+    endpoint = iam.Stack(
+        _infrastructure(project, "endpoint"),
+        f"{PROJECT}-endpoint-{stage}",
+        {
+            "StageName": stage,
+            "BuildAccountId": BUILD,
+            "ModelPackageArn": f"arn:aws:sagemaker:{iam.REGION}:{BUILD}:model-package/{PROJECT}/1",
+            "ModelExecutionRoleArn": outputs["ModelExecutionRoleArn"],
+            "KmsKeyArn": outputs["KmsKeyAliasArn"],
+        },
+        account=account,
+    )
+    return {"target": target, "endpoint": endpoint}
+
+
+def _documents(stacks: dict[str, iam.Stack]) -> Iterator[iam.PolicyDocument]:
+    for label, stack in stacks.items():
+        yield from iam.policy_documents(stack, label)
+
+
+def _principal_accounts(document: dict[str, Any]) -> set[str]:
+    """Accounts the AWS principals of a policy name (a root, a role, or a bare id)."""
+    found: set[str] = set()
+    for statement in iam.statements(document):
+        principal = statement.get("Principal", {})
+        if not isinstance(principal, dict):
+            continue
+        for value in iam._as_list(principal.get("AWS", [])):
+            match = re.fullmatch(r"(?:arn:aws:iam::)?(\d{12})(?::.*)?", str(value))
+            assert match, f"unrecognised principal {value}"
+            found.add(match.group(1))
+    return found
+
+
+def _accounts_named(document: dict[str, Any]) -> set[str]:
+    return set(re.findall(r"(?<![0-9])\d{12}(?![0-9])", json.dumps(document)))
+
+
+def test_a_single_account_project_grants_nothing_to_another_account(
+    renders: dict[str, Path],
+) -> None:
+    for project in renders.values():  # the same templates, with the accounts left empty
+        stacks = build_stacks(project, separate=False)
+        endpoint = _infrastructure(project, "endpoint")
+        for stage in ACCOUNTS:
+            stacks[stage] = iam.Stack(endpoint, f"{PROJECT}-endpoint-{stage}", {"StageName": stage})
+        for document in _documents(stacks):
+            assert _accounts_named(document.document) <= {BUILD}, document.where
+        active = {kind["Type"] for stack in stacks.values() for _, kind in stack.active()}
+        assert "AWS::Events::EventBusPolicy" not in active
+
+
+def test_every_cross_account_grant_names_only_the_configured_accounts(
+    renders: dict[str, Path],
+) -> None:
+    project = renders["separate"]
+    build = build_stacks(project, separate=True)
+    granted: dict[str, set[str]] = {}
+    for document in _documents(build):
+        accounts = _principal_accounts(document.document)
+        assert accounts <= {BUILD, *ACCOUNTS.values()}, document.where
+        if accounts - {BUILD}:
+            granted[document.where] = accounts - {BUILD}
+    # key, bucket and package group: both stages; the event bus: prod only, whose alarms retrain
+    assert granted == {
+        "foundation:ProjectKey": set(ACCOUNTS.values()),
+        "foundation:ArtifactBucketPolicy": set(ACCOUNTS.values()),
+        "foundation:ModelPackageGroup": set(ACCOUNTS.values()),
+        "deploy:ProdAlarmsReachThisAccount": {ACCOUNTS["prod"]},
+    }
+    for stage, account in ACCOUNTS.items():
+        for document in _documents(target_stacks(project, stage)):
+            # a target account trusts the build account, and names no other target account
+            assert _principal_accounts(document.document) <= {BUILD, account}, document.where
+            assert _accounts_named(document.document) <= {BUILD, account}, document.where
+
+
+# --- each account can do what the flow needs, and no more is granted across accounts ----------
+
+
+def _resource_policy_allows(
+    documents: list[dict[str, Any]], account: str, action: str, resource: str
+) -> bool:
+    root = f"arn:aws:iam::{account}:root"
+    for document in documents:
+        for statement in iam.statements(document):
+            principal = statement.get("Principal", {})
+            principals = (
+                iam._as_list(principal.get("AWS", [])) if isinstance(principal, dict) else []
+            )
+            if statement["Effect"] != "Allow" or root not in principals:
+                continue
+            actions = iam._as_list(statement["Action"])
+            resources = [str(r) for r in iam._as_list(statement["Resource"])]
+            if any(iam._glob(a, action, case=False) for a in actions) and any(
+                r == "*" or iam._glob(r, resource, case=True) for r in resources
+            ):
+                return True
+    return False
+
+
+def _build_resources(build: dict[str, iam.Stack]) -> dict[str, tuple[str, list[dict[str, Any]]]]:
+    """Build-account resources a target account reaches: ARN pattern -> (label, policies)."""
+    foundation = build["foundation"]
+    policies = {d.where: d.document for d in iam.policy_documents(foundation, "foundation")}
+    bucket = foundation.resolve({"Fn::GetAtt": ["ArtifactBucket", "Arn"]})
+    return {
+        foundation.arn("ProjectKey"): ("key", [policies["foundation:ProjectKey"]]),
+        f"{bucket}/*": ("bucket", [policies["foundation:ArtifactBucketPolicy"]]),
+        f"arn:aws:sagemaker:{iam.REGION}:{BUILD}:model-package/{PROJECT}/*": (
+            "package group",
+            [policies["foundation:ModelPackageGroup"]],
+        ),
+    }
+
+
+def _uses_of_build_resources(
+    target: iam.Stack, resources: dict[str, Any]
+) -> set[tuple[str, str, str]]:
+    """(action, build resource pattern, role) the target account's roles are allowed."""
+    uses = set()
+    for logical, resource in target.active():
+        if resource["Type"] != "AWS::IAM::Role":
+            continue
+        for document in iam.role_documents(target, logical):
+            for statement in iam.statements(document):
+                for arn in map(str, iam._as_list(statement["Resource"])):
+                    for pattern in resources:
+                        if iam._glob(arn, pattern, case=True) or iam._glob(pattern, arn, case=True):
+                            uses |= {
+                                (action, pattern, logical)
+                                for action in iam._as_list(statement["Action"])
+                                if iam.action_can_target(action, pattern.replace("*", "x"))
+                            }
+    return uses
+
+
+@pytest.mark.parametrize("stage", list(ACCOUNTS))
+def test_target_accounts_are_granted_exactly_what_their_roles_use(
+    renders: dict[str, Path], stage: str
+) -> None:
+    """Both sides of each cross-account grant agree: the build account's resource policies allow
+    every build-account action a target role is given, and grant the account nothing else."""
+    project = renders["separate"]
+    build = build_stacks(project, separate=True)
+    resources = _build_resources(build)
+    uses = _uses_of_build_resources(target_stacks(project, stage)["target"], resources)
+    assert {label for _, pattern, _ in uses for label in [resources[pattern][0]]} == {
+        "key",
+        "bucket",
+        "package group",
+    }
+    for action, pattern, role in sorted(uses):
+        label, policies = resources[pattern]
+        concrete = pattern.replace("*", "model.tar.gz" if label == "bucket" else "1")
+        assert _resource_policy_allows(policies, ACCOUNTS[stage], action, concrete), (
+            f"{role} may {action} on the {label}, whose policy does not grant it to {stage}"
+        )
+    used_actions = {(action.lower(), pattern) for action, pattern, _ in uses}
+    for pattern, (label, policies) in resources.items():
+        for document in policies:
+            for statement in iam.statements(document):
+                principal = statement.get("Principal", {})
+                if not isinstance(principal, dict):
+                    continue  # "*": the TLS-only Deny
+                principals = iam._as_list(principal.get("AWS", []))
+                if f"arn:aws:iam::{ACCOUNTS[stage]}:root" not in principals:
+                    continue
+                for action in iam._as_list(statement["Action"]):
+                    assert (action.lower(), pattern) in used_actions, (
+                        f"the {label} grants {action} to {stage}; no role there uses it"
+                    )
+
+
+@pytest.mark.parametrize("stage", list(ACCOUNTS))
+def test_target_stack_role_grants_what_the_resource_schemas_require(
+    renders: dict[str, Path], stage: str
+) -> None:
+    """tests/test_permissions.py's schema check, for the endpoint stack in its own account.
+
+    The stack names the stage key by its alias (the build account cannot read the target's
+    outputs); KMS authorizes a request that names an alias against the key it points to.
+    """
+    stacks = target_stacks(renders["separate"], stage)
+    target, endpoint = stacks["target"], stacks["endpoint"]
+    alias = target.resolve(target.template["Outputs"]["KmsKeyAliasArn"]["Value"])
+    key = target.arn("StageKey")
+    role = iam.role_documents(target, "StackRole")
+    by_key = [
+        json.loads(json.dumps(document).replace(key, alias)) for document in role
+    ]  # the role's key statements, read as KMS reads them for a request naming the alias
+    assert missing_permissions(endpoint, by_key) == []
+
+
+def test_the_deploy_pipeline_deploys_each_stage_as_its_accounts_roles(
+    renders: dict[str, Path],
+) -> None:
+    project = renders["separate"]
+    deploy = build_stacks(project, separate=True)["deploy"]
+    pipeline = deploy.resolve(deploy.resources["Pipeline"]["Properties"])
+    pipeline_role = iam.role_documents(deploy, "PipelineRole")
+    pipeline_role_arn = deploy.arn("PipelineRole")
+    actions = {
+        action["Configuration"]["StackName"]: action
+        for stage in pipeline["Stages"]
+        for action in stage["Actions"]
+        if action["ActionTypeId"]["Provider"] == "CloudFormation"
+    }
+    assert set(actions) == {f"{PROJECT}-endpoint-{stage}" for stage in ACCOUNTS}
+    for stage, account in ACCOUNTS.items():
+        action = actions[f"{PROJECT}-endpoint-{stage}"]
+        target = target_stacks(project, stage)["target"]
+        assert action["RoleArn"] == target.arn("DeployActionRole")
+        assert iam.allows(pipeline_role, "sts:AssumeRole", action["RoleArn"])
+        trust = target.resolve(target.resources["DeployActionRole"]["Properties"])[
+            "AssumeRolePolicyDocument"
+        ]
+        assert iam.trust_admits(trust, "sts:AssumeRole", {"aws:PrincipalArn": pipeline_role_arn})
+        other = f"arn:aws:iam::{BUILD}:role/{PROJECT}-deploy-build"
+        assert not iam.trust_admits(trust, "sts:AssumeRole", {"aws:PrincipalArn": other})
+        action_role = iam.role_documents(target, "DeployActionRole")
+        configuration = action["Configuration"]
+        stack_arn = (
+            f"arn:aws:cloudformation:{iam.REGION}:{account}:stack/"
+            f"{configuration['StackName']}/0a1b2c3d"
+        )
+        for call in STACK_CALLS[configuration["ActionMode"]]:
+            assert iam.allows(action_role, f"cloudformation:{call}", stack_arn), (stage, call)
+        assert configuration["RoleArn"] == target.arn("StackRole")
+        assert iam.allows(action_role, "iam:PassRole", configuration["RoleArn"])
+        # the build account's own stack role is not created, nor passed
+        assert "CloudFormationRole" not in dict(deploy.active())
+        assert not iam.allows(
+            pipeline_role, "cloudformation:CreateStack", stack_arn.replace(account, BUILD)
+        )
+
+
+def test_the_staging_test_runs_as_the_staging_accounts_test_role(renders: dict[str, Path]) -> None:
+    project = renders["separate"]
+    deploy = build_stacks(project, separate=True)["deploy"]
+    environment = {
+        variable["Name"]: variable["Value"]
+        for variable in deploy.resolve(deploy.resources["StagingTestProject"]["Properties"])[
+            "Environment"
+        ]["EnvironmentVariables"]
+    }
+    target = target_stacks(project, "staging")["target"]
+    assert environment["ENDPOINT_TEST_ROLE_ARN"] == target.arn("EndpointTestRole")
+    assert (environment["STAGING_ACCOUNT_ID"], environment["PROD_ACCOUNT_ID"]) == (
+        ACCOUNTS["staging"],
+        ACCOUNTS["prod"],
+    )
+    build_role = iam.role_documents(deploy, "DeployBuildRole")
+    assert iam.allows(build_role, "sts:AssumeRole", environment["ENDPOINT_TEST_ROLE_ARN"])
+    trust = target.resolve(target.resources["EndpointTestRole"]["Properties"])[
+        "AssumeRolePolicyDocument"
+    ]
+    assert iam.trust_admits(
+        trust, "sts:AssumeRole", {"aws:PrincipalArn": deploy.arn("DeployBuildRole")}
+    )
+    endpoint = (
+        f"arn:aws:sagemaker:{iam.REGION}:{ACCOUNTS['staging']}:endpoint/"
+        f"{environment['ENDPOINT_NAME'].replace('${SageMakerProjectName}', PROJECT)}"
+    )
+    test_role = iam.role_documents(target, "EndpointTestRole")
+    assert iam.allows(test_role, "sagemaker:InvokeEndpoint", endpoint)
+    # only staging has a test role; prod's endpoint is not invoked by the pipeline
+    assert "EndpointTestRole" not in dict(target_stacks(project, "prod")["target"].active())
+
+
+def _alarm_event(account: str, alarm_arn: str) -> dict[str, Any]:
+    """A CloudWatch alarm state change as EventBridge delivers it (CloudWatch user guide)."""
+    return {
+        "version": "0",
+        "id": "c4c1c1c9-6542-e61b-6ef0-8c4d36933a92",
+        "detail-type": "CloudWatch Alarm State Change",
+        "source": "aws.cloudwatch",
+        "account": account,
+        "time": "2026-11-24T01:00:00Z",
+        "region": iam.REGION,
+        "resources": [alarm_arn],
+        "detail": {
+            "alarmName": alarm_arn.rsplit(":", 1)[1],
+            "state": {"value": "ALARM", "reason": "drift", "timestamp": "2026-11-24T01:00:00Z"},
+            "previousState": {"value": "OK"},
+        },
+    }
+
+
+def test_a_prod_alarm_starts_the_build_accounts_pipeline(renders: dict[str, Path]) -> None:
+    """Prod alarm -> prod rule -> build account default bus (policy) -> build rule -> pipeline."""
+    project = renders["separate"]
+    deploy = build_stacks(project, separate=True)["deploy"]
+    prod = target_stacks(project, "prod")["endpoint"]
+
+    def matches(rule: dict[str, Any], event: dict[str, Any]) -> bool:
+        return bool(EventPattern.load(json.dumps(rule["EventPattern"])).matches_event(event))
+
+    prod_rule = prod.resolve(prod.resources["RetrainOnAlarmRule"]["Properties"])
+    build_rule = deploy.resolve(deploy.resources["RetrainOnProdAlarmRule"]["Properties"])
+    bus = f"arn:aws:events:{iam.REGION}:{BUILD}:event-bus/default"
+    bus_policy = next(
+        d.document
+        for d in iam.policy_documents(deploy, "deploy")
+        if d.where == "deploy:ProdAlarmsReachThisAccount"
+    )
+    for alarm in ("DriftAlarm", "QualityAlarm"):
+        event = _alarm_event(ACCOUNTS["prod"], prod.arn(alarm))
+        assert matches(prod_rule, event), alarm
+        (forward,) = prod_rule["Targets"]
+        assert forward["Arn"] == bus and "SageMakerPipelineParameters" not in forward
+        retrain_role = iam.role_documents(prod, "RetrainRole")
+        assert iam.allows(retrain_role, "events:PutEvents", bus)
+        assert _resource_policy_allows([bus_policy], ACCOUNTS["prod"], "events:PutEvents", bus)
+        (statement,) = iam.statements(bus_policy)
+        assert iam.conditions_hold(
+            statement["Condition"],
+            {"events:source": event["source"], "events:detail-type": event["detail-type"]},
+        )
+        assert matches(build_rule, event), alarm
+        # the same alarm name in the staging account (or anywhere else) starts nothing
+        elsewhere = _alarm_event(
+            ACCOUNTS["staging"], prod.arn(alarm).replace(ACCOUNTS["prod"], ACCOUNTS["staging"])
+        )
+        assert not matches(build_rule, elsewhere), alarm
+    (start,) = build_rule["Targets"]
+    pipeline = f"arn:aws:sagemaker:{iam.REGION}:{BUILD}:pipeline/{PROJECT}-pipeline"
+    assert start["Arn"] == pipeline
+    assert iam.allows(
+        iam.role_documents(deploy, "RetrainOnProdAlarmRole"),
+        "sagemaker:StartPipelineExecution",
+        pipeline,
+    )
+
+
+def test_every_policy_of_both_layouts_passes_parliament(renders: dict[str, Path]) -> None:
+    project = renders["separate"]
+    stacks = [(f"{label}.yaml", stack) for label, stack in build_stacks(project, True).items()]
+    for stage in ACCOUNTS:
+        stacks += [
+            (f"{label}.yaml[{stage}]", stack)
+            for label, stack in target_stacks(project, stage).items()
+        ]
+    assert parliament_findings(stacks) == []
+
+
+@pytest.mark.slow
+def test_separate_accounts_infrastructure_is_cfn_lint_and_checkov_clean(
+    renders: dict[str, Path],
+) -> None:
+    infrastructure = renders["separate"] / "infrastructure"
+    files = sorted(infrastructure.glob("*.yaml"))
+    assert infrastructure / "target-account.yaml" in files
+    lint = subprocess.run(
+        [tool("cfn-lint"), *map(str, files)], capture_output=True, text=True, check=False
+    )
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    scan = subprocess.run(
+        [
+            tool("checkov"),
+            "-d",
+            str(infrastructure),
+            "--framework",
+            "cloudformation",
+            "--output",
+            "json",
+            "--skip-download",  # stay offline
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    report: dict[str, Any] = json.loads(scan.stdout)
+    failed = [f"{c['check_id']} {c['resource']}" for c in report["results"]["failed_checks"]]
+    assert report["summary"]["failed"] == 0, failed
+    for skipped in report["results"]["skipped_checks"]:
+        assert skipped.get("check_result", {}).get("suppress_comment"), skipped["check_id"]
