@@ -45,6 +45,8 @@ SAMPLE_PARAMETERS: dict[str, Any] = {
     "CodeConnectionArn": f"arn:aws:codeconnections:{REGION}:{ACCOUNT}:connection/0a1b2c3d",
     "ModelPackageArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/tumour/1",
     "ChallengerPackageArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/tumour/2",
+    "ChampionVariant": "champion",
+    "ChallengerVariant": "challenger",
     "ModelExecutionRoleArn": f"arn:aws:iam::{ACCOUNT}:role/tumour-sagemaker-execution",
     "KmsKeyArn": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{KEY_ID}",
     "DataCaptureUri": "s3://bucket/tumour/capture",

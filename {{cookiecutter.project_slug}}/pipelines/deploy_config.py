@@ -29,7 +29,7 @@ import boto3
 import yaml
 from botocore.exceptions import ClientError
 
-from . import drift_alarms, endpoint_requests, rollout
+from . import deployed, drift_alarms, endpoint_requests, rollout
 from .run import PARAMS, SCHEMA_GLOB, pipeline_inputs
 from .settings import LOWER_IS_BETTER, Settings, load_settings
 
@@ -39,6 +39,8 @@ STAGES = ("staging", "prod")
 PACKAGE_ARN_VARIABLE = "MODEL_PACKAGE_ARN"
 # The deploy pipeline's ModelPackageArn default: a manual start that names no package.
 MANUAL_RUN = "newest-approved"
+# The other values the deploy pipeline's ModelPackageArn takes (make promote / make discard).
+DEPLOY, PROMOTE, DISCARD = "deploy", "promote", "discard"
 APPROVED = "Approved"
 
 
@@ -310,14 +312,86 @@ def stage_config(
     return dict(config)
 
 
-def replace_mode(deployment: rollout.Deployment) -> rollout.Deployment:
-    return dataclasses.replace(deployment, mode="replace")
-
-
 def monitor_image_uri(region: str) -> str:
     from sagemaker.core.image_uris import retrieve  # slow import, only when writing configs
 
     return str(retrieve(framework="model-monitor", region=region))
+
+
+def endpoint_name(settings: Settings, stage: str) -> str:
+    """The stage's endpoint, as endpoint.yaml names it (${SageMakerProjectName}-${StageName})."""
+    return f"{settings.project_name}-{stage}"
+
+
+def _live(sagemaker: Any, settings: Settings, stage: str, needed: bool) -> deployed.Serving | None:
+    """What the stage serves now. A replace deploy only uses it to know whether the variants
+    change; when the endpoint cannot be read (in another account), it is taken to keep them."""
+    try:
+        return deployed.serving(sagemaker, endpoint_name(settings, stage))
+    except deployed.EndpointReadError as error:
+        if needed:
+            raise DeployConfigError(str(error)) from error
+        return None
+
+
+def _serving_package(sagemaker: Any, arn: str, role: str) -> Package:
+    package = describe_package(sagemaker, arn)
+    if package.baseline is None:
+        raise DeployConfigError(f"the {role} {arn} has no data-quality baseline")
+    return package
+
+
+def plan_stage(
+    sagemaker: Any,
+    stage: str,
+    live: deployed.Serving | None,
+    action: str,
+    new: Package | None,
+) -> tuple[StagePlan, str]:
+    """What the stage serves after this deploy, and one phrase saying so.
+
+    ``live`` is what the stage's endpoint serves now (None: no endpoint yet). ``action`` is
+    ``deploy`` (``new`` is the approved package), ``promote`` (the challenger becomes the
+    champion) or ``discard`` (the challenger is removed). In shadow and ab mode a deployed
+    package becomes the challenger beside the endpoint's current champion; on an endpoint that
+    does not exist yet, or already serves it, it becomes the champion.
+    """
+    deployment = stage_deployment(stage)
+    challenger: Package | None = None
+    if action == DEPLOY and new is not None:
+        if deployment.mode == "replace" or live is None or live.champion == new.arn:
+            champion, note = new, f"version {new.version} serves alone"
+            if deployment.mode != "replace":
+                note += " (nothing else serves yet to be its champion)" if live is None else ""
+        else:
+            champion = _serving_package(sagemaker, live.champion, "champion")
+            challenger = new
+            note = (
+                f"version {new.version} as the {deployment.mode} challenger of "
+                f"version {champion.version}"
+            )
+    elif live is None:
+        raise DeployConfigError(f"nothing to {action}: the {stage} endpoint does not exist")
+    elif live.challenger is None:
+        champion = _serving_package(sagemaker, live.champion, "champion")
+        note = f"no challenger, version {champion.version} unchanged"
+    elif action == PROMOTE:
+        champion = _serving_package(sagemaker, live.challenger, "challenger")
+        if champion.status != APPROVED:
+            raise DeployConfigError(
+                f"the {stage} challenger {champion.arn} is {champion.status}, not {APPROVED}: "
+                "refusing to promote it"
+            )
+        note = f"version {champion.version} promoted to champion"
+    else:
+        champion = _serving_package(sagemaker, live.champion, "champion")
+        note = f"challenger discarded, version {champion.version} serves alone"
+    mode = deployment.mode if challenger is not None else "replace"
+    guarded = live is None or live.variants == frozenset(rollout.variants(mode))
+    if not guarded:
+        note += " (variants change: one step, without traffic shifting or rollback alarms)"
+    plan = StagePlan(champion, challenger, dataclasses.replace(deployment, mode=mode), guarded)
+    return plan, f"{stage}: {note}"
 
 
 def write_configs(
@@ -328,19 +402,40 @@ def write_configs(
     monitor_image: str,
     requested_arn: str | None = None,
 ) -> tuple[Package, str]:
-    """Write the deploy artifact; returns the package and the line that says why it is that one.
+    """Write the deploy artifact; returns the package this deploy is about (the approved one,
+    the promoted challenger, or the champion a discard keeps) and one line saying what each
+    stage will serve and why.
 
-    ``clients`` are the SageMaker (registry) and S3 (baseline files) clients.
+    ``requested_arn`` is a package ARN, None or ``newest-approved`` (the newest Approved
+    package), ``promote`` or ``discard``. ``clients`` are the SageMaker (registry, live
+    endpoints) and S3 (baseline files) clients.
     """
     sagemaker, s3 = clients
-    package, account = resolve_package(sagemaker, settings.model_package_group, requested_arn)
-    if package.baseline is None:  # resolve_package refuses these already
-        raise DeployConfigError(f"model package {package.arn} has no data-quality baseline")
-    check_baseline(s3, package.baseline, features())
+    action = requested_arn if requested_arn in (PROMOTE, DISCARD) else DEPLOY
+    new: Package | None = None
+    if action == DEPLOY:
+        new, line = resolve_package(sagemaker, settings.model_package_group, requested_arn)
+    else:
+        line = f"{action} in {settings.model_package_group}"
+    lives = {
+        stage: _live(
+            sagemaker,
+            settings,
+            stage,
+            needed=action != DEPLOY or stage_deployment(stage).mode != "replace",
+        )
+        for stage in STAGES
+    }
+    if action != DEPLOY and not any(live and live.challenger for live in lives.values()):
+        raise DeployConfigError(f"nothing to {action}: no stage serves a challenger")
+    plans = {stage: plan_stage(sagemaker, stage, lives[stage], action, new) for stage in STAGES}
+    for plan, _ in plans.values():
+        for package in (plan.champion, plan.challenger):
+            if package is not None and package.baseline is not None:
+                check_baseline(s3, package.baseline, features())
     template = endpoint_template(settings.project_name, features())
     configs = {}
-    for stage in STAGES:
-        plan = StagePlan(package, None, replace_mode(stage_deployment(stage)))
+    for stage, (plan, _) in plans.items():
         configs[stage] = stage_config(stage, settings, plan, kms_key_arn, monitor_image)
         # Refuse what SageMaker would reject before anything is written.
         endpoint_requests.endpoint_requests(template, configs[stage]["Parameters"])
@@ -348,7 +443,8 @@ def write_configs(
     (output / "endpoint.yaml").write_text(yaml.safe_dump(template, sort_keys=False, width=1000))
     for stage, config in configs.items():
         (output / f"{stage}-config.json").write_text(json.dumps(config, indent=2) + "\n")
-    return package, account
+    subject = new or plans["prod"][0].champion
+    return subject, "; ".join([line, *(note for _, note in plans.values())])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -359,7 +455,8 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get(PACKAGE_ARN_VARIABLE, ""),
         help=(
             f"package to deploy (default: ${PACKAGE_ARN_VARIABLE}); "
-            f"empty or {MANUAL_RUN}: the newest Approved package"
+            f"empty or {MANUAL_RUN}: the newest Approved package; {PROMOTE}: each stage's "
+            f"challenger becomes its champion; {DISCARD}: each stage's challenger is removed"
         ),
     )
     args = parser.parse_args(argv)

@@ -15,7 +15,7 @@ from functools import cache
 from typing import Any
 
 import botocore.session
-from botocore.model import Shape
+from botocore.model import ServiceModel, Shape
 from botocore.validate import ParamValidator
 
 PSEUDO = {
@@ -25,6 +25,12 @@ PSEUDO = {
     "AWS::StackName": "endpoint-stack",
 }
 _NO_VALUE = object()
+
+
+@cache
+def service_model() -> ServiceModel:
+    """SageMaker's service model as the installed botocore carries it (loaded once: it is large)."""
+    return botocore.session.get_session().get_service_model("sagemaker")
 
 
 class RequestError(ValueError):
@@ -186,8 +192,7 @@ def _service_bounds(value: Any, shape: Shape, path: str) -> list[str]:
 
 def validate(operation: str, request: dict[str, Any]) -> dict[str, Any]:
     """The request typed as the API takes it; RequestError with every problem on one line."""
-    model = botocore.session.get_session().get_service_model("sagemaker")
-    shape = model.operation_model(operation).input_shape
+    shape = service_model().operation_model(operation).input_shape
     typed = _coerce(request, shape)
     report = ParamValidator().validate(typed, shape)
     problems = [line.strip() for line in report.generate_report().splitlines() if line.strip()]

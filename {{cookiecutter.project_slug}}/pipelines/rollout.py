@@ -12,17 +12,21 @@ naming the stage, the setting and the rule.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
-from functools import cache
+from pathlib import Path
 from typing import Any
 
-import botocore.session
+from .endpoint_requests import service_model
 
 MODES = ("replace", "shadow", "ab")
-# The variant names of the endpoint template; blue/green updates need them unchanged.
-CHAMPION = "Champion"
-CHALLENGER = "Challenger"
+# The variant names, defined once for the local server, the comparison and the endpoint;
+# blue/green updates need them unchanged.
+VARIANTS_FILE = next((Path(__file__).resolve().parent.parent / "src").glob("*/variants.json"))
+_NAMES: dict[str, str] = json.loads(VARIANTS_FILE.read_text())
+CHAMPION = _NAMES["champion"]
+CHALLENGER = _NAMES["challenger"]
 CANARY_SIZE = ("CanaryInstances", "CanaryPercent")
 LINEAR_STEP = ("LinearStepInstances", "LinearStepPercent")
 SETTINGS = {
@@ -49,11 +53,8 @@ class RolloutError(ValueError):
     """Deploy settings SageMaker would reject, or that do not mean what they say."""
 
 
-@cache
 def _shape_metadata(name: str) -> dict[str, Any]:
-    model = botocore.session.get_session().get_service_model("sagemaker")
-    shape = model.shape_for(name)
-    return dict(shape.metadata)
+    return dict(service_model().shape_for(name).metadata)
 
 
 def _bounds(shape: str) -> tuple[int, int]:
@@ -210,6 +211,8 @@ def template_parameters(deployment: Deployment, guarded: bool) -> dict[str, str]
     """The endpoint template's rollout and mode parameters for this deployment."""
     ab, split = deployment.mode == "ab", deployment.challenger_percent
     parameters = {
+        "ChampionVariant": CHAMPION,
+        "ChallengerVariant": CHALLENGER,
         "DeployMode": deployment.mode,
         "RolloutType": deployment.rollout,
         "RolloutWaitSeconds": str(deployment.wait_seconds),

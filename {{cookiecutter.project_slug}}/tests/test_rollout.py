@@ -168,7 +168,8 @@ def test_every_stage_is_guarded_by_the_same_mechanism(stage: str) -> None:
     config = requests["UpdateEndpoint"]["DeploymentConfig"]
     assert set(config) == {"BlueGreenUpdatePolicy", "AutoRollbackConfiguration"}
     names = [alarm["AlarmName"] for alarm in config["AutoRollbackConfiguration"]["Alarms"]]
-    assert names == [f"churn-{stage}-champion-5xx", f"churn-{stage}-champion-latency-p99"]
+    champion = rollout.CHAMPION
+    assert names == [f"churn-{stage}-{champion}-5xx", f"churn-{stage}-{champion}-latency-p99"]
 
 
 def test_an_update_that_changes_the_variants_goes_without_deployment_config() -> None:
@@ -184,7 +185,11 @@ def test_an_update_that_changes_the_variants_goes_without_deployment_config() ->
 # What SageMaker publishes for an endpoint's invocations (Monitoring SageMaker with CloudWatch,
 # "Endpoint invocation metrics"): namespace, dimensions, and which statistic is meaningful.
 INVOCATION_METRICS = {"Invocation5XXErrors": "Average", "ModelLatency": "p99"}
-SERVING = {"replace": {"Champion"}, "shadow": {"Champion"}, "ab": {"Champion", "Challenger"}}
+SERVING = {
+    "replace": {rollout.CHAMPION},
+    "shadow": {rollout.CHAMPION},  # the shadow answers no one: its alarms would guard nothing
+    "ab": {rollout.CHAMPION, rollout.CHALLENGER},
+}
 
 
 def minute_values(per_minute: list[np.ndarray], statistic: str) -> list[float | None]:
