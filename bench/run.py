@@ -36,6 +36,7 @@ ENV = {
     k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "VIRTUAL_ENV")
 } | {"NO_COLOR": "1"}
 BIN = Path(sys.executable).parent
+SHADOW_ROW = "4b serving: the champion alone vs with a shadow challenger (make serve MODE=shadow)"
 PIPELINE_LOCAL_ROW = "3b make pipeline-local beside dvc repro --force (s, interleaved)"
 
 
@@ -286,13 +287,16 @@ def repro_scaling(project: Path) -> dict[str, float]:
 PACKAGE_SOURCE = "{{cookiecutter.project_slug}}/src/{{cookiecutter.package_name}}"
 
 
-def start_server(project: Path, package: str, pythonpath: Path | None = None) -> tuple[Any, int]:
-    """The project's `serve` module in its own process; ``pythonpath`` puts another copy first."""
+def start_server(
+    project: Path, package: str, pythonpath: Path | None = None, extra: tuple[str, ...] = ()
+) -> tuple[Any, int]:
+    """The project's `serve` module in its own process; ``pythonpath`` puts another copy first,
+    ``extra`` adds `serve` options."""
     port = free_port()
     env = ENV | ({"PYTHONPATH": str(pythonpath)} if pythonpath else {})
     command = [str(project / ".venv" / "bin" / "python"), "-m", f"{package}.serve"]
     server = subprocess.Popen(
-        [*command, "--model-dir", str(project / "models"), "--port", str(port)],
+        [*command, "--model-dir", str(project / "models"), "--port", str(port), *extra],
         cwd=project,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -376,6 +380,76 @@ def serving(project: Path, baseline: str | None = None, rounds: int = 3) -> dict
     return results
 
 
+def captured_lines(folder: Path) -> int:
+    return sum(len(f.read_text().splitlines()) for f in folder.rglob("*.jsonl"))
+
+
+def shadow_serving(project: Path, rounds: int = 3, requests: int = 400) -> dict[str, Any]:
+    """The champion alone beside the champion with a shadow challenger: 1 row, 1 and 8 clients.
+
+    Both servers capture (as `make serve` does); the challenger is a copy of the champion's model,
+    so the shadow costs what a retrained model of the same kind costs. The two are loaded in turn,
+    ``rounds`` times per figure, and each figure is the median over rounds. Shadow copies the
+    challenger did not score (dropped when its queue was full) are counted from the captures.
+    """
+    import pandas as pd
+
+    package = next((project / "src").glob("*/schema.json")).parent.name
+    test = pd.read_csv(project / "data" / "processed" / "test" / "test.csv")
+    features = test.drop(columns=test.columns[-1])
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        challenger = work / "challenger"
+        shutil.copytree(project / "models", challenger)
+        body = work / "1.csv"
+        body.write_text(features.sample(1, random_state=1).to_csv(index=False, header=False))
+        shadow_capture = work / "capture-shadow"
+        options = {
+            "champion alone": ("--capture-dir", str(work / "capture-alone")),
+            "champion + shadow": (
+                *("--capture-dir", str(shadow_capture), "--challenger-dir", str(challenger)),
+                *("--mode", "shadow"),
+            ),
+        }
+        servers: dict[str, tuple[Any, int]] = {}
+        try:
+            for name, extra in options.items():
+                servers[name] = start_server(project, package, extra=extra)
+            for concurrency in (1, 8):
+                runs: dict[str, list[dict[str, float]]] = {name: [] for name in servers}
+                order = list(servers.items())
+                for _ in range(rounds):
+                    for name, (_, port) in order:
+                        runs[name].append(load(port, body, concurrency, requests))
+                    order.reverse()
+                for name, samples in runs.items():
+                    results[f"1 row, concurrency {concurrency} / {name}"] = {
+                        field: statistics.median(sample[field] for sample in samples)
+                        for field in samples[0]
+                    }
+            # Let the challenger finish the copies still queued, then count what it never scored.
+            previous, deadline = -1, time.monotonic() + 30
+            while time.monotonic() < deadline:
+                scored = captured_lines(shadow_capture / "challenger")
+                if scored == previous:
+                    break
+                previous = scored
+                time.sleep(1)
+            answered = captured_lines(shadow_capture / "champion")
+            results["shadow copies dropped (challenger queue full)"] = (
+                f"{answered - previous} of {answered}"
+            )
+        finally:
+            for server, _ in servers.values():
+                server.terminate()
+                server.wait(timeout=10)
+    results["1-minute load average after (machine shared with other jobs)"] = (
+        f"{os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs"
+    )
+    return results
+
+
 def render_scaling(work: Path) -> dict[str, float]:
     combos = [
         [],
@@ -401,6 +475,104 @@ def matrix_test_scaling() -> dict[str, float]:
             command, cwd=ROOT, env=ENV | {"TEMPLATE_MATRIX_ROWS": str(rows)}
         )
         for rows in (1, 2, 4)
+    }
+
+
+# What `uv sync` installs for each dependency set of a rendered project: the model's runtime
+# (what every SageMaker job and the endpoint install, src/requirements.txt), each tooling group
+# alone, and everything (what `make setup` installs on a laptop).
+DEPENDENCY_SETS = {
+    "runtime": ["--no-default-groups"],
+    "cloud": ["--only-group", "cloud"],
+    "plots": ["--only-group", "plots"],
+    "dev": ["--only-group", "dev"],
+    "all (make setup)": [],
+}
+FRAMEWORKS = ("scikit-learn", "xgboost")
+FRAMEWORK_ROW = "7 model_framework: dvc repro --force, interleaved (s)"
+GROUPS_ROW = "8 dependency sets: fresh venv from the lock"
+
+
+def tree_megabytes(path: Path) -> float:
+    """Bytes of the files under ``path`` (hard links to uv's cache counted once), in MB."""
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    for file in path.rglob("*"):
+        info = file.lstat()
+        if file.is_symlink() or not file.is_file() or (info.st_dev, info.st_ino) in seen:
+            continue
+        seen.add((info.st_dev, info.st_ino))
+        total += info.st_size
+    return total / 1e6
+
+
+def install_set(project: Path, options: list[str], cache: Path | None) -> dict[str, float]:
+    """Install one dependency set into a new venv from the project's lock; its time and size."""
+    with tempfile.TemporaryDirectory(prefix="venv-", dir=project.parent) as tmp:
+        venv = Path(tmp) / "venv"
+        env = ENV | {"UV_PROJECT_ENVIRONMENT": str(venv)}
+        if cache is not None:
+            env["UV_CACHE_DIR"] = str(cache)
+        seconds = run(
+            ["uv", "sync", "--locked", "--no-install-project", "--quiet", *options],
+            cwd=project,
+            env=env,
+        )
+        packages = len(list((venv / "lib").glob("python*/site-packages/*.dist-info")))
+        return {"seconds": seconds, "megabytes": tree_megabytes(venv), "packages": packages}
+
+
+def dependency_sets(project: Path, cold: tuple[str, ...]) -> dict[str, Any]:
+    """Size and install time of each dependency set, warm uv cache (the project's own `make
+    setup` filled it); the sets named in ``cold`` also with an empty cache (every wheel
+    downloaded from the registry)."""
+    results: dict[str, Any] = {}
+    for name, options in DEPENDENCY_SETS.items():
+        warm = install_set(project, options, None)
+        row = {
+            "size (MB)": round(warm["megabytes"], 1),
+            "packages": int(warm["packages"]),
+            "install, warm cache (s)": warm["seconds"],
+        }
+        if name in cold:
+            with tempfile.TemporaryDirectory(prefix="uv-cache-", dir=project.parent) as cache:
+                row["install, cold cache (s)"] = install_set(project, options, Path(cache))[
+                    "seconds"
+                ]
+        results[name] = row
+    return results
+
+
+def framework_repro(work: Path, runs: int) -> dict[str, Any]:
+    """`dvc repro --force` of a default project per model framework, interleaved so both see the
+    same machine load; each project installed from its own lock first."""
+    projects = {}
+    for framework in FRAMEWORKS:
+        output = work / f"framework-{framework}"
+        render_ours(output, f"model_framework={framework}")
+        projects[framework] = next(output.iterdir())
+        run(["make", "setup"], cwd=projects[framework])
+        run(["uv", "run", "--locked", "dvc", "repro", "--force"], cwd=projects[framework])
+    samples: dict[str, list[float]] = {framework: [] for framework in FRAMEWORKS}
+    for _ in range(runs):
+        for framework, project in projects.items():
+            command = ["uv", "run", "--locked", "dvc", "repro", "--force"]
+            samples[framework].append(run(command, cwd=project))
+    results: dict[str, Any] = {framework: stats(samples[framework]) for framework in FRAMEWORKS}
+    results["ratio of medians (xgboost / scikit-learn)"] = statistics.median(
+        samples["xgboost"]
+    ) / statistics.median(samples["scikit-learn"])
+    return results
+
+
+def frameworks_and_groups(work: Path, runs: int, cold: tuple[str, ...]) -> dict[str, Any]:
+    repro = framework_repro(work, runs)
+    return {
+        FRAMEWORK_ROW: repro,
+        GROUPS_ROW: {
+            framework: dependency_sets(next((work / f"framework-{framework}").iterdir()), cold)
+            for framework in FRAMEWORKS
+        },
     }
 
 
@@ -465,6 +637,11 @@ def main() -> None:
         "--serving-only", action="store_true", help="only the serving figures (row 4)"
     )
     parser.add_argument(
+        "--shadow-only",
+        action="store_true",
+        help="only the champion alone vs with a shadow challenger (row 4b)",
+    )
+    parser.add_argument(
         "--serving-baseline",
         metavar="GIT_REF",
         help="also serve the rendered package as it was at this commit, in turn with today's",
@@ -477,7 +654,18 @@ def main() -> None:
         action="store_true",
         help="only `make pipeline-local` beside `dvc repro --force` (row 3b), in a fresh render",
     )
+    parser.add_argument(
+        "--frameworks-only",
+        action="store_true",
+        help="only rows 7-8: dvc repro per model framework, size and install time per group",
+    )
+    parser.add_argument(
+        "--cold-groups",
+        default="runtime,plots",
+        help="dependency sets also installed with an empty uv cache (downloads; 'none' for none)",
+    )
     args = parser.parse_args()
+    cold = tuple(name for name in args.cold_groups.split(",") if name in DEPENDENCY_SETS)
     results: dict[str, Any] = {
         "machine": {
             "cpus": os.cpu_count(),
@@ -498,12 +686,24 @@ def main() -> None:
             results["4 serving"] = serving(project, args.serving_baseline, args.serving_rounds)
             report(results, "serving.json")
             return
+        if args.shadow_only:
+            project_root = work / "shadow"
+            render_ours(project_root)
+            project = next(project_root.iterdir())
+            run(["make", "setup", "repro"], cwd=project)
+            results[SHADOW_ROW] = shadow_serving(project, args.serving_rounds)
+            report(results, "shadow.json")
+            return
         if args.pipeline_local_only:
             render_ours(work / "pipeline-local")
             project = next((work / "pipeline-local").iterdir())
             run(["make", "setup"], cwd=project)
             results[PIPELINE_LOCAL_ROW] = pipeline_local_beside_repro(project, args.runs)
             report(results, "pipeline-local.json")
+            return
+        if args.frameworks_only:
+            results |= frameworks_and_groups(work, min(args.runs, 3), cold)
+            report(results, "frameworks.json")
             return
         results["1 render (s), interleaved with ccds"] = render_side_by_side(
             work, args.render_runs, args.ccds_template.resolve()
@@ -524,6 +724,7 @@ def main() -> None:
         results["4 serving (target p99 < 20 ms for 1 row at concurrency 1)"] = serving(
             project, args.serving_baseline, args.serving_rounds
         )
+        results[SHADOW_ROW] = shadow_serving(project, args.serving_rounds)
         results["5 template test suite (s; target fast < 60)"] = {
             "fast subset (make test-fast)": suite_time("test-fast"),
             **({"full (make test)": suite_time("test")} if args.full_suite else {}),
@@ -533,6 +734,7 @@ def main() -> None:
             "matrix test time, serial (s)": matrix_test_scaling(),
             "dvc repro time by data size (s)": repro_scaling(project),
         }
+        results |= frameworks_and_groups(work, min(args.runs, 3), cold)
     report(results, "latest.json")
 
 

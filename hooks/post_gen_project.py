@@ -26,8 +26,6 @@ import template_files  # noqa: E402
 template_files.prune(Path.cwd(), ANSWERS)
 template_files.fill_answers(Path.cwd(), ANSWERS)
 # Already validated by the pre-generation hook; the project applies what the file says.
-standards = org_standards.load(org_standards.locate(Path(sys.path[0]).parent))
-template_files.prune_unset_standards(Path.cwd(), standards)
-org_standards.write_into(Path.cwd(), standards)
+org_standards.write_into(Path.cwd(), org_standards.load(org_standards.locate(Path(sys.path[0]).parent)))
 template_files.init_git(Path.cwd())
 {% endraw %}

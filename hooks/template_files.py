@@ -17,8 +17,11 @@ from typing import Any
 
 # Files that exist in one variant per value of a choice carry the value as an infix:
 # ``dataset.classification.csv`` is kept as ``dataset.csv`` when problem_type == classification.
+# The model framework's variants (its estimator module, its lock and the runtime requirements
+# exported from that lock) keep the other framework's code and libraries out of the project.
 VARIANT_CHOICES: dict[str, tuple[str, ...]] = {
     "problem_type": ("classification", "regression"),
+    "model_framework": ("scikit-learn", "xgboost"),
 }
 
 # Paths (relative to the project) that exist only when a choice has a given value.
@@ -28,10 +31,6 @@ OPTION_PATHS: dict[tuple[str, str], tuple[str, ...]] = {
     ("license", "Proprietary"): (),
 }
 LICENSE_FILE_ABSENT_FOR = ("Proprietary",)
-# Paths that exist only when the organisation standards set a rule (hooks/org_standards.py).
-STANDARD_PATHS: dict[str, tuple[str, ...]] = {
-    "accounts": ("infrastructure/target-account.yaml",),
-}
 # Files without template logic are copied verbatim (cookiecutter.json's ``_copy_without_render``):
 # Jinja compiling them was most of a render's time (the 1.4 MB uv.lock alone a tenth of a second).
 # Those that need answers hold bare ``{{ cookiecutter.<name> }}`` placeholders, which
@@ -40,6 +39,13 @@ STANDARD_PATHS: dict[str, tuple[str, ...]] = {
 ANSWER_PLACEHOLDER = re.compile(rb"\{\{ cookiecutter\.(\w+) \}\}")
 LOCK_FILE = "uv.lock"
 LOCK_NAME_PLACEHOLDER = "{{ cookiecutter.project_slug }}"
+REQUIREMENTS_FILE = "src/requirements.txt"
+
+
+def variant_path(relative: str, choice_value: str) -> str:
+    """The template's name of a variant file: ``uv.lock`` of xgboost is ``uv.xgboost.lock``."""
+    path = Path(relative)
+    return str(path.with_name(f"{path.stem}.{choice_value}{path.suffix}"))
 
 
 def prune(project: Path, answers: Mapping[str, Any]) -> list[str]:
@@ -68,19 +74,6 @@ def prune(project: Path, answers: Mapping[str, Any]) -> list[str]:
                 else:
                     path.unlink()
                     removed.append(str(path.relative_to(project)))
-    return removed
-
-
-def prune_unset_standards(project: Path, standards: Mapping[str, Any]) -> list[str]:
-    """Delete the files of organisation standards the file does not set; return what was removed."""
-    removed: list[str] = []
-    for rule, paths in STANDARD_PATHS.items():
-        if standards.get(rule):
-            continue
-        for relative in paths:
-            if (project / relative).exists():
-                (project / relative).unlink()
-                removed.append(relative)
     return removed
 
 

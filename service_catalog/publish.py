@@ -129,6 +129,14 @@ def product_template(options: Options, built: seed.Seed, base: str) -> str:
             "SeedCodeKey": f"{base}/seed.zip",
         }
     )
+    # The organisation's tags join the SageMaker Projects tags product.yaml gives each nested
+    # stack (and the repository): CloudFormation propagates a nested stack's tags to its resources.
+    organisation_tags = [{"Key": k, "Value": v} for k, v in sorted(built.tags.items())]
+    for resource in template["Resources"].values():
+        tags = resource.get("Properties", {}).get("Tags")
+        if tags is not None:
+            given = {tag["Key"] for tag in tags}
+            tags.extend(tag for tag in organisation_tags if tag["Key"] not in given)
     return json.dumps(template, indent=2, sort_keys=False) + "\n"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import tempfile
 import zipfile
@@ -94,6 +95,7 @@ class Seed:
     zip: bytes
     templates: dict[str, bytes]  # file name -> rendered bytes
     answers: dict[str, Any]
+    tags: dict[str, str]  # the organisation's stack tags (the render's infrastructure/tags.json)
 
 
 # The rendered templates the product provisions as nested stacks (endpoint.yaml is deployed by
@@ -111,4 +113,5 @@ def build_seed(answers: Mapping[str, Any]) -> Seed:
             zip=zip_files(project, tracked_files(project)),
             templates={name: (infrastructure / name).read_bytes() for name in NESTED_TEMPLATES},
             answers=resolved_answers(answers),
+            tags=json.loads((infrastructure / "tags.json").read_text()),
         )

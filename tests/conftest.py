@@ -73,6 +73,7 @@ MATRIX: list[dict[str, str]] = [
         "python_version": "3.11",
         "license": "Apache-2.0",
         "project_name": "Demand Forecast",
+        "model_framework": "xgboost",
     },
 ]
 

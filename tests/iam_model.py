@@ -61,6 +61,10 @@ SAMPLE_PARAMETERS: dict[str, Any] = {
     "QualityThreshold": 0.8,
     "QualityAlarmComparison": "LessThanThreshold",
     "StageName": "prod",
+    # infrastructure/target-account.yaml, resolved (by tests/test_permissions.py) in this account
+    "BuildAccountId": "210987654321",
+    "ArtifactBucketName": "tumour-artifacts",
+    "BuildKmsKeyArn": f"arn:aws:kms:{REGION}:210987654321:key/{KEY_ID}",
 }
 
 SCHEMAS = Path(cfnlint.__file__).parent / "data" / "schemas"

@@ -18,6 +18,7 @@ COMMON_FILES = [
     "README.md",
     "pyproject.toml",
     "uv.lock",
+    "src/requirements.txt",
     "Makefile",
     "tools/uv.sh",
     ".gitignore",
@@ -43,6 +44,7 @@ PACKAGE_MODULES = [
     "__init__.py",
     "data.py",
     "features.py",
+    "estimator.py",
     "train.py",
     "evaluate.py",
     "inference.py",
@@ -87,6 +89,12 @@ def test_expected_files(baked_matrix: dict[str, Path], extra: dict[str, str]) ->
     assert (project / "LICENSE").exists() is (chosen["license"] != "Proprietary")
     # Variant files are settled: no infix left, the schema is the chosen problem type's.
     assert not list(project.rglob("*.classification.*")) + list(project.rglob("*.regression.*"))
+    assert not list(project.rglob("*.scikit-learn.*")) + list(project.rglob("*.xgboost.*"))
+    # The chosen framework's estimator, lock and runtime; nothing of the other framework.
+    uses_xgboost = chosen["model_framework"] == "xgboost"
+    for relative in ("pyproject.toml", "uv.lock", "src/requirements.txt", "params.yaml"):
+        assert ("xgboost" in (project / relative).read_text()) is uses_xgboost, relative
+    assert ("from xgboost import" in (package / "estimator.py").read_text()) is uses_xgboost
     schema = json.loads((package / "schema.json").read_text())
     assert schema["problem_type"] == chosen["problem_type"]
     assert (project / ".python-version").read_text().strip() == chosen["python_version"]

@@ -61,7 +61,7 @@ def check_rendered(project: Path, answers: dict[str, Any]) -> None:
             tomllib.loads(path.read_text())
         elif path.suffix == ".py":
             compile(path.read_text(), str(path), "exec")
-    tags = json.loads((project / "pipelines" / "defaults.json").read_text())["tags"]
+    tags = json.loads((project / "infrastructure" / "tags.json").read_text())
     for field in ("organisation", "cost_centre"):
         if field in answers:
             assert answers[field] in tags.values()

@@ -13,19 +13,7 @@ from typing import Any
 import pytest
 
 from .conftest import MATRIX, load_yaml, matrix_id
-
-REQUIRED_TAGS = {"sagemaker:project-name", "sagemaker:project-id", "organisation", "cost-centre"}
-# Resource types CloudFormation cannot tag (or tags through another resource).
-UNTAGGABLE = {
-    "AWS::KMS::Alias",
-    "AWS::S3::BucketPolicy",
-    "AWS::Logs::LogGroup_",
-    "AWS::ApplicationAutoScaling::ScalableTarget",
-    "AWS::ApplicationAutoScaling::ScalingPolicy",
-    "AWS::Events::Rule",
-    "AWS::CloudWatch::Alarm",
-    "AWS::Events::EventBusPolicy",
-}
+from .rendered_tag_propagation import tag_propagation
 
 
 def tool(name: str) -> str:
@@ -48,18 +36,26 @@ def test_cfn_lint_has_no_findings(baked_matrix: dict[str, Path], extra: dict[str
 
 
 @pytest.mark.parametrize("extra", MATRIX, ids=matrix_id)
-def test_every_taggable_resource_is_tagged(
+def test_resource_level_tags_only_where_stack_tags_do_not_reach(
     baked_matrix: dict[str, Path], extra: dict[str, str]
 ) -> None:
+    """The tag set is given once per stack; a resource repeats it only when its type's schema (or
+    a public report) says stack tags do not reach it, and then in full, with a comment saying why.
+    That every resource ends up with every tag is the rendered suite's tests/test_stack_tags.py
+    and, for the product, tests/test_publisher.py."""
     project = baked_matrix[matrix_id(extra)]
     for path in templates(project):
+        lines = path.read_text().splitlines()
         for name, resource in load_yaml(path)["Resources"].items():
-            if resource["Type"] in UNTAGGABLE:
-                continue
-            tags = resource["Properties"].get("Tags")
-            assert tags, f"{path.name}:{name} has no tags"
-            keys = {tag["Key"] for tag in tags}
-            assert keys >= REQUIRED_TAGS, f"{path.name}:{name} lacks {REQUIRED_TAGS - keys}"
+            resource_type = resource["Type"]
+            tags = resource.get("Properties", {}).get("Tags")
+            needs_own = tag_propagation.taggable(resource_type) and not (
+                tag_propagation.stack_tags_reach(resource_type)
+            )
+            assert bool(tags) == needs_own, f"{path.name}:{name} ({resource_type})"
+        for number, line in enumerate(lines):
+            if line.strip() == "Tags:" and line.startswith("      Tags"):
+                assert lines[number - 1].strip().startswith("#"), f"{path.name}:{number + 1}"
 
 
 def _policy_statements(resource: dict[str, Any]) -> list[dict[str, Any]]:

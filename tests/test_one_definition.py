@@ -37,14 +37,20 @@ def test_rendered_modules_read_the_one_definition(baked_matrix: dict[str, Path])
 
 
 def test_the_tag_set_has_one_definition_for_every_stack() -> None:
-    """templates/cloudformation.j2 holds it; no infrastructure template spells a tag list out."""
+    """templates/cloudformation.j2 holds it: infrastructure/tags.json (the stack tags) renders it,
+    and the few resource-level copies are its ``tags()`` macro; nothing spells a tag out again."""
+    tags_file = (PROJECT / "infrastructure" / "tags.json").read_text()
+    assert "cfn.organisation_tags" in tags_file
+    assert "cost_centre" not in tags_file
     for path in sorted((PROJECT / "infrastructure").glob("*.yaml")):
         text = path.read_text()
         assert "macro tags" not in text, path.name
         assert "Key: sagemaker:project-id" not in text, path.name
         tag_lists = re.findall(r"Tags:(.*)", text)
-        assert tag_lists, path.name
         assert all(re.fullmatch(r"\{\{ cfn\.tags\((stage=true)?\) \}\}", t) for t in tag_lists), (
             path.name,
             set(tag_lists),
         )
+    settings = (PROJECT / "pipelines" / "settings.py").read_text()
+    assert "tags.json" in settings
+    assert "tags" not in (PROJECT / "pipelines" / "defaults.json").read_text()

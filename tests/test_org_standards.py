@@ -13,7 +13,7 @@ import yaml
 from org_standards import StandardsError
 from template_rules import AnswerError
 
-from .conftest import load_yaml, run_cookiecutter
+from .conftest import run_cookiecutter
 from .test_rules import DEFAULTS
 
 STRICT: dict[str, Any] = {
@@ -170,11 +170,11 @@ def test_render_carries_the_standards_into_the_project(
     assert result.returncode == 0, result.stderr
     project = out / "strict-model"
     assert json.loads((project / "org-standards.json").read_text()) == STRICT
-    tags = load_yaml(project / "infrastructure" / "foundation.yaml")["Resources"]["ArtifactBucket"][
-        "Properties"
-    ]["Tags"]
-    assert {"Key": "data-classification", "Value": "internal"} in tags
-    assert {"Key": "cost-centre", "Value": "cc-1234"} in tags
+    # Every stack's stack-level tags (tests/test_stack_tags.py of the render: they reach
+    # every taggable resource).
+    tags = json.loads((project / "infrastructure" / "tags.json").read_text())
+    assert tags["data-classification"] == "internal"
+    assert tags["cost-centre"] == "cc-1234"
 
 
 @pytest.mark.usefixtures("isolated_home")

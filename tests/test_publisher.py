@@ -23,6 +23,7 @@ from service_catalog import publish, seed
 
 from . import iam_model as iam
 from .conftest import load_yaml
+from .rendered_tag_propagation import tag_propagation
 
 BUCKET = "org-templates"
 PRINCIPAL = "arn:aws:iam::123456789012:role/StudioExecution"
@@ -121,6 +122,43 @@ def test_product_passes_each_nested_template_exactly_its_parameters(
         assert set(given) <= set(declared), (name, set(given) - set(declared))
         required = {key for key, spec in declared.items() if "Default" not in spec}
         assert required <= set(given), (name, required - set(given))
+
+
+@pytest.mark.parametrize("answers", ANSWER_SETS, ids=["github", "codecommit", "github-actions"])
+def test_product_tags_every_resource_of_every_nested_stack(answers: dict[str, str]) -> None:
+    """SageMaker Projects' tags and the organisation's reach every taggable resource the product
+    creates: the nested stacks' tags propagate into them (where the resource type takes stack
+    tags), the other resources carry their own."""
+    built = seed.build_seed(answers)
+    product = json.loads(
+        publish.product_template(options(answers=answers), built, "templates/mlops/v1")
+    )
+    parameters = {"SageMakerProjectName": "tumour", "SageMakerProjectId": "p-abc123def456"}
+    stack = iam.Stack(product, "sc-tumour", parameters | {"RepositoryFullName": "acme/tumour"})
+    expected = built.tags | {
+        "sagemaker:project-name": "tumour",
+        "sagemaker:project-id": "p-abc123def456",
+    }
+    assert {"organisation", "cost-centre", "project"} <= set(expected)
+    # The product's own stack gets no tags of ours: its resources carry them.
+    product_resources = {"Resources": dict(stack.active())}
+    own = tag_propagation.effective_tags(stack.resolve(product_resources), {}, parameters)
+    assert tag_propagation.missing(own, expected) == {}
+    nested = [
+        resource
+        for _, resource in stack.active()
+        if resource["Type"] == "AWS::CloudFormation::Stack"
+    ]
+    assert len(nested) == 3
+    for resource in nested:
+        name = stack.resolve(resource["Properties"]["TemplateURL"]).rsplit("/", 1)[1]
+        nested_tags = {
+            tag["Key"]: tag["Value"] for tag in stack.resolve(resource["Properties"]["Tags"])
+        }
+        template = load_yaml_text(built.templates[name].decode())
+        effective = tag_propagation.effective_tags(template, nested_tags, parameters)
+        assert effective, name
+        assert tag_propagation.missing(effective, expected) == {}, name
 
 
 def load_yaml_text(text: str) -> Any:

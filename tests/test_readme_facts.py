@@ -46,3 +46,38 @@ def test_rendered_readme_grammar(baked_matrix: dict[str, Path]) -> None:
         assert "CodeBuild calls the same targets" in text or (
             "CodeBuild and GitHub Actions call the same targets" in text
         )
+
+
+def framework_table() -> dict[str, list[str]]:
+    """The README's model-framework table: framework -> its other cells."""
+    section = (TEMPLATE / "README.md").read_text().split("### Model frameworks", 1)[1]
+    table = section.split("\n\n", 2)[1]
+    rows = [line.strip("|").split(" | ") for line in table.splitlines()[2:]]
+    return {cells[0].strip(): [cell.strip() for cell in cells[1:]] for cells in rows}
+
+
+def test_the_framework_table_lists_every_choice_with_what_it_uses() -> None:
+    """Each framework's row names the image its jobs and endpoint use (the one the rendered
+    pipeline retrieves, at the version pipelines/defaults.json names) and the wheels it installs
+    locally at the versions its own lock pins; the questions table names every framework."""
+    import tomllib
+
+    table = framework_table()
+    assert list(table) == CONTEXT["model_framework"]
+    readme = (TEMPLATE / "README.md").read_text()
+    question = re.search(r"^\| `model_framework` \|.*$", readme, flags=re.MULTILINE)
+    assert question and all(framework in question.group() for framework in table)
+    project = TEMPLATE / "{{cookiecutter.project_slug}}"
+    pipeline = (project / "pipelines" / "pipeline.py").read_text()
+    assert 'framework="sklearn"' in pipeline and "version=settings.sklearn_version" in pipeline
+    defaults = (project / "pipelines" / "defaults.json").read_text()
+    image = re.search(r'"sklearn_version": "([^"]+)"', defaults)
+    assert image and f"SageMaker scikit-learn image ({image.group(1)})" in readme
+    for framework, (_, on_sagemaker, locally) in table.items():
+        assert "SageMaker scikit-learn image" in on_sagemaker, framework
+        lock = tomllib.loads((project / f"uv.{framework}.lock").read_text())["package"]
+        versions = {package["name"]: package["version"] for package in lock}
+        wheels = re.findall(r"`?([a-z][a-z-]*)`? ([0-9]+\.[0-9]+\.[0-9]+)", locally)
+        assert wheels, framework
+        for name, version in wheels:
+            assert versions[name] == version, (framework, name)

@@ -14,7 +14,11 @@ from jinja2 import TemplateError
 
 TEMPLATE = Path(__file__).resolve().parent.parent
 PROJECT_TEMPLATE = TEMPLATE / "{{cookiecutter.project_slug}}"
-TEMPLATE_LOCK = PROJECT_TEMPLATE / template_files.LOCK_FILE
+# One lock per model framework (uv.<framework>.lock); the hook keeps the chosen one as uv.lock.
+TEMPLATE_LOCKS = [
+    PROJECT_TEMPLATE / template_files.variant_path(template_files.LOCK_FILE, framework)
+    for framework in template_files.VARIANT_CHOICES["model_framework"]
+]
 VERBATIM = json.loads((TEMPLATE / "cookiecutter.json").read_text())["_copy_without_render"]
 # Answers unlike the defaults, so that a placeholder left unfilled or filled wrongly shows.
 ANSWERS: dict[str, Any] = {
@@ -55,14 +59,15 @@ def test_verbatim_copies_filled_by_the_hook_equal_what_jinja_renders(pattern: st
         assert filled == rendered.encode(), f"{relative}: filling differs from rendering"
 
 
-def test_template_lock_holds_the_project_name_placeholder_once() -> None:
-    lock = TEMPLATE_LOCK.read_text()
+@pytest.mark.parametrize("template_lock", TEMPLATE_LOCKS, ids=lambda path: path.name)
+def test_template_lock_holds_the_project_name_placeholder_once(template_lock: Path) -> None:
+    lock = template_lock.read_text()
     assert lock.count(template_files.LOCK_NAME_PLACEHOLDER) == 1
     assert "{{" not in lock.replace(template_files.LOCK_NAME_PLACEHOLDER, "")
 
 
 def test_fill_answers_fills_every_placeholder_and_keeps_every_other_byte(tmp_path: Path) -> None:
-    original = TEMPLATE_LOCK.read_bytes()
+    original = TEMPLATE_LOCKS[0].read_bytes()
     (tmp_path / "uv.lock").write_bytes(original)
     (tmp_path / "tests").mkdir()
     (tmp_path / "tests" / "test_x.py").write_text(

@@ -1,10 +1,13 @@
 """Refresh the rendered project's ``uv.lock`` after changing its dependencies.
 
-Renders the default project, runs ``uv lock`` in it, and stores the lock back in the template with
-the project's name replaced by its cookiecutter variable, and the runtime requirements exported
-from it (``src/requirements.txt``, what the SageMaker jobs install). The dependency set does not
-vary with the options and the lock is universal across the supported Pythons, so one lock serves
-every rendering.
+The runtime differs by ``model_framework`` (XGBoost adds its wheel), so the template holds one lock
+per framework, ``uv.<framework>.lock``, and the runtime requirements exported from it,
+``src/requirements.<framework>.txt`` (what the SageMaker jobs install); the generator keeps the
+chosen one as ``uv.lock`` / ``src/requirements.txt`` (hooks/template_files.py). For each framework
+this renders the default project, runs ``uv lock`` in it and stores the lock back with the
+project's name replaced by its cookiecutter variable. The first framework's lock seeds the others,
+so the libraries they share are locked at the same versions. Each lock is universal across the
+supported Pythons and platforms, so one lock per framework serves every rendering.
 Run: ``uv run python tools/lock_rendered_project.py [--upgrade]``.
 """
 
@@ -19,36 +22,68 @@ from pathlib import Path
 from cookiecutter.main import cookiecutter
 
 ROOT = Path(__file__).resolve().parent.parent
+PROJECT_TEMPLATE = ROOT / "{{cookiecutter.project_slug}}"
 sys.path.insert(0, str(ROOT / "hooks"))
-from template_files import LOCK_FILE, LOCK_NAME_PLACEHOLDER  # noqa: E402
+from template_files import (  # noqa: E402
+    LOCK_FILE,
+    LOCK_NAME_PLACEHOLDER,
+    REQUIREMENTS_FILE,
+    VARIANT_CHOICES,
+    variant_path,
+)
 
-TEMPLATE_LOCK = ROOT / "{{cookiecutter.project_slug}}" / LOCK_FILE
-TEMPLATE_REQUIREMENTS = ROOT / "{{cookiecutter.project_slug}}" / "src" / "requirements.txt"
 PLACEHOLDER = LOCK_NAME_PLACEHOLDER
+FRAMEWORKS = VARIANT_CHOICES["model_framework"]
 
 
-def main() -> None:
+def template_lock(framework: str) -> Path:
+    return PROJECT_TEMPLATE / variant_path(LOCK_FILE, framework)
+
+
+def template_requirements(framework: str) -> Path:
+    return PROJECT_TEMPLATE / variant_path(REQUIREMENTS_FILE, framework)
+
+
+def lock_framework(framework: str, seed: Path, uv_arguments: list[str]) -> None:
+    """Lock the default project rendered with ``framework``, starting from the ``seed`` lock."""
     with tempfile.TemporaryDirectory() as tmp:
-        project = Path(cookiecutter(str(ROOT), no_input=True, output_dir=tmp, accept_hooks=False))
-        (project / "uv.lock").unlink(missing_ok=True)
-        if TEMPLATE_LOCK.exists():  # keep versions stable unless --upgrade
-            (project / "uv.lock").write_text(
-                TEMPLATE_LOCK.read_text().replace(PLACEHOLDER, project.name)
+        project = Path(
+            cookiecutter(
+                str(ROOT),
+                no_input=True,
+                output_dir=tmp,
+                accept_hooks=False,
+                extra_context={"model_framework": framework},
             )
-        subprocess.run(["uv", "lock", *sys.argv[1:]], cwd=project, check=True)  # noqa: S603, S607
-        lock = (project / "uv.lock").read_text()
+        )
+        for variant in project.rglob("uv.*.lock"):
+            variant.unlink()  # without hooks the template's variant files stay; uv reads uv.lock
+        if seed.exists():  # keep versions stable unless --upgrade
+            (project / LOCK_FILE).write_text(seed.read_text().replace(PLACEHOLDER, project.name))
+        subprocess.run(["uv", "lock", *uv_arguments], cwd=project, check=True)  # noqa: S603, S607
+        lock = (project / LOCK_FILE).read_text()
         # The runtime requirements jobs install, exported by the project's own module.
         exporter = runpy.run_path(str(project / "pipelines" / "requirements.py"))
         requirements = exporter["exported"](project)
     marker = f'name = "{project.name}"'
     if lock.count(marker) != 1 or "{{" in lock or "{%" in lock:
         raise SystemExit("unexpected lock layout; refusing to write it")
-    TEMPLATE_LOCK.write_text(lock.replace(marker, f'name = "{PLACEHOLDER}"'))
-    print(f"wrote {TEMPLATE_LOCK.relative_to(ROOT)}")
+    target = template_lock(framework)
+    target.write_text(lock.replace(marker, f'name = "{PLACEHOLDER}"'))
+    print(f"wrote {target.relative_to(ROOT)}")
     if "{{" in requirements or project.name in requirements:
         raise SystemExit("unexpected requirements export; refusing to write it")
-    TEMPLATE_REQUIREMENTS.write_text(requirements)
-    print(f"wrote {TEMPLATE_REQUIREMENTS.relative_to(ROOT)}")
+    target = template_requirements(framework)
+    target.write_text(requirements)
+    print(f"wrote {target.relative_to(ROOT)}")
+
+
+def main() -> None:
+    first, *others = FRAMEWORKS
+    lock_framework(first, template_lock(first), sys.argv[1:])
+    for framework in others:
+        # Seeded by the first framework's fresh lock: shared libraries at the same versions.
+        lock_framework(framework, template_lock(first), [])
 
 
 if __name__ == "__main__":

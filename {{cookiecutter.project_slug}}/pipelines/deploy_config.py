@@ -12,6 +12,13 @@ It writes ``endpoint.yaml`` (the template plus one drift alarm per feature of th
 ``pipelines/drift_alarms.py``) and ``<stage>-config.json`` into the output folder, merging
 ``infrastructure/<stage>-config.json`` with what only the account knows (package, baseline, role,
 key, buckets, monitor image).
+
+With staging and prod in accounts of their own (``accounts`` in ``org-standards.json``), each
+stage's configuration names what ``infrastructure/target-account.yaml`` creates in that account
+(model role, stage key by its alias, data bucket) and this, the build account, as the one whose
+registry holds the package and whose event bus receives the prod alarms. It refuses accounts that
+differ from the deploy stack's ``StagingAccountId``/``ProdAccountId`` or that are the account it
+runs in.
 """
 
 from __future__ import annotations
@@ -20,7 +27,9 @@ import argparse
 import dataclasses
 import json
 import os
+import re
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,11 +40,13 @@ from botocore.exceptions import ClientError
 
 from . import deployed, drift_alarms, endpoint_requests, rollout
 from .run import PARAMS, SCHEMA_GLOB, pipeline_inputs
-from .settings import LOWER_IS_BETTER, Settings, load_settings
+from .settings import LOWER_IS_BETTER, Settings, load_settings, stack_tags
 
 PROJECT = Path(__file__).resolve().parent.parent
 INFRASTRUCTURE = PROJECT / "infrastructure"
 STAGES = ("staging", "prod")
+# Set by the deploy stack (deploy-pipeline.yaml) from its StagingAccountId / ProdAccountId.
+ACCOUNT_VARIABLES = {"staging": "STAGING_ACCOUNT_ID", "prod": "PROD_ACCOUNT_ID"}
 PACKAGE_ARN_VARIABLE = "MODEL_PACKAGE_ARN"
 # The deploy pipeline's ModelPackageArn default: a manual start that names no package.
 MANUAL_RUN = "newest-approved"
@@ -54,6 +65,79 @@ class Baseline:
 
     statistics_uri: str
     constraints_uri: str
+
+
+@dataclass(frozen=True)
+class TargetAccount:
+    """What infrastructure/target-account.yaml creates in a stage's own account, by name."""
+
+    account: str
+    model_role_arn: str
+    key_alias_arn: str
+    data_bucket: str
+
+
+def _partition(region: str) -> str:
+    return str(boto3.session.Session().get_partition_for_region(region))
+
+
+def target_account(stage: str, account: str, settings: Settings) -> TargetAccount:
+    """The names target-account.yaml gives its resources, read from the template itself."""
+    resources = load_template(INFRASTRUCTURE / "target-account.yaml")["Resources"]
+    partition = _partition(settings.region)
+    values = {
+        "SageMakerProjectName": settings.project_name,
+        "StageName": stage,
+        "AWS::AccountId": account,
+        "AWS::Region": settings.region,
+        "AWS::Partition": partition,
+    }
+
+    def named(logical: str, name_property: str) -> str:
+        text = str(resources[logical]["Properties"][name_property]["Fn::Sub"])
+        return re.sub(r"\$\{([^}]+)\}", lambda match: values[match.group(1)], text)
+
+    return TargetAccount(
+        account=account,
+        model_role_arn=(
+            f"arn:{partition}:iam::{account}:role/{named('ModelExecutionRole', 'RoleName')}"
+        ),
+        key_alias_arn=(
+            f"arn:{partition}:kms:{settings.region}:{account}:{named('StageKeyAlias', 'AliasName')}"
+        ),
+        data_bucket=named("DataBucket", "BucketName"),
+    )
+
+
+def target_accounts(
+    accounts: Mapping[str, str], build_account: str, environ: Mapping[str, str]
+) -> dict[str, str]:
+    """The stages' accounts of org-standards.json, once the deploy stack and STS agree.
+
+    The deploy stack's action roles were made for its StagingAccountId / ProdAccountId; stage
+    configurations for other accounts would name roles that pipeline cannot use. An account that
+    is the build account (where this runs) is no separate account.
+    """
+    configured = {stage: accounts.get(stage, "") for stage in STAGES}
+    deployed = {stage: environ.get(variable, "") for stage, variable in ACCOUNT_VARIABLES.items()}
+    if configured != deployed:
+
+        def shown(accounts: Mapping[str, str]) -> str:
+            return ", ".join(f"{stage} {account}" for stage, account in accounts.items() if account)
+
+        raise DeployConfigError(
+            f"org-standards.json names the accounts {shown(configured) or 'none'} but the deploy "
+            f"stack was deployed for {shown(deployed) or 'none'} (StagingAccountId, "
+            "ProdAccountId): deploy it with the accounts of org-standards.json"
+        )
+    for stage, account in configured.items():
+        if account and account == build_account:
+            raise DeployConfigError(
+                f"accounts.{stage} in org-standards.json is {account}, the account this deploy "
+                "runs in (the build account, with the pipeline and the registry): a separate "
+                "account must be another one"
+            )
+    return {stage: account for stage, account in configured.items() if account}
 
 
 @dataclass(frozen=True)
@@ -266,8 +350,15 @@ def stage_deployment(stage: str, config: dict[str, Any] | None = None) -> rollou
 
 
 def stage_config(
-    stage: str, settings: Settings, plan: StagePlan, kms_key_arn: str, monitor_image: str
+    stage: str,
+    settings: Settings,
+    plan: StagePlan,
+    kms_key_arn: str,
+    monitor_image: str,
+    target: TargetAccount | None = None,
+    build_account: str = "",
 ) -> dict[str, Any]:
+    """The stage's stack parameters; ``target``: its own account (with ``build_account``)."""
     config = read_stage_settings(stage)
     config.pop("Deployment", None)  # the deploy settings become template parameters below
     standards = settings.standards
@@ -275,7 +366,8 @@ def stage_config(
         "EndpointInstanceType", standards.default_instance("serving")
     )
     standards.check_instance("serving", serving)
-    if standards.subnets:
+    # The standards' subnets are the build account's; a target account's endpoint has none.
+    if standards.subnets and target is None:
         config["Parameters"] |= {
             "SubnetIds": ",".join(standards.subnets),
             "SecurityGroupIds": ",".join(standards.security_groups),
@@ -305,10 +397,20 @@ def stage_config(
         | model_quality_parameters()
         | rollout.template_parameters(plan.deployment, plan.guarded)
     )
+    if target is not None:
+        data = f"s3://{target.data_bucket}/{settings.project_name}"
+        config["Parameters"] |= {
+            "ModelExecutionRoleArn": target.model_role_arn,
+            "KmsKeyArn": target.key_alias_arn,
+            "DataCaptureUri": f"{data}/data-capture/{stage}",
+            "MonitoringOutputUri": f"{data}/monitoring/{stage}",
+            "GroundTruthUri": f"{data}/ground-truth/{stage}",
+            "BuildAccountId": build_account,
+        }
     unknown = set(config["Parameters"]) - template_parameters()
     if unknown:
         raise DeployConfigError(f"{stage}-config.json sets unknown parameters: {sorted(unknown)}")
-    config["Tags"] = settings.tags | config.get("Tags", {})
+    config["Tags"] = stack_tags(settings, stage) | config.get("Tags", {})
     return dict(config)
 
 
@@ -401,6 +503,8 @@ def write_configs(
     kms_key_arn: str,
     monitor_image: str,
     requested_arn: str | None = None,
+    accounts: Mapping[str, str] | None = None,
+    build_account: str = "",
 ) -> tuple[Package, str]:
     """Write the deploy artifact; returns the package this deploy is about (the approved one,
     the promoted challenger, or the champion a discard keeps) and one line saying what each
@@ -408,7 +512,8 @@ def write_configs(
 
     ``requested_arn`` is a package ARN, None or ``newest-approved`` (the newest Approved
     package), ``promote`` or ``discard``. ``clients`` are the SageMaker (registry, live
-    endpoints) and S3 (baseline files) clients.
+    endpoints) and S3 (baseline files) clients; ``accounts`` the stages' own accounts
+    (:func:`target_accounts`; none: this account), ``build_account`` this one.
     """
     sagemaker, s3 = clients
     action = requested_arn if requested_arn in (PROMOTE, DISCARD) else DEPLOY
@@ -426,6 +531,14 @@ def write_configs(
         )
         for stage in STAGES
     }
+    challenger_modes = action != DEPLOY or any(
+        stage_deployment(stage).mode != "replace" for stage in STAGES
+    )
+    if accounts and challenger_modes:
+        raise DeployConfigError(
+            "shadow, ab, promote and discard read the live endpoints from this account: with "
+            "stages in accounts of their own, deploy in Mode replace"
+        )
     if action != DEPLOY and not any(live and live.challenger for live in lives.values()):
         raise DeployConfigError(f"nothing to {action}: no stage serves a challenger")
     plans = {stage: plan_stage(sagemaker, stage, lives[stage], action, new) for stage in STAGES}
@@ -436,7 +549,11 @@ def write_configs(
     template = endpoint_template(settings.project_name, features())
     configs = {}
     for stage, (plan, _) in plans.items():
-        configs[stage] = stage_config(stage, settings, plan, kms_key_arn, monitor_image)
+        stage_account = (accounts or {}).get(stage)
+        target = target_account(stage, stage_account, settings) if stage_account else None
+        configs[stage] = stage_config(
+            stage, settings, plan, kms_key_arn, monitor_image, target, build_account
+        )
         # Refuse what SageMaker would reject before anything is written.
         endpoint_requests.endpoint_requests(template, configs[stage]["Parameters"])
     output.mkdir(parents=True, exist_ok=True)
@@ -465,6 +582,11 @@ def main(argv: list[str] | None = None) -> int:
     if not kms_key_arn:
         parser.error("KMS_KEY_ARN is not set (the deploy CodeBuild project sets it)")
     try:
+        build_account, accounts = "", {}
+        if settings.standards.accounts or any(map(os.environ.get, ACCOUNT_VARIABLES.values())):
+            sts = boto3.client("sts", region_name=settings.region)
+            build_account = str(sts.get_caller_identity()["Account"])
+            accounts = target_accounts(settings.standards.accounts, build_account, os.environ)
         _, account = write_configs(
             args.output_dir,
             settings,
@@ -475,6 +597,8 @@ def main(argv: list[str] | None = None) -> int:
             kms_key_arn,
             monitor_image_uri(settings.region),
             args.model_package_arn.strip() or None,
+            accounts,
+            build_account,
         )
     except (DeployConfigError, drift_alarms.DriftAlarmError, ValueError) as error:
         # RolloutError and RequestError are ValueErrors: one line naming the setting or rule.

@@ -1,7 +1,9 @@
 """Smoke-test a deployed endpoint: a valid payload answers, a malformed one is refused.
 
 Rows are built from the data contract (the middle of each feature's range), so the test needs no
-data checkout. Run by ``buildspec-test.yml`` against the staging endpoint.
+data checkout. Run by ``buildspec-test.yml`` against the staging endpoint; with staging in an
+account of its own, as that account's test role (``ENDPOINT_TEST_ROLE_ARN``, set by the deploy
+stack), which only the deploy build role may assume.
 """
 
 from __future__ import annotations
@@ -57,13 +59,33 @@ def check_endpoint(runtime: Any, endpoint: str, rows: int = 3) -> list[str]:
     return failures
 
 
+def session_as(role_arn: str | None) -> boto3.Session:
+    """A session with this process's credentials, or with ``role_arn``'s when one is given."""
+    if not role_arn:
+        return boto3.Session()
+    credentials = boto3.client("sts").assume_role(
+        RoleArn=role_arn, RoleSessionName="staging-endpoint-test"
+    )["Credentials"]
+    return boto3.Session(
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--endpoint", default=os.environ.get("ENDPOINT_NAME"))
+    parser.add_argument(
+        "--role-arn",
+        default=os.environ.get("ENDPOINT_TEST_ROLE_ARN"),
+        help="role to invoke the endpoint as (default: $ENDPOINT_TEST_ROLE_ARN; none: as yourself)",
+    )
     args = parser.parse_args(argv)
     if not args.endpoint:
         parser.error("give --endpoint or set ENDPOINT_NAME")
-    failures = check_endpoint(boto3.client("sagemaker-runtime"), args.endpoint)
+    runtime = session_as(args.role_arn).client("sagemaker-runtime")
+    failures = check_endpoint(runtime, args.endpoint)
     for failure in failures:
         print(f"FAILED: {failure}", file=sys.stderr)
     print(f"{args.endpoint}: {'ok' if not failures else f'{len(failures)} failure(s)'}")

@@ -249,13 +249,16 @@ def get_pipeline(
     gate_threshold: float,
     hyperparameters: dict[str, Any],
     report_section: str,
+    model_framework: str,
     code: CodeBundle | None = None,
     cache_steps: bool = True,
 ) -> Pipeline:
     """Return the pipeline; nothing is created or uploaded in AWS until it is upserted.
 
     ``report_section`` is the section of ``metrics.json`` the gate reads (from the schema:
-    binary, multiclass or regression metrics).
+    binary, multiclass or regression metrics). ``model_framework`` (``<library> <version>``) is
+    recorded on the model package: every framework runs on the scikit-learn image, its library
+    installed from the job code's ``requirements.txt``.
     """
     code = code or collect()
     image = retrieve(
@@ -471,6 +474,7 @@ def get_pipeline(
                 "DataUri": data_uri,
                 "DataVersion": data_version,
                 "CodeSha256": code.digest,
+                "ModelFramework": model_framework,
                 "LineageUri": Join(on="/", values=[evaluation, "lineage.json"]),
             },
         },

@@ -43,6 +43,7 @@ def pipeline_inputs(params_file: Path = PARAMS) -> dict[str, Any]:
     package = load_settings().package  # this project's code reads the schema it is given
     data = importlib.import_module(f"{package}.data")
     evaluate = importlib.import_module(f"{package}.evaluate")
+    estimator = importlib.import_module(f"{package}.estimator")
     schema = data.load_schema(schema_file)
     return {
         "problem_type": schema.problem_type,
@@ -50,6 +51,10 @@ def pipeline_inputs(params_file: Path = PARAMS) -> dict[str, Any]:
         "gate_threshold": float(params["gate"]["threshold"]),
         "hyperparameters": params["train"],
         "report_section": evaluate.schema_section(schema),
+        # The library the model is trained with, as the lock installs it everywhere.
+        "model_framework": " ".join(
+            f"{name} {version}" for name, version in estimator.framework_versions().items()
+        ),
     }
 
 

@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULTS_FILE = Path(__file__).with_name("defaults.json")
+# The organisation's tag set (rendered from the template's one definition); every stack gets it as
+# stack-level tags and every SageMaker job and pipeline as tags of its own.
+TAGS_FILE = Path(__file__).resolve().parent.parent / "infrastructure" / "tags.json"
 # Written by the template from the organisation's standards file; {} when there is none.
 STANDARDS_FILE = Path(__file__).resolve().parent.parent / "org-standards.json"
 DEFAULT_INSTANCE = "ml.m5.large"
@@ -34,6 +37,8 @@ class Standards:
     security_groups: tuple[str, ...] = ()
     network_isolation: bool = False
     instance_types: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # stage -> the account its endpoint runs in (both or none); empty: this account
+    accounts: dict[str, str] = field(default_factory=dict)
 
     def default_instance(self, role: str) -> str:
         allowed = self.instance_types.get(role)
@@ -59,6 +64,7 @@ def load_standards(path: Path = STANDARDS_FILE) -> Standards:
         instance_types={
             role: tuple(types) for role, types in raw.get("instance_types", {}).items()
         },
+        accounts={stage: str(account) for stage, account in raw.get("accounts", {}).items()},
     )
 
 
@@ -104,7 +110,7 @@ def load_settings(
     project_name = env.get("SAGEMAKER_PROJECT_NAME") or defaults["project_name"]
     project_id = env.get("SAGEMAKER_PROJECT_ID") or defaults["project_id"]
     region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or defaults["region"]
-    tags = dict(defaults["tags"])
+    tags = dict(json.loads(TAGS_FILE.read_text()))
     if env.get("SAGEMAKER_PROJECT_NAME"):
         tags |= {"sagemaker:project-name": project_name, "sagemaker:project-id": project_id}
     return Settings(
@@ -118,3 +124,16 @@ def load_settings(
         sklearn_version=defaults["sklearn_version"],
         standards=standards if standards is not None else load_standards(),
     )
+
+
+def stack_tags(settings: Settings, stage: str | None = None) -> dict[str, str]:
+    """The stack-level tags of every stack of the project, whichever way it is deployed.
+
+    CloudFormation propagates them to the stack's resources; the SageMaker Projects contract
+    wants ``sagemaker:project-name`` and ``sagemaker:project-id`` on each of them.
+    """
+    tags = settings.tags | {
+        "sagemaker:project-name": settings.project_name,
+        "sagemaker:project-id": settings.project_id,
+    }
+    return tags | ({"stage": stage} if stage else {})

@@ -3,10 +3,13 @@
 On an endpoint, ``inference.py`` runs inside the image's serving stack (sagemaker-containers'
 ``Transformer`` and Flask ``Worker``), which answers 500 for any exception of a user function. This
 test builds a test-only environment with the image's Python and pinned libraries
-(``pipelines/image_versions.json``), serves the model's ``code/inference.py`` through that stack,
-and requires every payload to get the same status - and for a refused payload the same message -
-as from the local server. It installs from the package registry on first use (uv's cache makes
-later runs fast); without Python 3.12 available to uv it fails and says so.
+(``pipelines/image_versions.json``) plus the model's ``code/requirements.txt`` (the runtime
+export of ``uv.lock``, the estimator's library among it), which the container pip-installs when
+it loads the model's code (sagemaker-containers' ``modules.import_module``), serves the model's
+``code/inference.py`` through that stack, and requires every payload to get the same status - and
+for a refused payload the same message - as from the local server. It installs from the package
+registry on first use (uv's cache makes later runs fast); without Python 3.12 available to uv it
+fails and says so.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ pytestmark = pytest.mark.slow  # builds a second Python environment on first use
 
 PROJECT = Path(__file__).resolve().parent.parent
 IMAGE = json.loads((PROJECT / "pipelines" / "image_versions.json").read_text())
+# What `train --bundle-inference-code` puts in the model's code/ folder beside inference.py.
+RUNTIME_REQUIREMENTS = PROJECT / "src" / "requirements.txt"
 HARNESS = Path(__file__).with_name("container") / "harness.py"
 # Outside the project and keyed by the pins, so every checkout and render shares one environment.
 CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sagemaker-image-envs"
@@ -57,8 +62,16 @@ def _python(version: str) -> str:
 
 @pytest.fixture(scope="session")
 def container_python() -> Iterator[Path]:
-    """A virtual environment like the image's: its Python, its requirements, then its six."""
-    pins = "\n".join([IMAGE["python"], *IMAGE["requirements"], *IMAGE["after_requirements"]])
+    """A virtual environment like the serving container's: the image's Python, its requirements,
+    its six, then the model's code/requirements.txt installed over them."""
+    pins = "\n".join(
+        [
+            IMAGE["python"],
+            *IMAGE["requirements"],
+            *IMAGE["after_requirements"],
+            RUNTIME_REQUIREMENTS.read_text(),
+        ]
+    )
     home = CACHE / f"sklearn-{hashlib.sha256(pins.encode()).hexdigest()[:16]}"
     python = home / "bin" / "python"
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -100,6 +113,8 @@ def _build(home: Path, python: Path) -> None:
             "--reinstall",
             *IMAGE["after_requirements"],
         ],
+        # sagemaker-containers runs `pip install -r requirements.txt` of the model's code folder.
+        [UV, "pip", "install", "--quiet", "--python", str(python), "-r", str(RUNTIME_REQUIREMENTS)],
     ]
     for step in steps:
         result = subprocess.run(step, capture_output=True, text=True, env=env, check=False)
@@ -209,6 +224,7 @@ def test_every_payload_gets_the_same_status_in_the_container_and_locally(
     shutil.copytree(model_dir, model)
     (model / "code").mkdir(exist_ok=True)
     shutil.copy(inference.__file__, model / "code" / "inference.py")
+    shutil.copy(RUNTIME_REQUIREMENTS, model / "code" / "requirements.txt")
     cases = _cases(clean_frame, schema)
     result = subprocess.run(
         [str(container_python), str(HARNESS), str(tmp_path)],

@@ -714,3 +714,107 @@ def test_endpoint_smoke_test_catches_a_lenient_endpoint() -> None:
         stub.add_response("invoke_endpoint", {"Body": _body('{"predictions": []}')})
         failures = endpoint_test.check_endpoint(runtime, "churn-staging")
     assert failures == ["expected 3 predictions, got 1", "a malformed payload was accepted"]
+
+
+# --- staging and prod in accounts of their own (org-standards.json `accounts`) --------------------
+
+BUILD_ACCOUNT = "123456789012"  # the account moto answers as: this deploy's build account
+SEPARATE = {"staging": "111111111111", "prod": "222222222222"}
+DEPLOY_STACK_ENV = {"STAGING_ACCOUNT_ID": SEPARATE["staging"], "PROD_ACCOUNT_ID": SEPARATE["prod"]}
+
+
+def _account_of(value: str) -> str | None:
+    """The account an ARN names, or the one a target data bucket is named after."""
+    if value.startswith("arn:"):
+        return value.split(":")[4] or None
+    if value.startswith("s3://"):
+        bucket = value.removeprefix("s3://").split("/")[0]
+        return bucket.rsplit("-", 1)[1] if bucket.rsplit("-", 1)[-1].isdigit() else None
+    return None
+
+
+def test_separate_accounts_stage_configs_name_each_stages_own_account(
+    tmp_path: Path, registry: Any
+) -> None:
+    arn = register(registry, "Approved")
+    accounts = deploy_config.target_accounts(SEPARATE, BUILD_ACCOUNT, DEPLOY_STACK_ENV)
+    clients = (registry, boto3.client("s3", region_name="us-east-1"))
+    separate = load_settings(ENV, standards=Standards(accounts=SEPARATE))
+    deploy_config.write_configs(
+        tmp_path, separate, clients, KMS, "monitor-image", arn, accounts, BUILD_ACCOUNT
+    )
+    deploy_config.write_configs(tmp_path / "single", settings(), clients, KMS, "monitor-image", arn)
+    for stage, account in SEPARATE.items():
+        parameters = json.loads((tmp_path / f"{stage}-config.json").read_text())["Parameters"]
+        single = json.loads((tmp_path / "single" / f"{stage}-config.json").read_text())
+        named = {key: _account_of(str(value)) for key, value in parameters.items()}
+        # the package and its baseline stay in the build account's registry and bucket
+        assert named["ModelPackageArn"] == BUILD_ACCOUNT
+        assert (
+            parameters["BaselineConstraintsUri"] == single["Parameters"]["BaselineConstraintsUri"]
+        )
+        assert parameters["BuildAccountId"] == BUILD_ACCOUNT
+        # what the endpoint runs as, encrypts with and writes to is the stage account's own
+        for key in ("ModelExecutionRoleArn", "KmsKeyArn", "DataCaptureUri", "MonitoringOutputUri"):
+            assert named[key] == account, (stage, key, parameters[key])
+        assert named["GroundTruthUri"] == account
+        assert set(parameters) - set(single["Parameters"]) == {"BuildAccountId"}
+        assert set(parameters) <= deploy_config.template_parameters()
+
+
+@pytest.mark.parametrize(
+    ("accounts", "environ", "build", "words"),
+    [
+        (
+            SEPARATE,
+            {},
+            BUILD_ACCOUNT,
+            "prod 222222222222 but the deploy stack was deployed for none",
+        ),
+        ({}, DEPLOY_STACK_ENV, BUILD_ACCOUNT, "names the accounts none but the deploy stack was"),
+        (
+            SEPARATE,
+            DEPLOY_STACK_ENV | {"PROD_ACCOUNT_ID": "333333333333"},
+            BUILD_ACCOUNT,
+            "for staging 111111111111, prod 333333333333 ",
+        ),
+        (SEPARATE, DEPLOY_STACK_ENV, SEPARATE["prod"], "accounts.prod in org-standards.json is"),
+    ],
+)
+def test_accounts_the_deploy_stack_or_sts_disagree_with_are_refused(
+    accounts: dict[str, str], environ: dict[str, str], build: str, words: str
+) -> None:
+    with pytest.raises(deploy_config.DeployConfigError, match=words) as caught:
+        deploy_config.target_accounts(accounts, build, environ)
+    assert "\n" not in str(caught.value)
+
+
+def test_cli_refuses_a_separate_account_that_is_the_build_account(
+    tmp_path: Path, registry: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """The build account is the one STS says the deploy build runs in (moto's here)."""
+    same = {"staging": BUILD_ACCOUNT, "prod": SEPARATE["prod"]}
+    for name, value in (
+        ENV.items() | {"KMS_KEY_ARN": KMS, "STAGING_ACCOUNT_ID": BUILD_ACCOUNT}.items()
+    ):
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("PROD_ACCOUNT_ID", SEPARATE["prod"])
+    monkeypatch.setenv("MODEL_PACKAGE_ARN", register(registry, "Approved"))
+    monkeypatch.setattr(deploy_config, "monitor_image_uri", lambda region: "monitor-image")
+    monkeypatch.setattr(
+        deploy_config, "load_settings", lambda: load_settings(ENV, Standards(accounts=same))
+    )
+    assert deploy_config.main(["--output-dir", str(tmp_path)]) == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"error: accounts.staging in org-standards.json is {BUILD_ACCOUNT}")
+    assert not (tmp_path / "staging-config.json").exists()
+
+
+def test_the_staging_test_invokes_as_the_staging_accounts_role() -> None:
+    role = f"arn:aws:iam::{SEPARATE['staging']}:role/churn-invoke-staging"
+    with mock_aws():
+        caller = endpoint_test.session_as(role).client("sts").get_caller_identity()
+        assert caller["Account"] == SEPARATE["staging"]
+        assert caller["Arn"].endswith(":assumed-role/churn-invoke-staging/staging-endpoint-test")
+        own = endpoint_test.session_as(None).client("sts").get_caller_identity()
+        assert own["Account"] == BUILD_ACCOUNT

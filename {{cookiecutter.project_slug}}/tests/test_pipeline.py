@@ -178,6 +178,46 @@ def test_jobs_run_the_projects_own_modules(definition: dict[str, Any]) -> None:
     assert {"job_entry.py", f"{package}/train.py", f"{package}/schema.json"} <= shipped
 
 
+def test_the_chosen_framework_trains_on_the_scikit_learn_image(definition: dict[str, Any]) -> None:
+    """The estimator chosen at generation (``src/<package>/estimator.py``) runs on the SageMaker
+    scikit-learn image: its hyperparameters reach the training job in its own names, its library
+    reaches every job in the shipped requirements.txt at the version trained with here, and the
+    model package records which it is."""
+    from packaging.requirements import Requirement
+
+    package = load_settings(SETTINGS_ENV).package
+    estimator = importlib.import_module(f"{package}.estimator")
+    steps = steps_by_name(definition)
+    algorithm = steps["TrainModel"]["Arguments"]["AlgorithmSpecification"]
+    arguments = algorithm["ContainerArguments"]
+    hyperparameters = yaml.safe_load((PROJECT / "params.yaml").read_text())["train"]
+    assert hyperparameters and set(hyperparameters) <= set(estimator.HYPERPARAMETERS)
+    for name, value in hyperparameters.items():
+        flag = arguments.index(f"--{name.replace('_', '-')}")
+        assert arguments[flag + 1] == str(value), name
+    register = steps["RegisterModel"]["Arguments"]
+    (container,) = register["InferenceSpecification"]["Containers"]
+    assert container["Image"] == algorithm["TrainingImage"]
+    assert "sagemaker-scikit-learn" in container["Image"]
+    versions = estimator.framework_versions()
+    recorded = register["CustomerMetadataProperties"]["ModelFramework"]
+    assert recorded == " ".join(f"{name} {version}" for name, version in versions.items())
+    # What job_entry.py installs on the image (its Python, Linux): the same version.
+    image = json.loads((PROJECT / "pipelines" / "image_versions.json").read_text())
+    on_image = {"python_version": image["python"], "python_full_version": f"{image['python']}.0"}
+    on_image |= {"sys_platform": "linux", "platform_system": "Linux"}
+    shipped = (PROJECT / "src" / "requirements.txt").read_text().splitlines()
+    pins = {
+        requirement.name: {spec.version for spec in requirement.specifier}
+        for requirement in (Requirement(line) for line in shipped if line and line[0] != "#")
+        if requirement.marker is None or requirement.marker.evaluate(on_image)
+    }
+    assert "requirements.txt" in collect().files
+    for name, version in versions.items():
+        # A library may ship its Linux build as <name>-cpu: the same package, without CUDA.
+        assert {version} in (pins.get(name), pins.get(f"{name}-cpu")), (name, pins)
+
+
 def test_every_job_is_tagged(definition: dict[str, Any]) -> None:
     for name, step in steps_by_name(definition).items():
         if step["Type"] in ("Processing", "Training"):

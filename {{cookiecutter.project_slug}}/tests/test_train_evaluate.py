@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from {{ cookiecutter.package_name }} import evaluate, lineage, train
+from {{ cookiecutter.package_name }} import estimator, evaluate, lineage, train
 from {{ cookiecutter.package_name }}.data import Schema
 from {{ cookiecutter.package_name }}.inference import load_model
 
@@ -101,13 +101,13 @@ def test_train_cli_accepts_sagemaker_style_hyperparameters(
             str(tmp_path / "model"),
             "--params",
             str(PROJECT / "params.yaml"),
-            "--max_iter",
-            "5",
+            "--max_depth",  # a hyperparameter both frameworks call the same
+            "2",
         ]
     )
     assert code == 0
     meta = json.loads((tmp_path / "model" / train.META_FILE).read_text())
-    assert meta["hyperparameters"]["max_iter"] == 5
+    assert meta["hyperparameters"]["max_depth"] == 2
 
 
 def test_lineage_record(tmp_path: Path, model_dir: Path) -> None:
@@ -133,8 +133,9 @@ def test_lineage_record(tmp_path: Path, model_dir: Path) -> None:
     )
     record = json.loads(out.read_text())
     assert len(record["data"]["md5"]) == 32
-    assert record["params"]["train"]["max_iter"] > 0
+    assert record["params"]["train"]["max_depth"] > 0
     assert record["packages"]["scikit-learn"]
+    assert record["packages"][estimator.FRAMEWORK]  # the estimator's library
     assert len(record["model"]["sha256"]) == 64
     assert "commit" in record["code"]
 

@@ -10,6 +10,7 @@ import gzip
 import http.client
 import json
 import shutil
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +24,7 @@ import pandas as pd
 import pytest
 from sklearn.dummy import DummyClassifier, DummyRegressor
 
+from {{ cookiecutter.package_name }} import variants
 from {{ cookiecutter.package_name }}.data import Schema
 from {{ cookiecutter.package_name }}.inference import META_FILE, MODEL_FILE
 from {{ cookiecutter.package_name }}.serve import InferenceServer, make_server, serve_in_thread
@@ -281,3 +283,55 @@ def test_a_broken_challenger_never_breaks_the_champions_answers(
     assert len(captured(capture, CHAMPION)) == 10
     assert captured(capture, CHALLENGER) == []
     assert "challenger 'challenger'" in capsys.readouterr().err
+
+
+class Waiting:
+    """A model that predicts only once the test lets it: a challenger slower than any champion."""
+
+    def __init__(self, model: Any, release: threading.Event) -> None:
+        self.model = model
+        self.release = release
+        self.classes_ = getattr(model, "classes_", None)
+
+    def predict(self, frame: pd.DataFrame) -> Any:
+        self.release.wait(30)
+        return self.model.predict(frame)
+
+    def predict_proba(self, frame: pd.DataFrame) -> Any:
+        self.release.wait(30)
+        return self.model.predict_proba(frame)
+
+
+def test_the_champion_never_waits_for_a_slow_shadow(
+    tmp_path: Path,
+    constant_dirs: tuple[Path, Path],
+    clean_frame: pd.DataFrame,
+    schema: Schema,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(variants, "SHADOW_QUEUE_SIZE", 2)
+    capture = tmp_path / "capture"
+    server = make_server(
+        constant_dirs[0],
+        "127.0.0.1",
+        0,
+        capture_dir=capture,
+        challenger_dir=constant_dirs[1],
+        mode="shadow",
+    )
+    challenger = server.rollout.challenger
+    assert challenger is not None and challenger.model is not None
+    release = threading.Event()
+    challenger.model.pipeline = Waiting(challenger.model.pipeline, release)
+    with running(server):
+        connection = connect(server)
+        # Every answer arrives while the challenger is still held: nothing waited for it.
+        answers = [post(connection, rows(clean_frame, schema, i))[:2] for i in range(10)]
+        assert answers == [(200, CHAMPION)] * 10
+        # One copy is being scored, at most two wait in the queue: the rest were dropped.
+        dropped = server.rollout.shadow_dropped
+        assert dropped >= 10 - 1 - 2
+        release.set()
+        server.rollout.drain()
+    assert len(captured(capture, CHAMPION)) == 10
+    assert len(captured(capture, CHALLENGER)) == 10 - dropped

@@ -18,6 +18,7 @@ import os
 import sys
 import threading
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -119,6 +120,50 @@ def write_ground_truth(labels: Path, output: Path, when: datetime | None = None)
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{labels.stem}.jsonl"
     target.write_text("".join(f"{record}\n" for record in records), encoding="utf-8")
+    return target
+
+
+def read_records(folder: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """Every captured event below ``folder`` with the file it came from, in file order.
+
+    Endpoints write ``.jsonl`` files; blank lines are skipped. The monitor and ``compare`` both
+    read captures through this function.
+    """
+    for file in sorted(Path(folder).rglob("*.jsonl")):
+        for line in file.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                yield file, json.loads(line)
+
+
+def payload_text(payload: dict[str, Any]) -> str:
+    """A captured ``endpointInput``/``endpointOutput`` payload's data as text."""
+    data = str(payload["data"])
+    if payload.get("encoding") == "BASE64":
+        return base64.b64decode(data).decode("utf-8", errors="replace")
+    return data
+
+
+def download_prefix(uri: str, target: Path) -> Path:
+    """Copy every ``.jsonl`` object below an ``s3://bucket/prefix`` into ``target``, keys kept.
+
+    boto3 resolves credentials, region and ``AWS_ENDPOINT_URL`` as usual (tests use a loopback
+    moto server). Raises ValueError for a URI that is not ``s3://bucket/...``.
+    """
+    import boto3  # the cloud dependency group: only when reading from S3
+
+    if not uri.startswith("s3://") or not uri[5:].split("/", 1)[0]:
+        raise ValueError(f"{uri}: expected s3://bucket/prefix")
+    bucket, _, prefix = uri[5:].partition("/")
+    prefix = prefix.rstrip("/") + "/" if prefix else ""
+    client = boto3.client("s3")
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            key = item["Key"]
+            if not key.endswith(".jsonl"):
+                continue
+            destination = target / key[len(prefix) :]
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            client.download_file(bucket, key, str(destination))
     return target
 
 

@@ -16,6 +16,7 @@ import json
 import sys
 import tarfile
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,8 +93,31 @@ def compute_metrics(
 ) -> dict[str, Any]:
     """The report; ``n_labels`` (from the schema) decides binary or multiclass when given."""
     features, truth = frame[meta["features"]], frame[meta["target"]]
-    predicted = model.predict(features)
-    if meta["problem_type"] == "regression":
+    return metrics_from_predictions(
+        meta["problem_type"],
+        truth,
+        model.predict(features),
+        meta.get("classes", []),
+        n_labels,
+        positive_probability=lambda: model.predict_proba(features)[:, 1],
+    )
+
+
+def metrics_from_predictions(
+    problem_type: str,
+    truth: Any,
+    predicted: Any,
+    classes: list[Any],
+    n_labels: int | None = None,
+    positive_probability: Callable[[], Any] | None = None,
+) -> dict[str, Any]:
+    """The report from predictions already made (``compare`` scores captured answers with it).
+
+    ``positive_probability`` gives each row's probability of ``classes[1]``; AUC is reported for
+    a binary problem when it is given and the truth holds both labels.
+    """
+    truth = pd.Series(np.asarray(truth))
+    if problem_type == "regression":
         mse = skm.mean_squared_error(truth, predicted)
         values = {
             "mse": mse,
@@ -102,7 +126,6 @@ def compute_metrics(
             "r2": skm.r2_score(truth, predicted),
         }
         return {"regression_metrics": {name: _entry(v) for name, v in values.items()}}
-    classes = meta["classes"]
     n_classes = n_labels if n_labels is not None else len(classes)
     average = "binary" if n_classes <= 2 else "weighted"
     values = {
@@ -111,8 +134,13 @@ def compute_metrics(
         "recall": skm.recall_score(truth, predicted, average=average, zero_division=0),
         "f1": skm.f1_score(truth, predicted, average=average, zero_division=0),
     }
-    if n_classes == 2 and len(classes) == 2 and truth.nunique() == 2:
-        values["auc"] = skm.roc_auc_score(truth, model.predict_proba(features)[:, 1])
+    if (
+        positive_probability is not None
+        and n_classes == 2
+        and len(classes) == 2
+        and truth.nunique() == 2
+    ):
+        values["auc"] = skm.roc_auc_score(truth, positive_probability())
     section = metrics_section("classification", n_classes)
     return {section: {name: _entry(v) for name, v in values.items()}}
 

@@ -93,7 +93,9 @@ def package_versions() -> dict[str, str | None]:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = None
-    return versions
+    from .estimator import framework_versions  # the estimator's library
+
+    return versions | framework_versions()
 
 
 def build_record(model_dir: Path, metrics: Path, params: Path, pointer: Path) -> dict[str, Any]:

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .capture import payload_text, read_records
 from .evaluate import Gate, compute_metrics, metric_value
 from .inference import InvalidInputError, load_model, parse_rows
 from .params import load_params
@@ -80,18 +81,12 @@ def psi(expected_edges: list[float], baseline_sample: np.ndarray, current: np.nd
 def read_capture(folder: Path, features: list[str]) -> pd.DataFrame:
     """Requests from SageMaker data-capture JSON lines, as a frame of the model's features."""
     rows: list[Any] = []
-    for file in sorted(folder.rglob("*.jsonl")):
-        for line in file.read_text(encoding="utf-8").splitlines():
-            if not line.strip():
-                continue
-            record = json.loads(line)["captureData"]["endpointInput"]
-            data = record["data"]
-            if record.get("encoding") == "BASE64":
-                data = base64.b64decode(data).decode("utf-8")
-            try:
-                rows += parse_rows(data, record["observedContentType"])
-            except InvalidInputError:
-                continue  # requests the endpoint refused never reached the model
+    for _, event in read_records(folder):
+        record = event["captureData"]["endpointInput"]
+        try:
+            rows += parse_rows(payload_text(record), record["observedContentType"])
+        except InvalidInputError:
+            continue  # requests the endpoint refused never reached the model
     records = [
         row if isinstance(row, dict) else dict(zip(features, row, strict=False)) for row in rows
     ]

@@ -18,36 +18,22 @@ from typing import Any
 
 import joblib
 import pandas as pd
-from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.pipeline import Pipeline
 
 from .data import SCHEMA_PATH, DataValidationError, Schema, load_schema, read_csv_dir, validate
+from .estimator import HYPERPARAMETERS, build_estimator
 from .features import build_preprocessor
 from .params import load_params
 
 MODEL_FILE = "model.joblib"
 META_FILE = "model_meta.json"
 BASELINE_FILE = "baseline.json"
-HYPERPARAMETERS: dict[str, type] = {
-    "learning_rate": float,
-    "max_iter": int,
-    "max_depth": int,
-    "min_samples_leaf": int,
-    "l2_regularization": float,
-    "random_state": int,
-}
 BASELINE_BINS = 10
 
 
 def build_model(schema: Schema, hyperparameters: dict[str, Any]) -> Pipeline:
-    estimator_type = (
-        HistGradientBoostingClassifier
-        if schema.problem_type == "classification"
-        else HistGradientBoostingRegressor
-    )
-    return Pipeline(
-        [("features", build_preprocessor(schema)), ("model", estimator_type(**hyperparameters))]
-    )
+    estimator = build_estimator(schema.problem_type, hyperparameters)
+    return Pipeline([("features", build_preprocessor(schema)), ("model", estimator)])
 
 
 def feature_baseline(frame: pd.DataFrame, schema: Schema) -> dict[str, Any]:

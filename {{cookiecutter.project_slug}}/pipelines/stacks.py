@@ -1,0 +1,132 @@
+"""Create or update one of the project's own stacks (foundation, build, deploy, and with separate
+staging and prod accounts target-account in each of them) by hand.
+
+``make stack STACK=foundation`` (extra parameters as ``PARAMS="Name=value ..."``). The stack gets
+the project's stack-level tags (``settings.stack_tags``), which CloudFormation propagates to its
+resources; the endpoint stacks get the same tags from the deploy pipeline's stage configurations,
+and a SageMaker project's nested stacks from the Service Catalog product.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.exceptions import ClientError, WaiterError
+
+from .settings import Settings, load_settings, stack_tags
+
+INFRASTRUCTURE = Path(__file__).resolve().parent.parent / "infrastructure"
+TEMPLATES = {
+    "foundation": "foundation.yaml",
+    "build": "build-pipeline.yaml",
+    "deploy": "deploy-pipeline.yaml",
+    # Deployed in the staging and prod accounts when the organisation standards name them.
+    "target-account": "target-account.yaml",
+}
+# The build account's stacks that take org-standards.json's accounts as parameters.
+ACCOUNT_PARAMETERS = {"staging": "StagingAccountId", "prod": "ProdAccountId"}
+ACCOUNT_STACKS = ("foundation", "deploy")
+NO_CHANGE = "No updates are to be performed."
+
+
+class StackError(Exception):
+    """A stack that could not be deployed; the message is one line."""
+
+
+def parse_parameters(pairs: list[str]) -> dict[str, str]:
+    parameters: dict[str, str] = {}
+    for pair in pairs:
+        name, separator, value = pair.partition("=")
+        if not separator or not name:
+            raise StackError(f"parameter {pair!r} is not Name=value")
+        parameters[name] = value
+    return parameters
+
+
+def stack_request(settings: Settings, stack: str, parameters: dict[str, str]) -> dict[str, Any]:
+    """The CreateStack/UpdateStack request: template, parameters, capabilities, stack tags."""
+    if stack not in TEMPLATES or not (INFRASTRUCTURE / TEMPLATES[stack]).exists():
+        known = [name for name, file in TEMPLATES.items() if (INFRASTRUCTURE / file).exists()]
+        raise StackError(f"unknown stack {stack!r}; one of {', '.join(known)}")
+    accounts = {
+        ACCOUNT_PARAMETERS[stage]: account
+        for stage, account in settings.standards.accounts.items()
+        if stack in ACCOUNT_STACKS
+    }
+    values = (
+        {
+            "SageMakerProjectName": settings.project_name,
+            "SageMakerProjectId": settings.project_id,
+        }
+        | accounts
+        | parameters
+    )
+    return {
+        "StackName": f"{settings.project_name}-{stack}",
+        "TemplateBody": (INFRASTRUCTURE / TEMPLATES[stack]).read_text(),
+        "Parameters": [{"ParameterKey": k, "ParameterValue": v} for k, v in values.items()],
+        "Capabilities": ["CAPABILITY_NAMED_IAM"],
+        "Tags": [
+            {"Key": k, "Value": v}
+            for k, v in sorted(stack_tags(settings, values.get("StageName")).items())
+        ],
+    }
+
+
+def _exists(cloudformation: Any, name: str) -> bool:
+    try:
+        stacks = cloudformation.describe_stacks(StackName=name)["Stacks"]
+    except ClientError as error:
+        if "does not exist" in str(error):
+            return False
+        raise
+    return any(stack["StackStatus"] != "REVIEW_IN_PROGRESS" for stack in stacks)
+
+
+def deploy(cloudformation: Any, request: dict[str, Any]) -> str:
+    """Create the stack, or update it when it exists; wait; return a one-line outcome."""
+    name = request["StackName"]
+    try:
+        if not _exists(cloudformation, name):
+            cloudformation.create_stack(**request)
+            cloudformation.get_waiter("stack_create_complete").wait(StackName=name)
+            return f"created {name}"
+        try:
+            cloudformation.update_stack(**request)
+        except ClientError as error:
+            if NO_CHANGE in str(error):
+                return f"{name} is up to date"
+            raise
+        cloudformation.get_waiter("stack_update_complete").wait(StackName=name)
+        return f"updated {name}"
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "Error")
+        message = error.response.get("Error", {}).get("Message", "")
+        operation = error.operation_name
+        raise StackError(f"cloudformation {operation} {name}: {code}: {message}") from None
+    except WaiterError as error:
+        status = error.last_response.get("Stacks", [{}])[0].get("StackStatus", "unknown")
+        raise StackError(f"{name} did not complete: {status}") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("stack", help=", ".join(TEMPLATES))
+    parser.add_argument("parameters", nargs="*", help="Name=value template parameters")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+        request = stack_request(settings, args.stack, parse_parameters(args.parameters))
+        print(deploy(boto3.client("cloudformation", region_name=settings.region), request))
+    except StackError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
