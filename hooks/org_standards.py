@@ -166,6 +166,15 @@ def check(standards: Mapping[str, Any], answers: Mapping[str, Any]) -> None:
             raise AnswerError(
                 f"tag '{key}'", tags[key], f"organisation standards require it to match {pattern}"
             )
+    if answers.get("inference_mode") == "serverless":
+        required = [name for name in ("vpc", "network_isolation") if standards.get(name)]
+        if required:
+            raise AnswerError(
+                "inference_mode",
+                "serverless",
+                f"the organisation standards require {' and '.join(required)}, which SageMaker "
+                "serverless endpoints do not support; choose realtime",
+            )
     metric, threshold = DEFAULT_GATES[answers["problem_type"]]
     minimum = standards.get("minimum_quality_gate", {}).get(metric)
     if minimum is not None:

@@ -106,6 +106,10 @@ def call(client: Any, operation: str, **kwargs: Any) -> Any:
         raise PublishError(f"{service} {api} failed: {type(error).__name__}: {reason}") from None
 
 
+# product.yaml's Seed mapping value for "no separate account" (a mapping value is never empty).
+NO_ACCOUNT = "none"
+
+
 def nested_templates_url(options: Options, base: str) -> str:
     return f"https://{options.bucket}.s3.{options.region}.amazonaws.com/{base}/templates"
 
@@ -127,6 +131,9 @@ def product_template(options: Options, built: seed.Seed, base: str) -> str:
             "TemplatesUrl": nested_templates_url(options, base),
             "SeedCodeBucket": options.bucket,
             "SeedCodeKey": f"{base}/seed.zip",
+            # the seed's org-standards.json accounts; "none": staging and prod in this account
+            "StagingAccountId": built.accounts.get("staging", NO_ACCOUNT),
+            "ProdAccountId": built.accounts.get("prod", NO_ACCOUNT),
         }
     )
     # The organisation's tags join the SageMaker Projects tags product.yaml gives each nested

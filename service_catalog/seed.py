@@ -96,6 +96,8 @@ class Seed:
     templates: dict[str, bytes]  # file name -> rendered bytes
     answers: dict[str, Any]
     tags: dict[str, str]  # the organisation's stack tags (the render's infrastructure/tags.json)
+    # stage -> its own account (org-standards.json `accounts`); empty: both in the build account
+    accounts: dict[str, str]
 
 
 # The rendered templates the product provisions as nested stacks (endpoint.yaml is deployed by
@@ -108,10 +110,12 @@ def build_seed(answers: Mapping[str, Any]) -> Seed:
     with tempfile.TemporaryDirectory(prefix="seed-") as tmp:
         project = render_seed(answers, Path(tmp))
         infrastructure = project / "infrastructure"
+        standards = json.loads((project / "org-standards.json").read_text())
         return Seed(
             slug=project.name,
             zip=zip_files(project, tracked_files(project)),
             templates={name: (infrastructure / name).read_bytes() for name in NESTED_TEMPLATES},
             answers=resolved_answers(answers),
             tags=json.loads((infrastructure / "tags.json").read_text()),
+            accounts=dict(standards.get("accounts", {})),
         )

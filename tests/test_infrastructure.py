@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import MATRIX, load_yaml, matrix_id
+from .conftest import MATRIX, REALTIME_ROWS, load_yaml, matrix_id
 from .rendered_tag_propagation import tag_propagation
 
 
@@ -185,7 +185,7 @@ def test_build_uses_current_codebuild_image_and_project_python(
                 assert float(image.rsplit(":", 1)[1]) >= 5.0
 
 
-@pytest.mark.parametrize("extra", MATRIX, ids=matrix_id)
+@pytest.mark.parametrize("extra", REALTIME_ROWS, ids=matrix_id)
 def test_prod_monitors_data_and_model_quality_and_retrains_on_either_alarm(
     baked_matrix: dict[str, Path], extra: dict[str, str]
 ) -> None:

@@ -120,6 +120,25 @@ def test_answers_breaking_the_standards(change: dict[str, Any], field: str, word
     assert str(caught.value).startswith(f"invalid answer for '{field}'")
 
 
+@pytest.mark.parametrize(
+    ("standards", "required"),
+    [
+        ({"network_isolation": True}, "network_isolation"),
+        ({"vpc": {"subnets": ["subnet-0a"], "security_groups": ["sg-0b"]}}, "vpc"),
+    ],
+)
+def test_serverless_is_refused_where_the_standards_require_what_it_cannot_do(
+    standards: dict[str, Any], required: str
+) -> None:
+    """SageMaker serverless endpoints support neither a VPC nor network isolation."""
+    with pytest.raises(AnswerError) as caught:
+        org_standards.check(standards, DEFAULTS | {"inference_mode": "serverless"})
+    message = str(caught.value)
+    assert message.startswith("invalid answer for 'inference_mode' = 'serverless'")
+    assert f"require {required}" in message
+    org_standards.check(standards, DEFAULTS | {"inference_mode": "realtime"})
+
+
 def test_compliant_answers_pass_and_weak_gates_fail() -> None:
     org_standards.check(STRICT, DEFAULTS | COMPLIANT)
     with pytest.raises(AnswerError, match="weaker than the organisation minimum"):

@@ -8,6 +8,7 @@ with botocore Stubbers.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import subprocess
@@ -17,6 +18,7 @@ from typing import Any
 
 import boto3
 import pytest
+import yaml
 from botocore.stub import ANY, Stubber
 
 from service_catalog import publish, seed
@@ -124,6 +126,41 @@ def test_product_passes_each_nested_template_exactly_its_parameters(
         assert required <= set(given), (name, required - set(given))
 
 
+def _nested_parameters(built: seed.Seed, answers: dict[str, str]) -> dict[str, dict[str, Any]]:
+    product = json.loads(
+        publish.product_template(options(answers=answers), built, "templates/mlops/v1")
+    )
+    stack = iam.Stack(product, "sc-tumour", {"SageMakerProjectName": "tumour"})
+    return {
+        logical: stack.resolve(resource["Properties"]["Parameters"])
+        for logical, resource in stack.active()
+        if resource["Type"] == "AWS::CloudFormation::Stack"
+    }
+
+
+def test_product_provisions_a_separate_accounts_seed_for_its_accounts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The seed's org-standards.json accounts reach the foundation and deploy stacks; a seed
+    without them leaves the parameters to their (empty) defaults."""
+    accounts = {"staging": "111111111111", "prod": "222222222222"}
+    standards = tmp_path / "org-standards.yaml"
+    standards.write_text(json.dumps({"accounts": accounts}))
+    answers = {"organisation": "acme", "source_control": "codecommit"}
+    monkeypatch.setenv("MLOPS_ORG_STANDARDS", str(standards))
+    separate = _nested_parameters(BUILD_SEED(answers), answers)
+    monkeypatch.delenv("MLOPS_ORG_STANDARDS")
+    single = _nested_parameters(seed.build_seed(answers), answers)
+    for logical in ("Foundation", "Deploy"):
+        given = separate[logical]
+        assert (given["StagingAccountId"], given["ProdAccountId"]) == (
+            accounts["staging"],
+            accounts["prod"],
+        )
+        assert not {"StagingAccountId", "ProdAccountId"} & set(single[logical])
+    assert not {"StagingAccountId", "ProdAccountId"} & set(separate["Build"])
+
+
 @pytest.mark.parametrize("answers", ANSWER_SETS, ids=["github", "codecommit", "github-actions"])
 def test_product_tags_every_resource_of_every_nested_stack(answers: dict[str, str]) -> None:
     """SageMaker Projects' tags and the organisation's reach every taggable resource the product
@@ -141,8 +178,14 @@ def test_product_tags_every_resource_of_every_nested_stack(answers: dict[str, st
     }
     assert {"organisation", "cost-centre", "project"} <= set(expected)
     # The product's own stack gets no tags of ours: its resources carry them.
-    product_resources = {"Resources": dict(stack.active())}
-    own = tag_propagation.effective_tags(stack.resolve(product_resources), {}, parameters)
+    product_resources = {
+        logical: {
+            "Type": resource["Type"],
+            "Properties": {"Tags": stack.resolve(resource["Properties"].get("Tags", []))},
+        }
+        for logical, resource in stack.active()
+    }
+    own = tag_propagation.effective_tags({"Resources": product_resources}, {}, parameters)
     assert tag_propagation.missing(own, expected) == {}
     nested = [
         resource
@@ -159,6 +202,75 @@ def test_product_tags_every_resource_of_every_nested_stack(answers: dict[str, st
         effective = tag_propagation.effective_tags(template, nested_tags, parameters)
         assert effective, name
         assert tag_propagation.missing(effective, expected) == {}, name
+
+
+# What CodeCommit does with a repository's customer managed key, with the credentials of whoever
+# creates, pushes to or pulls from it (CodeCommit User Guide, "AWS Key Management Service and
+# encryption for AWS CodeCommit repositories").
+CODECOMMIT_KEY_ACTIONS = (
+    "kms:Encrypt",
+    "kms:Decrypt",
+    "kms:ReEncryptFrom",
+    "kms:ReEncryptTo",
+    "kms:GenerateDataKey",
+    "kms:GenerateDataKeyWithoutPlaintext",
+    "kms:DescribeKey",
+)
+
+
+def key_policy_grants(document: dict[str, Any], action: str, context: dict[str, str]) -> bool:
+    """Whether the key policy itself lets any principal of the calling account perform ``action``.
+
+    A statement naming the account root only delegates to the caller's IAM policies (which the
+    Service Catalog launch role's and a developer's are not ours to write), so it does not count;
+    nor do statements for service principals.
+    """
+    return any(
+        statement["Effect"] == "Allow"
+        and statement.get("Principal") in ({"AWS": "*"}, "*")
+        and any(iam._glob(a, action, case=False) for a in iam._as_list(statement["Action"]))
+        and iam.conditions_hold(statement.get("Condition", {}), context)
+        for statement in iam.statements(document)
+    )
+
+
+@pytest.mark.parametrize("answers", ANSWER_SETS, ids=["github", "codecommit", "github-actions"])
+def test_codecommit_repository_is_encrypted_with_the_project_key(answers: dict[str, str]) -> None:
+    """The product's repository names the foundation stack's key, whose policy lets CodeCommit
+    use it for this account's principals, and for nothing else."""
+    built = seed.build_seed(answers)
+    product = json.loads(
+        publish.product_template(options(answers=answers), built, "templates/mlops/v1")
+    )
+    foundation_template = load_yaml_text(built.templates["foundation.yaml"].decode())
+    foundation = iam.Stack(foundation_template, "sc-tumour-Foundation")
+    key_policy = foundation.resolve(foundation.resources["ProjectKey"]["Properties"]["KeyPolicy"])
+    via = f"codecommit.{iam.REGION}.amazonaws.com"
+    through_codecommit = {"kms:CallerAccount": iam.ACCOUNT, "kms:ViaService": via}
+    if answers.get("source_control") != "codecommit":
+        assert "Repository" not in product["Resources"] or product["Resources"]["Repository"].get(
+            "Condition"
+        )
+        assert not any(
+            key_policy_grants(key_policy, a, through_codecommit) for a in CODECOMMIT_KEY_ACTIONS
+        )
+        return
+    repository = product["Resources"]["Repository"]["Properties"]
+    assert repository["KmsKeyId"] == {"Fn::GetAtt": ["Foundation", "Outputs.KmsKeyArn"]}
+    output = foundation.resolve(foundation_template["Outputs"]["KmsKeyArn"]["Value"])
+    assert output == foundation.arn("ProjectKey")
+    for action in CODECOMMIT_KEY_ACTIONS:
+        assert key_policy_grants(key_policy, action, through_codecommit), action
+        # Not to another account, and not outside CodeCommit.
+        assert not key_policy_grants(
+            key_policy, action, through_codecommit | {"kms:CallerAccount": "210987654321"}
+        ), action
+        assert not key_policy_grants(
+            key_policy,
+            action,
+            through_codecommit | {"kms:ViaService": f"s3.{iam.REGION}.amazonaws.com"},
+        ), action
+    assert not key_policy_grants(key_policy, "kms:ScheduleKeyDeletion", through_codecommit)
 
 
 def load_yaml_text(text: str) -> Any:
@@ -499,11 +611,14 @@ def test_uploaded_seed_unpacks_to_a_project_whose_tests_pass(
     body = aws.s3.get_object(Bucket=BUCKET, Key=result["seed_key"])["Body"].read()
     project = tmp_path / "seed"
     zipfile.ZipFile(io.BytesIO(body)).extractall(project)
-    # The seed carries the data's DVC pointer only; `dvc pull` from the remote an admin filled
-    # with `make push` (README, admin section) is stood in for by the rendered file.
-    rendered = seed.render_seed(options().answers, tmp_path / "render")
+    # The seed carries the data's DVC pointer only, and the project's bucket (its DVC remote,
+    # here on the loopback S3) starts empty: the first `make setup` must fill it and pull.
     raw = "data/raw/dataset.csv"
-    (project / raw).write_bytes((rendered / raw).read_bytes())
+    assert not (project / raw).exists()
+    aws.s3.create_bucket(Bucket="acme-tumour-classifier-ml")  # the seed's s3_bucket
+    (project / ".dvc" / "config.local").write_text(
+        f"['remote \"s3\"']\n    endpointurl = {moto_endpoint}\n"
+    )
     (project / "Makefile").chmod(0o644)
     for command in (
         ["git", "init", "-q"],
@@ -516,6 +631,10 @@ def test_uploaded_seed_unpacks_to_a_project_whose_tests_pass(
             ["make", target], cwd=project, capture_output=True, text=True, check=False, timeout=900
         )
         assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    pointer = yaml.safe_load((project / f"{raw}.dvc").read_text())["outs"][0]
+    assert hashlib.md5((project / raw).read_bytes()).hexdigest() == pointer["md5"]  # noqa: S324
+    listed = aws.s3.list_objects_v2(Bucket="acme-tumour-classifier-ml")
+    assert listed["KeyCount"] >= 1  # the sample, pushed for every later clone
 
 
 def test_product_honours_the_sagemaker_projects_contract() -> None:

@@ -9,13 +9,13 @@ chosen variant and drops the infix. Run: ``uv run python tools/make_sample_data.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
-import re
 from pathlib import Path
+from types import ModuleType
 
 import pandas as pd
 import yaml
-from sklearn.datasets import load_breast_cancer, load_diabetes
 
 PROJECT = Path(__file__).resolve().parent.parent / "{{cookiecutter.project_slug}}"
 # JSON, not YAML: the schema travels inside the package to SageMaker containers, whose Python
@@ -26,19 +26,24 @@ PACKAGE = PROJECT / "src" / "{{cookiecutter.package_name}}"
 RANGE_SLACK = 0.5
 
 
-def snake(name: str) -> str:
-    return re.sub(r"[^0-9a-z]+", "_", name.lower()).strip("_")
+def _rendered_sample_data() -> ModuleType:
+    """The rendered project's tools/sample_data.py (plain Python): the one definition of the
+    sample, which a provisioned project's first build rebuilds with the same code."""
+    spec = importlib.util.spec_from_file_location(
+        "sample_data", PROJECT / "tools" / "sample_data.py"
+    )
+    if spec is None or spec.loader is None:
+        raise ImportError(PROJECT / "tools" / "sample_data.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+sample_data = _rendered_sample_data()
 
 
 def frames() -> dict[str, tuple[pd.DataFrame, str]]:
-    cancer = load_breast_cancer(as_frame=True)
-    clf = cancer.frame.rename(columns=snake).rename(columns={"target": "benign"})
-    diabetes = load_diabetes(as_frame=True, scaled=False)
-    reg = diabetes.frame.rename(columns={"target": "disease_progression"})
-    reg = reg.rename(
-        columns={"s1": "tc", "s2": "ldl", "s3": "hdl", "s4": "tch", "s5": "ltg", "s6": "glu"}
-    )
-    return {"classification": (clf, "benign"), "regression": (reg, "disease_progression")}
+    return {kind: sample_data.sample_frame(kind) for kind in ("classification", "regression")}
 
 
 def schema_for(frame: pd.DataFrame, target: str, problem_type: str) -> dict[str, object]:
@@ -79,7 +84,7 @@ def dvc_pointer(data: bytes) -> dict[str, object]:
 def main() -> None:
     raw = PROJECT / "data" / "raw"
     for problem_type, (frame, target) in frames().items():
-        data = frame.to_csv(index=False, float_format="%.6g", lineterminator="\n").encode()
+        data = sample_data.sample_csv(problem_type)
         (raw / f"dataset.{problem_type}.csv").write_bytes(data)
         (raw / f"dataset.{problem_type}.csv.dvc").write_text(
             yaml.safe_dump(dvc_pointer(data), sort_keys=False)

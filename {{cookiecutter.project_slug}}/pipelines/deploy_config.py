@@ -40,7 +40,7 @@ from botocore.exceptions import ClientError
 
 from . import deployed, drift_alarms, endpoint_requests, rollout
 from .run import PARAMS, SCHEMA_GLOB, pipeline_inputs
-from .settings import LOWER_IS_BETTER, Settings, load_settings, stack_tags
+from .settings import LOWER_IS_BETTER, Settings, Standards, load_settings, stack_tags
 
 PROJECT = Path(__file__).resolve().parent.parent
 INFRASTRUCTURE = PROJECT / "infrastructure"
@@ -290,8 +290,8 @@ def endpoint_template(project: str, features: list[str]) -> dict[str, Any]:
     return template
 
 
-def template_parameters(template: Path = INFRASTRUCTURE / "endpoint.yaml") -> set[str]:
-    return set(load_template(template)["Parameters"])
+def template_parameters(template: Path = INFRASTRUCTURE / "endpoint.yaml") -> dict[str, Any]:
+    return dict(load_template(template)["Parameters"])
 
 
 def _schema(project: Path = PROJECT) -> dict[str, Any]:
@@ -330,7 +330,7 @@ class StagePlan:
 
     champion: Package
     challenger: Package | None
-    deployment: rollout.Deployment
+    deployment: rollout.Deployment | None  # None for a serverless endpoint (one variant)
     # False when the update adds or removes a variant: SageMaker's blue/green guardrails need
     # the variant names unchanged (deployment guardrails, "Exclusions").
     guarded: bool = True
@@ -358,60 +358,113 @@ def stage_config(
     target: TargetAccount | None = None,
     build_account: str = "",
 ) -> dict[str, Any]:
-    """The stage's stack parameters; ``target``: its own account (with ``build_account``)."""
+    """``infrastructure/<stage>-config.json`` completed with what only the account knows.
+
+    ``target``: the stage's own account (with ``build_account``). A realtime endpoint also gets
+    its network, data capture, monitoring and alarm parameters; a serverless one has none of
+    those (SageMaker supports neither VPC, data capture nor Model Monitor for it), so the
+    template asks for none.
+    """
     config = read_stage_settings(stage)
     config.pop("Deployment", None)  # the deploy settings become template parameters below
     standards = settings.standards
-    serving = config["Parameters"].get(
-        "EndpointInstanceType", standards.default_instance("serving")
+    package = plan.champion
+    config["Parameters"] |= {
+        "SageMakerProjectName": settings.project_name,
+        "SageMakerProjectId": settings.project_id,
+        "StageName": stage,
+        "ModelPackageArn": package.arn,
+        "ModelExecutionRoleArn": settings.role_arn,
+        "KmsKeyArn": standards.kms_key_arn or kms_key_arn,
+    }
+    if target is not None:
+        config["Parameters"] |= {
+            "ModelExecutionRoleArn": target.model_role_arn,
+            "KmsKeyArn": target.key_alias_arn,
+        }
+    if settings.inference_mode == "realtime":
+        serving = config["Parameters"].get(
+            "EndpointInstanceType", standards.default_instance("serving")
+        )
+        standards.check_instance("serving", serving)
+        config["Parameters"] |= realtime_parameters(
+            stage, settings, package, monitor_image, target, build_account
+        )
+        if plan.deployment is not None:
+            config["Parameters"] |= {
+                "ChallengerPackageArn": (plan.challenger or package).arn
+            } | rollout.template_parameters(plan.deployment, plan.guarded)
+    else:
+        check_serverless(stage, config["Parameters"], standards)
+    parameters = template_parameters()
+    unknown = set(config["Parameters"]) - set(parameters)
+    if unknown:
+        raise DeployConfigError(f"{stage}-config.json sets unknown parameters: {sorted(unknown)}")
+    missing = sorted(
+        name
+        for name, declared in parameters.items()
+        if "Default" not in declared and name not in config["Parameters"]
     )
-    standards.check_instance("serving", serving)
+    if missing:
+        raise DeployConfigError(f"{stage}: no value for the template parameters {missing}")
+    config["Tags"] = stack_tags(settings, stage) | config.get("Tags", {})
+    return dict(config)
+
+
+def check_serverless(stage: str, parameters: dict[str, Any], standards: Standards) -> None:
+    """Refuse what SageMaker would refuse only once the stack is half deployed."""
+    if standards.subnets or standards.network_isolation:
+        raise DeployConfigError(
+            "the organisation standards require a VPC or network isolation, which serverless "
+            "endpoints do not support"
+        )
+    provisioned = int(parameters.get("ProvisionedConcurrency", 0))
+    maximum = int(parameters.get("MaxConcurrency", 1))
+    if provisioned > maximum:
+        raise DeployConfigError(
+            f"{stage}-config.json: ProvisionedConcurrency {provisioned} is more than "
+            f"MaxConcurrency {maximum} (SageMaker requires at most MaxConcurrency)"
+        )
+
+
+def realtime_parameters(
+    stage: str,
+    settings: Settings,
+    package: Package,
+    monitor_image: str,
+    target: TargetAccount | None = None,
+    build_account: str = "",
+) -> dict[str, str]:
+    """Network, data capture and monitoring parameters of an instance-based endpoint."""
+    standards = settings.standards
+    parameters: dict[str, str] = {}
     # The standards' subnets are the build account's; a target account's endpoint has none.
     if standards.subnets and target is None:
-        config["Parameters"] |= {
+        parameters |= {
             "SubnetIds": ",".join(standards.subnets),
             "SecurityGroupIds": ",".join(standards.security_groups),
         }
-    champion = plan.champion
     # Monitoring compares live inputs with the baseline of the model that answers them.
-    baseline = champion.baseline
+    baseline = package.baseline
     if baseline is None:  # resolve_package refuses these already
-        raise DeployConfigError(f"model package {champion.arn} has no data-quality baseline")
-    config["Parameters"] |= (
-        {
-            "SageMakerProjectName": settings.project_name,
-            "SageMakerProjectId": settings.project_id,
-            "StageName": stage,
-            "ModelPackageArn": champion.arn,
-            "ChallengerPackageArn": (plan.challenger or champion).arn,
-            "ModelExecutionRoleArn": settings.role_arn,
-            "KmsKeyArn": standards.kms_key_arn or kms_key_arn,
-            "DataCaptureUri": f"{settings.prefix}/data-capture/{stage}",
-            "MonitoringOutputUri": f"{settings.prefix}/monitoring/{stage}",
+        raise DeployConfigError(f"model package {package.arn} has no data-quality baseline")
+    data = settings.prefix
+    if target is not None:
+        data = f"s3://{target.data_bucket}/{settings.project_name}"
+        parameters["BuildAccountId"] = build_account
+    return (
+        parameters
+        | {
+            "DataCaptureUri": f"{data}/data-capture/{stage}",
+            "MonitoringOutputUri": f"{data}/monitoring/{stage}",
             "MonitorImageUri": monitor_image,
             "BaselineStatisticsUri": baseline.statistics_uri,
             "BaselineConstraintsUri": baseline.constraints_uri,
             "DriftAlarmRule": drift_alarms.composite_rule(settings.project_name, features()),
-            "GroundTruthUri": f"{settings.prefix}/ground-truth/{stage}",
+            "GroundTruthUri": f"{data}/ground-truth/{stage}",
         }
         | model_quality_parameters()
-        | rollout.template_parameters(plan.deployment, plan.guarded)
     )
-    if target is not None:
-        data = f"s3://{target.data_bucket}/{settings.project_name}"
-        config["Parameters"] |= {
-            "ModelExecutionRoleArn": target.model_role_arn,
-            "KmsKeyArn": target.key_alias_arn,
-            "DataCaptureUri": f"{data}/data-capture/{stage}",
-            "MonitoringOutputUri": f"{data}/monitoring/{stage}",
-            "GroundTruthUri": f"{data}/ground-truth/{stage}",
-            "BuildAccountId": build_account,
-        }
-    unknown = set(config["Parameters"]) - template_parameters()
-    if unknown:
-        raise DeployConfigError(f"{stage}-config.json sets unknown parameters: {sorted(unknown)}")
-    config["Tags"] = stack_tags(settings, stage) | config.get("Tags", {})
-    return dict(config)
 
 
 def monitor_image_uri(region: str) -> str:
@@ -517,36 +570,25 @@ def write_configs(
     """
     sagemaker, s3 = clients
     action = requested_arn if requested_arn in (PROMOTE, DISCARD) else DEPLOY
+    realtime = settings.inference_mode == "realtime"
     new: Package | None = None
     if action == DEPLOY:
         new, line = resolve_package(sagemaker, settings.model_package_group, requested_arn)
+    elif not realtime:
+        raise DeployConfigError(f"nothing to {action}: a serverless endpoint has no challenger")
     else:
         line = f"{action} in {settings.model_package_group}"
-    lives = {
-        stage: _live(
-            sagemaker,
-            settings,
-            stage,
-            needed=action != DEPLOY or stage_deployment(stage).mode != "replace",
-        )
-        for stage in STAGES
-    }
-    challenger_modes = action != DEPLOY or any(
-        stage_deployment(stage).mode != "replace" for stage in STAGES
-    )
-    if accounts and challenger_modes:
-        raise DeployConfigError(
-            "shadow, ab, promote and discard read the live endpoints from this account: with "
-            "stages in accounts of their own, deploy in Mode replace"
-        )
-    if action != DEPLOY and not any(live and live.challenger for live in lives.values()):
-        raise DeployConfigError(f"nothing to {action}: no stage serves a challenger")
-    plans = {stage: plan_stage(sagemaker, stage, lives[stage], action, new) for stage in STAGES}
-    for plan, _ in plans.values():
-        for package in (plan.champion, plan.challenger):
-            if package is not None and package.baseline is not None:
-                check_baseline(s3, package.baseline, features())
-    template = endpoint_template(settings.project_name, features())
+    if realtime:
+        plans = realtime_plans(sagemaker, settings, action, new, bool(accounts))
+        for plan, _ in plans.values():
+            for package in (plan.champion, plan.challenger):
+                if package is not None and package.baseline is not None:
+                    check_baseline(s3, package.baseline, features())
+        template = endpoint_template(settings.project_name, features())
+    else:  # no Model Monitor on a serverless endpoint, so no drift alarms either
+        assert new is not None
+        plans = {stage: (StagePlan(new, None, None), f"{stage}: version {new.version}") for stage in STAGES}
+        template = load_template()
     configs = {}
     for stage, (plan, _) in plans.items():
         stage_account = (accounts or {}).get(stage)
@@ -562,6 +604,32 @@ def write_configs(
         (output / f"{stage}-config.json").write_text(json.dumps(config, indent=2) + "\n")
     subject = new or plans["prod"][0].champion
     return subject, "; ".join([line, *(note for _, note in plans.values())])
+
+
+def realtime_plans(
+    sagemaker: Any, settings: Settings, action: str, new: Package | None, separate: bool
+) -> dict[str, tuple[StagePlan, str]]:
+    """Each stage's plan, from its Deployment settings and what its endpoint serves now."""
+    challenger_modes = action != DEPLOY or any(
+        stage_deployment(stage).mode != "replace" for stage in STAGES
+    )
+    if separate and challenger_modes:
+        raise DeployConfigError(
+            "shadow, ab, promote and discard read the live endpoints from this account: with "
+            "stages in accounts of their own, deploy in Mode replace"
+        )
+    lives = {
+        stage: _live(
+            sagemaker,
+            settings,
+            stage,
+            needed=action != DEPLOY or stage_deployment(stage).mode != "replace",
+        )
+        for stage in STAGES
+    }
+    if action != DEPLOY and not any(live and live.challenger for live in lives.values()):
+        raise DeployConfigError(f"nothing to {action}: no stage serves a challenger")
+    return {stage: plan_stage(sagemaker, stage, lives[stage], action, new) for stage in STAGES}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,6 +20,8 @@ TAGS_FILE = Path(__file__).resolve().parent.parent / "infrastructure" / "tags.js
 # Written by the template from the organisation's standards file; {} when there is none.
 STANDARDS_FILE = Path(__file__).resolve().parent.parent / "org-standards.json"
 DEFAULT_INSTANCE = "ml.m5.large"
+# Where the approved model runs (the template's inference_mode question, in defaults.json).
+INFERENCE_MODES = ("realtime", "serverless")
 # Gate metrics where smaller is better; the pipeline's condition and the prod quality alarm both
 # turn on it. Defined once, in src/<package>/gate_metrics.json (the local gate reads it too).
 GATE_METRICS_FILE = next(
@@ -79,6 +81,7 @@ class Settings:
     tags: dict[str, str]
     sklearn_version: str
     standards: Standards = field(default_factory=Standards)
+    inference_mode: str = "realtime"
 
     @property
     def pipeline_name(self) -> str:
@@ -123,7 +126,16 @@ def load_settings(
         tags=tags,
         sklearn_version=defaults["sklearn_version"],
         standards=standards if standards is not None else load_standards(),
+        inference_mode=inference_mode(defaults),
     )
+
+
+def inference_mode(defaults: Mapping[str, str]) -> str:
+    mode = defaults.get("inference_mode", "realtime")
+    if mode not in INFERENCE_MODES:
+        allowed = ", ".join(INFERENCE_MODES)
+        raise ValueError(f"{DEFAULTS_FILE.name}: inference_mode {mode!r} is not one of {allowed}")
+    return mode
 
 
 def stack_tags(settings: Settings, stage: str | None = None) -> dict[str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -68,3 +69,16 @@ def fake_aws(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
         monkeypatch.delenv(name, raising=False)
     os.environ.pop("AWS_CONFIG_FILE", None)
+
+
+@pytest.fixture()
+def registry(fake_aws: None) -> Iterator[Any]:
+    """A model registry (moto, in process) with the group ``churn`` and the bucket ``artifacts``."""
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        sagemaker = boto3.client("sagemaker", region_name="us-east-1")
+        sagemaker.create_model_package_group(ModelPackageGroupName="churn")
+        boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="artifacts")
+        yield sagemaker

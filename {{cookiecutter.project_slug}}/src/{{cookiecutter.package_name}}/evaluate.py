@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     model, meta = load_model(model_dir)
     schema = load_schema(args.schema)
     try:
-        frame = validate(read_csv_dir(args.test_dir), schema)
+        frame = validate(read_csv_dir(args.test_dir, schema.categorical_features), schema)
     except DataValidationError as error:
         print(f"error: invalid test data in {args.test_dir}: {error}", file=sys.stderr)
         return 2
