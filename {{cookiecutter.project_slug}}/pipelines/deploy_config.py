@@ -574,8 +574,6 @@ def write_configs(
     new: Package | None = None
     if action == DEPLOY:
         new, line = resolve_package(sagemaker, settings.model_package_group, requested_arn)
-    elif not realtime:
-        raise DeployConfigError(f"nothing to {action}: a serverless endpoint has no challenger")
     else:
         line = f"{action} in {settings.model_package_group}"
     if realtime:
@@ -585,9 +583,13 @@ def write_configs(
                 if package is not None and package.baseline is not None:
                     check_baseline(s3, package.baseline, features())
         template = endpoint_template(settings.project_name, features())
+    elif new is None:
+        raise DeployConfigError(f"nothing to {action}: a serverless endpoint has no challenger")
     else:  # no Model Monitor on a serverless endpoint, so no drift alarms either
-        assert new is not None
-        plans = {stage: (StagePlan(new, None, None), f"{stage}: version {new.version}") for stage in STAGES}
+        plans = {
+            stage: (StagePlan(new, None, None), f"{stage}: version {new.version}")
+            for stage in STAGES
+        }
         template = load_template()
     configs = {}
     for stage, (plan, _) in plans.items():
