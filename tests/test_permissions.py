@@ -352,3 +352,63 @@ def test_deploy_pipeline_role_can_run_its_cloudformation_actions(
         for call in STACK_CALLS[configuration["ActionMode"]]:
             assert iam.allows(role, f"cloudformation:{call}", stack), (action["Name"], call)
         assert iam.allows(role, "iam:PassRole", configuration["RoleArn"]), action["Name"]
+
+
+ORG_TRACKING_SERVER = f"arn:aws:sagemaker:{iam.REGION}:{iam.ACCOUNT}:mlflow-tracking-server/org-shared"
+OTHER_TRACKING_SERVER = f"arn:aws:sagemaker:{iam.REGION}:{iam.ACCOUNT}:mlflow-tracking-server/other"
+MLFLOW_PRIVILEGES = sorted(
+    f"sagemaker-mlflow:{privilege['privilege']}"
+    for service in iam.parliament.iam_definition
+    if service["prefix"] == "sagemaker-mlflow"
+    for privilege in service["privileges"]
+)
+
+
+def _foundation(project: Path, parameters: dict[str, str]) -> iam.Stack:
+    template = load_yaml(project / "infrastructure" / "foundation.yaml")
+    return iam.Stack(template, "tumour-foundation", parameters)
+
+
+@pytest.mark.parametrize(
+    ("parameters", "server"),
+    [
+        (
+            {"CreateMlflowTrackingServer": "true"},
+            f"arn:aws:sagemaker:{iam.REGION}:{iam.ACCOUNT}:mlflow-tracking-server/tumour",
+        ),
+        ({"MlflowTrackingServerArn": ORG_TRACKING_SERVER}, ORG_TRACKING_SERVER),
+        (
+            {"MlflowTrackingServerArn": ORG_TRACKING_SERVER, "CreateMlflowTrackingServer": "true"},
+            ORG_TRACKING_SERVER,
+        ),
+    ],
+    ids=["created", "organisation's", "given-wins-over-create"],
+)
+def test_execution_role_may_log_runs_to_the_tracking_server_and_no_other(
+    baked_matrix: dict[str, Path], parameters: dict[str, str], server: str
+) -> None:
+    """The jobs log runs to the project's tracking server; parliament finds nothing in the grant.
+
+    Which MLflow calls a run makes is recorded in the rendered suite (tests/test_tracking.py);
+    here: the grant is scoped to the one server, and exported for the build.
+    """
+    foundation = _foundation(baked_matrix[matrix_id(MATRIX[0])], parameters)
+    assert parliament_findings([("foundation.yaml", foundation)]) == []
+    assert foundation.outputs()["tumour-mlflow-tracking-server-arn"] == server
+    created = dict(foundation.active())
+    assert ("MlflowTrackingServer" in created) is (server != ORG_TRACKING_SERVER)
+    role = iam.role_documents(foundation, "SageMakerExecutionRole")
+    granted = [action for action in MLFLOW_PRIVILEGES if iam.allows(role, action, server)]
+    assert "sagemaker-mlflow:CreateRun" in granted and "sagemaker-mlflow:LogBatch" in granted
+    assert "sagemaker-mlflow:DeleteExperiment" not in granted  # runs are logged, never removed
+    assert not any(iam.allows(role, action, OTHER_TRACKING_SERVER) for action in granted)
+
+
+def test_no_tracking_server_means_no_mlflow_grant_and_none_exported(
+    baked_matrix: dict[str, Path],
+) -> None:
+    foundation = _foundation(baked_matrix[matrix_id(MATRIX[0])], {})
+    assert foundation.outputs()["tumour-mlflow-tracking-server-arn"] == "none"
+    assert not {"MlflowTrackingServer", "MlflowTrackingServerRole"} & set(dict(foundation.active()))
+    role = iam.role_documents(foundation, "SageMakerExecutionRole")
+    assert not any(iam.allows_on_some_resource(role, action) for action in MLFLOW_PRIVILEGES)

@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 from test_dvc import workspace  # noqa: F401 - the fixture, reused
 
-from {{ cookiecutter.package_name }} import drift, features, monitor, quality_baseline, train
+from {{ cookiecutter.package_name }} import compare, drift, features, monitor, predict, quality_baseline, train
 from {{ cookiecutter.package_name }}.data import (
     DataValidationError,
     Schema,
@@ -207,6 +207,20 @@ def test_the_server_scores_csv_and_json_with_an_unseen_category(
     assert body["error"] == "row 1, column 'band': expected a category as text, got 3.0"
 
 
+def test_batch_scoring_takes_categories_unseen_ones_included(
+    mixed: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    schema: Schema = mixed["schema"]
+    frame = mixed["frame"].head(5).copy()
+    frame.loc[frame.index[0], "site"] = "moon"
+    frame.to_csv(tmp_path / "batch.csv", index=False)
+    arguments = ["--model-dir", str(mixed["model_dir"]), "--input", str(tmp_path / "batch.csv")]
+    assert predict.main(arguments) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("prediction") and len(lines) == 1 + len(frame)
+    assert schema.target in frame.columns  # other columns, the target too, are ignored
+
+
 def test_the_monitor_flags_a_shifted_category_and_reports_new_ones(
     mixed: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -248,7 +262,7 @@ def test_the_monitor_flags_a_shifted_category_and_reports_new_ones(
     assert "categorical" in (out / "report.html").read_text()
 
 
-def test_the_monitor_reads_categories_from_what_the_server_captured(
+def test_monitor_and_compare_read_categories_from_what_the_server_captured(
     server: tuple[str, int], mixed: dict[str, Any]
 ) -> None:
     schema: Schema = mixed["schema"]
@@ -260,6 +274,14 @@ def test_the_monitor_reads_categories_from_what_the_server_captured(
         mixed["root"] / "cap", schema.feature_names, monitor.categorical_features(baseline)
     )
     assert captured["site"].tolist()[-4:] == rows["site"].tolist()
+    # make compare reads the same captures, and finds their labels by the features, text included.
+    captures = compare.read_variant(
+        mixed["root"] / "cap", "champion", schema.feature_names, schema.categorical_features
+    )
+    assert captures.unreadable == 0 and captures.rows == len(captured)
+    by_features = compare.labels_by_features(mixed["root"] / "train", schema)
+    truth, _, _ = compare.labelled(captures, schema, None, by_features)
+    assert len(truth) >= len(rows)
 
 
 def test_model_monitor_baseline_and_alarm_threshold_fit_categories(

@@ -213,14 +213,36 @@ def test_make_compare_writes_html_with_a_plot_and_json(
 def test_unreadable_captures_are_one_line_and_exit_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    (tmp_path / CHAMPION).mkdir()
-    (tmp_path / CHAMPION / "x.jsonl").write_text('{"captureData": {}}\n')
+    for name in (CHAMPION, CHALLENGER):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "x.jsonl").write_text('{"captureData": {}}\n')
     arguments = ["--captures", str(tmp_path), "--params", str(PROJECT / "params.yaml")]
     assert compare.main([*arguments, "--output-dir", str(tmp_path / "out")]) == 2
     error = capsys.readouterr().err.strip()
     assert error.startswith("error: ") and f"no readable captured answers of '{CHAMPION}'" in error
     assert len(error.splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_a_missing_variant_folder_or_bucket_is_one_line_and_exit_2(
+    tmp_path: Path,
+    frame: pd.DataFrame,
+    schema: Schema,
+    fake_aws: None,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    events = [str(uuid.uuid4()) for _ in range(ROWS)]
+    write_variant(tmp_path, CHAMPION, frame, schema, labels_of(frame, schema), events, 1)
+    arguments = ["--params", str(PROJECT / "params.yaml"), "--output-dir", str(tmp_path / "out")]
+    assert compare.main(["--captures", str(tmp_path), *arguments]) == 2
+    assert capsys.readouterr().err == f"error: {tmp_path}: no folder '{CHALLENGER}' " + (
+        "(captures are kept per variant)\n"
+    )
+    with mock_aws():
+        assert compare.main(["--captures", "s3://no-such-bucket/capture", *arguments]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: cannot read s3://no-such-bucket/capture: ")
+    assert "NoSuchBucket" in error and len(error.splitlines()) == 1
 
 
 def test_captures_are_read_from_an_s3_prefix(
