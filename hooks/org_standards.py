@@ -63,6 +63,14 @@ SCHEMA: dict[str, Any] = {
             },
         },
         "network_isolation": {"type": "boolean"},
+        # The SageMaker managed MLflow tracking server the organisation's projects log runs to.
+        "mlflow_tracking_server_arn": {
+            "type": "string",
+            "pattern": (
+                r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:[0-9]{12}:"
+                r"mlflow-tracking-server/[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}$"
+            ),
+        },
         # Staging and prod endpoints in accounts of their own; the build account (where the
         # project is provisioned) keeps the pipeline and the registry. Both or neither.
         "accounts": {
@@ -165,6 +173,15 @@ def check(standards: Mapping[str, Any], answers: Mapping[str, Any]) -> None:
         if not re.fullmatch(pattern, str(tags[key])):
             raise AnswerError(
                 f"tag '{key}'", tags[key], f"organisation standards require it to match {pattern}"
+            )
+    if answers.get("inference_mode") == "serverless":
+        required = [name for name in ("vpc", "network_isolation") if standards.get(name)]
+        if required:
+            raise AnswerError(
+                "inference_mode",
+                "serverless",
+                f"the organisation standards require {' and '.join(required)}, which SageMaker "
+                "serverless endpoints do not support; choose realtime",
             )
     metric, threshold = DEFAULT_GATES[answers["problem_type"]]
     minimum = standards.get("minimum_quality_gate", {}).get(metric)

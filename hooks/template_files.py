@@ -19,16 +19,35 @@ from typing import Any
 # ``dataset.classification.csv`` is kept as ``dataset.csv`` when problem_type == classification.
 # The model framework's variants (its estimator module, its lock and the runtime requirements
 # exported from that lock) keep the other framework's code and libraries out of the project.
+# A variant also replaces a plain file of its name: ``staging-config.serverless.json`` becomes
+# ``staging-config.json`` for inference_mode == serverless (realtime keeps the plain one).
 VARIANT_CHOICES: dict[str, tuple[str, ...]] = {
     "problem_type": ("classification", "regression"),
     "model_framework": ("scikit-learn", "xgboost"),
+    "inference_mode": ("serverless",),
 }
 
+# Where the approved model runs: the files each inference mode has (a path of several modes is
+# kept when any of them is chosen).
+ENDPOINT_PATHS = (
+    "infrastructure/endpoint.yaml",
+    "pipelines/endpoint_test.py",
+    "buildspec-test.yml",
+    "tests/test_endpoint_smoke.py",
+)
 # Paths (relative to the project) that exist only when a choice has a given value.
 OPTION_PATHS: dict[tuple[str, str], tuple[str, ...]] = {
     ("ci_system", "codepipeline"): ("buildspec.yml",),
     ("ci_system", "github-actions"): (".github",),
     ("license", "Proprietary"): (),
+    ("inference_mode", "realtime"): (
+        *ENDPOINT_PATHS,
+        "tests/test_deploy_realtime.py",
+        "tests/test_drift_alarms.py",
+        "tests/test_rollout.py",
+        "tests/test_champion_challenger.py",
+    ),
+    ("inference_mode", "serverless"): (*ENDPOINT_PATHS, "tests/test_deploy_serverless.py"),
 }
 LICENSE_FILE_ABSENT_FOR = ("Proprietary",)
 # Files without template logic are copied verbatim (cookiecutter.json's ``_copy_without_render``):
@@ -51,10 +70,18 @@ def variant_path(relative: str, choice_value: str) -> str:
 def prune(project: Path, answers: Mapping[str, Any]) -> list[str]:
     """Delete files of options not chosen and settle variant files; return what was removed."""
     removed: list[str] = []
+    kept = {
+        relative
+        for (choice, value), paths in OPTION_PATHS.items()
+        if answers.get(choice) == value
+        for relative in paths
+    }
     for (choice, value), paths in OPTION_PATHS.items():
         if answers.get(choice) == value:
             continue
         for relative in paths:
+            if relative in kept:
+                continue
             target = project / relative
             if target.is_dir():
                 shutil.rmtree(target)

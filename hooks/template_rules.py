@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 SUPPORTED_PYTHON = ("3.11", "3.12", "3.13")
+INFERENCE_MODES = ("realtime", "serverless")
 # SageMaker project names: ^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,31}$. The slug becomes the project,
 # pipeline, model package group and repository name, so it obeys the strictest of them.
 SLUG_PATTERN = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
@@ -269,6 +270,7 @@ RULES: dict[str, Callable[[str, Any], None]] = {
     "model_framework": one_of("scikit-learn", "xgboost"),
     "source_control": one_of("github", "codecommit"),
     "ci_system": one_of("codepipeline", "github-actions"),
+    "inference_mode": one_of(*INFERENCE_MODES),
     "python_version": one_of(*SUPPORTED_PYTHON),
     "license": one_of("Apache-2.0", "MIT", "Proprietary"),
     "cost_centre": check_tag_value,

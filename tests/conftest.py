@@ -63,6 +63,7 @@ MATRIX: list[dict[str, str]] = [
         "ci_system": "codepipeline",
         "python_version": "3.13",
         "license": "Proprietary",
+        "inference_mode": "serverless",
         "project_name": "Fraud Score",
         "aws_region": "eu-west-1",
     },
@@ -82,11 +83,15 @@ MATRIX: list[dict[str, str]] = [
 MATRIX = MATRIX[: int(os.environ.get("TEMPLATE_MATRIX_ROWS") or len(MATRIX))]
 
 
+# Rows whose model runs on an instance-based endpoint (the inference_mode default).
+REALTIME_ROWS = [row for row in MATRIX if row.get("inference_mode", "realtime") == "realtime"]
+
+
+MATRIX_ID_KEYS = ("problem_type", "ci_system", "source_control", "python_version", "inference_mode")
+
+
 def matrix_id(extra: dict[str, str]) -> str:
-    return "-".join(
-        extra.get(key, "default")
-        for key in ("problem_type", "ci_system", "source_control", "python_version")
-    )
+    return "-".join(extra.get(key, "default") for key in MATRIX_ID_KEYS)
 
 
 class CfnLoader(yaml.SafeLoader):

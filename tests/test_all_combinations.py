@@ -30,9 +30,27 @@ CHOICES = {
     for key, value in json.loads((TEMPLATE / "cookiecutter.json").read_text()).items()
     if isinstance(value, list) and not key.startswith("_")
 }
-COMBINATIONS = [
-    dict(zip(CHOICES, values, strict=True)) for values in itertools.product(*CHOICES.values())
-]
+MODES = CHOICES["inference_mode"]
+
+
+def product(choices: dict[str, list[str]]) -> list[dict[str, str]]:
+    values = itertools.product(*choices.values())
+    return [dict(zip(choices, row, strict=True)) for row in values]
+
+
+# Every combination for the default inference mode; each other mode is crossed with the choices
+# that shape its CloudFormation (the licence never does): a third of the renders of a full
+# product, and every distinct file is linted once all the same.
+COMBINATIONS = product({**CHOICES, "inference_mode": MODES[:1]}) + product(
+    {
+        **{key: values[:1] for key, values in CHOICES.items()},
+        **{
+            key: CHOICES[key]
+            for key in ("problem_type", "source_control", "ci_system", "python_version")
+        },
+        "inference_mode": MODES[1:],
+    }
+)
 
 
 def refused(answers: dict[str, str]) -> bool:
@@ -92,8 +110,12 @@ def _render_all(renders: Path, distinct: Path, files: dict[str, Path]) -> int:
 
 
 def test_every_combination_is_counted() -> None:
-    assert len(COMBINATIONS) == 72
-    assert len([c for c in COMBINATIONS if refused(c)]) == 18
+    # realtime: 2 problem types x 2 frameworks x 2 sources x 2 CI x 3 Pythons x 3 licences;
+    # each other mode: 2 x 2 x 2 x 3 (framework and licence at their defaults).
+    assert len(COMBINATIONS) == 144 + (len(MODES) - 1) * 24
+    assert len([c for c in COMBINATIONS if refused(c)]) == 36 + (len(MODES) - 1) * 6
+    for mode in MODES:
+        assert any(c["inference_mode"] == mode for c in COMBINATIONS if not refused(c))
 
 
 def test_cfn_lint_is_clean_on_every_distinct_file(distinct_templates: dict[str, Path]) -> None:
@@ -145,5 +167,7 @@ def test_every_distinct_render_passes_parliament_and_the_schema_permissions(
         assert parliament_findings(stacks) == [], project
         named = dict(stacks)
         role = iam.role_documents(named["deploy-pipeline.yaml"], "CloudFormationRole")
-        for stage in ("staging", "prod"):
-            assert missing_permissions(named[f"endpoint.yaml[{stage}]"], role) == [], project
+        stage_stacks = [label for label in named if label.endswith(("[staging]", "[prod]"))]
+        assert len(stage_stacks) == 2, project
+        for label in stage_stacks:
+            assert missing_permissions(named[label], role) == [], project

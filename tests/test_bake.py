@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import template_files
 
 from .conftest import MATRIX, bake, load_yaml, matrix_id
 
@@ -34,9 +35,7 @@ COMMON_FILES = [
     "pipelines/pipeline.py",
     "pipelines/run.py",
     "buildspec-deploy.yml",
-    "buildspec-test.yml",
     "infrastructure/deploy-pipeline.yaml",
-    "infrastructure/endpoint.yaml",
     "infrastructure/staging-config.json",
     "infrastructure/prod-config.json",
 ]
@@ -56,6 +55,12 @@ PACKAGE_MODULES = [
     "monitor.py",
     "schema.json",
 ]
+# What each inference mode has that the others have not (hooks/template_files.py prunes the rest).
+MODE_FILES = {
+    "realtime": ["tests/test_deploy_realtime.py", "tests/test_drift_alarms.py"],
+    "serverless": ["tests/test_deploy_serverless.py"],
+}
+ENDPOINT_MODES = ("realtime", "serverless")
 CI_FILES = {
     "codepipeline": ["buildspec.yml"],
     "github-actions": [".github/workflows/build.yml"],
@@ -87,6 +92,13 @@ def test_expected_files(baked_matrix: dict[str, Path], extra: dict[str, str]) ->
         for name in files:
             assert (project / name).exists() is (ci == chosen["ci_system"]), name
     assert (project / "LICENSE").exists() is (chosen["license"] != "Proprietary")
+    mode = chosen["inference_mode"]
+    for other, files in MODE_FILES.items():
+        for name in files:
+            assert (project / name).exists() is (other == mode), name
+    for name in template_files.ENDPOINT_PATHS:
+        assert (project / name).exists() is (mode in ENDPOINT_MODES), name
+    assert not [p for m in ("serverless",) for p in project.rglob(f"*.{m}.*")]
     # Variant files are settled: no infix left, the schema is the chosen problem type's.
     assert not list(project.rglob("*.classification.*")) + list(project.rglob("*.regression.*"))
     assert not list(project.rglob("*.scikit-learn.*")) + list(project.rglob("*.xgboost.*"))

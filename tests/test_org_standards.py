@@ -33,6 +33,9 @@ STRICT: dict[str, Any] = {
     "network_isolation": True,
     "minimum_quality_gate": {"accuracy": 0.85, "rmse": 80},
     "accounts": {"staging": "111111111111", "prod": "222222222222"},
+    "mlflow_tracking_server_arn": (
+        "arn:aws:sagemaker:eu-west-1:123456789012:mlflow-tracking-server/org-shared"
+    ),
 }
 COMPLIANT = {
     "aws_region": "eu-west-1",
@@ -61,6 +64,10 @@ def test_strict_file_loads(tmp_path: Path) -> None:
         ({"vpc": {"subnets": ["subnet-0a"]}}, "vpc"),
         ({"instance_types": {"training": ["p3.2xlarge"]}}, "instance_types/training/0"),
         ({"unknown_rule": 1}, "(top level)"),
+        (
+            {"mlflow_tracking_server_arn": "arn:aws:sagemaker:eu-west-1:123456789012:model/x"},
+            "mlflow_tracking_server_arn",
+        ),
         ({"accounts": {"staging": "111111111111"}}, "accounts: 'prod' is a required property"),
         (
             {"accounts": {"staging": "1111", "prod": "222222222222"}},
@@ -118,6 +125,25 @@ def test_answers_breaking_the_standards(change: dict[str, Any], field: str, word
     with pytest.raises(AnswerError, match=words) as caught:
         org_standards.check(STRICT, DEFAULTS | COMPLIANT | change)
     assert str(caught.value).startswith(f"invalid answer for '{field}'")
+
+
+@pytest.mark.parametrize(
+    ("standards", "required"),
+    [
+        ({"network_isolation": True}, "network_isolation"),
+        ({"vpc": {"subnets": ["subnet-0a"], "security_groups": ["sg-0b"]}}, "vpc"),
+    ],
+)
+def test_serverless_is_refused_where_the_standards_require_what_it_cannot_do(
+    standards: dict[str, Any], required: str
+) -> None:
+    """SageMaker serverless endpoints support neither a VPC nor network isolation."""
+    with pytest.raises(AnswerError) as caught:
+        org_standards.check(standards, DEFAULTS | {"inference_mode": "serverless"})
+    message = str(caught.value)
+    assert message.startswith("invalid answer for 'inference_mode' = 'serverless'")
+    assert f"require {required}" in message
+    org_standards.check(standards, DEFAULTS | {"inference_mode": "realtime"})
 
 
 def test_compliant_answers_pass_and_weak_gates_fail() -> None:

@@ -32,7 +32,8 @@ def test_plain_defaults_in_the_readme_are_the_real_ones() -> None:
     table = dict(questions_table())
     for name in ("project_name", "author_name", "author_email", "organisation", "aws_region"):
         assert table[name] == CONTEXT[name], name
-    for name in ("problem_type", "model_framework", "source_control", "ci_system"):
+    choices = ("problem_type", "model_framework", "source_control", "ci_system", "inference_mode")
+    for name in choices:
         assert table[name] == CONTEXT[name][0], name
     assert table["cost_centre"] == CONTEXT["cost_centre"]
     assert table["license"] == CONTEXT["license"][0]

@@ -219,3 +219,24 @@ def test_a_cache_that_cannot_be_written_is_only_a_miss(tmp_path: Path) -> None:
     not_a_folder.write_text("")
     environment = _cached_environment(tmp_path / "t", not_a_folder)
     assert environment.get_template("page.txt").render() == "42"
+
+
+def test_a_mode_variant_replaces_the_plain_file_and_shared_paths_stay(tmp_path: Path) -> None:
+    """``x.serverless.json`` becomes ``x.json``; a path of several modes survives any of them."""
+    (tmp_path / "infrastructure").mkdir()
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "infrastructure" / "staging-config.json").write_text("realtime")
+    (tmp_path / "infrastructure" / "staging-config.serverless.json").write_text("serverless")
+    for relative in (*template_files.ENDPOINT_PATHS, "tests/test_deploy_realtime.py"):
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_text("")
+    answers = {
+        "problem_type": "classification",
+        "model_framework": "scikit-learn",
+        "inference_mode": "serverless",
+    }
+    removed = template_files.prune(tmp_path, answers)
+    assert (tmp_path / "infrastructure" / "staging-config.json").read_text() == "serverless"
+    assert not (tmp_path / "infrastructure" / "staging-config.serverless.json").exists()
+    assert all((tmp_path / relative).exists() for relative in template_files.ENDPOINT_PATHS)
+    assert "tests/test_deploy_realtime.py" in removed

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import csv
 import io
 import json
 import os
@@ -67,7 +68,15 @@ FAKE_CREDENTIALS = {
 TELEMETRY_OFF = (
     "SchemaVersion: '1.0'\nSageMaker:\n  PythonSDK:\n    Modules:\n      TelemetryOptOut: true\n"
 )
-SUPPORTED_STEPS = ("Processing", "Training", "Condition", "Fail", "RegisterModel", "Model")
+SUPPORTED_STEPS = (
+    "Processing",
+    "Training",
+    "Transform",
+    "Condition",
+    "Fail",
+    "RegisterModel",
+    "Model",
+)
 _PATH_TOKEN = re.compile(r"\.?([A-Za-z_][A-Za-z0-9_]*)|\[(?:'([^']*)'|\"([^\"]*)\"|(\d+))\]")
 
 
@@ -228,6 +237,15 @@ class Aws:
         for path in sorted(p for p in source.rglob("*") if p.is_file()):
             key = f"{prefix.rstrip('/')}/{path.relative_to(source).as_posix()}".lstrip("/")
             self.s3.upload_file(str(path), bucket, key)
+
+    def list_keys(self, uri: str) -> list[str]:
+        """Every object key under an S3 prefix, sorted (folders' placeholder keys left out)."""
+        bucket, prefix = split_s3_uri(uri)
+        keys = []
+        pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        for page in pages:
+            keys += [item["Key"] for item in page.get("Contents", [])]
+        return sorted(key for key in keys if not key.endswith("/"))
 
     def read(self, uri: str) -> bytes:
         bucket, key = split_s3_uri(uri)
@@ -716,6 +734,74 @@ class Execution:
             raise StepError(f"CreateModel: {error}") from None
         return {**request, "ModelArn": arn}
 
+    def _transform(self, step: dict[str, Any], record: StepRecord) -> dict[str, Any]:
+        """A batch transform job: the model's own handler over every input object.
+
+        As SageMaker's batch transform does it: each object under the input prefix is split into
+        records (``SplitType``), ``DataProcessing.InputFilter`` selects what the model sees, records
+        are sent ``MaxPayloadInMB`` at a time (``BatchStrategy`` MultiRecord) to the handler's
+        ``transform_fn`` with ``ContentType`` and ``Accept``, the answers are joined to their input
+        records (``JoinSource``), filtered (``OutputFilter``) and written to
+        ``<S3OutputPath>/<relative key>.out``, one line per record (``AssembleWith`` Line).
+        ``DataCaptureConfig`` copies what went in and came out under its destination.
+        """
+        request = self._validated("CreateTransformJob", self._transform_request(step, record))
+        transform = transform_job(request)
+        handler = self._model_handler(request["ModelName"], record.job_name or "transform")
+        source = request["TransformInput"]["DataSource"]["S3DataSource"]
+        output_path = request["TransformOutput"]["S3OutputPath"].rstrip("/")
+        capture = request.get("DataCaptureConfig", {}).get("DestinationS3Uri")
+        bucket, prefix = split_s3_uri(source["S3Uri"])
+        objects = self.aws.list_keys(source["S3Uri"])
+        if not objects:
+            raise StepError(f"ClientError: no input objects under {source['S3Uri']}")
+        for key in objects:
+            relative = key[len(prefix) :].lstrip("/") or key.rsplit("/", 1)[-1]
+            body = self.aws.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            output = transform.run(handler, body.decode("utf-8"), relative)
+            out_bucket, out_prefix = split_s3_uri(f"{output_path}/{relative}.out")
+            self.aws.s3.put_object(Bucket=out_bucket, Key=out_prefix, Body=output.encode())
+            if capture:
+                for kind, content in (("input", body), ("output", output.encode())):
+                    target_bucket, target_key = split_s3_uri(
+                        f"{capture.rstrip('/')}/{record.job_name}/{kind}/{relative}"
+                    )
+                    self.aws.s3.put_object(Bucket=target_bucket, Key=target_key, Body=content)
+        record.outputs = {"Predictions": output_path}
+        described = dict(request)
+        described.update(
+            TransformJobStatus="Completed",
+            TransformJobArn=self._arn("transform-job", request["TransformJobName"]),
+        )
+        return described
+
+    def _transform_request(self, step: dict[str, Any], record: StepRecord) -> dict[str, Any]:
+        request = self.resolve(step["Arguments"])
+        record.job_name = self._job_name(step)
+        request.setdefault("TransformJobName", record.job_name)
+        return dict(request)
+
+    def _model_handler(self, model_name: str, job_name: str) -> ModelHandler:
+        """The inference code and model of a SageMaker model, unpacked as the container would."""
+        from botocore.exceptions import ClientError
+
+        try:
+            model = self.aws.sagemaker.describe_model(ModelName=model_name)
+        except ClientError as error:
+            raise StepError(f"model {model_name}: {error}") from None
+        container = model.get("PrimaryContainer") or model["Containers"][0]
+        if "ModelPackageName" in container:
+            package = self.aws.sagemaker.describe_model_package(
+                ModelPackageName=container["ModelPackageName"]
+            )
+            container = package["InferenceSpecification"]["Containers"][0]
+        model_dir = self.workdir / job_name / "opt" / "ml" / "model"
+        model_dir.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(fileobj=io.BytesIO(self.aws.read(container["ModelDataUrl"]))) as archive:
+            archive.extractall(model_dir, filter="data")
+        program = container.get("Environment", {}).get("SAGEMAKER_PROGRAM", "inference.py")
+        return ModelHandler.load(model_dir, model_dir / "code" / program)
+
     def _arn(self, kind: str, name: str) -> str:
         account = self.execution_arn.split(":")[4]
         return f"arn:aws:sagemaker:{self.aws.region}:{account}:{kind}/{name.lower()}"
@@ -735,6 +821,133 @@ class Execution:
             "failure_message": self.failure_message,
             "step_caching": "ignored: every step runs",
         }
+
+
+class ModelHandler:
+    """A model's ``model_fn``/``transform_fn``, loaded from its own ``code/`` folder."""
+
+    def __init__(self, module: Any, model: Any) -> None:
+        self.module = module
+        self.model = model
+
+    @classmethod
+    def load(cls, model_dir: Path, program: Path) -> ModelHandler:
+        import importlib.util
+
+        if not program.is_file():
+            raise StepError(f"the model has no {program.relative_to(model_dir)}")
+        spec = importlib.util.spec_from_file_location(f"model_code_{id(program)}", program)
+        if spec is None or spec.loader is None:
+            raise StepError(f"cannot load {program}")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return cls(module, module.model_fn(str(model_dir)))
+
+    def invoke(self, body: str, content_type: str, accept: str) -> tuple[int, str]:
+        answer = self.module.transform_fn(self.model, body, content_type, accept)
+        return int(answer.status), bytes(answer.body).decode("utf-8")
+
+
+@dataclass(frozen=True)
+class TransformJob:
+    """What a CreateTransformJob request says about splitting, batching, joining and filtering."""
+
+    content_type: str
+    accept: str
+    split_type: str
+    max_payload_bytes: int
+    multi_record: bool
+    input_filter: str
+    output_filter: str
+    join_input: bool
+
+    def run(self, handler: ModelHandler, text: str, name: str) -> str:
+        if self.split_type != "Line":
+            records = [text]
+        else:
+            records = [line for line in text.splitlines() if line.strip()]
+        if self.content_type != "text/csv":
+            raise StepError("pipeline-local runs text/csv transform inputs only")
+        rows = [next(csv.reader([record])) for record in records]
+        model_input = [",".join(select(row, self.input_filter)) for row in rows]
+        answers: list[str] = []
+        for batch in self._batches(model_input):
+            status, body = handler.invoke("\n".join(batch) + "\n", self.content_type, self.accept)
+            if status != 200:
+                raise StepError(f"ClientError: {name}: the model answered {status}: {body[:200]}")
+            lines = [line for line in body.splitlines() if line.strip()]
+            if len(lines) != len(batch):
+                raise StepError(
+                    f"{name}: {len(batch)} records in, {len(lines)} lines out: the output cannot "
+                    "be joined to its input"
+                )
+            answers += lines
+        output = []
+        for row, answer in zip(rows, answers, strict=True):
+            answer_row = next(csv.reader([answer]))
+            joined = [*row, *answer_row] if self.join_input else answer_row
+            output.append(",".join(select(joined, self.output_filter)))
+        return "".join(line + "\n" for line in output)
+
+    def _batches(self, records: list[str]) -> Iterator[list[str]]:
+        if not self.multi_record:
+            yield from ([record] for record in records)
+            return
+        batch: list[str] = []
+        size = 0
+        for record in records:
+            if batch and size + len(record) + 1 > self.max_payload_bytes:
+                yield batch
+                batch, size = [], 0
+            batch.append(record)
+            size += len(record.encode()) + 1
+        if batch:
+            yield batch
+
+
+def transform_job(request: dict[str, Any]) -> TransformJob:
+    transform_input = request["TransformInput"]
+    source = transform_input["DataSource"]["S3DataSource"]
+    if source.get("S3DataType", "S3Prefix") != "S3Prefix":
+        raise StepError("pipeline-local reads S3Prefix transform inputs only")
+    if transform_input.get("CompressionType", "None") != "None":
+        raise StepError("compressed transform inputs are not supported")
+    output = request["TransformOutput"]
+    if output.get("AssembleWith", "None") != "Line" and transform_input.get("SplitType") == "Line":
+        raise StepError("records split by Line must be assembled with Line")
+    processing = request.get("DataProcessing", {})
+    return TransformJob(
+        content_type=transform_input.get("ContentType", "text/csv"),
+        accept=output.get("Accept", "text/csv"),
+        split_type=transform_input.get("SplitType", "None"),
+        max_payload_bytes=int(request.get("MaxPayloadInMB", 6)) * 1024 * 1024,
+        multi_record=request.get("BatchStrategy", "MultiRecord") == "MultiRecord",
+        input_filter=processing.get("InputFilter", "$"),
+        output_filter=processing.get("OutputFilter", "$"),
+        join_input=processing.get("JoinSource", "None") == "Input",
+    )
+
+
+def select(row: list[str], expression: str) -> list[str]:
+    """A CSV record seen as a JSON array, filtered by the JSONPath subset batch transform takes
+    for arrays: ``$`` or ``$[i, j:k, ...]`` (negative indexes count from the end)."""
+    if expression == "$":
+        return row
+    match = re.fullmatch(r"\$\[([-0-9:, ]+)\]", expression)
+    if not match:
+        raise StepError(f"unsupported JSONPath filter {expression!r} for a CSV record")
+    selected: list[str] = []
+    for part in match.group(1).split(","):
+        part = part.strip()
+        if ":" in part:
+            start, _, stop = part.partition(":")
+            selected += row[slice(int(start) if start else None, int(stop) if stop else None)]
+        else:
+            index = int(part)
+            if not -len(row) <= index < len(row):
+                raise StepError(f"{expression}: index {index} is outside a record of {len(row)}")
+            selected.append(row[index])
+    return selected
 
 
 def write_training_config(config: Path, request: dict[str, Any]) -> None:

@@ -109,3 +109,27 @@ def test_prepare_cli_reports_bad_data(
     assert data.main(["--input-dir", str(raw), "--output-dir", str(tmp_path / "out")]) == 2
     assert f"column '{schema.feature_names[0]}'" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_every_broken_rule_of_a_batch_is_reported_at_once(
+    raw_frame: pd.DataFrame, schema: Schema
+) -> None:
+    """Not only the first: each rule with its column and how many rows break it, on one line."""
+    bad = raw_frame.copy()
+    first, second, third = schema.feature_names[:3]
+    bad[first] = bad[first].astype(object)
+    bad.loc[bad.index[:2], first] = "n/a"
+    bad.loc[bad.index[2:5], second] = None
+    bad.loc[bad.index[5:12], third] = -1.0
+    bad.loc[bad.index[0], schema.target] = None
+    with pytest.raises(DataValidationError) as raised:
+        validate(bad, schema)
+    message = str(raised.value)
+    assert message.startswith("4 rules broken: ") and "\n" not in message
+    for expected in (
+        f"column '{first}': 2 non-numeric value(s), e.g. 'n/a'",
+        f"column '{second}': 3 missing value(s), not nullable",
+        f"column '{third}': 7 value(s) below the minimum",
+        f"column '{schema.target}': the target has 1 missing value(s)",
+    ):
+        assert expected in message

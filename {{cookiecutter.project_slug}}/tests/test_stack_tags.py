@@ -17,7 +17,7 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 from tag_propagation import effective_tags, missing
-from test_deploy import ENV, KMS, register, registry  # noqa: F401 - registry is a fixture
+from test_deploy import ENV, KMS, register
 
 from pipelines import deploy_config, stacks
 from pipelines.settings import Standards, load_settings
@@ -42,7 +42,7 @@ def test_the_organisation_tag_set_is_not_empty() -> None:
 
 def test_endpoint_stacks_of_the_deploy_pipeline_tag_every_resource(
     tmp_path: Path,
-    registry: Any,  # noqa: F811 - the fixture imported above
+    registry: Any,
 ) -> None:
     arn = register(registry, "Approved")
     settings = load_settings(ENV, standards=Standards())

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,13 @@ SCHEMA_PATH = Path(__file__).with_name("schema.json")
 
 
 class DataValidationError(ValueError):
-    """The data breaks the contract; the message names the column and the rule."""
+    """The data breaks the contract; the message names every broken rule: column, rule, rows."""
+
+
+# How schema.json declares a column's type: numbers, or categories (text labels).
+NUMERIC_DTYPES = ("float", "int")
+CATEGORICAL_DTYPE = "category"
+INFINITE = "infinite"
 
 
 @dataclass(frozen=True)
@@ -31,6 +38,9 @@ class FeatureSpec:
     minimum: float | None = None
     maximum: float | None = None
     nullable: bool = False
+    categorical: bool = False
+    # A categorical column's allowed values; None accepts any text.
+    allowed: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -46,6 +56,38 @@ class Schema:
     def feature_names(self) -> list[str]:
         return [feature.name for feature in self.features]
 
+    @property
+    def numeric_features(self) -> list[str]:
+        return [feature.name for feature in self.features if not feature.categorical]
+
+    @property
+    def categorical_features(self) -> list[str]:
+        return [feature.name for feature in self.features if feature.categorical]
+
+
+def _feature_spec(name: str, spec: dict[str, Any]) -> FeatureSpec:
+    dtype = spec.get("dtype", "float")
+    if dtype == CATEGORICAL_DTYPE:
+        allowed = spec.get("allowed")
+        if allowed is not None and (
+            not isinstance(allowed, list) or not all(isinstance(v, str) for v in allowed)
+        ):
+            raise DataValidationError(
+                f"schema: feature '{name}': 'allowed' must be a list of strings"
+            )
+        return FeatureSpec(
+            name,
+            nullable=spec.get("nullable", False),
+            categorical=True,
+            allowed=tuple(allowed) if allowed is not None else None,
+        )
+    if dtype not in NUMERIC_DTYPES:
+        choices = ", ".join((*NUMERIC_DTYPES, CATEGORICAL_DTYPE))
+        raise DataValidationError(
+            f"schema: feature '{name}': dtype {dtype!r} is not one of {choices}"
+        )
+    return FeatureSpec(name, spec.get("min"), spec.get("max"), spec.get("nullable", False))
+
 
 def load_schema(path: Path = SCHEMA_PATH) -> Schema:
     raw = json.loads(Path(path).read_text())
@@ -53,91 +95,179 @@ def load_schema(path: Path = SCHEMA_PATH) -> Schema:
     return Schema(
         problem_type=raw["problem_type"],
         target=target["name"],
-        features=tuple(
-            FeatureSpec(name, spec.get("min"), spec.get("max"), spec.get("nullable", False))
-            for name, spec in raw["features"].items()
-        ),
+        features=tuple(_feature_spec(name, spec) for name, spec in raw["features"].items()),
         target_allowed=tuple(target["allowed"]) if "allowed" in target else None,
         target_minimum=target.get("min"),
     )
 
 
-def read_csv_dir(path: Path) -> pd.DataFrame:
-    """Read one CSV file, or every CSV under a folder, nested too (what SageMaker hands jobs)."""
+def read_csv_dir(path: Path, text_columns: Iterable[str] = ()) -> pd.DataFrame:
+    """Read one CSV file, or every CSV under a folder, nested too (what SageMaker hands jobs).
+
+    ``text_columns`` (the categorical features) are read as text, so a category spelled ``007``
+    or ``1`` keeps its spelling instead of becoming a number.
+    """
     path = Path(path)
     if not path.exists():
         raise DataValidationError(f"no such file or folder: {path}")
     files = sorted(path.rglob("*.csv")) if path.is_dir() else [path]
     if not files:
         raise DataValidationError(f"no CSV file found in {path}")
+    dtype = dict.fromkeys(text_columns, str)
     try:
-        return pd.concat([pd.read_csv(file) for file in files], ignore_index=True)
+        return pd.concat([pd.read_csv(file, dtype=dtype) for file in files], ignore_index=True)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
         raise DataValidationError(f"cannot parse CSV in {path}: {error}") from error
 
 
-def _numeric(frame: pd.DataFrame, column: str) -> pd.Series:
-    values = pd.to_numeric(frame[column], errors="coerce")
-    bad = values.isna() & frame[column].notna()
-    if bad.any():
-        example = frame.loc[bad, column].iloc[0]
-        raise DataValidationError(
-            f"column '{column}': {int(bad.sum())} non-numeric value(s), e.g. {example!r}"
-        )
-    if np.isinf(values).any():
-        raise DataValidationError(f"column '{column}': infinite values are not allowed")
-    return values.astype(float)
+def as_categories(column: pd.Series) -> pd.Series:
+    """A categorical column as text, missing values kept missing (what the encoder is fitted on)."""
+    return column.where(column.isna(), column.astype(str)).astype(object)
+
+
+def _type_rules(schema: Schema, columns: list[str]) -> Any:
+    """Stage 1 of the contract: the columns exist and the numeric ones hold numbers."""
+    import pandera.pandas as pa
+
+    numeric = set(schema.numeric_features) | {schema.target}
+    return pa.DataFrameSchema(
+        {
+            name: pa.Column(float if name in numeric else None, nullable=True, coerce=True)
+            for name in columns
+        }
+    )
+
+
+def _value_rules(schema: Schema, with_target: bool) -> Any:
+    """Stage 2: the rules on the values, run on numbers (non-numeric cells already set aside)."""
+    import pandera.pandas as pa
+
+    columns: dict[str, Any] = {}
+    for spec in schema.features:
+        if spec.categorical:
+            checks = []
+            if spec.allowed is not None:
+                checks.append(
+                    pa.Check.isin(spec.allowed, error=f"not among the allowed {list(spec.allowed)}")
+                )
+            columns[spec.name] = pa.Column(object, checks=checks, nullable=spec.nullable)
+            continue
+        checks = [pa.Check.notin([np.inf, -np.inf], error=INFINITE)]
+        if spec.minimum is not None:
+            checks.append(pa.Check.ge(spec.minimum, error=f"below the minimum {spec.minimum:g}"))
+        if spec.maximum is not None:
+            checks.append(pa.Check.le(spec.maximum, error=f"above the maximum {spec.maximum:g}"))
+        columns[spec.name] = pa.Column(float, checks=checks, nullable=spec.nullable)
+    if with_target:
+        if schema.target_allowed is not None:
+            allowed = list(schema.target_allowed)
+            checks = [pa.Check.isin(allowed, error=f"not in {allowed}")]
+        elif schema.target_minimum is not None:
+            checks = [
+                pa.Check.ge(
+                    schema.target_minimum, error=f"below the minimum {schema.target_minimum:g}"
+                )
+            ]
+        else:
+            checks = []
+        columns[schema.target] = pa.Column(float, checks=checks, nullable=False)
+    return pa.DataFrameSchema(columns)
+
+
+def _failures(rules: Any, frame: pd.DataFrame) -> pd.DataFrame:
+    """Every broken rule of ``rules`` on ``frame`` (pandera's failure cases), none when clean."""
+    import pandera.errors
+
+    try:
+        rules.validate(frame, lazy=True)
+    except pandera.errors.SchemaErrors as errors:
+        return pd.DataFrame(errors.failure_cases)
+    return pd.DataFrame(columns=["column", "check", "failure_case", "index"])
+
+
+def _describe(column: str, check: str, cases: pd.DataFrame, schema: Schema) -> str:
+    rows = len(cases)
+    example = _shown(cases["failure_case"].iloc[0])
+    if check == "column_in_dataframe":
+        return f"column '{column}': required by the schema but missing"
+    if check.startswith("coerce_dtype"):
+        return f"column '{column}': {rows} non-numeric value(s), e.g. {example}"
+    if check == INFINITE:
+        return f"column '{column}': {rows} infinite value(s), not allowed"
+    if check == "not_nullable":
+        if column == schema.target:
+            return f"column '{column}': the target has {rows} missing value(s)"
+        return f"column '{column}': {rows} missing value(s), not nullable"
+    return f"column '{column}': {rows} value(s) {check}, e.g. {example}"
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return f"{value:g}"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def validate(frame: pd.DataFrame, schema: Schema, *, with_target: bool = True) -> pd.DataFrame:
-    """Return the frame with contract columns only, as floats; raise on the first broken rule."""
+    """Return the frame with contract columns only: numbers as floats, categories as text.
+
+    Every broken rule of the batch is found (pandera, lazily) and reported in one message: the
+    column, the rule and how many rows break it, with an example value.
+    """
     expected = schema.feature_names + ([schema.target] if with_target else [])
-    missing = [column for column in expected if column not in frame.columns]
-    if missing:
-        raise DataValidationError(f"column '{missing[0]}': required by the schema but missing")
     if frame.empty:
         raise DataValidationError("the data has no rows")
+    present = [column for column in expected if column in frame.columns]
+    failures = [_failures(_type_rules(schema, expected), frame)]
     checked = pd.DataFrame(index=frame.index)
-    for spec in schema.features:
-        values = _numeric(frame, spec.name)
-        if not spec.nullable and values.isna().any():
-            count = int(values.isna().sum())
-            raise DataValidationError(
-                f"column '{spec.name}': {count} missing value(s), not nullable"
+    for name in present:
+        if name in schema.categorical_features:
+            checked[name] = as_categories(frame[name])
+        else:
+            checked[name] = pd.to_numeric(frame[name], errors="coerce").astype(float)
+    # A cell that is not a number was reported in stage 1; it is not also a missing value.
+    not_numbers = {
+        (row.column, row.index)
+        for row in failures[0].itertuples()
+        if str(row.check).startswith("coerce")
+    }
+    stage_two = _failures(_value_rules(schema, with_target), checked)
+    if not_numbers:
+        repeated = [
+            row.check == "not_nullable" and (row.column, row.index) in not_numbers
+            for row in stage_two.itertuples()
+        ]
+        stage_two = stage_two[~np.array(repeated, dtype=bool)]
+    failures.append(stage_two[stage_two["check"] != "column_in_dataframe"])
+    found = pd.concat(failures, ignore_index=True)
+    # pandera also reports the dtype a failed coercion left behind: the same cells again.
+    found = found[~found["check"].astype(str).str.startswith("dtype(")]
+    # An infinite value is reported as such, not also as beyond the minimum or maximum.
+    infinite = found["failure_case"].map(lambda value: isinstance(value, float) and np.isinf(value))
+    found = found[~infinite | (found["check"] == INFINITE)]
+    if not found.empty:
+        order = {name: position for position, name in enumerate(expected)}
+        found = found.assign(
+            column=found["column"].where(
+                found["check"] != "column_in_dataframe", found["failure_case"]
             )
-        present = values.dropna()
-        if spec.minimum is not None and (present < spec.minimum).any():
-            raise DataValidationError(
-                f"column '{spec.name}': value {present.min():g} below the minimum {spec.minimum:g}"
-            )
-        if spec.maximum is not None and (present > spec.maximum).any():
-            raise DataValidationError(
-                f"column '{spec.name}': value {present.max():g} above the maximum {spec.maximum:g}"
-            )
-        checked[spec.name] = values
-    if with_target:
-        checked[schema.target] = _validate_target(frame, schema)
-    return checked
-
-
-def _validate_target(frame: pd.DataFrame, schema: Schema) -> pd.Series:
-    target = _numeric(frame, schema.target)
-    if target.isna().any():
-        raise DataValidationError(f"column '{schema.target}': the target has missing values")
-    if schema.target_allowed is not None:
-        unknown = sorted(set(target.unique()) - set(schema.target_allowed))
-        if unknown:
-            allowed = list(schema.target_allowed)
-            raise DataValidationError(
-                f"column '{schema.target}': label {unknown[0]:g} not in {allowed}"
-            )
-        return target.astype(int)
-    if schema.target_minimum is not None and (target < schema.target_minimum).any():
-        raise DataValidationError(
-            f"column '{schema.target}': value {target.min():g} below the minimum "
-            f"{schema.target_minimum:g}"
         )
-    return target
+        messages = [
+            _describe(str(column), str(check), cases, schema)
+            for (column, check), cases in sorted(
+                found.groupby(["column", "check"], sort=False),
+                key=lambda item: order.get(str(item[0][0]), len(order)),
+            )
+        ]
+        summary = (
+            messages[0]
+            if len(messages) == 1
+            else f"{len(messages)} rules broken: " + "; ".join(messages)
+        )
+        raise DataValidationError(summary)
+    if with_target and schema.target_allowed is not None:
+        checked[schema.target] = checked[schema.target].astype(int)
+    return checked[expected]
 
 
 def split(
@@ -158,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     schema = load_schema(args.schema)
     try:
-        frame = validate(read_csv_dir(args.input_dir), schema)
+        frame = validate(read_csv_dir(args.input_dir, schema.categorical_features), schema)
     except DataValidationError as error:
         print(f"error: invalid data in {args.input_dir}: {error}", file=sys.stderr)
         return 2

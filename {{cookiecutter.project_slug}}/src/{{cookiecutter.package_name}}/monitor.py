@@ -7,8 +7,13 @@
 endpoint, or ``make serve``, wrote). Per numeric feature it computes the population stability index
 against the baseline's deciles and a two-sample Kolmogorov-Smirnov test against the baseline
 sample; a feature drifts when both cross their thresholds, which keeps false alarms rare across
-many features. Writes ``report.json`` and ``report.html`` (with a plot per drifted feature) and
-exits 1 when a threshold is crossed, so CI or a schedule can start retraining.
+many features. Per categorical feature (``drift.py``) it computes the PSI over the training
+categories (plus one bin for unseen ones) and a chi-square test of the category counts, under the
+same rule (PSI above ``psi_threshold`` and p-value below ``chi2_p_value``), the L-infinity distance
+Model Monitor publishes for the feature on AWS, and the share of values in categories training
+never saw (a violation above ``max_new_category_fraction``). Writes ``report.json`` and
+``report.html`` (with a plot per drifted feature) and exits 1 when a threshold is crossed, so CI or
+a schedule can start retraining.
 
 Below ``min_rows`` rows (``params.yaml``) a batch is too small to judge: with a handful of rows the
 PSI of ten bins and the KS test flag nearly every feature, and one odd value is a large fraction.
@@ -24,6 +29,7 @@ import html
 import io
 import json
 import sys
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,11 +39,10 @@ import pandas as pd
 from scipy import stats
 
 from .capture import payload_text, read_records
+from .drift import category_counts, category_drift, psi_of_shares
 from .evaluate import Gate, compute_metrics, metric_value
 from .inference import InvalidInputError, load_model, parse_rows
 from .params import load_params
-
-PSI_FLOOR = 1e-4  # keeps empty bins from dividing by zero
 
 
 @dataclass
@@ -48,15 +53,25 @@ class Thresholds:
     max_out_of_range_fraction: float = 0.05
     min_drifted_features: int = 1
     min_rows: int = 50
+    chi2_p_value: float = 0.01
+    max_new_category_fraction: float = 0.05
 
 
 @dataclass
 class FeatureReport:
     name: str
+    kind: str = "numeric"
     psi: float | None = None
     ks_p_value: float | None = None
     missing_fraction: float = 0.0
     out_of_range_fraction: float = 0.0
+    # The distance Model Monitor publishes as feature_baseline_drift_<name> (KS statistic for a
+    # numeric feature, largest change of a category's share for a categorical one).
+    linf_distance: float | None = None
+    # Categorical features: the chi-square p-value and the categories unseen in training.
+    chi2_p_value: float | None = None
+    new_category_rate: float | None = None
+    new_categories: dict[str, int] = field(default_factory=dict)
     drifted: bool = False
     problems: list[str] = field(default_factory=list)
 
@@ -73,18 +88,22 @@ def psi(expected_edges: list[float], baseline_sample: np.ndarray, current: np.nd
     actual = np.bincount(
         np.searchsorted(inner, current, side="right"), minlength=inner.size + 1
     ) / max(current.size, 1)
-    expected = np.clip(expected, PSI_FLOOR, None)
-    actual = np.clip(actual, PSI_FLOOR, None)
-    return float(np.sum((actual - expected) * np.log(actual / expected)))
+    return psi_of_shares(expected, actual)
 
 
-def read_capture(folder: Path, features: list[str]) -> pd.DataFrame:
+def read_capture(
+    folder: Path, features: list[str], categorical: Sequence[str] = ()
+) -> pd.DataFrame:
     """Requests from SageMaker data-capture JSON lines, as a frame of the model's features."""
     rows: list[Any] = []
     for _, event in read_records(folder):
         record = event["captureData"]["endpointInput"]
         try:
-            rows += parse_rows(payload_text(record), record["observedContentType"])
+            rows += parse_rows(
+                payload_text(record),
+                record["observedContentType"],
+                features if categorical else None,
+            )
         except InvalidInputError:
             continue  # requests the endpoint refused never reached the model
     records = [
@@ -95,13 +114,21 @@ def read_capture(folder: Path, features: list[str]) -> pd.DataFrame:
     return pd.DataFrame.from_records(records, columns=features)
 
 
-def read_batch(path: Path, features: list[str]) -> pd.DataFrame:
+def read_batch(path: Path, features: list[str], categorical: Sequence[str] = ()) -> pd.DataFrame:
+    """A CSV file or folder, or data-capture JSON lines; categorical columns are read as text."""
     if path.is_dir() and any(path.rglob("*.jsonl")):
-        return read_capture(path, features)
+        return read_capture(path, features, categorical)
     files = sorted(path.glob("*.csv")) if path.is_dir() else [path]
     if not files:
         raise FileNotFoundError(f"no CSV or capture files in {path}")
-    return pd.concat([pd.read_csv(file) for file in files], ignore_index=True)
+    text = dict.fromkeys(categorical, str)
+    return pd.concat([pd.read_csv(file, dtype=text) for file in files], ignore_index=True)
+
+
+def categorical_features(baseline: dict[str, Any]) -> list[str]:
+    return [
+        name for name, base in baseline["features"].items() if base.get("kind") == "categorical"
+    ]
 
 
 def check_feature(
@@ -130,10 +157,48 @@ def check_feature(
         )
     sample = np.asarray(base["sample"], dtype=float)
     report.psi = psi(base["quantile_edges"], sample, present)
-    report.ks_p_value = float(stats.ks_2samp(sample, present).pvalue)
+    ks = stats.ks_2samp(sample, present)
+    report.ks_p_value = float(ks.pvalue)
+    # The largest gap between the two cumulative distributions: the distance Model Monitor
+    # publishes for a numeric feature.
+    report.linf_distance = float(ks.statistic)
     report.drifted = report.psi > limits.psi_threshold and report.ks_p_value < limits.ks_p_value
     if report.drifted:
         report.problems.append(f"drift: PSI {report.psi:.3f}, KS p-value {report.ks_p_value:.2g}")
+    return report
+
+
+def check_category(
+    name: str, base: dict[str, Any], column: pd.Series, limits: Thresholds
+) -> FeatureReport:
+    """A categorical feature against its training category counts (statistics: ``drift.py``)."""
+    report = FeatureReport(name, kind="categorical")
+    report.missing_fraction = float(column.isna().mean())
+    if report.missing_fraction > limits.max_missing_fraction:
+        report.problems.append(
+            f"missing fraction {report.missing_fraction:.3f} > {limits.max_missing_fraction}"
+        )
+    current = category_counts(column)
+    if not current:
+        report.problems.append("no values")
+        return report
+    result = category_drift(base["categories"], current)
+    report.psi = result.psi
+    report.chi2_p_value = result.chi2_p_value
+    report.linf_distance = result.linf_distance
+    report.new_category_rate = result.new_category_rate
+    report.new_categories = dict(list(result.new_categories.items())[:20])
+    if result.new_category_rate > limits.max_new_category_fraction:
+        shown = ", ".join(repr(c) for c in list(result.new_categories)[:3])
+        report.problems.append(
+            f"{result.new_category_rate:.3f} of values in categories unseen in training "
+            f"> {limits.max_new_category_fraction} ({shown})"
+        )
+    report.drifted = result.psi > limits.psi_threshold and result.chi2_p_value < limits.chi2_p_value
+    if report.drifted:
+        report.problems.append(
+            f"drift: PSI {result.psi:.3f}, chi-square p-value {result.chi2_p_value:.2g}"
+        )
     return report
 
 
@@ -148,7 +213,9 @@ def monitor(baseline: dict[str, Any], batch: pd.DataFrame, limits: Thresholds) -
     features: dict[str, Any] = baseline["features"]
     missing = [name for name in features if name not in batch.columns]
     reports = [
-        check_feature(name, base, batch[name], limits)
+        (check_category if base.get("kind") == "categorical" else check_feature)(
+            name, base, batch[name], limits
+        )
         for name, base in features.items()
         if name in batch.columns
     ]
@@ -200,21 +267,35 @@ def model_quality(
     }
 
 
-def _plot(name: str, baseline_sample: list[float], current: pd.Series) -> str:
+def _plot(name: str, base: dict[str, Any], current: pd.Series) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(5, 3))
-    axis.hist(baseline_sample, bins=20, alpha=0.6, density=True, label="training baseline")
-    axis.hist(
-        pd.to_numeric(current, errors="coerce").dropna(),
-        bins=20,
-        alpha=0.6,
-        density=True,
-        label="current batch",
-    )
+    if base.get("kind") == "categorical":
+        # The shares of the training categories and of the batch's unseen ones, side by side.
+        counts = category_counts(current)
+        categories = list(base["categories"])[:15]
+        categories += [c for c in counts if c not in base["categories"]][:5]
+        positions = np.arange(len(categories))
+        for offset, (label, table) in enumerate(
+            (("training baseline", base["categories"]), ("current batch", counts))
+        ):
+            total = max(sum(table.values()), 1)
+            shares = [table.get(c, 0) / total for c in categories]
+            axis.bar(positions + 0.4 * offset, shares, width=0.4, alpha=0.7, label=label)
+        axis.set_xticks(positions + 0.2, categories, rotation=45, ha="right", fontsize=7)
+    else:
+        axis.hist(base["sample"], bins=20, alpha=0.6, density=True, label="training baseline")
+        axis.hist(
+            pd.to_numeric(current, errors="coerce").dropna(),
+            bins=20,
+            alpha=0.6,
+            density=True,
+            label="current batch",
+        )
     axis.set_title(name)
     axis.legend()
     buffer = io.BytesIO()
@@ -241,17 +322,19 @@ def write_reports(
         items = "".join(f"<li>{html.escape(v)}</li>" for v in result["violations"])
         parts.append(f"<h2>Violations</h2><ul>{items}</ul>")
     rows = "".join(
-        f"<tr><td>{html.escape(f['name'])}</td><td>{_number(f['psi'])}</td>"
-        f"<td>{_number(f['ks_p_value'])}</td><td>{f['missing_fraction']:.3f}</td>"
-        f"<td>{'yes' if f['drifted'] else ''}</td></tr>"
+        f"<tr><td>{html.escape(f['name'])}</td><td>{f['kind']}</td><td>{_number(f['psi'])}</td>"
+        f"<td>{_number(f['ks_p_value'] if f['kind'] == 'numeric' else f['chi2_p_value'])}</td>"
+        f"<td>{_number(f['linf_distance'])}</td><td>{_number(f['new_category_rate'])}</td>"
+        f"<td>{f['missing_fraction']:.3f}</td><td>{'yes' if f['drifted'] else ''}</td></tr>"
         for f in result["features"]
     )
     parts.append(
-        "<table><tr><th>feature</th><th>PSI</th><th>KS p</th><th>missing</th>"
+        "<table><tr><th>feature</th><th>kind</th><th>PSI</th><th>p-value (KS / chi-square)</th>"
+        "<th>L-infinity</th><th>new categories</th><th>missing</th>"
         f"<th>drifted</th></tr>{rows}</table>"
     )
     for name in result["drifted_features"]:
-        image = _plot(name, baseline["features"][name]["sample"], batch[name])
+        image = _plot(name, baseline["features"][name], batch[name])
         (output / f"drift-{name}.png").write_bytes(base64.b64decode(image))
         parts.append(f'<h2>{html.escape(name)}</h2><img src="data:image/png;base64,{image}">')
     (output / "report.html").write_text(
@@ -276,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     baseline = json.loads(args.baseline.read_text())
     limits = Thresholds(**load_params(args.params, "monitor")) if args.params else Thresholds()
     try:
-        batch = read_batch(args.data, list(baseline["features"]))
+        batch = read_batch(args.data, list(baseline["features"]), categorical_features(baseline))
     except (FileNotFoundError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
         print(f"error: cannot read {args.data}: {error}", file=sys.stderr)
         return 2

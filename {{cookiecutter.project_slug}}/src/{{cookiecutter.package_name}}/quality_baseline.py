@@ -6,6 +6,14 @@ model-monitor-byoc-statistics.html and model-monitor-byoc-constraints.html). The
 this on the training split and registers both files as the model package's drift-check
 baseline, so a data-quality monitoring schedule compares live traffic with them.
 
+A numeric feature is ``Fractional`` with its KLL distribution; a categorical one (``"dtype":
+"category"`` in schema.json) is ``String`` with its category counts (``drift.category_counts``, the
+counts the local monitor compares with) and, as its domain, the schema's allowed values or else the
+categories seen in training. Model Monitor compares a string feature's live category shares with
+these by the L-infinity distance (``categorical_drift_method``), the distance ``drift.py`` computes
+locally, and publishes it as ``feature_baseline_drift_<feature>`` like a numeric feature's; the
+same CloudWatch alarm per feature watches both (``pipelines/drift_alarms.py``).
+
     python -m <package>.quality_baseline --data-dir data/processed/train \
         --output-dir reports/baseline
 """
@@ -21,11 +29,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .data import SCHEMA_PATH, DataValidationError, Schema, load_schema, read_csv_dir, validate
+from .data import (
+    SCHEMA_PATH,
+    DataValidationError,
+    FeatureSpec,
+    Schema,
+    load_schema,
+    read_csv_dir,
+    validate,
+)
+from .drift import category_counts
 
 BUCKETS = 10  # Model Monitor materialises distributions in 10 buckets
 KLL_PARAMETERS = {"c": 0.64, "k": 2048.0}
-# Model Monitor's comparison settings for numeric features (constraints.json monitoring_config).
+# Model Monitor's comparison settings (constraints.json monitoring_config). For string features
+# LInfinity: its drift metric is then a distance from 0 to 1 that grows with drift, like the numeric
+# one, so one alarm rule (distance > DriftThreshold) fits every feature. (ChiSquared would make
+# the comparison a significance test instead.)
 MONITORING_CONFIG = {
     "evaluate_constraints": "Enabled",
     "emit_metrics": "Enabled",
@@ -35,6 +55,8 @@ MONITORING_CONFIG = {
         "perform_comparison": "Enabled",
         "comparison_threshold": 0.1,
         "comparison_method": "Robust",
+        "categorical_comparison_threshold": 0.1,
+        "categorical_drift_method": "LInfinity",
     },
 }
 
@@ -63,33 +85,60 @@ def _numerical(values: pd.Series) -> dict[str, Any]:
     }
 
 
+def _string(values: pd.Series) -> dict[str, Any]:
+    counts = category_counts(values)
+    return {
+        "common": {
+            "num_present": int(values.notna().sum()),
+            "num_missing": int(values.isna().sum()),
+        },
+        "distinct_count": float(len(counts)),
+        "distribution": {
+            "categorical": {
+                "buckets": [{"value": value, "count": count} for value, count in counts.items()]
+            }
+        },
+    }
+
+
+def _feature_statistics(frame: pd.DataFrame, spec: FeatureSpec) -> dict[str, Any]:
+    if spec.categorical:
+        return {
+            "name": spec.name,
+            "inferred_type": "String",
+            "string_statistics": _string(frame[spec.name]),
+        }
+    return {
+        "name": spec.name,
+        "inferred_type": "Fractional",
+        "numerical_statistics": _numerical(frame[spec.name]),
+    }
+
+
+def _feature_constraints(frame: pd.DataFrame, spec: FeatureSpec) -> dict[str, Any]:
+    values = frame[spec.name]
+    common = {"name": spec.name, "completeness": float(values.notna().mean())}
+    if spec.categorical:
+        domain = list(spec.allowed) if spec.allowed is not None else list(category_counts(values))
+        return common | {"inferred_type": "String", "string_constraints": {"domains": domain}}
+    return common | {
+        "inferred_type": "Fractional",
+        "num_constraints": {"is_non_negative": bool((values.dropna() >= 0).all())},
+    }
+
+
 def statistics(frame: pd.DataFrame, schema: Schema) -> dict[str, Any]:
     return {
         "version": 0.0,
         "dataset": {"item_count": len(frame)},
-        "features": [
-            {
-                "name": name,
-                "inferred_type": "Fractional",
-                "numerical_statistics": _numerical(frame[name]),
-            }
-            for name in schema.feature_names
-        ],
+        "features": [_feature_statistics(frame, spec) for spec in schema.features],
     }
 
 
 def constraints(frame: pd.DataFrame, schema: Schema) -> dict[str, Any]:
     return {
         "version": 0.0,
-        "features": [
-            {
-                "name": name,
-                "inferred_type": "Fractional",
-                "completeness": float(frame[name].notna().mean()),
-                "num_constraints": {"is_non_negative": bool((frame[name].dropna() >= 0).all())},
-            }
-            for name in schema.feature_names
-        ],
+        "features": [_feature_constraints(frame, spec) for spec in schema.features],
         "monitoring_config": MONITORING_CONFIG,
     }
 
@@ -102,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     schema = load_schema(args.schema)
     try:
-        frame = validate(read_csv_dir(args.data_dir), schema)
+        frame = validate(read_csv_dir(args.data_dir, schema.categorical_features), schema)
     except DataValidationError as error:
         print(f"error: invalid baseline data in {args.data_dir}: {error}", file=sys.stderr)
         return 2

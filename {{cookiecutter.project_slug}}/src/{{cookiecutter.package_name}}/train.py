@@ -21,6 +21,7 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from .data import SCHEMA_PATH, DataValidationError, Schema, load_schema, read_csv_dir, validate
+from .drift import category_counts
 from .estimator import HYPERPARAMETERS, build_estimator
 from .features import build_preprocessor
 from .params import load_params
@@ -40,9 +41,18 @@ def feature_baseline(frame: pd.DataFrame, schema: Schema) -> dict[str, Any]:
     """Per-feature statistics of the training data; the monitor compares new data against them."""
     features: dict[str, Any] = {}
     for name in schema.feature_names:
+        if name in schema.categorical_features:
+            features[name] = {
+                "kind": "categorical",
+                "count": int(frame[name].notna().sum()),
+                "missing_fraction": float(frame[name].isna().mean()),
+                "categories": category_counts(frame[name]),
+            }
+            continue
         values = frame[name].dropna()
         edges = values.quantile([i / BASELINE_BINS for i in range(BASELINE_BINS + 1)]).tolist()
         features[name] = {
+            "kind": "numeric",
             "count": int(values.size),
             "missing_fraction": float(frame[name].isna().mean()),
             "mean": float(values.mean()),
@@ -73,6 +83,8 @@ def save(
     meta = {
         "problem_type": schema.problem_type,
         "features": schema.feature_names,
+        # Columns the endpoint reads as text; the model encodes them (features.py).
+        "categorical_features": schema.categorical_features,
         "target": schema.target,
         "classes": [int(c) for c in getattr(model, "classes_", [])],
         "hyperparameters": hyperparameters,
@@ -125,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     args, hyperparameters = parse_args(argv)
     schema = load_schema(args.schema)
     try:
-        frame = validate(read_csv_dir(args.train_dir), schema)
+        frame = validate(read_csv_dir(args.train_dir, schema.categorical_features), schema)
     except DataValidationError as error:
         print(f"error: invalid training data in {args.train_dir}: {error}", file=sys.stderr)
         return 2

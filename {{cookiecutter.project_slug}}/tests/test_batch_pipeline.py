@@ -1,0 +1,203 @@
+"""The batch-inference pipeline, built offline and executed by `make pipeline-local`'s interpreter.
+
+The definition's Transform step runs against a loopback moto server: its request is validated
+with botocore's CreateTransformJob model, the model's own bundled ``code/inference.py`` scores
+the newest input prefix, and each output line is the record's id and the handler's answer.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import json
+import shutil
+import tarfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from pipelines import local
+from pipelines.settings import load_settings
+
+pytestmark = pytest.mark.usefixtures("fake_aws")
+
+ACCOUNT_EXECUTION = "arn:aws:sagemaker:{region}:123456789012:pipeline/{name}/execution/run1"
+
+
+@pytest.fixture()
+def batch(fake_aws: None) -> Any:
+    """``pipelines.batch``, imported once a region is set (the SageMaker SDK needs one)."""
+    return importlib.import_module("pipelines.batch")
+
+
+@pytest.fixture()
+def loopback(moto_endpoint: str, tmp_path: Path) -> local.Aws:
+    settings = load_settings({})
+    env = local.loopback_environment(moto_endpoint, settings.region, tmp_path)
+    aws = local.Aws(env)
+    aws.ensure_bucket(settings.bucket)
+    return aws
+
+
+def register_model(aws: local.Aws, model_dir: Path, name: str) -> None:
+    """The trained model with its inference code (train --bundle-inference-code), as a model."""
+    settings = load_settings({})
+    package = importlib.import_module(f"{settings.package}.inference")
+    bundle = model_dir.parent / f"{model_dir.name}-bundle"
+    shutil.copytree(model_dir, bundle, dirs_exist_ok=True)
+    (bundle / "code").mkdir(exist_ok=True)
+    shutil.copy(str(package.__file__), bundle / "code" / "inference.py")
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
+        for path in sorted(bundle.rglob("*")):
+            tar.add(path, arcname=path.relative_to(bundle).as_posix(), recursive=False)
+    key = f"{settings.project_name}/models/model.tar.gz"
+    aws.s3.put_object(Bucket=settings.bucket, Key=key, Body=archive.getvalue())
+    aws.sagemaker.create_model(
+        ModelName=name,
+        ExecutionRoleArn=settings.role_arn,
+        PrimaryContainer={
+            "Image": "sklearn-image",
+            "ModelDataUrl": f"s3://{settings.bucket}/{key}",
+            "Environment": {"SAGEMAKER_PROGRAM": "inference.py"},
+        },
+    )
+
+
+def execute(batch: Any, aws: local.Aws, tmp_path: Path, model_name: str) -> local.Execution:
+    settings = load_settings({})
+    definition = batch.definition(settings, batch_problem_type())
+    execution = local.Execution(
+        definition=definition,
+        pipeline_name=definition.get("PipelineName", "batch"),
+        execution_arn=ACCOUNT_EXECUTION.format(region=settings.region, name="batch"),
+        parameters=local.typed_parameters(definition, {"ModelName": model_name}),
+        started_with={"ModelName": model_name},
+        aws=aws,
+        workdir=tmp_path,
+        env={},
+        log=io.StringIO(),
+    )
+    execution.run()
+    return execution
+
+
+def batch_problem_type() -> str:
+    schema = json.loads(next(Path(local.PROJECT).glob("src/*/schema.json")).read_text())
+    return str(schema["problem_type"])
+
+
+@pytest.mark.slow
+def test_the_batch_transform_scores_the_newest_prefix_next_to_each_id(
+    batch: Any, loopback: local.Aws, model_dir: Path, clean_frame: pd.DataFrame, tmp_path: Path
+) -> None:
+    settings = load_settings({})
+    register_model(loopback, model_dir, "churn-batch")
+    features = json.loads((model_dir / "model_meta.json").read_text())["features"]
+    rows = clean_frame[features].head(40).reset_index(drop=True)
+    older, newer = tmp_path / "older", tmp_path / "newer"
+    for folder, first_id in ((older, 0), (newer, 1000)):
+        folder.mkdir()
+        frame = rows.copy()
+        frame.insert(0, "id", range(first_id, first_id + len(rows)))
+        frame.to_csv(folder / "part-0.csv", header=False, index=False)
+    s3 = loopback.s3
+    batch.upload_input(settings, s3, older, now=datetime(2026, 1, 1, tzinfo=UTC))
+    newest = batch.upload_input(settings, s3, newer, now=datetime(2026, 1, 2, tzinfo=UTC))
+
+    execution = execute(batch, loopback, tmp_path / "work", "churn-batch")
+
+    assert execution.failure_message is None, execution.failure_message
+    step = execution.properties["BatchTransform"]
+    assert step["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"] == newest
+    output = step["TransformOutput"]["S3OutputPath"]
+    assert output.endswith("/batch/predictions/run1")
+    lines = loopback.read(f"{output}/part-0.csv.out").decode().splitlines()
+    inference = importlib.import_module(f"{settings.package}.inference")
+    expected = inference.score(rows[features].values.tolist(), inference.model_fn(str(model_dir)))
+    assert len(lines) == len(expected) == 40
+    for line, record_id, answer in zip(lines, range(1000, 1040), expected, strict=True):
+        cells = line.split(",")
+        assert cells[0] == str(record_id)
+        assert [float(value) for value in cells[1:]] == pytest.approx(
+            [float(value) for value in answer.values()]
+        )
+    # What went in and came out is kept for monitoring, under the capture destination.
+    captured = loopback.list_keys(f"{settings.prefix}/batch/capture/")
+    assert {key.split("/")[-2] for key in captured} == {"input", "output"}
+
+
+@pytest.mark.slow
+def test_a_missing_model_fails_the_step_with_its_reason(
+    batch: Any, loopback: local.Aws, tmp_path: Path
+) -> None:
+    settings = load_settings({})
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "part.csv").write_text("1,2,3\n")
+    batch.upload_input(settings, loopback.s3, folder)
+    execution = execute(batch, loopback, tmp_path / "work", "no-such-model")
+    assert execution.failure_message is not None
+    assert execution.failure_message.startswith("BatchTransform: model no-such-model")
+
+
+@pytest.mark.parametrize(
+    ("expression", "selected"),
+    [
+        ("$", ["id", "a", "b", "label", "p"]),
+        ("$[1:]", ["a", "b", "label", "p"]),
+        ("$[0,-2:]", ["id", "label", "p"]),
+        ("$[0,-1:]", ["id", "p"]),
+        ("$[0, 2]", ["id", "b"]),
+    ],
+)
+def test_filters_select_as_batch_transform_does_for_a_csv_record(
+    expression: str, selected: list[str]
+) -> None:
+    assert local.select(["id", "a", "b", "label", "p"], expression) == selected
+
+
+def test_a_filter_outside_the_record_or_a_count_mismatch_fails_the_job() -> None:
+    with pytest.raises(local.StepError, match="index 7 is outside a record of 2"):
+        local.select(["a", "b"], "$[7]")
+
+    class Echo:
+        def invoke(self, body: str, content_type: str, accept: str) -> tuple[int, str]:
+            return 200, "only-one-line\n"
+
+    job = local.transform_job(
+        {
+            "TransformInput": {
+                "DataSource": {"S3DataSource": {"S3Uri": "s3://b/p"}},
+                "SplitType": "Line",
+            },
+            "TransformOutput": {"S3OutputPath": "s3://b/o", "AssembleWith": "Line"},
+        }
+    )
+    with pytest.raises(local.StepError, match="2 records in, 1 lines out"):
+        job.run(Echo(), "1,2\n3,4\n", "part.csv")  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+def test_the_step_request_is_what_create_transform_job_accepts(batch: Any) -> None:
+    """Every field of the request, with its expressions resolved, passes botocore's validation."""
+    import boto3
+    from botocore.validate import ParamValidator
+
+    settings = load_settings({})
+    (step,) = batch.definition(settings, batch_problem_type())["Steps"]
+    assert step["Type"] == "Transform"
+    arguments: dict[str, Any] = json.loads(json.dumps(step["Arguments"]))
+    arguments["ModelName"] = "m"
+    source = arguments["TransformInput"]["DataSource"]["S3DataSource"]
+    source["S3Uri"] = "s3://b/batch/input/x/"
+    arguments["TransformOutput"]["S3OutputPath"] = "s3://b/batch/predictions/x"
+    arguments["TransformJobName"] = "x"
+    client = boto3.client("sagemaker", region_name="us-east-1")
+    shape = client.meta.service_model.operation_model("CreateTransformJob").input_shape
+    report = ParamValidator().validate(arguments, shape)
+    assert not report.has_errors(), report.generate_report()
+    assert arguments["DataCaptureConfig"]["DestinationS3Uri"] == f"{settings.prefix}/batch/capture"

@@ -1,0 +1,213 @@
+"""Deploy configuration of a realtime endpoint: the package's baseline, data capture, the quality
+alarm and the organisation's network, built against a loopback registry (moto)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import yaml
+from test_deploy import ENV, KMS, constraints, register, settings, write
+
+from pipelines import deploy_config
+from pipelines.settings import Standards, load_settings
+
+pytestmark = pytest.mark.usefixtures("fake_aws")
+
+
+def test_each_stage_monitors_against_the_deployed_packages_own_baseline(
+    tmp_path: Path, registry: Any
+) -> None:
+    v1 = register(registry, "Approved")
+    register(registry, "Approved")
+    write(tmp_path, registry, v1)
+    for stage in deploy_config.STAGES:
+        parameters = json.loads((tmp_path / f"{stage}-config.json").read_text())["Parameters"]
+        assert parameters["BaselineStatisticsUri"] == (
+            "s3://artifacts/churn/executions/run-1/baseline/statistics.json"
+        )
+        assert parameters["BaselineConstraintsUri"].endswith("run-1/baseline/constraints.json")
+        assert parameters["DataCaptureUri"] == f"s3://artifacts/churn/data-capture/{stage}"
+        assert parameters["GroundTruthUri"] == f"s3://artifacts/churn/ground-truth/{stage}"
+
+
+def test_a_package_without_a_baseline_is_refused(tmp_path: Path, registry: Any) -> None:
+    arn = register(registry, "Approved", baseline=False)
+    with pytest.raises(deploy_config.DeployConfigError, match="no data-quality baseline"):
+        write(tmp_path, registry, arn)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"monitoring_config": {}}, "emit_metrics is None, not 'Enabled'"),
+        (
+            {
+                "monitoring_config": constraints()["monitoring_config"]
+                | {"emit_metrics": "Disabled"}
+            },
+            "emit_metrics is 'Disabled'",
+        ),
+        ({"features": []}, "no constraints for"),
+    ],
+)
+def test_a_baseline_that_would_publish_no_drift_metric_is_refused(
+    tmp_path: Path, registry: Any, change: dict[str, Any], message: str
+) -> None:
+    arn = register(registry, "Approved", constraints_file=constraints(**change))
+    with pytest.raises(deploy_config.DeployConfigError, match=message):
+        write(tmp_path, registry, arn)
+
+
+# --- the quality alarm and the organisation standards -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("metric", "threshold", "comparison"),
+    [
+        ("accuracy", 0.9, "LessThanThreshold"),
+        ("r2", 0.5, "LessThanThreshold"),
+        ("rmse", 70.0, "GreaterThanThreshold"),
+        ("mae", 3.0, "GreaterThanThreshold"),
+    ],
+)
+def test_quality_alarm_fires_on_the_wrong_side_of_the_training_gate(
+    tmp_path: Path, metric: str, threshold: float, comparison: str
+) -> None:
+    (tmp_path / "src" / "pkg").mkdir(parents=True)
+    schema_file = next(deploy_config.PROJECT.glob("src/*/schema.json"))
+    (tmp_path / "src" / "pkg" / "schema.json").write_text(schema_file.read_text())
+    params = tmp_path / "params.yaml"
+    params.write_text(
+        yaml.safe_dump({"gate": {"metric": metric, "threshold": threshold}, "train": {}})
+    )
+    quality = deploy_config.model_quality_parameters(params)
+    assert quality["QualityMetric"] == metric
+    assert float(quality["QualityThreshold"]) == threshold
+    assert quality["QualityAlarmComparison"] == comparison
+    schema = json.loads(schema_file.read_text())
+    expected = {"regression": "Regression", "classification": "BinaryClassification"}
+    assert quality["ModelQualityProblemType"] == expected[schema["problem_type"]]
+
+
+def test_standards_put_endpoints_in_the_vpc_with_the_org_key() -> None:
+    standards = Standards(
+        kms_key_arn="arn:aws:kms:us-east-1:123456789012:key/org",
+        subnets=("subnet-0a",),
+        security_groups=("sg-0b",),
+        instance_types={"serving": ("ml.m5.large",)},
+    )
+    package = deploy_config.Package(
+        arn="arn:aws:sagemaker:us-east-1:123456789012:model-package/churn/1",
+        group="churn",
+        version=1,
+        status="Approved",
+        baseline=deploy_config.Baseline("s3://b/statistics.json", "s3://b/constraints.json"),
+    )
+    plan = deploy_config.StagePlan(package, None, deploy_config.stage_deployment("prod"))
+    config = deploy_config.stage_config(
+        "prod", load_settings(ENV, standards=standards), plan, KMS, "monitor-image"
+    )
+    assert config["Parameters"]["KmsKeyArn"] == standards.kms_key_arn
+    assert config["Parameters"]["SubnetIds"] == "subnet-0a"
+    assert config["Parameters"]["SecurityGroupIds"] == "sg-0b"
+    forbidden = Standards(instance_types={"serving": ("ml.c5.large",)})
+    with pytest.raises(ValueError, match="not allowed"):
+        deploy_config.stage_config("prod", load_settings(ENV, standards=forbidden), plan, KMS, "m")
+
+
+# --- staging and prod in accounts of their own (org-standards.json `accounts`) --------------------
+
+BUILD_ACCOUNT = "123456789012"  # the account moto answers as: this deploy's build account
+SEPARATE = {"staging": "111111111111", "prod": "222222222222"}
+DEPLOY_STACK_ENV = {"STAGING_ACCOUNT_ID": SEPARATE["staging"], "PROD_ACCOUNT_ID": SEPARATE["prod"]}
+
+
+def _account_of(value: str) -> str | None:
+    """The account an ARN names, or the one a target data bucket is named after."""
+    if value.startswith("arn:"):
+        return value.split(":")[4] or None
+    if value.startswith("s3://"):
+        bucket = value.removeprefix("s3://").split("/")[0]
+        return bucket.rsplit("-", 1)[1] if bucket.rsplit("-", 1)[-1].isdigit() else None
+    return None
+
+
+def test_separate_accounts_stage_configs_name_each_stages_own_account(
+    tmp_path: Path, registry: Any
+) -> None:
+    arn = register(registry, "Approved")
+    accounts = deploy_config.target_accounts(SEPARATE, BUILD_ACCOUNT, DEPLOY_STACK_ENV)
+    clients = (registry, boto3.client("s3", region_name="us-east-1"))
+    separate = load_settings(ENV, standards=Standards(accounts=SEPARATE))
+    deploy_config.write_configs(
+        tmp_path, separate, clients, KMS, "monitor-image", arn, accounts, BUILD_ACCOUNT
+    )
+    deploy_config.write_configs(tmp_path / "single", settings(), clients, KMS, "monitor-image", arn)
+    for stage, account in SEPARATE.items():
+        parameters = json.loads((tmp_path / f"{stage}-config.json").read_text())["Parameters"]
+        single = json.loads((tmp_path / "single" / f"{stage}-config.json").read_text())
+        named = {key: _account_of(str(value)) for key, value in parameters.items()}
+        # the package and its baseline stay in the build account's registry and bucket
+        assert named["ModelPackageArn"] == BUILD_ACCOUNT
+        assert (
+            parameters["BaselineConstraintsUri"] == single["Parameters"]["BaselineConstraintsUri"]
+        )
+        assert parameters["BuildAccountId"] == BUILD_ACCOUNT
+        # what the endpoint runs as, encrypts with and writes to is the stage account's own
+        for key in ("ModelExecutionRoleArn", "KmsKeyArn", "DataCaptureUri", "MonitoringOutputUri"):
+            assert named[key] == account, (stage, key, parameters[key])
+        assert named["GroundTruthUri"] == account
+        assert set(parameters) - set(single["Parameters"]) == {"BuildAccountId"}
+        assert set(parameters) <= set(deploy_config.template_parameters())
+
+
+@pytest.mark.parametrize(
+    ("accounts", "environ", "build", "words"),
+    [
+        (
+            SEPARATE,
+            {},
+            BUILD_ACCOUNT,
+            "prod 222222222222 but the deploy stack was deployed for none",
+        ),
+        ({}, DEPLOY_STACK_ENV, BUILD_ACCOUNT, "names the accounts none but the deploy stack was"),
+        (
+            SEPARATE,
+            DEPLOY_STACK_ENV | {"PROD_ACCOUNT_ID": "333333333333"},
+            BUILD_ACCOUNT,
+            "for staging 111111111111, prod 333333333333 ",
+        ),
+        (SEPARATE, DEPLOY_STACK_ENV, SEPARATE["prod"], "accounts.prod in org-standards.json is"),
+    ],
+)
+def test_accounts_the_deploy_stack_or_sts_disagree_with_are_refused(
+    accounts: dict[str, str], environ: dict[str, str], build: str, words: str
+) -> None:
+    with pytest.raises(deploy_config.DeployConfigError, match=words) as caught:
+        deploy_config.target_accounts(accounts, build, environ)
+    assert "\n" not in str(caught.value)
+
+
+def test_cli_refuses_a_separate_account_that_is_the_build_account(
+    tmp_path: Path, registry: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    """The build account is the one STS says the deploy build runs in (moto's here)."""
+    same = {"staging": BUILD_ACCOUNT, "prod": SEPARATE["prod"]}
+    for name, value in (
+        ENV.items() | {"KMS_KEY_ARN": KMS, "STAGING_ACCOUNT_ID": BUILD_ACCOUNT}.items()
+    ):
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("PROD_ACCOUNT_ID", SEPARATE["prod"])
+    monkeypatch.setenv("MODEL_PACKAGE_ARN", register(registry, "Approved"))
+    monkeypatch.setattr(deploy_config, "monitor_image_uri", lambda region: "monitor-image")
+    monkeypatch.setattr(
+        deploy_config, "load_settings", lambda: load_settings(ENV, Standards(accounts=same))
+    )
+    assert deploy_config.main(["--output-dir", str(tmp_path)]) == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"error: accounts.staging in org-standards.json is {BUILD_ACCOUNT}")
+    assert not (tmp_path / "staging-config.json").exists()

@@ -1,0 +1,161 @@
+"""Deploy configuration of a serverless endpoint, built against a loopback registry (moto).
+
+The stage stack's endpoint configuration is resolved with each stage's parameters (CloudFormation's
+Ref, Fn::If and conditions) and sent to the registry's CreateEndpointConfig: botocore validates
+the request against the SageMaker service model before moto stores it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_deploy import KMS, register, write
+
+from pipelines import deploy_config
+from pipelines.settings import Standards, load_settings
+
+pytestmark = pytest.mark.usefixtures("fake_aws")
+ENV = {
+    "SAGEMAKER_PROJECT_NAME": "churn",
+    "SAGEMAKER_PROJECT_ID": "p-1",
+    "ARTIFACT_BUCKET": "artifacts",
+    "AWS_REGION": "us-east-1",
+    "SAGEMAKER_PIPELINE_ROLE_ARN": "arn:aws:iam::123456789012:role/pipeline",
+}
+NO_VALUE = object()
+
+
+def resolve(value: Any, template: dict[str, Any], parameters: dict[str, str]) -> Any:
+    """CloudFormation's Ref, Fn::If, Fn::GetAtt (the model's name) and the template's conditions."""
+    if isinstance(value, list):
+        items = [resolve(item, template, parameters) for item in value]
+        return [item for item in items if item is not NO_VALUE]
+    if not isinstance(value, dict):
+        return value
+    if set(value) == {"Ref"}:
+        name = value["Ref"]
+        if name == "AWS::NoValue":
+            return NO_VALUE
+        declared = template["Parameters"][name]
+        given = parameters.get(name, declared.get("Default"))
+        return int(given) if declared["Type"] == "Number" else given
+    if set(value) == {"Fn::If"}:
+        condition, when_true, when_false = value["Fn::If"]
+        chosen = when_true if condition_holds(condition, template, parameters) else when_false
+        return resolve(chosen, template, parameters)
+    if set(value) == {"Fn::GetAtt"}:
+        return f"{value['Fn::GetAtt'][0].lower()}-name"
+    resolved = {key: resolve(item, template, parameters) for key, item in value.items()}
+    return {key: item for key, item in resolved.items() if item is not NO_VALUE}
+
+
+def condition_holds(name: str, template: dict[str, Any], parameters: dict[str, str]) -> bool:
+    def evaluate(expression: Any) -> Any:
+        if isinstance(expression, dict) and set(expression) == {"Fn::Not"}:
+            return not evaluate(expression["Fn::Not"][0])
+        if isinstance(expression, dict) and set(expression) == {"Fn::Equals"}:
+            left, right = (evaluate(side) for side in expression["Fn::Equals"])
+            return str(left) == str(right)
+        return resolve(expression, template, parameters)
+
+    return bool(evaluate(template["Conditions"][name]))
+
+
+def stack_requests(output: Path, stage: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The CreateModel and CreateEndpointConfig requests of one stage's stack."""
+    template = deploy_config.load_template(output / "endpoint.yaml")
+    parameters = json.loads((output / f"{stage}-config.json").read_text())["Parameters"]
+    resources = template["Resources"]
+    model = resolve(resources["Model"]["Properties"], template, parameters)
+    config = resolve(resources["EndpointConfig"]["Properties"], template, parameters)
+    return (
+        {"ModelName": "model-name", **model},
+        {"EndpointConfigName": f"churn-{stage}", **config},
+    )
+
+
+def test_each_stage_gets_a_serverless_endpoint_config_the_service_accepts(
+    tmp_path: Path, registry: Any
+) -> None:
+    arn = register(registry, "Approved")
+    write(tmp_path, registry, arn)
+    settings = {
+        stage: json.loads((tmp_path / f"{stage}-config.json").read_text())["Parameters"]
+        for stage in deploy_config.STAGES
+    }
+    for stage in deploy_config.STAGES:
+        model, request = stack_requests(tmp_path, stage)
+        (variant,) = request["ProductionVariants"]
+        assert "InstanceType" not in variant and "InitialInstanceCount" not in variant
+        assert "DataCaptureConfig" not in request
+        assert not {"VpcConfig", "EnableNetworkIsolation"} & set(model)
+        if stage == deploy_config.STAGES[0]:
+            registry.create_model(**model)
+        registry.create_endpoint_config(**request)  # botocore validates, moto stores
+        stored = registry.describe_endpoint_config(EndpointConfigName=f"churn-{stage}")
+        serverless = stored["ProductionVariants"][0]["ServerlessConfig"]
+        assert serverless["MemorySizeInMB"] == int(settings[stage]["MemorySizeInMB"])
+        assert serverless["MaxConcurrency"] == int(settings[stage]["MaxConcurrency"])
+        provisioned = int(settings[stage]["ProvisionedConcurrency"])
+        assert serverless.get("ProvisionedConcurrency", 0) == provisioned
+    # Prod keeps a worker warm; staging runs on demand only.
+    assert int(settings["prod"]["ProvisionedConcurrency"]) > 0
+    assert int(settings["staging"]["ProvisionedConcurrency"]) == 0
+
+
+def test_no_monitoring_or_network_parameters_reach_a_serverless_stack(
+    tmp_path: Path, registry: Any
+) -> None:
+    """The endpoint stack asks for none, so the deploy build writes none (and no drift alarms)."""
+    write(tmp_path, registry, register(registry, "Approved"))
+    template = deploy_config.load_template(tmp_path / "endpoint.yaml")
+    types = {resource["Type"] for resource in template["Resources"].values()}
+    assert types == {
+        "AWS::SageMaker::Model",
+        "AWS::SageMaker::EndpointConfig",
+        "AWS::SageMaker::Endpoint",
+        "AWS::CloudWatch::Alarm",
+    }
+    for stage in deploy_config.STAGES:
+        parameters = json.loads((tmp_path / f"{stage}-config.json").read_text())["Parameters"]
+        assert not {"DataCaptureUri", "SubnetIds", "MonitorImageUri"} & set(parameters)
+
+
+def test_provisioned_concurrency_above_the_maximum_is_refused_before_deploying(
+    tmp_path: Path, registry: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    infrastructure = tmp_path / "infrastructure"
+    infrastructure.mkdir()
+    for name in ("endpoint.yaml", "staging-config.json", "prod-config.json"):
+        (infrastructure / name).write_text((deploy_config.INFRASTRUCTURE / name).read_text())
+    prod = json.loads((infrastructure / "prod-config.json").read_text())
+    prod["Parameters"] |= {"MaxConcurrency": "2", "ProvisionedConcurrency": "3"}
+    (infrastructure / "prod-config.json").write_text(json.dumps(prod))
+    monkeypatch.setattr(deploy_config, "INFRASTRUCTURE", infrastructure)
+    with pytest.raises(deploy_config.DeployConfigError, match="ProvisionedConcurrency 3 is more"):
+        write(tmp_path / "out", registry, register(registry, "Approved"))
+
+
+@pytest.mark.parametrize(
+    "standards",
+    [
+        Standards(network_isolation=True),
+        Standards(subnets=("subnet-0a",), security_groups=("sg-0b",)),
+    ],
+)
+def test_standards_a_serverless_endpoint_cannot_meet_are_refused(
+    tmp_path: Path, registry: Any, standards: Standards
+) -> None:
+    arn = register(registry, "Approved")
+    with pytest.raises(deploy_config.DeployConfigError, match="serverless endpoints do not"):
+        deploy_config.write_configs(
+            tmp_path,
+            load_settings(ENV, standards=standards),
+            (registry, None),
+            KMS,
+            "monitor-image",
+            arn,
+        )
