@@ -44,6 +44,8 @@ OPTION_PATHS: dict[tuple[str, str], tuple[str, ...]] = {
         *ENDPOINT_PATHS,
         "tests/test_deploy_realtime.py",
         "tests/test_drift_alarms.py",
+        "tests/test_rollout.py",
+        "tests/test_champion_challenger.py",
     ),
     ("inference_mode", "serverless"): (*ENDPOINT_PATHS, "tests/test_deploy_serverless.py"),
 }
