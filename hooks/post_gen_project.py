@@ -23,10 +23,9 @@ for base in (os.environ.get("PWD", ""), f"/proc/{os.getppid()}/cwd", ""):
 import org_standards  # noqa: E402
 import template_files  # noqa: E402
 
-with template_files.git_init_meanwhile(Path.cwd()) as repository:
-    template_files.prune(Path.cwd(), ANSWERS)
-    template_files.fill_answers(Path.cwd(), ANSWERS)
-    # Already validated by the pre-generation hook; the project applies what the file says.
-    org_standards.write_into(Path.cwd(), org_standards.load(org_standards.locate(Path(sys.path[0]).parent)))
-template_files.first_commit(repository)
+template_files.prune(Path.cwd(), ANSWERS)
+template_files.fill_answers(Path.cwd(), ANSWERS)
+# Already validated by the pre-generation hook; the project applies what the file says.
+org_standards.write_into(Path.cwd(), org_standards.load(org_standards.locate(Path(sys.path[0]).parent)))
+template_files.init_git(Path.cwd())
 {% endraw %}

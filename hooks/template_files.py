@@ -6,14 +6,12 @@ logic is importable and unit-tested.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -244,77 +242,38 @@ def commit_cruft_state_later(project: Path, cruft_pid: int) -> None:
     )
 
 
-# No template directory: git would copy its sample hooks (inactive *.sample files) and
-# description into .git, a third of `git init`'s time; hook installers create .git/hooks.
-GIT_INIT = ["git", "init", "--quiet", "--template=", "--initial-branch", "main"]
-FIRST_COMMIT = [
-    # Loose objects stored uncompressed for this one command (.git's config is unchanged): a
-    # third of the default's time on the 1.4 MB uv.lock, for ~1 MB more in .git until git packs
-    # (gc, push), which compresses them as usual.
-    ["git", "-c", "core.looseCompression=0", "add", "--all"],
-    [
-        "git",
-        *GIT_IDENTITY,
-        "-c",
-        "maintenance.auto=false",  # nothing to maintain in one commit; saves a git process
-        "commit",
-        "--quiet",
-        "--no-verify",
-        "-m",
-        "Initial commit from the MLOps template",
-    ],
-]
+def init_git(project: Path, parent_pid: int | None = None) -> None:
+    """Initialise the repository with everything rendered as the first commit on main.
 
-
-@dataclass
-class Repository:
-    """A repository being initialised: the project, the running `git init`, cruft's command."""
-
-    project: Path
-    init: subprocess.Popen[bytes]
-    cruft: str | None
-    cruft_pid: int
-
-
-@contextlib.contextmanager
-def git_init_meanwhile(project: Path, parent_pid: int | None = None) -> Iterator[Repository | None]:
-    """Run `git init` while the caller settles the files; ``None`` where no repository is made.
-
-    `git init` touches only .git, so it runs beside the pruning and filling (a render's hooks are
-    mostly process start-ups); it is always waited for, also when the caller fails, so that a
-    failed render is removed whole. Not in cruft's throw-away renders.
+    Not in cruft's throw-away renders; under `cruft create`, .cruft.json joins the first commit.
     """
-    cruft_pid = os.getppid() if parent_pid is None else parent_pid
-    cruft = cruft_command(cruft_pid)
+    cruft = cruft_command(os.getppid() if parent_pid is None else parent_pid)
     if cruft in CRUFT_RERENDERS:
-        yield None
         return
     if shutil.which("git") is None:
         print("warning: git not found; run 'git init' yourself", file=sys.stderr)
-        yield None
         return
-    init = subprocess.Popen(GIT_INIT, cwd=project)  # noqa: S603 - fixed git command
-    try:
-        yield Repository(project, init, cruft, cruft_pid)
-    finally:
-        init.wait()
-
-
-def first_commit(repository: Repository | None) -> None:
-    """Everything rendered as the first commit on main; under `cruft create`, .cruft.json joins
-    it (cruft writes that file after the hooks)."""
-    if repository is None:
-        return
-    if repository.init.returncode != 0:
-        raise subprocess.CalledProcessError(repository.init.returncode, GIT_INIT)
-    for command in FIRST_COMMIT:
-        subprocess.run(command, cwd=repository.project, check=True)  # noqa: S603 - fixed git
-    if repository.cruft == "create":
-        commit_cruft_state_later(repository.project, repository.cruft_pid)
-
-
-def init_git(project: Path, parent_pid: int | None = None) -> None:
-    """Initialise the repository with everything rendered as the first commit on main."""
-    with git_init_meanwhile(project, parent_pid) as repository:
-        pass
-    first_commit(repository)
+    commands = [
+        # No template directory: git would copy its sample hooks (inactive *.sample files) and
+        # description into .git, a third of `git init`'s time; hook installers create .git/hooks.
+        ["git", "init", "--quiet", "--template=", "--initial-branch", "main"],
+        # Loose objects stored uncompressed for this one command (.git's config is unchanged): a
+        # third of the default's time on the 1.4 MB uv.lock, for ~1 MB more in .git until git packs
+        # (gc, push), which compresses them as usual.
+        ["git", "-c", "core.looseCompression=0", "add", "--all"],
+        [
+            "git",
+            *GIT_IDENTITY,
+            "-c",
+            "maintenance.auto=false",  # nothing to maintain in one commit; saves a git process
+            "commit",
+            "--quiet",
+            "--no-verify",
+            "-m",
+            "Initial commit from the MLOps template",
+        ],
+    ]
+    for command in commands:
+        subprocess.run(command, cwd=project, check=True)  # noqa: S603 - fixed git commands
+    if cruft == "create":
+        commit_cruft_state_later(project, os.getppid() if parent_pid is None else parent_pid)
