@@ -13,6 +13,13 @@ It writes ``endpoint.yaml`` (the template plus one drift alarm per feature of th
 ``infrastructure/<stage>-config.json`` with what only the account knows (package, baseline, role,
 key, buckets, monitor image).
 
+A real-time stage's ``Deployment`` settings (``pipelines/rollout.py``) say how its endpoint is
+updated (blue/green, rolled back on its alarms) and what the package does there: ``replace`` the
+champion, or join it as a ``shadow`` or ``ab`` challenger; the champion is read from the live
+endpoint (``pipelines/deployed.py``). ``MODEL_PACKAGE_ARN=promote`` or ``discard`` makes each
+stage's challenger its champion, or removes it. Before writing, the stack's SageMaker requests
+are validated against botocore's service model (``pipelines/endpoint_requests.py``).
+
 With staging and prod in accounts of their own (``accounts`` in ``org-standards.json``), each
 stage's configuration names what ``infrastructure/target-account.yaml`` creates in that account
 (model role, stage key by its alias, data bucket) and this, the build account, as the one whose

@@ -178,6 +178,9 @@ def test_cli_prints_one_line_for_a_deploy_and_one_for_a_refusal(
     for name, value in ENV.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("KMS_KEY_ARN", KMS)
+    # As the deploy stack sets them for this project's org-standards.json (separate accounts).
+    for stage, account in load_settings(ENV).standards.accounts.items():
+        monkeypatch.setenv(deploy_config.ACCOUNT_VARIABLES[stage], account)
     monkeypatch.setattr(deploy_config, "monitor_image_uri", lambda region: "monitor-image")
     approved = register(registry, "Approved")
     rejected = register(registry, "Rejected")

@@ -9,11 +9,18 @@ evaluated with CloudWatch's rules (``cloudwatch_rules``) on traffic whose verdic
 from __future__ import annotations
 
 import dataclasses
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import boto3
 import numpy as np
 import pytest
+import yaml
 from cloudwatch_rules import evaluate
 from moto import mock_aws
 
@@ -262,3 +269,56 @@ def test_settings_without_deployment_section_fall_back_to_a_canary() -> None:
         "unit": "INSTANCE_COUNT",
         "value": 1,
     }
+
+
+@pytest.mark.slow  # one cfn-lint run, about 10 s
+def test_the_built_template_lints_clean_with_every_stage_and_mode_parameters(
+    tmp_path: Path,
+) -> None:
+    """cfn-lint resolves the conditions and checks each parameter set's values (ranges, allowed
+    values, patterns) against the template the deploy build writes; a set SageMaker's ranges
+    refuse is reported, so the check is not vacuous."""
+    built = tmp_path / "endpoint.yaml"
+    built.write_text(yaml.safe_dump(template(), sort_keys=False, width=1000))
+    files = []
+    for stage in deploy_config.STAGES:
+        for mode in rollout.MODES:
+            settings = deploy_config.read_stage_settings(stage).get("Deployment", {})
+            extra = {"ChallengerPercent": 10} if mode == "ab" else {}
+            instances = int(
+                deploy_config.read_stage_settings(stage)["Parameters"]["EndpointInstanceCount"]
+            )
+            deployment = rollout.read_deployment(
+                WHERE, settings | {"Mode": mode} | extra, instances
+            )
+            for guarded in (True, False):
+                parameters = stage_parameters(stage, deployment, guarded)
+                files.append(tmp_path / f"{stage}-{mode}-{guarded}.json")
+                files[-1].write_text(json.dumps(cfn_lint_parameters(parameters)))
+    broken = stage_parameters("prod", deployment) | {"RolloutWaitSeconds": "5000"}
+    (tmp_path / "broken.json").write_text(json.dumps(cfn_lint_parameters(broken)))
+    result = subprocess.run(
+        [
+            tool("cfn-lint"),
+            str(built),
+            "--parameter-files",
+            *map(str, files),
+            str(tmp_path / "broken.json"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    findings = [line for line in result.stdout.splitlines() if re.match(r"^[EW]\d{4} ", line)]
+    assert findings, result.stdout + result.stderr
+    assert all("broken.json" in line and "RolloutWaitSeconds" in line for line in findings), (
+        result.stdout
+    )
+
+
+def cfn_lint_parameters(parameters: dict[str, str]) -> list[dict[str, str]]:
+    return [{"ParameterKey": key, "ParameterValue": value} for key, value in parameters.items()]
+
+
+def tool(name: str) -> str:
+    return shutil.which(name) or str(Path(sys.executable).with_name(name))
