@@ -22,7 +22,6 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_dvc import workspace  # noqa: F401 - the fixture, reused
 from threadpoolctl import threadpool_limits
 
 from {{ cookiecutter.package_name }} import compare, drift, features, monitor, predict, quality_baseline, train
@@ -364,7 +363,7 @@ def test_model_monitor_baseline_and_alarm_threshold_fit_categories(
 
 @pytest.mark.slow
 def test_dvc_repro_trains_evaluates_and_gates_the_mixed_data(
-    workspace: Path,  # noqa: F811 - the fixture imported from test_dvc
+    workspace: Path,
     raw_frame: pd.DataFrame,
 ) -> None:
     mixed_frame(raw_frame, load_schema()).to_csv(workspace / "data/raw/dataset.csv", index=False)
