@@ -360,21 +360,28 @@ def stage_config(
         config["Parameters"] |= realtime_parameters(
             stage, settings, package, monitor_image, target, build_account
         )
+    elif settings.inference_mode == "batch":
+        config["Parameters"] |= batch_parameters(stage, settings, package, monitor_image, target)
     else:
         check_serverless(stage, config["Parameters"], standards)
+    check_parameters(stage, config["Parameters"], complete=settings.inference_mode != "batch")
+    config["Tags"] = stack_tags(settings, stage) | config.get("Tags", {})
+    return dict(config)
+
+
+def check_parameters(stage: str, given: dict[str, Any], complete: bool = True) -> None:
+    """Refuse a parameter the stage stack does not declare, and (``complete``) a missing one."""
     parameters = template_parameters()
-    unknown = set(config["Parameters"]) - set(parameters)
+    unknown = set(given) - set(parameters)
     if unknown:
         raise DeployConfigError(f"{stage}-config.json sets unknown parameters: {sorted(unknown)}")
     missing = sorted(
         name
         for name, declared in parameters.items()
-        if "Default" not in declared and name not in config["Parameters"]
+        if "Default" not in declared and name not in given
     )
-    if missing:
+    if complete and missing:
         raise DeployConfigError(f"{stage}: no value for the template parameters {missing}")
-    config["Tags"] = stack_tags(settings, stage) | config.get("Tags", {})
-    return dict(config)
 
 
 def check_serverless(stage: str, parameters: dict[str, Any], standards: Standards) -> None:
@@ -432,6 +439,59 @@ def realtime_parameters(
     )
 
 
+def upload_batch_definition(settings: Settings, s3: Any) -> str:
+    """Upload the batch-inference pipeline's definition under its SHA-256; return the key.
+
+    Both stages' stacks create their pipeline from it (AWS::SageMaker::Pipeline reads it from S3);
+    their schedules pass each stage's model and prefixes as pipeline parameters.
+    """
+    import hashlib
+
+    from . import batch  # the SageMaker SDK: imported only when a batch deploy needs it
+
+    problem_type = str(_schema()["problem_type"])
+    body = json.dumps(batch.definition(settings, problem_type), sort_keys=True).encode()
+    key = f"{settings.project_name}/batch/definitions/{hashlib.sha256(body).hexdigest()}.json"
+    try:
+        s3.put_object(Bucket=settings.bucket, Key=key, Body=body)
+    except ClientError as error:
+        raise DeployConfigError(
+            f"cannot upload the batch pipeline definition to s3://{settings.bucket}/{key}: "
+            f"{error.response['Error']['Message']}"
+        ) from error
+    return key
+
+
+def batch_parameters(
+    stage: str,
+    settings: Settings,
+    package: Package,
+    monitor_image: str,
+    target: TargetAccount | None = None,
+) -> dict[str, str]:
+    """Where the stage's batch pipeline reads and writes, and its data-quality monitoring."""
+    baseline = package.baseline
+    if baseline is None:  # resolve_package refuses these already
+        raise DeployConfigError(f"model package {package.arn} has no data-quality baseline")
+    data = settings.prefix
+    if target is not None:
+        data = f"s3://{target.data_bucket}/{settings.project_name}"
+    parameters: dict[str, str] = {}
+    standards = settings.standards
+    if standards.subnets and target is None:
+        parameters |= {
+            "SubnetIds": ",".join(standards.subnets),
+            "SecurityGroupIds": ",".join(standards.security_groups),
+        }
+    return parameters | {
+        "BatchDataUri": f"{data}/batch/{stage}",
+        "MonitoringOutputUri": f"{data}/monitoring/{stage}",
+        "MonitorImageUri": monitor_image,
+        "BaselineStatisticsUri": baseline.statistics_uri,
+        "BaselineConstraintsUri": baseline.constraints_uri,
+    }
+
+
 def monitor_image_uri(region: str) -> str:
     from sagemaker.core.image_uris import retrieve  # slow import, only when writing configs
 
@@ -457,10 +517,14 @@ def write_configs(
     package, account = resolve_package(sagemaker, settings.model_package_group, requested_arn)
     if package.baseline is None:  # resolve_package refuses these already
         raise DeployConfigError(f"model package {package.arn} has no data-quality baseline")
+    definition_key = ""
     if settings.inference_mode == "realtime":
         check_baseline(s3, package.baseline, features())
         template = endpoint_template(settings.project_name, features())
-    else:  # no Model Monitor on a serverless endpoint, so no drift alarms either
+    else:  # no drift alarms: no Model Monitor on a serverless endpoint, batch: see the README
+        if settings.inference_mode == "batch":
+            check_baseline(s3, package.baseline, features())
+            definition_key = upload_batch_definition(settings, s3)
         template = load_template()
     output.mkdir(parents=True, exist_ok=True)
     (output / "endpoint.yaml").write_text(yaml.safe_dump(template, sort_keys=False, width=1000))
@@ -470,6 +534,12 @@ def write_configs(
         config = stage_config(
             stage, settings, package, kms_key_arn, monitor_image, target, build_account
         )
+        if definition_key:  # batch: both stages' pipelines are created from this definition
+            config["Parameters"] |= {
+                "PipelineDefinitionBucket": settings.bucket,
+                "PipelineDefinitionKey": definition_key,
+            }
+            check_parameters(stage, config["Parameters"])
         (output / f"{stage}-config.json").write_text(json.dumps(config, indent=2) + "\n")
     return package, account
 
