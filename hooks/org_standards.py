@@ -63,6 +63,14 @@ SCHEMA: dict[str, Any] = {
             },
         },
         "network_isolation": {"type": "boolean"},
+        # The SageMaker managed MLflow tracking server the organisation's projects log runs to.
+        "mlflow_tracking_server_arn": {
+            "type": "string",
+            "pattern": (
+                r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:[0-9]{12}:"
+                r"mlflow-tracking-server/[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}$"
+            ),
+        },
         # Staging and prod endpoints in accounts of their own; the build account (where the
         # project is provisioned) keeps the pipeline and the registry. Both or neither.
         "accounts": {

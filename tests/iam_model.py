@@ -44,6 +44,9 @@ SAMPLE_PARAMETERS: dict[str, Any] = {
     "RepositoryFullName": "example-org/tumour",
     "CodeConnectionArn": f"arn:aws:codeconnections:{REGION}:{ACCOUNT}:connection/0a1b2c3d",
     "ModelPackageArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/tumour/1",
+    "ChallengerPackageArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/tumour/2",
+    "ChampionVariant": "champion",
+    "ChallengerVariant": "challenger",
     "ModelExecutionRoleArn": f"arn:aws:iam::{ACCOUNT}:role/tumour-sagemaker-execution",
     "KmsKeyArn": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/{KEY_ID}",
     "DataCaptureUri": "s3://bucket/tumour/capture",
@@ -181,6 +184,9 @@ def _arn_of(resource_type: str, name: str, account: str = ACCOUNT) -> str:
         "AWS::SNS::Topic": f"arn:aws:sns:{REGION}:{account}:{name}",
         "AWS::SageMaker::Pipeline": f"arn:aws:sagemaker:{REGION}:{account}:pipeline/{name}",
         "AWS::Scheduler::Schedule": f"arn:aws:scheduler:{REGION}:{account}:schedule/default/{name}",
+        "AWS::SageMaker::MlflowTrackingServer": (
+            f"arn:aws:sagemaker:{REGION}:{account}:mlflow-tracking-server/{name}"
+        ),
     }
     if resource_type not in formats:
         raise KeyError(f"no ARN format modelled for {resource_type}; add it to _arn_of")
@@ -210,6 +216,7 @@ NAME_PROPERTY = {
     "AWS::SageMaker::ModelPackageGroup": "ModelPackageGroupName",
     "AWS::CodePipeline::Pipeline": "Name",
     "AWS::SNS::Topic": "TopicName",
+    "AWS::SageMaker::MlflowTrackingServer": "TrackingServerName",
 }
 
 NO_VALUE = object()

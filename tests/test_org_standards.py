@@ -33,6 +33,9 @@ STRICT: dict[str, Any] = {
     "network_isolation": True,
     "minimum_quality_gate": {"accuracy": 0.85, "rmse": 80},
     "accounts": {"staging": "111111111111", "prod": "222222222222"},
+    "mlflow_tracking_server_arn": (
+        "arn:aws:sagemaker:eu-west-1:123456789012:mlflow-tracking-server/org-shared"
+    ),
 }
 COMPLIANT = {
     "aws_region": "eu-west-1",
@@ -61,6 +64,10 @@ def test_strict_file_loads(tmp_path: Path) -> None:
         ({"vpc": {"subnets": ["subnet-0a"]}}, "vpc"),
         ({"instance_types": {"training": ["p3.2xlarge"]}}, "instance_types/training/0"),
         ({"unknown_rule": 1}, "(top level)"),
+        (
+            {"mlflow_tracking_server_arn": "arn:aws:sagemaker:eu-west-1:123456789012:model/x"},
+            "mlflow_tracking_server_arn",
+        ),
         ({"accounts": {"staging": "111111111111"}}, "accounts: 'prod' is a required property"),
         (
             {"accounts": {"staging": "1111", "prod": "222222222222"}},

@@ -50,6 +50,10 @@ def _kind(document: iam.PolicyDocument) -> str:
     return "key-policy" if document.where.endswith(("Key", "ProjectKey")) else document.kind
 
 
+# The rendered endpoint template's DeployMode values (pipelines/rollout.py MODES).
+DEPLOY_MODES = ("replace", "shadow", "ab")
+
+
 def rendered_stacks(project: Path) -> list[tuple[str, iam.Stack]]:
     """Each rendered template resolved as the deploy flow names its stack."""
     infrastructure = project / "infrastructure"
@@ -59,11 +63,22 @@ def rendered_stacks(project: Path) -> list[tuple[str, iam.Stack]]:
     for path in sorted(infrastructure.glob("*.yaml")):
         template = load_yaml(path)
         if path.stem == "endpoint":
+            # Each stage in each deploy mode (replace, shadow, ab): the modes add resources
+            # (challenger model, alarms, autoscaling) the deploying role must be able to create.
             for stage in ("staging", "prod"):
-                stack = iam.Stack(
-                    template, f"tumour-endpoint-{stage}", {"StageName": stage}, exports
-                )
-                stacks.append((f"{path.name}[{stage}]", stack))
+                for mode in DEPLOY_MODES:
+                    stack = iam.Stack(
+                        template,
+                        f"tumour-endpoint-{stage}",
+                        {"StageName": stage, "DeployMode": mode},
+                        exports,
+                    )
+                    label = (
+                        f"{path.name}[{stage}]"
+                        if mode == "replace"
+                        else f"{path.name}[{stage},{mode}]"
+                    )
+                    stacks.append((label, stack))
         else:
             stacks.append((path.name, iam.Stack(template, f"tumour-{path.stem}", {}, exports)))
     return stacks
@@ -187,14 +202,34 @@ def missing_permissions(stack: iam.Stack, documents: list[dict[str, Any]]) -> li
 
 
 @pytest.mark.parametrize("extra", MATRIX, ids=matrix_id)
+@pytest.mark.parametrize("mode", DEPLOY_MODES)
 @pytest.mark.parametrize("stage", ["staging", "prod"])
 def test_endpoint_stack_role_grants_what_the_resource_schemas_require(
-    baked_matrix: dict[str, Path], extra: dict[str, str], stage: str
+    baked_matrix: dict[str, Path], extra: dict[str, str], stage: str, mode: str
 ) -> None:
     stacks = dict(rendered_stacks(baked_matrix[matrix_id(extra)]))
     deploy = stacks["deploy-pipeline.yaml"]
     role = iam.role_documents(deploy, "CloudFormationRole")
-    assert missing_permissions(stacks[f"endpoint.yaml[{stage}]"], role) == []
+    label = f"endpoint.yaml[{stage}]" if mode == "replace" else f"endpoint.yaml[{stage},{mode}]"
+    assert missing_permissions(stacks[label], role) == []
+
+
+def test_every_mode_has_resources_of_its_own(baked_matrix: dict[str, Path]) -> None:
+    """The mode stacks differ (else the per-mode permission check would check nothing new)."""
+    stacks = dict(rendered_stacks(baked_matrix[matrix_id(MATRIX[0])]))
+    active = {
+        mode: {name for name, _ in stacks[f"endpoint.yaml[prod,{mode}]"].active()}
+        for mode in ("shadow", "ab")
+    }
+    replace = {name for name, _ in stacks["endpoint.yaml[prod]"].active()}
+    assert active["shadow"] - replace == {"ChallengerModel"}
+    assert active["ab"] - replace == {
+        "ChallengerModel",
+        "ChallengerErrorAlarm",
+        "ChallengerLatencyAlarm",
+        "ChallengerScalableTarget",
+        "ChallengerScalingPolicy",
+    }
 
 
 def test_the_check_catches_a_missing_permission(baked_matrix: dict[str, Path]) -> None:
@@ -317,3 +352,63 @@ def test_deploy_pipeline_role_can_run_its_cloudformation_actions(
         for call in STACK_CALLS[configuration["ActionMode"]]:
             assert iam.allows(role, f"cloudformation:{call}", stack), (action["Name"], call)
         assert iam.allows(role, "iam:PassRole", configuration["RoleArn"]), action["Name"]
+
+
+ORG_TRACKING_SERVER = f"arn:aws:sagemaker:{iam.REGION}:{iam.ACCOUNT}:mlflow-tracking-server/org-shared"
+OTHER_TRACKING_SERVER = f"arn:aws:sagemaker:{iam.REGION}:{iam.ACCOUNT}:mlflow-tracking-server/other"
+MLFLOW_PRIVILEGES = sorted(
+    f"sagemaker-mlflow:{privilege['privilege']}"
+    for service in iam.parliament.iam_definition
+    if service["prefix"] == "sagemaker-mlflow"
+    for privilege in service["privileges"]
+)
+
+
+def _foundation(project: Path, parameters: dict[str, str]) -> iam.Stack:
+    template = load_yaml(project / "infrastructure" / "foundation.yaml")
+    return iam.Stack(template, "tumour-foundation", parameters)
+
+
+@pytest.mark.parametrize(
+    ("parameters", "server"),
+    [
+        (
+            {"CreateMlflowTrackingServer": "true"},
+            f"arn:aws:sagemaker:{iam.REGION}:{iam.ACCOUNT}:mlflow-tracking-server/tumour",
+        ),
+        ({"MlflowTrackingServerArn": ORG_TRACKING_SERVER}, ORG_TRACKING_SERVER),
+        (
+            {"MlflowTrackingServerArn": ORG_TRACKING_SERVER, "CreateMlflowTrackingServer": "true"},
+            ORG_TRACKING_SERVER,
+        ),
+    ],
+    ids=["created", "organisation's", "given-wins-over-create"],
+)
+def test_execution_role_may_log_runs_to_the_tracking_server_and_no_other(
+    baked_matrix: dict[str, Path], parameters: dict[str, str], server: str
+) -> None:
+    """The jobs log runs to the project's tracking server; parliament finds nothing in the grant.
+
+    Which MLflow calls a run makes is recorded in the rendered suite (tests/test_tracking.py);
+    here: the grant is scoped to the one server, and exported for the build.
+    """
+    foundation = _foundation(baked_matrix[matrix_id(MATRIX[0])], parameters)
+    assert parliament_findings([("foundation.yaml", foundation)]) == []
+    assert foundation.outputs()["tumour-mlflow-tracking-server-arn"] == server
+    created = dict(foundation.active())
+    assert ("MlflowTrackingServer" in created) is (server != ORG_TRACKING_SERVER)
+    role = iam.role_documents(foundation, "SageMakerExecutionRole")
+    granted = [action for action in MLFLOW_PRIVILEGES if iam.allows(role, action, server)]
+    assert "sagemaker-mlflow:CreateRun" in granted and "sagemaker-mlflow:LogBatch" in granted
+    assert "sagemaker-mlflow:DeleteExperiment" not in granted  # runs are logged, never removed
+    assert not any(iam.allows(role, action, OTHER_TRACKING_SERVER) for action in granted)
+
+
+def test_no_tracking_server_means_no_mlflow_grant_and_none_exported(
+    baked_matrix: dict[str, Path],
+) -> None:
+    foundation = _foundation(baked_matrix[matrix_id(MATRIX[0])], {})
+    assert foundation.outputs()["tumour-mlflow-tracking-server-arn"] == "none"
+    assert not {"MlflowTrackingServer", "MlflowTrackingServerRole"} & set(dict(foundation.active()))
+    role = iam.role_documents(foundation, "SageMakerExecutionRole")
+    assert not any(iam.allows_on_some_resource(role, action) for action in MLFLOW_PRIVILEGES)

@@ -1,9 +1,11 @@
 """Refresh the rendered project's ``uv.lock`` after changing its dependencies.
 
 The runtime differs by ``model_framework`` (XGBoost adds its wheel), so the template holds one lock
-per framework, ``uv.<framework>.lock``, and the runtime requirements exported from it,
-``src/requirements.<framework>.txt`` (what the SageMaker jobs install); the generator keeps the
-chosen one as ``uv.lock`` / ``src/requirements.txt`` (hooks/template_files.py). For each framework
+per framework, ``uv.<framework>.lock``, and the requirements exported from it,
+``src/requirements.<framework>.txt`` (what the SageMaker jobs install) and
+``src/requirements-tracking.<framework>.txt`` (what a job that logs to MLflow adds); the generator
+keeps the chosen ones as ``uv.lock`` / ``src/requirements.txt`` / ``src/requirements-tracking.txt``
+(hooks/template_files.py). For each framework
 this renders the default project, runs ``uv lock`` in it and stores the lock back with the
 project's name replaced by its cookiecutter variable. The first framework's lock seeds the others,
 so the libraries they share are locked at the same versions. Each lock is universal across the
@@ -40,8 +42,8 @@ def template_lock(framework: str) -> Path:
     return PROJECT_TEMPLATE / variant_path(LOCK_FILE, framework)
 
 
-def template_requirements(framework: str) -> Path:
-    return PROJECT_TEMPLATE / variant_path(REQUIREMENTS_FILE, framework)
+def template_requirements(framework: str, relative: str = REQUIREMENTS_FILE) -> Path:
+    return PROJECT_TEMPLATE / variant_path(relative, framework)
 
 
 def lock_framework(framework: str, seed: Path, uv_arguments: list[str]) -> None:
@@ -62,20 +64,24 @@ def lock_framework(framework: str, seed: Path, uv_arguments: list[str]) -> None:
             (project / LOCK_FILE).write_text(seed.read_text().replace(PLACEHOLDER, project.name))
         subprocess.run(["uv", "lock", *uv_arguments], cwd=project, check=True)  # noqa: S603, S607
         lock = (project / LOCK_FILE).read_text()
-        # The runtime requirements jobs install, exported by the project's own module.
+        # The requirements jobs install (runtime, tracking), exported by the project's own module.
         exporter = runpy.run_path(str(project / "pipelines" / "requirements.py"))
-        requirements = exporter["exported"](project)
+        requirements = {
+            str(path.relative_to(project)): exporter["exported"](project, selection)
+            for selection, path in exporter["files"](project).items()
+        }
     marker = f'name = "{project.name}"'
     if lock.count(marker) != 1 or "{{" in lock or "{%" in lock:
         raise SystemExit("unexpected lock layout; refusing to write it")
     target = template_lock(framework)
     target.write_text(lock.replace(marker, f'name = "{PLACEHOLDER}"'))
     print(f"wrote {target.relative_to(ROOT)}")
-    if "{{" in requirements or project.name in requirements:
-        raise SystemExit("unexpected requirements export; refusing to write it")
-    target = template_requirements(framework)
-    target.write_text(requirements)
-    print(f"wrote {target.relative_to(ROOT)}")
+    for relative, text in requirements.items():
+        if "{{" in text or project.name in text:
+            raise SystemExit("unexpected requirements export; refusing to write it")
+        target = template_requirements(framework, relative)
+        target.write_text(text)
+        print(f"wrote {target.relative_to(ROOT)}")
 
 
 def main() -> None:

@@ -13,9 +13,12 @@ another's splits, model or metrics, and a registered package keeps pointing at i
 
 from __future__ import annotations
 
+import importlib
+from pathlib import Path
 from typing import Any
 
 from sagemaker.core.image_uris import retrieve
+from sagemaker.core.shapes import MlflowConfig
 from sagemaker.core.workflow.conditions import (
     ConditionGreaterThanOrEqualTo,
     ConditionLessThanOrEqualTo,
@@ -39,6 +42,7 @@ JOB_ENTRY = "job_entry.py"
 VOLUME_GB = 30
 MAX_RUNTIME_SECONDS = 4 * 3600
 CACHE_EXPIRY = "P30D"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 class RequestStep(ConfigurableRetryStep):  # type: ignore[misc]  # the SDK is untyped
@@ -135,6 +139,7 @@ class JobRequests:
         *,
         instance_type: Any,
         instance_count: Any,
+        environment: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         """A ``CreateProcessingJob`` request that runs ``python3 job_entry.py <module> ...``."""
         cluster: dict[str, Any] = {
@@ -159,6 +164,8 @@ class JobRequests:
             "ProcessingOutputConfig": output_config,
             "Tags": _tags(self.settings),
         }
+        if environment:
+            request["Environment"] = environment
         network = self._processing_network()
         if network:
             request["NetworkConfig"] = network
@@ -240,6 +247,36 @@ def hyperparameter_arguments(hyperparameters: dict[str, Any]) -> list[str]:
     for name, value in sorted(hyperparameters.items()):
         arguments += [f"--{name.replace('_', '-')}", str(value)]
     return arguments
+
+
+def tracking_environment(settings: Settings) -> dict[str, str]:
+    """What makes the evaluation job log its run to the tracking server (none: no tracking).
+
+    ``<package>/tracking.py`` reads these; the ``sagemaker-mlflow`` plugin resolves the ARN to the
+    server and signs each request with the job's role.
+    """
+    if not settings.mlflow_tracking_arn:
+        return {}
+    return {
+        "MLFLOW_TRACKING_URI": settings.mlflow_tracking_arn,
+        "MLFLOW_EXPERIMENT_NAME": settings.project_name,
+    }
+
+
+def mlflow_config(settings: Settings) -> MlflowConfig | None:
+    """The pipeline's own MLflow configuration: the same server and experiment as the jobs."""
+    if not settings.mlflow_tracking_arn:
+        return None
+    return MlflowConfig(
+        mlflow_resource_arn=settings.mlflow_tracking_arn,
+        mlflow_experiment_name=settings.project_name,
+    )
+
+
+def template_version(settings: Settings) -> str:
+    """The template commit of this project (its package's ``tracking.template_version``)."""
+    tracking = importlib.import_module(f"{settings.package}.tracking")
+    return str(tracking.template_version(PROJECT_ROOT))
 
 
 def get_pipeline(
@@ -401,6 +438,7 @@ def get_pipeline(
     model_data = train.properties.ModelArtifacts.S3ModelArtifacts
 
     report = PropertyFile(name="EvaluationReport", output_name="evaluation", path="metrics.json")
+    lineage = PropertyFile(name="EvaluationLineage", output_name="evaluation", path="lineage.json")
     evaluate = RequestStep(
         "EvaluateModel",
         StepTypeEnum.PROCESSING,
@@ -420,6 +458,14 @@ def get_pipeline(
                 data_uri,
                 "--data-version",
                 data_version,
+                "--gate-metric",
+                gate_metric,
+                "--gate-threshold",
+                threshold,
+                "--code-digest",
+                code.digest,
+                "--template-version",
+                template_version(settings),
             ],
             [
                 _s3_input("model", model_data, "/opt/ml/processing/model"),
@@ -427,9 +473,10 @@ def get_pipeline(
             ],
             [_s3_output("evaluation", "/opt/ml/processing/evaluation", run_output("evaluation"))],
             **processing,
+            environment=tracking_environment(settings),
         ),
         cache_config=cache,
-        property_files=[report],
+        property_files=[report, lineage],
     )
     evaluation = evaluate.properties.ProcessingOutputConfig.Outputs["evaluation"].S3Output.S3Uri
 
@@ -476,6 +523,18 @@ def get_pipeline(
                 "CodeSha256": code.digest,
                 "ModelFramework": model_framework,
                 "LineageUri": Join(on="/", values=[evaluation, "lineage.json"]),
+                # The MLflow run of this evaluation, when the jobs log to a tracking server.
+                **(
+                    {
+                        "MlflowRunId": JsonGet(
+                            step_name=evaluate.name,
+                            property_file=lineage,
+                            json_path="mlflow_run_id",
+                        )
+                    }
+                    if settings.mlflow_tracking_arn
+                    else {}
+                ),
             },
         },
     )
@@ -517,5 +576,6 @@ def get_pipeline(
             approval,
         ],
         steps=[resolve, prepare, baseline, train, evaluate, gate],
+        mlflow_config=mlflow_config(settings),
         sagemaker_session=offline_session(settings.region),
     )

@@ -6,8 +6,11 @@ the image's Python (3.12 for the SageMaker scikit-learn image) picks its own lin
 the job code and, through training, with the model's code; ``src/job_entry.py`` installs it when
 the image's libraries differ from it.
 
-    python -m pipelines.requirements          # rewrite src/requirements.txt (make requirements)
-    python -m pipelines.requirements --check  # exit 1 when it is stale
+``src/requirements-tracking.txt`` holds the ``tracking`` group the same way: what an evaluation job
+adds when it logs its run to an MLflow tracking server (``job_entry.py`` installs it then only).
+
+    python -m pipelines.requirements          # rewrite both files (make requirements)
+    python -m pipelines.requirements --check  # exit 1 when one is stale
 """
 
 from __future__ import annotations
@@ -20,41 +23,49 @@ from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parent.parent
 REQUIREMENTS = PROJECT / "src" / "requirements.txt"
-# --no-default-groups: only [project].dependencies; --no-emit-project: the package is the code.
-EXPORT = [
-    "export",
-    "--frozen",
-    "--no-default-groups",
-    "--no-emit-project",
-    "--no-hashes",
-    "--no-header",
-    "--no-annotate",
-]
-HEADER = "# Runtime requirements exported from uv.lock by `make requirements`; do not edit.\n"
+TRACKING_REQUIREMENTS = PROJECT / "src" / "requirements-tracking.txt"
+# --no-emit-project: the package is the code.
+EXPORT = ["export", "--frozen", "--no-emit-project", "--no-hashes", "--no-header", "--no-annotate"]
+# --no-default-groups: only [project].dependencies; --only-group: that group alone.
+SELECTIONS = {"runtime": ["--no-default-groups"], "tracking": ["--only-group", "tracking"]}
+HEADER = "# {} requirements exported from uv.lock by `make requirements`; do not edit.\n"
 
 
-def exported(project: Path = PROJECT) -> str:
+def exported(project: Path = PROJECT, selection: str = "runtime") -> str:
     # `uv run` names its own binary in UV: a bare `uv` may be a pyenv shim that resolves to the
     # project's Python version, where no uv is installed (exit 127).
     uv = os.environ.get("UV") or "uv"
     result = subprocess.run(  # noqa: S603 - fixed uv command
-        [uv, *EXPORT], cwd=project, capture_output=True, text=True, check=True
+        [uv, *EXPORT, *SELECTIONS[selection]],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=True,
     )
-    return HEADER + result.stdout
+    return HEADER.format(selection.capitalize()) + result.stdout
+
+
+def files(project: Path = PROJECT) -> dict[str, Path]:
+    """Each exported selection and the file it goes to."""
+    return {
+        "runtime": project / REQUIREMENTS.relative_to(PROJECT),
+        "tracking": project / TRACKING_REQUIREMENTS.relative_to(PROJECT),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--check", action="store_true", help="fail when the file is stale")
     args = parser.parse_args(argv)
-    text = exported()
-    if args.check:
-        if not REQUIREMENTS.exists() or REQUIREMENTS.read_text() != text:
-            print(f"{REQUIREMENTS.name} is stale: run `make requirements`", file=sys.stderr)
-            return 1
-        return 0
-    REQUIREMENTS.write_text(text)
-    print(f"wrote {REQUIREMENTS.relative_to(PROJECT)}")
+    for selection, path in files().items():
+        text = exported(selection=selection)
+        if args.check:
+            if not path.exists() or path.read_text() != text:
+                print(f"{path.name} is stale: run `make requirements`", file=sys.stderr)
+                return 1
+            continue
+        path.write_text(text)
+        print(f"wrote {path.relative_to(PROJECT)}")
     return 0
 
 

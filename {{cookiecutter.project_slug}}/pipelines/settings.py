@@ -41,6 +41,8 @@ class Standards:
     instance_types: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # stage -> the account its endpoint runs in (both or none); empty: this account
     accounts: dict[str, str] = field(default_factory=dict)
+    # The organisation's SageMaker managed MLflow tracking server, when it names one.
+    mlflow_tracking_server_arn: str | None = None
 
     def default_instance(self, role: str) -> str:
         allowed = self.instance_types.get(role)
@@ -67,6 +69,7 @@ def load_standards(path: Path = STANDARDS_FILE) -> Standards:
             role: tuple(types) for role, types in raw.get("instance_types", {}).items()
         },
         accounts={stage: str(account) for stage, account in raw.get("accounts", {}).items()},
+        mlflow_tracking_server_arn=raw.get("mlflow_tracking_server_arn"),
     )
 
 
@@ -82,6 +85,8 @@ class Settings:
     sklearn_version: str
     standards: Standards = field(default_factory=Standards)
     inference_mode: str = "realtime"
+    # The MLflow tracking server the pipeline's jobs log to; None: the pipeline tracks nothing.
+    mlflow_tracking_arn: str | None = None
 
     @property
     def pipeline_name(self) -> str:
@@ -114,6 +119,7 @@ def load_settings(
     project_id = env.get("SAGEMAKER_PROJECT_ID") or defaults["project_id"]
     region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or defaults["region"]
     tags = dict(json.loads(TAGS_FILE.read_text()))
+    standards = standards if standards is not None else load_standards()
     if env.get("SAGEMAKER_PROJECT_NAME"):
         tags |= {"sagemaker:project-name": project_name, "sagemaker:project-id": project_id}
     return Settings(
@@ -125,9 +131,23 @@ def load_settings(
         role_arn=env.get("SAGEMAKER_PIPELINE_ROLE_ARN") or defaults["role_arn"],
         tags=tags,
         sklearn_version=defaults["sklearn_version"],
-        standards=standards if standards is not None else load_standards(),
+        standards=standards,
         inference_mode=inference_mode(defaults),
+        mlflow_tracking_arn=tracking_arn(env, standards),
     )
+
+
+# What the foundation stack exports when it neither creates a tracking server nor is given one
+# (an export cannot be empty); the build passes it on as MLFLOW_TRACKING_ARN.
+NO_TRACKING_SERVER = "none"
+
+
+def tracking_arn(environ: Mapping[str, str], standards: Standards) -> str | None:
+    """The build's ``MLFLOW_TRACKING_ARN`` (foundation stack output), else the organisation's."""
+    given = environ.get("MLFLOW_TRACKING_ARN", "").strip()
+    if given and given != NO_TRACKING_SERVER:
+        return given
+    return standards.mlflow_tracking_server_arn
 
 
 def inference_mode(defaults: Mapping[str, str]) -> str:

@@ -8,17 +8,24 @@ runtime export of ``uv.lock``. Every pin the image already satisfies is left alo
 needed); when any differs or is missing, ``pip install -r requirements.txt`` installs the locked
 versions. A job under network isolation cannot download: it then stops with a message naming the
 packages that differ, instead of running on the image's versions.
+
+A job told to log to an MLflow tracking server (``MLFLOW_TRACKING_URI``, set by the pipeline when
+the project has one) also needs ``requirements-tracking.txt``, installed the same way; without
+that variable it is not even read.
 """
 
 from __future__ import annotations
 
+import os
 import runpy
 import subprocess
 import sys
+from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
 
 REQUIREMENTS = Path(__file__).with_name("requirements.txt")
+TRACKING_REQUIREMENTS = Path(__file__).with_name("requirements-tracking.txt")
 CANNOT_INSTALL = 3
 
 
@@ -74,8 +81,16 @@ def install_locked(requirements: Path = REQUIREMENTS) -> int:
     return 0
 
 
+def needed_requirements(environ: Mapping[str, str]) -> list[Path]:
+    """The requirement files this job installs: the runtime, and tracking's when it tracks."""
+    tracked = bool(environ.get("MLFLOW_TRACKING_URI"))
+    return [REQUIREMENTS, *([TRACKING_REQUIREMENTS] if tracked else [])]
+
+
 if __name__ == "__main__":
-    status = install_locked()
+    status = next(
+        (code for code in map(install_locked, needed_requirements(os.environ)) if code), 0
+    )
     if status:
         sys.exit(status)
     module = sys.argv.pop(1)

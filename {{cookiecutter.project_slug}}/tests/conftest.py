@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -69,6 +71,41 @@ def fake_aws(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
         monkeypatch.delenv(name, raising=False)
     os.environ.pop("AWS_CONFIG_FILE", None)
+
+
+@pytest.fixture()
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A git repository holding the committed project plus the sample data (never this checkout).
+
+    Its runs go to its own MLflow store (``mlflow.db`` in the copy), never to a configured server.
+    """
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    copy = tmp_path / "project"
+    ignore = shutil.ignore_patterns(
+        ".venv",
+        ".git",
+        "models",
+        "processed",
+        "reports",
+        "dvc.lock",
+        ".pytest_cache",
+        "__pycache__",
+        "cache",
+        "tmp",
+        "mlflow.db",
+        "mlartifacts",
+    )
+    shutil.copytree(PROJECT, copy, ignore=ignore)
+    for name in ("models", "data/processed", "reports"):
+        (copy / name).mkdir(parents=True, exist_ok=True)
+    for command in (
+        ["git", "init", "-q"],
+        ["git", "add", "-A"],
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "t"],
+    ):
+        subprocess.run(command, cwd=copy, check=True)
+    return copy
 
 
 @pytest.fixture()

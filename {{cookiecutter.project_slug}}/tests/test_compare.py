@@ -12,10 +12,11 @@ import boto3
 import pandas as pd
 import pytest
 from moto import mock_aws
+from test_variants import make_arguments
 
 from {{ cookiecutter.package_name }} import compare
 from {{ cookiecutter.package_name }}.capture import capture_record
-from {{ cookiecutter.package_name }}.data import Schema
+from {{ cookiecutter.package_name }}.data import FeatureSpec, Schema
 from {{ cookiecutter.package_name }}.evaluate import LOWER_IS_BETTER
 from {{ cookiecutter.package_name }}.params import load_params
 from {{ cookiecutter.package_name }}.serve import make_server, serve_in_thread
@@ -164,6 +165,28 @@ def test_labels_by_inference_id_give_the_same_metric(
     assert by_id["winner"] == by_features["winner"]
 
 
+def test_categorical_rows_are_read_and_matched_to_their_labels(tmp_path: Path) -> None:
+    """A schema with a categorical feature (text, spelled as sent: '007' stays '007')."""
+    schema = Schema("regression", "y", (FeatureSpec("band", categorical=True), FeatureSpec("size")))
+    frame = pd.DataFrame(
+        {"band": ["007", "high", "low"], "size": [1.5, 2.0, 3.25], "y": [1.0, 2.0, 3.0]}
+    )
+    truth = frame["y"].tolist()
+    events = [str(uuid.uuid4()) for _ in truth]
+    write_variant(tmp_path / "c", CHAMPION, frame, schema, truth, events, 1)
+    write_variant(tmp_path / "c", CHALLENGER, frame, schema, [v + SHIFT for v in truth], events, 1)
+    labelled = tmp_path / "labelled.csv"
+    frame.to_csv(labelled, index=False)
+    rmse = compare.Gate("rmse", 1.0)
+    report, _, _ = compare.compare(
+        tmp_path / "c", schema, rmse, by_features=compare.labels_by_features(labelled, schema)
+    )
+    assert report["agreement"]["mean_difference"] == pytest.approx(SHIFT)
+    assert report["variants"][CHAMPION]["gate_metric"]["rows"] == 3
+    assert report["variants"][CHALLENGER]["gate_metric"]["value"] == pytest.approx(SHIFT)
+    assert report["winner"].startswith(f"{CHAMPION} by rmse")
+
+
 def test_ab_captures_have_no_pairs_but_each_variant_is_scored(
     tmp_path: Path, frame: pd.DataFrame, schema: Schema
 ) -> None:
@@ -213,14 +236,36 @@ def test_make_compare_writes_html_with_a_plot_and_json(
 def test_unreadable_captures_are_one_line_and_exit_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    (tmp_path / CHAMPION).mkdir()
-    (tmp_path / CHAMPION / "x.jsonl").write_text('{"captureData": {}}\n')
+    for name in (CHAMPION, CHALLENGER):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "x.jsonl").write_text('{"captureData": {}}\n')
     arguments = ["--captures", str(tmp_path), "--params", str(PROJECT / "params.yaml")]
     assert compare.main([*arguments, "--output-dir", str(tmp_path / "out")]) == 2
     error = capsys.readouterr().err.strip()
     assert error.startswith("error: ") and f"no readable captured answers of '{CHAMPION}'" in error
     assert len(error.splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_a_missing_variant_folder_or_bucket_is_one_line_and_exit_2(
+    tmp_path: Path,
+    frame: pd.DataFrame,
+    schema: Schema,
+    fake_aws: None,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    events = [str(uuid.uuid4()) for _ in range(ROWS)]
+    write_variant(tmp_path, CHAMPION, frame, schema, labels_of(frame, schema), events, 1)
+    arguments = ["--params", str(PROJECT / "params.yaml"), "--output-dir", str(tmp_path / "out")]
+    assert compare.main(["--captures", str(tmp_path), *arguments]) == 2
+    assert capsys.readouterr().err == f"error: {tmp_path}: no folder '{CHALLENGER}' " + (
+        "(captures are kept per variant)\n"
+    )
+    with mock_aws():
+        assert compare.main(["--captures", "s3://no-such-bucket/capture", *arguments]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: cannot read s3://no-such-bucket/capture: ")
+    assert "NoSuchBucket" in error and len(error.splitlines()) == 1
 
 
 def test_captures_are_read_from_an_s3_prefix(
@@ -274,3 +319,16 @@ def test_a_served_shadow_of_the_same_model_agrees_completely(
         assert report["agreement"]["max_absolute_difference"] == 0.0
     assert report["winner"].startswith("tie")
     assert report["variants"][CHAMPION]["gate_metric"]["rows"] == 20
+
+
+def test_make_compare_passes_captures_and_labels() -> None:
+    arguments = make_arguments(
+        "compare", compare.__name__, "CAPTURES=s3://bucket/capture/endpoint", "LABELS=labels.csv"
+    )
+    args = compare.argument_parser().parse_args(arguments)
+    assert (args.captures, args.labels) == ("s3://bucket/capture/endpoint", Path("labels.csv"))
+    assert args.labelled_data is None and args.output_dir == Path("reports/compare")
+    arguments = make_arguments("compare", compare.__name__, "LABELLED_DATA=data/processed/test")
+    args = compare.argument_parser().parse_args(arguments)
+    assert (args.captures, args.labelled_data) == ("data/capture", Path("data/processed/test"))
+    assert args.labels is None

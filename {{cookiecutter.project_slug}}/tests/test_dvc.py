@@ -23,34 +23,6 @@ def dvc(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProces
     return subprocess.run(["dvc", *args], cwd=cwd, capture_output=True, text=True, check=check)
 
 
-@pytest.fixture()
-def workspace(tmp_path: Path) -> Path:
-    """A git repository holding the committed project plus the sample data (never this checkout)."""
-    copy = tmp_path / "project"
-    ignore = shutil.ignore_patterns(
-        ".venv",
-        ".git",
-        "models",
-        "processed",
-        "reports",
-        "dvc.lock",
-        ".pytest_cache",
-        "__pycache__",
-        "cache",
-        "tmp",
-    )
-    shutil.copytree(PROJECT, copy, ignore=ignore)
-    for name in ("models", "data/processed", "reports"):
-        (copy / name).mkdir(parents=True, exist_ok=True)
-    for command in (
-        ["git", "init", "-q"],
-        ["git", "add", "-A"],
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "t"],
-    ):
-        subprocess.run(command, cwd=copy, check=True)
-    return copy
-
-
 def md5(path: Path) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()  # noqa: S324 - comparing content only
 

@@ -150,20 +150,25 @@ def download_prefix(uri: str, target: Path) -> Path:
     moto server). Raises ValueError for a URI that is not ``s3://bucket/...``.
     """
     import boto3  # the cloud dependency group: only when reading from S3
+    from botocore.exceptions import BotoCoreError, ClientError
 
     if not uri.startswith("s3://") or not uri[5:].split("/", 1)[0]:
         raise ValueError(f"{uri}: expected s3://bucket/prefix")
     bucket, _, prefix = uri[5:].partition("/")
     prefix = prefix.rstrip("/") + "/" if prefix else ""
-    client = boto3.client("s3")
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        for item in page.get("Contents", []):
-            key = item["Key"]
-            if not key.endswith(".jsonl"):
-                continue
-            destination = target / key[len(prefix) :]
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            client.download_file(bucket, key, str(destination))
+    try:
+        client = boto3.client("s3")
+        pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        for page in pages:
+            for item in page.get("Contents", []):
+                key = item["Key"]
+                if not key.endswith(".jsonl"):
+                    continue
+                destination = target / key[len(prefix) :]
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                client.download_file(bucket, key, str(destination))
+    except (BotoCoreError, ClientError) as error:  # credentials, permissions, a missing bucket
+        raise OSError(f"cannot read {uri}: {error}") from None
     return target
 
 

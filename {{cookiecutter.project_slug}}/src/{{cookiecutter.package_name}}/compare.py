@@ -33,6 +33,7 @@ import json
 import math
 import sys
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,8 @@ from .variants import CHALLENGER, CHAMPION
 # Captured feature values are matched to labelled rows after rounding to this many decimals, so
 # a client's float formatting does not decide whether a row finds its label.
 MATCH_DECIMALS = 9
+# A row's identity when labels are matched by feature values.
+RowKey = tuple[Any, ...]
 
 
 class CompareError(ValueError):
@@ -99,15 +102,24 @@ def read_answers(text: str, content_type: str) -> tuple[list[Any], list[float | 
     )
 
 
-def read_variant(folder: Path, name: str, features: list[str]) -> VariantCaptures:
-    """Every readable event of one variant; records the endpoint refused or garbled are counted."""
+def read_variant(
+    folder: Path, name: str, features: list[str], categorical: Sequence[str] = ()
+) -> VariantCaptures:
+    """Every readable event of one variant; records the endpoint refused or garbled are counted.
+
+    ``categorical`` names the features that are text categories (the schema's), read as text.
+    """
     captures = VariantCaptures(name)
     for _, record in read_records(folder):
         try:
             request = record["captureData"]["endpointInput"]
             response = record["captureData"]["endpointOutput"]
-            rows = parse_rows(payload_text(request), request["observedContentType"])
-            frame = to_frame(rows, features)
+            rows = parse_rows(
+                payload_text(request),
+                request["observedContentType"],
+                features if categorical else None,
+            )
+            frame = to_frame(rows, features, categorical=frozenset(categorical))
             predictions, probabilities = read_answers(
                 payload_text(response), response["observedContentType"]
             )
@@ -222,18 +234,26 @@ def _label(text: str) -> Any:
     return int(number) if number.is_integer() else number
 
 
-def _row_key(values: np.ndarray) -> tuple[float, ...]:
-    return tuple(np.round(values.astype(float), MATCH_DECIMALS).tolist())
+def _row_key(values: np.ndarray) -> RowKey:
+    """A row's identity: numbers rounded to MATCH_DECIMALS, categories as text, missing as None."""
+    return tuple(
+        None
+        if pd.isna(value)
+        else round(float(value), MATCH_DECIMALS)
+        if isinstance(value, int | float | np.number)
+        else str(value)
+        for value in values
+    )
 
 
-def labels_by_features(path: Path, schema: Schema) -> dict[tuple[float, ...], Any]:
-    frame = read_csv_dir(path)
+def labels_by_features(path: Path, schema: Schema) -> dict[RowKey, Any]:
+    frame = read_csv_dir(path, schema.categorical_features)
     missing = [c for c in [*schema.feature_names, schema.target] if c not in frame.columns]
     if missing:
         raise CompareError(f"{path}: no column '{missing[0]}' (labelled data needs the features)")
-    features = frame[schema.feature_names].to_numpy(dtype=float)
+    features = frame[schema.feature_names].to_numpy(dtype=object)
     labels = frame[schema.target].tolist()
-    found: dict[tuple[float, ...], Any] = {}
+    found: dict[RowKey, Any] = {}
     for values, label in zip(features, labels, strict=True):
         found.setdefault(_row_key(values), _plain(label))
     return found
@@ -243,21 +263,19 @@ def labelled(
     captures: VariantCaptures,
     schema: Schema,
     by_id: dict[str, Any] | None,
-    by_features: dict[tuple[float, ...], Any] | None,
+    by_features: dict[RowKey, Any] | None,
 ) -> tuple[list[Any], list[Any], list[float | None]]:
     """(truth, prediction, probability) for every captured row whose label is known."""
     truth: list[Any] = []
     predicted: list[Any] = []
     probability: list[float | None] = []
     for event in captures.events:
-        for index, (answer, chance) in enumerate(
-            zip(event.predictions, event.probabilities, strict=True)
-        ):
+        matrix = event.features[schema.feature_names].to_numpy(dtype=object)
+        for row, answer, chance in zip(matrix, event.predictions, event.probabilities, strict=True):
             label = None
             if by_id is not None and event.inference_id and len(event.predictions) == 1:
                 label = by_id.get(event.inference_id)
             if label is None and by_features is not None:
-                row = event.features[schema.feature_names].to_numpy()[index]
                 label = by_features.get(_row_key(row))
             if label is not None:
                 truth.append(label)
@@ -283,7 +301,7 @@ def gate_metric(
     schema: Schema,
     gate: Gate,
     by_id: dict[str, Any] | None,
-    by_features: dict[tuple[float, ...], Any] | None,
+    by_features: dict[RowKey, Any] | None,
 ) -> dict[str, Any] | None:
     truth, predicted, probability = labelled(captures, schema, by_id, by_features)
     if not truth:
@@ -327,11 +345,14 @@ def compare(
     schema: Schema,
     gate: Gate,
     by_id: dict[str, Any] | None = None,
-    by_features: dict[tuple[float, ...], Any] | None = None,
+    by_features: dict[RowKey, Any] | None = None,
 ) -> tuple[dict[str, Any], tuple[list[Any], list[Any]], dict[str, list[float]]]:
     """The report, the paired answers and each variant's latencies (for the plot)."""
+    for name in (CHAMPION, CHALLENGER):
+        if not (folder / name).is_dir():
+            raise CompareError(f"{folder}: no folder '{name}' (captures are kept per variant)")
     variants = {
-        name: read_variant(folder / name, name, schema.feature_names)
+        name: read_variant(folder / name, name, schema.feature_names, schema.categorical_features)
         for name in (CHAMPION, CHALLENGER)
     }
     for name, captures in variants.items():
@@ -458,7 +479,8 @@ def write_reports(
     )
 
 
-def main(argv: list[str] | None = None) -> int:
+def argument_parser() -> argparse.ArgumentParser:
+    """The command line (``make compare`` passes its variables through it)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
         "--captures",
@@ -471,6 +493,11 @@ def main(argv: list[str] | None = None) -> int:
         "--labelled-data", type=Path, help="CSV file or folder with the features and the target"
     )
     parser.add_argument("--output-dir", type=Path, default=Path("reports/compare"))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argument_parser()
     args = parser.parse_args(argv)
     schema = load_schema()
     gate = Gate(**load_params(args.params, "gate"))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tarfile
 import tempfile
@@ -28,6 +29,8 @@ from sklearn import metrics as skm
 from .data import SCHEMA_PATH, DataValidationError, Schema, load_schema, read_csv_dir, validate
 from .inference import load_model
 from .params import load_params
+from .plots import PLOTS_DIR, write_plots
+from .tracking import write_run_file
 
 METRICS_FILE = "metrics.json"
 LINEAGE_FILE = "lineage.json"
@@ -168,6 +171,84 @@ def unpack_model_dir(model_dir: Path) -> Path:
     return target
 
 
+def gate_from(args: argparse.Namespace) -> Gate | None:
+    """The gate: ``params.yaml``'s (local runs) or the one the pipeline passes; None if neither."""
+    if args.gate_metric is not None and args.gate_threshold is not None:
+        return Gate(args.gate_metric, args.gate_threshold)
+    if args.params is not None:
+        return Gate(**load_params(args.params, "gate"))
+    return None
+
+
+def track(
+    args: argparse.Namespace,
+    *,
+    model: Any,
+    meta: dict[str, Any],
+    frame: pd.DataFrame,
+    report: dict[str, Any],
+    gate: Gate | None,
+    files: list[Path],
+) -> dict[str, str] | None:
+    """Record this evaluation as an MLflow run when tracking is configured (``tracking``)."""
+    from . import tracking
+
+    target = tracking.destination(
+        local=args.track_locally, default_experiment=tracking.default_experiment()
+    )
+    if target is None:
+        return None
+    params = tracking.flatten(load_params(args.params)) if args.params else {}
+    params |= tracking.flatten({"train": meta.get("hyperparameters", {})})
+    tags = {
+        tracking.TEMPLATE_VERSION_TAG: args.template_version
+        or tracking.template_version(tracking.project_root(os.environ))
+    }
+    if gate is not None:
+        params |= {"gate.metric": gate.metric, "gate.threshold": gate.threshold}
+        passed = gate.passes(metric_value(report, gate.metric))
+        tags |= {
+            tracking.GATE_METRIC_TAG: gate.metric,
+            tracking.GATE_RESULT_TAG: "passed" if passed else "failed",
+        }
+    data_version = args.data_version
+    if not data_version and args.data_pointer is not None:
+        from .lineage import data_version as pointer_version
+
+        data_version = pointer_version(args.data_pointer)["md5"] or ""
+    tags[tracking.DATA_VERSION_TAG] = data_version
+    if args.execution_id:
+        tags[tracking.PIPELINE_EXECUTION_TAG] = args.execution_id
+        tags[tracking.CODE_DIGEST_TAG] = args.code_digest
+    else:
+        from .lineage import git_state
+
+        code = git_state(Path.cwd())
+        tags[tracking.GIT_COMMIT_TAG] = code["commit"] or "unknown"
+        tags[tracking.GIT_DIRTY_TAG] = str(code["dirty"]).lower()
+    experiment = os.environ.get(tracking.DVC_EXPERIMENT_ENV)
+    if experiment:
+        tags["dvc.experiment"] = experiment
+    requirements = Path(__file__).resolve().parent.parent / "requirements.txt"
+    record = tracking.RunRecord(
+        params=params,
+        metrics=scores(report),
+        tags=tags,
+        artifacts=files,
+        model=model,
+        model_input=frame[meta["features"]],
+        pip_requirements=_requirement_lines(requirements),
+    )
+    return tracking.log_run(target, record, run_name=args.execution_id or experiment)
+
+
+def _requirement_lines(path: Path) -> list[str] | None:
+    if not path.exists():
+        return None
+    lines = (line.strip() for line in path.read_text().splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model-dir", type=Path, default=Path("/opt/ml/processing/model"))
@@ -181,10 +262,22 @@ def main(argv: list[str] | None = None) -> int:
         help="exit 1 when the model misses the gate (the SageMaker pipeline "
         "gates in a ConditionStep instead)",
     )
+    parser.add_argument("--gate-metric", help="the gate's metric, when there is no --params")
+    parser.add_argument("--gate-threshold", type=float, help="the gate's threshold, likewise")
     parser.add_argument("--execution-id", help="pipeline execution id: also write lineage.json")
     parser.add_argument("--data-uri", default="", help="the data version's S3 prefix (lineage)")
     parser.add_argument("--data-version", default="", help="the data version's hash (lineage)")
+    parser.add_argument("--data-pointer", type=Path, help="the raw data's .dvc file (data version)")
+    parser.add_argument("--code-digest", default="", help="the job code's SHA-256 (run tag)")
+    parser.add_argument("--template-version", default="", help="the template commit (run tag)")
+    parser.add_argument(
+        "--track-locally",
+        action="store_true",
+        help="with no MLFLOW_TRACKING_URI, record the run in the project's mlflow.db",
+    )
     args = parser.parse_args(argv)
+    if args.enforce_gate and args.params is None and args.gate_metric is None:
+        parser.error("--enforce-gate needs --params (or --gate-metric and --gate-threshold)")
 
     model_dir = unpack_model_dir(args.model_dir)
     model, meta = load_model(model_dir)
@@ -197,8 +290,16 @@ def main(argv: list[str] | None = None) -> int:
     n_labels = len(schema.target_allowed) if schema.target_allowed is not None else None
     report = compute_metrics(model, meta, frame, n_labels)
     args.output_dir.mkdir(parents=True, exist_ok=True)
-    (args.output_dir / METRICS_FILE).write_text(json.dumps(report, indent=2) + "\n")
-    (args.output_dir / SCORES_FILE).write_text(json.dumps(scores(report), indent=2) + "\n")
+    files = [args.output_dir / METRICS_FILE, args.output_dir / SCORES_FILE]
+    files[0].write_text(json.dumps(report, indent=2) + "\n")
+    files[1].write_text(json.dumps(scores(report), indent=2) + "\n")
+    files += write_plots(model, meta, frame, args.output_dir / PLOTS_DIR)
+    gate = gate_from(args)
+    run = track(args, model=model, meta=meta, frame=frame, report=report, gate=gate, files=files)
+    write_run_file(args.output_dir, run)
+    if run:
+        where = f"experiment '{run['experiment']}' ({run['tracking_uri']})"
+        print(f"MLflow run {run['run_id']} in {where}")
     if args.execution_id:
         from .lineage import pipeline_record
 
@@ -208,14 +309,12 @@ def main(argv: list[str] | None = None) -> int:
             execution_id=args.execution_id,
             data_uri=args.data_uri,
             data_version=args.data_version,
+            mlflow_run_id=run["run_id"] if run else None,
         )
         (args.output_dir / LINEAGE_FILE).write_text(json.dumps(record, indent=2) + "\n")
     print(json.dumps(report))
-    if not args.enforce_gate:
+    if not args.enforce_gate or gate is None:
         return 0
-    if args.params is None:
-        parser.error("--enforce-gate needs --params")
-    gate = Gate(**load_params(args.params, "gate"))
     value = metric_value(report, gate.metric)
     print(gate.describe(value), file=sys.stdout if gate.passes(value) else sys.stderr)
     return 0 if gate.passes(value) else 1

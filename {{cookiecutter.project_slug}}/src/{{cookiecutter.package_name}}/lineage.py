@@ -1,7 +1,8 @@
 """Record where a model came from: data version, code version, parameters, metrics, packages.
 
     python -m <package>.lineage --model-dir models --metrics reports/metrics.json \
-        --params params.yaml --data-pointer data/raw/dataset.csv.dvc --output models/lineage.json
+        --params params.yaml --data-pointer data/raw/dataset.csv.dvc --output models/lineage.json \
+        --mlflow-run reports/mlflow_run.json
 """
 
 from __future__ import annotations
@@ -74,10 +75,15 @@ def pipeline_record(
     execution_id: str,
     data_uri: str,
     data_version: str,
+    mlflow_run_id: str | None = None,
 ) -> dict[str, Any]:
-    """The record a pipeline execution keeps beside its metrics (and registers with the model)."""
+    """The record a pipeline execution keeps beside its metrics (and registers with the model).
+
+    ``mlflow_run_id`` is "" when tracking was not configured: the registry step reads the key.
+    """
     return {
         "pipeline_execution_id": execution_id,
+        "mlflow_run_id": mlflow_run_id or "",
         "model": {"sha256": sha256(model_dir / "model.joblib")},
         "data": {"uri": data_uri, "version": data_version},
         "training_rows": training_rows(model_dir),
@@ -98,8 +104,11 @@ def package_versions() -> dict[str, str | None]:
     return versions | framework_versions()
 
 
-def build_record(model_dir: Path, metrics: Path, params: Path, pointer: Path) -> dict[str, Any]:
+def build_record(
+    model_dir: Path, metrics: Path, params: Path, pointer: Path, run_file: Path | None = None
+) -> dict[str, Any]:
     from .params import load_params
+    from .tracking import read_run_id
 
     return {
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -112,6 +121,7 @@ def build_record(model_dir: Path, metrics: Path, params: Path, pointer: Path) ->
         "code": git_state(Path.cwd()),
         "params": load_params(params),
         "metrics": json.loads(metrics.read_text()),
+        "mlflow_run_id": read_run_id(run_file) if run_file else None,
         "packages": package_versions(),
     }
 
@@ -123,8 +133,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--data-pointer", type=Path, default=Path("data/raw/dataset.csv.dvc"))
     parser.add_argument("--output", type=Path, default=Path("models/lineage.json"))
+    parser.add_argument(
+        "--mlflow-run", type=Path, help="the mlflow_run.json evaluation wrote (the run's id)"
+    )
     args = parser.parse_args(argv)
-    record = build_record(args.model_dir, args.metrics, args.params, args.data_pointer)
+    record = build_record(
+        args.model_dir, args.metrics, args.params, args.data_pointer, args.mlflow_run
+    )
     args.output.write_text(json.dumps(record, indent=2) + "\n")
     print(f"lineage written to {args.output} (model sha256 {record['model']['sha256'][:12]})")
     return 0
