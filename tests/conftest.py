@@ -74,7 +74,7 @@ MATRIX: list[dict[str, str]] = [
         "python_version": "3.11",
         "license": "Apache-2.0",
         "inference_mode": "batch",
-        "project_name": "Demand Forecast",
+        "project_name": "Quarterly Demand Forecast For Retail Stores",  # the longest slug: 32 characters
         "model_framework": "xgboost",
     },
 ]
