@@ -197,10 +197,16 @@ def test_prod_monitors_data_and_model_quality_and_retrains_on_either_alarm(
         if resource["Type"] == "AWS::SageMaker::MonitoringSchedule"
     }
     assert set(schedules) == {"DataQuality", "ModelQuality"}
+    # The endpoint's rollback alarms (every stage; the rendered tests/test_rollout.py shows
+    # they fire) are not monitoring: they guard updates and start no retraining.
+    deployment_config = repr(resources["Endpoint"]["Properties"]["DeploymentConfig"])
+    rollback = {name for name in resources if f"'Ref': '{name}'" in deployment_config}
+    assert rollback, "the endpoint rolls back on no alarm"
     alarms = {
         name
         for name, resource in resources.items()
         if resource["Type"] in ("AWS::CloudWatch::Alarm", "AWS::CloudWatch::CompositeAlarm")
+        and name not in rollback
     }
     # The per-feature drift alarms under DriftAlarm are added by the deploy build from the
     # data contract (the rendered tests/test_drift_alarms.py shows they fire).
@@ -209,8 +215,9 @@ def test_prod_monitors_data_and_model_quality_and_retrains_on_either_alarm(
     assert {ref["GetAtt"].split(".")[0] for ref in watched} == alarms
     monitoring = [
         resource
-        for resource in resources.values()
+        for name, resource in resources.items()
         if resource["Type"].endswith(("JobDefinition", "MonitoringSchedule", "Alarm"))
+        and name not in rollback
     ]
     assert all(resource.get("Condition") == "IsProd" for resource in monitoring)
     quality_job = resources["ModelQualityJobDefinition"]["Properties"]

@@ -21,6 +21,7 @@ import pytest
 
 from . import iam_model as iam
 from .conftest import MATRIX, load_yaml, matrix_id
+from .rendered_tag_propagation import tag_propagation
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -50,6 +51,10 @@ def _kind(document: iam.PolicyDocument) -> str:
     return "key-policy" if document.where.endswith(("Key", "ProjectKey")) else document.kind
 
 
+# The rendered endpoint template's DeployMode values (pipelines/rollout.py MODES).
+DEPLOY_MODES = ("replace", "shadow", "ab")
+
+
 def rendered_stacks(project: Path) -> list[tuple[str, iam.Stack]]:
     """Each rendered template resolved as the deploy flow names its stack."""
     infrastructure = project / "infrastructure"
@@ -59,11 +64,22 @@ def rendered_stacks(project: Path) -> list[tuple[str, iam.Stack]]:
     for path in sorted(infrastructure.glob("*.yaml")):
         template = load_yaml(path)
         if path.stem == "endpoint":
+            # Each stage in each deploy mode (replace, shadow, ab): the modes add resources
+            # (challenger model, alarms, autoscaling) the deploying role must be able to create.
             for stage in ("staging", "prod"):
-                stack = iam.Stack(
-                    template, f"tumour-endpoint-{stage}", {"StageName": stage}, exports
-                )
-                stacks.append((f"{path.name}[{stage}]", stack))
+                for mode in DEPLOY_MODES:
+                    stack = iam.Stack(
+                        template,
+                        f"tumour-endpoint-{stage}",
+                        {"StageName": stage, "DeployMode": mode},
+                        exports,
+                    )
+                    label = (
+                        f"{path.name}[{stage}]"
+                        if mode == "replace"
+                        else f"{path.name}[{stage},{mode}]"
+                    )
+                    stacks.append((label, stack))
         else:
             stacks.append((path.name, iam.Stack(template, f"tumour-{path.stem}", {}, exports)))
     return stacks
@@ -153,7 +169,12 @@ def required_permissions(stack: iam.Stack) -> list[tuple[str, str, str | None]]:
         own_arn = stack.arn(logical)
         own_service = own_arn.split(":")[2]
         properties = stack.resolve(resource.get("Properties", {}))
-        actions = sorted({a for group in iam.handler_permissions(kind).values() for a in group})
+        actions = sorted(
+            {a for group in iam.handler_permissions(kind).values() for a in group}
+            # Every stack is deployed with stack-level tags, which CloudFormation puts on each
+            # resource they reach with the schema's tagging permissions, as the deploying role.
+            | set(tag_propagation.tagging_permissions(kind))
+        )
         for action in actions:
             service = action.split(":")[0]
             if not iam.supports_resource_level(action):
@@ -187,14 +208,34 @@ def missing_permissions(stack: iam.Stack, documents: list[dict[str, Any]]) -> li
 
 
 @pytest.mark.parametrize("extra", MATRIX, ids=matrix_id)
+@pytest.mark.parametrize("mode", DEPLOY_MODES)
 @pytest.mark.parametrize("stage", ["staging", "prod"])
 def test_endpoint_stack_role_grants_what_the_resource_schemas_require(
-    baked_matrix: dict[str, Path], extra: dict[str, str], stage: str
+    baked_matrix: dict[str, Path], extra: dict[str, str], stage: str, mode: str
 ) -> None:
     stacks = dict(rendered_stacks(baked_matrix[matrix_id(extra)]))
     deploy = stacks["deploy-pipeline.yaml"]
     role = iam.role_documents(deploy, "CloudFormationRole")
-    assert missing_permissions(stacks[f"endpoint.yaml[{stage}]"], role) == []
+    label = f"endpoint.yaml[{stage}]" if mode == "replace" else f"endpoint.yaml[{stage},{mode}]"
+    assert missing_permissions(stacks[label], role) == []
+
+
+def test_every_mode_has_resources_of_its_own(baked_matrix: dict[str, Path]) -> None:
+    """The mode stacks differ (else the per-mode permission check would check nothing new)."""
+    stacks = dict(rendered_stacks(baked_matrix[matrix_id(MATRIX[0])]))
+    active = {
+        mode: {name for name, _ in stacks[f"endpoint.yaml[prod,{mode}]"].active()}
+        for mode in ("shadow", "ab")
+    }
+    replace = {name for name, _ in stacks["endpoint.yaml[prod]"].active()}
+    assert active["shadow"] - replace == {"ChallengerModel"}
+    assert active["ab"] - replace == {
+        "ChallengerModel",
+        "ChallengerErrorAlarm",
+        "ChallengerLatencyAlarm",
+        "ChallengerScalableTarget",
+        "ChallengerScalingPolicy",
+    }
 
 
 def test_the_check_catches_a_missing_permission(baked_matrix: dict[str, Path]) -> None:

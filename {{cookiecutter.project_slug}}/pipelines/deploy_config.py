@@ -13,6 +13,13 @@ It writes ``endpoint.yaml`` (the template plus one drift alarm per feature of th
 ``infrastructure/<stage>-config.json`` with what only the account knows (package, baseline, role,
 key, buckets, monitor image).
 
+A real-time stage's ``Deployment`` settings (``pipelines/rollout.py``) say how its endpoint is
+updated (blue/green, rolled back on its alarms) and what the package does there: ``replace`` the
+champion, or join it as a ``shadow`` or ``ab`` challenger; the champion is read from the live
+endpoint (``pipelines/deployed.py``). ``MODEL_PACKAGE_ARN=promote`` or ``discard`` makes each
+stage's challenger its champion, or removes it. Before writing, the stack's SageMaker requests
+are validated against botocore's service model (``pipelines/endpoint_requests.py``).
+
 With staging and prod in accounts of their own (``accounts`` in ``org-standards.json``), each
 stage's configuration names what ``infrastructure/target-account.yaml`` creates in that account
 (model role, stage key by its alias, data bucket) and this, the build account, as the one whose
@@ -24,6 +31,7 @@ runs in.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import re
@@ -37,7 +45,7 @@ import boto3
 import yaml
 from botocore.exceptions import ClientError
 
-from . import drift_alarms
+from . import deployed, drift_alarms, endpoint_requests, rollout
 from .run import PARAMS, SCHEMA_GLOB, pipeline_inputs
 from .settings import LOWER_IS_BETTER, Settings, Standards, load_settings, stack_tags
 
@@ -49,6 +57,8 @@ ACCOUNT_VARIABLES = {"staging": "STAGING_ACCOUNT_ID", "prod": "PROD_ACCOUNT_ID"}
 PACKAGE_ARN_VARIABLE = "MODEL_PACKAGE_ARN"
 # The deploy pipeline's ModelPackageArn default: a manual start that names no package.
 MANUAL_RUN = "newest-approved"
+# The other values the deploy pipeline's ModelPackageArn takes (make promote / make discard).
+DEPLOY, PROMOTE, DISCARD = "deploy", "promote", "discard"
 APPROVED = "Approved"
 
 
@@ -321,10 +331,35 @@ def model_quality_parameters(params_file: Path = PARAMS) -> dict[str, str]:
     }
 
 
+@dataclass(frozen=True)
+class StagePlan:
+    """What one stage's endpoint serves after this deploy, and how the update is made."""
+
+    champion: Package
+    challenger: Package | None
+    deployment: rollout.Deployment | None  # None for a serverless endpoint (one variant)
+    # False when the update adds or removes a variant: SageMaker's blue/green guardrails need
+    # the variant names unchanged (deployment guardrails, "Exclusions").
+    guarded: bool = True
+
+
+def read_stage_settings(stage: str) -> dict[str, Any]:
+    return dict(json.loads((INFRASTRUCTURE / f"{stage}-config.json").read_text()))
+
+
+def stage_deployment(stage: str, config: dict[str, Any] | None = None) -> rollout.Deployment:
+    """The stage's ``Deployment`` settings, checked against SageMaker's rules."""
+    config = config if config is not None else read_stage_settings(stage)
+    instances = int(config["Parameters"].get("EndpointInstanceCount", 1))
+    return rollout.read_deployment(
+        f"{stage}-config.json Deployment", config.get("Deployment", {}), instances
+    )
+
+
 def stage_config(
     stage: str,
     settings: Settings,
-    package: Package,
+    plan: StagePlan,
     kms_key_arn: str,
     monitor_image: str,
     target: TargetAccount | None = None,
@@ -337,8 +372,10 @@ def stage_config(
     those (SageMaker supports neither VPC, data capture nor Model Monitor for it), so the
     template asks for none.
     """
-    config = json.loads((INFRASTRUCTURE / f"{stage}-config.json").read_text())
+    config = read_stage_settings(stage)
+    config.pop("Deployment", None)  # the deploy settings become template parameters below
     standards = settings.standards
+    package = plan.champion
     config["Parameters"] |= {
         "SageMakerProjectName": settings.project_name,
         "SageMakerProjectId": settings.project_id,
@@ -360,21 +397,32 @@ def stage_config(
         config["Parameters"] |= realtime_parameters(
             stage, settings, package, monitor_image, target, build_account
         )
+        if plan.deployment is not None:
+            config["Parameters"] |= {
+                "ChallengerPackageArn": (plan.challenger or package).arn
+            } | rollout.template_parameters(plan.deployment, plan.guarded)
+    elif settings.inference_mode == "batch":
+        config["Parameters"] |= batch_parameters(stage, settings, package, monitor_image, target)
     else:
         check_serverless(stage, config["Parameters"], standards)
+    check_parameters(stage, config["Parameters"], complete=settings.inference_mode != "batch")
+    config["Tags"] = stack_tags(settings, stage) | config.get("Tags", {})
+    return dict(config)
+
+
+def check_parameters(stage: str, given: dict[str, Any], complete: bool = True) -> None:
+    """Refuse a parameter the stage stack does not declare, and (``complete``) a missing one."""
     parameters = template_parameters()
-    unknown = set(config["Parameters"]) - set(parameters)
+    unknown = set(given) - set(parameters)
     if unknown:
         raise DeployConfigError(f"{stage}-config.json sets unknown parameters: {sorted(unknown)}")
     missing = sorted(
         name
         for name, declared in parameters.items()
-        if "Default" not in declared and name not in config["Parameters"]
+        if "Default" not in declared and name not in given
     )
-    if missing:
+    if complete and missing:
         raise DeployConfigError(f"{stage}: no value for the template parameters {missing}")
-    config["Tags"] = stack_tags(settings, stage) | config.get("Tags", {})
-    return dict(config)
 
 
 def check_serverless(stage: str, parameters: dict[str, Any], standards: Standards) -> None:
@@ -410,6 +458,7 @@ def realtime_parameters(
             "SubnetIds": ",".join(standards.subnets),
             "SecurityGroupIds": ",".join(standards.security_groups),
         }
+    # Monitoring compares live inputs with the baseline of the model that answers them.
     baseline = package.baseline
     if baseline is None:  # resolve_package refuses these already
         raise DeployConfigError(f"model package {package.arn} has no data-quality baseline")
@@ -432,10 +481,139 @@ def realtime_parameters(
     )
 
 
+def upload_batch_definition(settings: Settings, s3: Any) -> str:
+    """Upload the batch-inference pipeline's definition under its SHA-256; return the key.
+
+    Both stages' stacks create their pipeline from it (AWS::SageMaker::Pipeline reads it from S3);
+    their schedules pass each stage's model and prefixes as pipeline parameters.
+    """
+    import hashlib
+
+    from . import batch  # the SageMaker SDK: imported only when a batch deploy needs it
+
+    problem_type = str(_schema()["problem_type"])
+    body = json.dumps(batch.definition(settings, problem_type), sort_keys=True).encode()
+    key = f"{settings.project_name}/batch/definitions/{hashlib.sha256(body).hexdigest()}.json"
+    try:
+        s3.put_object(Bucket=settings.bucket, Key=key, Body=body)
+    except ClientError as error:
+        raise DeployConfigError(
+            f"cannot upload the batch pipeline definition to s3://{settings.bucket}/{key}: "
+            f"{error.response['Error']['Message']}"
+        ) from error
+    return key
+
+
+def batch_parameters(
+    stage: str,
+    settings: Settings,
+    package: Package,
+    monitor_image: str,
+    target: TargetAccount | None = None,
+) -> dict[str, str]:
+    """Where the stage's batch pipeline reads and writes, and its data-quality monitoring."""
+    baseline = package.baseline
+    if baseline is None:  # resolve_package refuses these already
+        raise DeployConfigError(f"model package {package.arn} has no data-quality baseline")
+    data = settings.prefix
+    if target is not None:
+        data = f"s3://{target.data_bucket}/{settings.project_name}"
+    parameters: dict[str, str] = {}
+    standards = settings.standards
+    if standards.subnets and target is None:
+        parameters |= {
+            "SubnetIds": ",".join(standards.subnets),
+            "SecurityGroupIds": ",".join(standards.security_groups),
+        }
+    return parameters | {
+        "BatchDataUri": f"{data}/batch/{stage}",
+        "MonitoringOutputUri": f"{data}/monitoring/{stage}",
+        "MonitorImageUri": monitor_image,
+        "BaselineStatisticsUri": baseline.statistics_uri,
+        "BaselineConstraintsUri": baseline.constraints_uri,
+    }
+
+
 def monitor_image_uri(region: str) -> str:
     from sagemaker.core.image_uris import retrieve  # slow import, only when writing configs
 
     return str(retrieve(framework="model-monitor", region=region))
+
+
+def endpoint_name(settings: Settings, stage: str) -> str:
+    """The stage's endpoint, as endpoint.yaml names it (${SageMakerProjectName}-${StageName})."""
+    return f"{settings.project_name}-{stage}"
+
+
+def _live(sagemaker: Any, settings: Settings, stage: str, needed: bool) -> deployed.Serving | None:
+    """What the stage serves now. A replace deploy only uses it to know whether the variants
+    change; when the endpoint cannot be read (in another account), it is taken to keep them."""
+    try:
+        return deployed.serving(sagemaker, endpoint_name(settings, stage))
+    except deployed.EndpointReadError as error:
+        if needed:
+            raise DeployConfigError(str(error)) from error
+        return None
+
+
+def _serving_package(sagemaker: Any, arn: str, role: str) -> Package:
+    package = describe_package(sagemaker, arn)
+    if package.baseline is None:
+        raise DeployConfigError(f"the {role} {arn} has no data-quality baseline")
+    return package
+
+
+def plan_stage(
+    sagemaker: Any,
+    stage: str,
+    live: deployed.Serving | None,
+    action: str,
+    new: Package | None,
+) -> tuple[StagePlan, str]:
+    """What the stage serves after this deploy, and one phrase saying so.
+
+    ``live`` is what the stage's endpoint serves now (None: no endpoint yet). ``action`` is
+    ``deploy`` (``new`` is the approved package), ``promote`` (the challenger becomes the
+    champion) or ``discard`` (the challenger is removed). In shadow and ab mode a deployed
+    package becomes the challenger beside the endpoint's current champion; on an endpoint that
+    does not exist yet, or already serves it, it becomes the champion.
+    """
+    deployment = stage_deployment(stage)
+    challenger: Package | None = None
+    if action == DEPLOY and new is not None:
+        if deployment.mode == "replace" or live is None or live.champion == new.arn:
+            champion, note = new, f"version {new.version} serves alone"
+            if deployment.mode != "replace":
+                note += " (nothing else serves yet to be its champion)" if live is None else ""
+        else:
+            champion = _serving_package(sagemaker, live.champion, "champion")
+            challenger = new
+            note = (
+                f"version {new.version} as the {deployment.mode} challenger of "
+                f"version {champion.version}"
+            )
+    elif live is None:
+        raise DeployConfigError(f"nothing to {action}: the {stage} endpoint does not exist")
+    elif live.challenger is None:
+        champion = _serving_package(sagemaker, live.champion, "champion")
+        note = f"no challenger, version {champion.version} unchanged"
+    elif action == PROMOTE:
+        champion = _serving_package(sagemaker, live.challenger, "challenger")
+        if champion.status != APPROVED:
+            raise DeployConfigError(
+                f"the {stage} challenger {champion.arn} is {champion.status}, not {APPROVED}: "
+                "refusing to promote it"
+            )
+        note = f"version {champion.version} promoted to champion"
+    else:
+        champion = _serving_package(sagemaker, live.champion, "champion")
+        note = f"challenger discarded, version {champion.version} serves alone"
+    mode = deployment.mode if challenger is not None else "replace"
+    guarded = live is None or live.variants == frozenset(rollout.variants(mode))
+    if not guarded:
+        note += " (variants change: one step, without traffic shifting or rollback alarms)"
+    plan = StagePlan(champion, challenger, dataclasses.replace(deployment, mode=mode), guarded)
+    return plan, f"{stage}: {note}"
 
 
 def write_configs(
@@ -448,30 +626,93 @@ def write_configs(
     accounts: Mapping[str, str] | None = None,
     build_account: str = "",
 ) -> tuple[Package, str]:
-    """Write the deploy artifact; returns the package and the line that says why it is that one.
+    """Write the deploy artifact; returns the package this deploy is about (the approved one,
+    the promoted challenger, or the champion a discard keeps) and one line saying what each
+    stage will serve and why.
 
-    ``clients`` are the SageMaker (registry) and S3 (baseline files) clients; ``accounts`` the
-    stages' own accounts (:func:`target_accounts`; none: this account), ``build_account`` this one.
+    ``requested_arn`` is a package ARN, None or ``newest-approved`` (the newest Approved
+    package), ``promote`` or ``discard``. ``clients`` are the SageMaker (registry, live
+    endpoints) and S3 (baseline files) clients; ``accounts`` the stages' own accounts
+    (:func:`target_accounts`; none: this account), ``build_account`` this one.
     """
     sagemaker, s3 = clients
-    package, account = resolve_package(sagemaker, settings.model_package_group, requested_arn)
-    if package.baseline is None:  # resolve_package refuses these already
-        raise DeployConfigError(f"model package {package.arn} has no data-quality baseline")
-    if settings.inference_mode == "realtime":
-        check_baseline(s3, package.baseline, features())
+    definition_key = ""
+    action = requested_arn if requested_arn in (PROMOTE, DISCARD) else DEPLOY
+    realtime = settings.inference_mode == "realtime"
+    new: Package | None = None
+    if action == DEPLOY:
+        new, line = resolve_package(sagemaker, settings.model_package_group, requested_arn)
+    else:
+        line = f"{action} in {settings.model_package_group}"
+    if realtime:
+        plans = realtime_plans(sagemaker, settings, action, new, bool(accounts))
+        for plan, _ in plans.values():
+            for package in (plan.champion, plan.challenger):
+                if package is not None and package.baseline is not None:
+                    check_baseline(s3, package.baseline, features())
         template = endpoint_template(settings.project_name, features())
-    else:  # no Model Monitor on a serverless endpoint, so no drift alarms either
+    elif new is None:
+        raise DeployConfigError(
+            f"nothing to {action}: {settings.inference_mode} inference has no challenger"
+        )
+    else:  # no drift alarms: no Model Monitor on a serverless endpoint; batch: see the README
+        plans = {
+            stage: (StagePlan(new, None, None), f"{stage}: version {new.version}")
+            for stage in STAGES
+        }
+        if settings.inference_mode == "batch":
+            if new.baseline is None:  # resolve_package refuses these already
+                raise DeployConfigError(f"model package {new.arn} has no data-quality baseline")
+            check_baseline(s3, new.baseline, features())
+            definition_key = upload_batch_definition(settings, s3)
         template = load_template()
-    output.mkdir(parents=True, exist_ok=True)
-    (output / "endpoint.yaml").write_text(yaml.safe_dump(template, sort_keys=False, width=1000))
-    for stage in STAGES:
+    configs = {}
+    for stage, (plan, _) in plans.items():
         stage_account = (accounts or {}).get(stage)
         target = target_account(stage, stage_account, settings) if stage_account else None
-        config = stage_config(
-            stage, settings, package, kms_key_arn, monitor_image, target, build_account
+        configs[stage] = stage_config(
+            stage, settings, plan, kms_key_arn, monitor_image, target, build_account
         )
+        if definition_key:  # batch: both stages' pipelines are created from this definition
+            configs[stage]["Parameters"] |= {
+                "PipelineDefinitionBucket": settings.bucket,
+                "PipelineDefinitionKey": definition_key,
+            }
+            check_parameters(stage, configs[stage]["Parameters"])
+        else:  # refuse what SageMaker would reject before anything is written
+            endpoint_requests.endpoint_requests(template, configs[stage]["Parameters"])
+    output.mkdir(parents=True, exist_ok=True)
+    (output / "endpoint.yaml").write_text(yaml.safe_dump(template, sort_keys=False, width=1000))
+    for stage, config in configs.items():
         (output / f"{stage}-config.json").write_text(json.dumps(config, indent=2) + "\n")
-    return package, account
+    subject = new or plans["prod"][0].champion
+    return subject, "; ".join([line, *(note for _, note in plans.values())])
+
+
+def realtime_plans(
+    sagemaker: Any, settings: Settings, action: str, new: Package | None, separate: bool
+) -> dict[str, tuple[StagePlan, str]]:
+    """Each stage's plan, from its Deployment settings and what its endpoint serves now."""
+    challenger_modes = action != DEPLOY or any(
+        stage_deployment(stage).mode != "replace" for stage in STAGES
+    )
+    if separate and challenger_modes:
+        raise DeployConfigError(
+            "shadow, ab, promote and discard read the live endpoints from this account: with "
+            "stages in accounts of their own, deploy in Mode replace"
+        )
+    lives = {
+        stage: _live(
+            sagemaker,
+            settings,
+            stage,
+            needed=action != DEPLOY or stage_deployment(stage).mode != "replace",
+        )
+        for stage in STAGES
+    }
+    if action != DEPLOY and not any(live and live.challenger for live in lives.values()):
+        raise DeployConfigError(f"nothing to {action}: no stage serves a challenger")
+    return {stage: plan_stage(sagemaker, stage, lives[stage], action, new) for stage in STAGES}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -482,7 +723,8 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get(PACKAGE_ARN_VARIABLE, ""),
         help=(
             f"package to deploy (default: ${PACKAGE_ARN_VARIABLE}); "
-            f"empty or {MANUAL_RUN}: the newest Approved package"
+            f"empty or {MANUAL_RUN}: the newest Approved package; {PROMOTE}: each stage's "
+            f"challenger becomes its champion; {DISCARD}: each stage's challenger is removed"
         ),
     )
     args = parser.parse_args(argv)
@@ -510,6 +752,7 @@ def main(argv: list[str] | None = None) -> int:
             build_account,
         )
     except (DeployConfigError, drift_alarms.DriftAlarmError, ValueError) as error:
+        # RolloutError and RequestError are ValueErrors: one line naming the setting or rule.
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(f"{account}; configurations in {args.output_dir}")

@@ -12,10 +12,11 @@ import boto3
 import pandas as pd
 import pytest
 from moto import mock_aws
+from test_variants import make_arguments
 
 from {{ cookiecutter.package_name }} import compare
 from {{ cookiecutter.package_name }}.capture import capture_record
-from {{ cookiecutter.package_name }}.data import Schema
+from {{ cookiecutter.package_name }}.data import FeatureSpec, Schema
 from {{ cookiecutter.package_name }}.evaluate import LOWER_IS_BETTER
 from {{ cookiecutter.package_name }}.params import load_params
 from {{ cookiecutter.package_name }}.serve import make_server, serve_in_thread
@@ -164,6 +165,28 @@ def test_labels_by_inference_id_give_the_same_metric(
     assert by_id["winner"] == by_features["winner"]
 
 
+def test_categorical_rows_are_read_and_matched_to_their_labels(tmp_path: Path) -> None:
+    """A schema with a categorical feature (text, spelled as sent: '007' stays '007')."""
+    schema = Schema("regression", "y", (FeatureSpec("band", categorical=True), FeatureSpec("size")))
+    frame = pd.DataFrame(
+        {"band": ["007", "high", "low"], "size": [1.5, 2.0, 3.25], "y": [1.0, 2.0, 3.0]}
+    )
+    truth = frame["y"].tolist()
+    events = [str(uuid.uuid4()) for _ in truth]
+    write_variant(tmp_path / "c", CHAMPION, frame, schema, truth, events, 1)
+    write_variant(tmp_path / "c", CHALLENGER, frame, schema, [v + SHIFT for v in truth], events, 1)
+    labelled = tmp_path / "labelled.csv"
+    frame.to_csv(labelled, index=False)
+    rmse = compare.Gate("rmse", 1.0)
+    report, _, _ = compare.compare(
+        tmp_path / "c", schema, rmse, by_features=compare.labels_by_features(labelled, schema)
+    )
+    assert report["agreement"]["mean_difference"] == pytest.approx(SHIFT)
+    assert report["variants"][CHAMPION]["gate_metric"]["rows"] == 3
+    assert report["variants"][CHALLENGER]["gate_metric"]["value"] == pytest.approx(SHIFT)
+    assert report["winner"].startswith(f"{CHAMPION} by rmse")
+
+
 def test_ab_captures_have_no_pairs_but_each_variant_is_scored(
     tmp_path: Path, frame: pd.DataFrame, schema: Schema
 ) -> None:
@@ -296,3 +319,16 @@ def test_a_served_shadow_of_the_same_model_agrees_completely(
         assert report["agreement"]["max_absolute_difference"] == 0.0
     assert report["winner"].startswith("tie")
     assert report["variants"][CHAMPION]["gate_metric"]["rows"] == 20
+
+
+def test_make_compare_passes_captures_and_labels() -> None:
+    arguments = make_arguments(
+        "compare", compare.__name__, "CAPTURES=s3://bucket/capture/endpoint", "LABELS=labels.csv"
+    )
+    args = compare.argument_parser().parse_args(arguments)
+    assert (args.captures, args.labels) == ("s3://bucket/capture/endpoint", Path("labels.csv"))
+    assert args.labelled_data is None and args.output_dir == Path("reports/compare")
+    arguments = make_arguments("compare", compare.__name__, "LABELLED_DATA=data/processed/test")
+    args = compare.argument_parser().parse_args(arguments)
+    assert (args.captures, args.labelled_data) == ("data/capture", Path("data/processed/test"))
+    assert args.labels is None

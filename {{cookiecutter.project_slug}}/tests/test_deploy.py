@@ -19,10 +19,11 @@ from typing import Any
 import boto3
 import pytest
 import yaml
+from botocore.stub import Stubber
 from botocore.validate import ParamValidator
 from moto.events.models import EventPattern
 
-from pipelines import deploy_config
+from pipelines import deploy_config, promote
 from pipelines.settings import Standards, load_settings
 
 pytestmark = pytest.mark.usefixtures("fake_aws")
@@ -177,6 +178,9 @@ def test_cli_prints_one_line_for_a_deploy_and_one_for_a_refusal(
     for name, value in ENV.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("KMS_KEY_ARN", KMS)
+    # As the deploy stack sets them for this project's org-standards.json (separate accounts).
+    for stage, account in load_settings(ENV).standards.accounts.items():
+        monkeypatch.setenv(deploy_config.ACCOUNT_VARIABLES[stage], account)
     monkeypatch.setattr(deploy_config, "monitor_image_uri", lambda region: "monitor-image")
     approved = register(registry, "Approved")
     rejected = register(registry, "Rejected")
@@ -325,6 +329,30 @@ def test_the_approval_event_starts_the_pipeline_with_that_package(tmp_path: Path
             "type": "PLAINTEXT",
         }
     ]
+
+
+@pytest.mark.parametrize("action", [deploy_config.PROMOTE, deploy_config.DISCARD])
+def test_make_promote_and_discard_start_the_deploy_pipeline_with_their_action(action: str) -> None:
+    """The request names this project's deploy pipeline and its variable (which the deploy
+    build receives as MODEL_PACKAGE_ARN, above); botocore validates it before the stub answers."""
+    pipeline = deploy_pipeline()["Resources"]["Pipeline"]["Properties"]
+    name = resolve_sub(pipeline["Name"], {"SageMakerProjectName": "churn"})
+    codepipeline = boto3.client("codepipeline", region_name="us-east-1")
+    with Stubber(codepipeline) as stub:
+        stub.add_response(
+            "start_pipeline_execution",
+            {"pipelineExecutionId": "0123abcd"},
+            {"name": name, "variables": [{"name": pipeline_variable()["Name"], "value": action}]},
+        )
+        assert promote.start(codepipeline, settings(), action) == "0123abcd"
+        stub.assert_no_pending_responses()
+
+
+def resolve_sub(value: Any, names: dict[str, str]) -> str:
+    text = str(value["Fn::Sub"])
+    for key, replacement in names.items():
+        text = text.replace("${" + key + "}", replacement)
+    return text
 
 
 def test_the_trigger_build_refuses_an_event_without_a_package(tmp_path: Path) -> None:

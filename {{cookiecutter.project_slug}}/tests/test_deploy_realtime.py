@@ -107,17 +107,16 @@ def test_standards_put_endpoints_in_the_vpc_with_the_org_key() -> None:
         status="Approved",
         baseline=deploy_config.Baseline("s3://b/statistics.json", "s3://b/constraints.json"),
     )
+    plan = deploy_config.StagePlan(package, None, deploy_config.stage_deployment("prod"))
     config = deploy_config.stage_config(
-        "prod", load_settings(ENV, standards=standards), package, KMS, "monitor-image"
+        "prod", load_settings(ENV, standards=standards), plan, KMS, "monitor-image"
     )
     assert config["Parameters"]["KmsKeyArn"] == standards.kms_key_arn
     assert config["Parameters"]["SubnetIds"] == "subnet-0a"
     assert config["Parameters"]["SecurityGroupIds"] == "sg-0b"
     forbidden = Standards(instance_types={"serving": ("ml.c5.large",)})
     with pytest.raises(ValueError, match="not allowed"):
-        deploy_config.stage_config(
-            "prod", load_settings(ENV, standards=forbidden), package, KMS, "m"
-        )
+        deploy_config.stage_config("prod", load_settings(ENV, standards=forbidden), plan, KMS, "m")
 
 
 # --- staging and prod in accounts of their own (org-standards.json `accounts`) --------------------

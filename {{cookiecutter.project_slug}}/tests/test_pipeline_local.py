@@ -24,6 +24,7 @@ import pytest
 import yaml
 
 from pipelines import local
+from pipelines.deploy_config import load_template
 from pipelines.settings import LOWER_IS_BETTER, load_settings
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -222,24 +223,35 @@ def test_a_teams_three_class_data_passes_the_gate_and_registers(
 
 
 def retraining_rule_parameters() -> dict[str, str]:
-    """The parameters the EventBridge retraining rule passes, read from its template."""
+    """The parameters the EventBridge retraining rules pass, read from their templates.
 
-    class Loader(yaml.SafeLoader):
-        pass
+    The endpoint stack's rule starts the pipeline when it runs in the pipeline's account; with
+    staging and prod in accounts of their own the build account's rule (deploy-pipeline.yaml)
+    does, for the prod account's alarms. Both must start it the same way.
+    """
 
-    Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
-    template = yaml.load((PROJECT / "infrastructure" / "endpoint.yaml").read_text(), Loader=Loader)  # noqa: S506
-    rules = [
-        target["SageMakerPipelineParameters"]["PipelineParameterList"]
-        for resource in template["Resources"].values()
-        if resource["Type"] == "AWS::Events::Rule"
-        for target in resource["Properties"].get("Targets", [])
-        if "SageMakerPipelineParameters" in target
-    ]
+    def branches(value: Any) -> list[Any]:  # both sides of an Fn::If, without AWS::NoValue
+        if isinstance(value, dict) and set(value) == {"Fn::If"}:
+            return [v for v in value["Fn::If"][1:] if v != {"Ref": "AWS::NoValue"}]
+        return [value]
+
+    def rules(name: str) -> list[list[dict[str, Any]]]:
+        return [
+            [{"Name": p["Name"], "Value": p["Value"]} for p in parameters["PipelineParameterList"]]
+            for resource in load_template(PROJECT / "infrastructure" / name)["Resources"].values()
+            if resource["Type"] == "AWS::Events::Rule"
+            for target in resource["Properties"].get("Targets", [])
+            for parameters in branches(target.get("SageMakerPipelineParameters"))
+            if parameters
+        ]
+
+    endpoint_rules = rules("endpoint.yaml")
     # A serverless endpoint has no monitoring, hence no rule: retraining is then a start with
     # no parameters (by hand or a schedule of the team's own), which this test runs instead.
-    assert len(rules) <= 1
-    return {p["Name"]: str(p["Value"]) for p in (rules[0] if rules else [])}
+    assert len(endpoint_rules) <= 1
+    for build_account_rule in rules("deploy-pipeline.yaml") if endpoint_rules else []:
+        assert build_account_rule == endpoint_rules[0]
+    return {p["Name"]: str(p["Value"]) for p in (endpoint_rules[0] if endpoint_rules else [])}
 
 
 def test_alarm_started_retraining_trains_on_the_newly_uploaded_data(

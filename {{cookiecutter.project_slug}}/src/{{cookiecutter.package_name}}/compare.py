@@ -57,6 +57,8 @@ from .variants import CHALLENGER, CHAMPION
 # Captured feature values are matched to labelled rows after rounding to this many decimals, so
 # a client's float formatting does not decide whether a row finds its label.
 MATCH_DECIMALS = 9
+# A row's identity when labels are matched by feature values.
+RowKey = tuple[Any, ...]
 
 
 class CompareError(ValueError):
@@ -232,22 +234,26 @@ def _label(text: str) -> Any:
     return int(number) if number.is_integer() else number
 
 
-def _row_key(values: np.ndarray) -> tuple[Any, ...]:
-    """Numbers rounded to MATCH_DECIMALS, categories as their text."""
+def _row_key(values: np.ndarray) -> RowKey:
+    """A row's identity: numbers rounded to MATCH_DECIMALS, categories as text, missing as None."""
     return tuple(
-        value if isinstance(value, str) else round(float(value), MATCH_DECIMALS)
-        for value in values.tolist()
+        None
+        if pd.isna(value)
+        else round(float(value), MATCH_DECIMALS)
+        if isinstance(value, int | float | np.number)
+        else str(value)
+        for value in values
     )
 
 
-def labels_by_features(path: Path, schema: Schema) -> dict[tuple[Any, ...], Any]:
+def labels_by_features(path: Path, schema: Schema) -> dict[RowKey, Any]:
     frame = read_csv_dir(path, schema.categorical_features)
     missing = [c for c in [*schema.feature_names, schema.target] if c not in frame.columns]
     if missing:
         raise CompareError(f"{path}: no column '{missing[0]}' (labelled data needs the features)")
-    features = frame[schema.feature_names].to_numpy()
+    features = frame[schema.feature_names].to_numpy(dtype=object)
     labels = frame[schema.target].tolist()
-    found: dict[tuple[Any, ...], Any] = {}
+    found: dict[RowKey, Any] = {}
     for values, label in zip(features, labels, strict=True):
         found.setdefault(_row_key(values), _plain(label))
     return found
@@ -257,14 +263,14 @@ def labelled(
     captures: VariantCaptures,
     schema: Schema,
     by_id: dict[str, Any] | None,
-    by_features: dict[tuple[Any, ...], Any] | None,
+    by_features: dict[RowKey, Any] | None,
 ) -> tuple[list[Any], list[Any], list[float | None]]:
     """(truth, prediction, probability) for every captured row whose label is known."""
     truth: list[Any] = []
     predicted: list[Any] = []
     probability: list[float | None] = []
     for event in captures.events:
-        matrix = event.features[schema.feature_names].to_numpy()
+        matrix = event.features[schema.feature_names].to_numpy(dtype=object)
         for row, answer, chance in zip(matrix, event.predictions, event.probabilities, strict=True):
             label = None
             if by_id is not None and event.inference_id and len(event.predictions) == 1:
@@ -295,7 +301,7 @@ def gate_metric(
     schema: Schema,
     gate: Gate,
     by_id: dict[str, Any] | None,
-    by_features: dict[tuple[Any, ...], Any] | None,
+    by_features: dict[RowKey, Any] | None,
 ) -> dict[str, Any] | None:
     truth, predicted, probability = labelled(captures, schema, by_id, by_features)
     if not truth:
@@ -339,7 +345,7 @@ def compare(
     schema: Schema,
     gate: Gate,
     by_id: dict[str, Any] | None = None,
-    by_features: dict[tuple[Any, ...], Any] | None = None,
+    by_features: dict[RowKey, Any] | None = None,
 ) -> tuple[dict[str, Any], tuple[list[Any], list[Any]], dict[str, list[float]]]:
     """The report, the paired answers and each variant's latencies (for the plot)."""
     for name in (CHAMPION, CHALLENGER):
@@ -473,7 +479,8 @@ def write_reports(
     )
 
 
-def main(argv: list[str] | None = None) -> int:
+def argument_parser() -> argparse.ArgumentParser:
+    """The command line (``make compare`` passes its variables through it)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
         "--captures",
@@ -486,6 +493,11 @@ def main(argv: list[str] | None = None) -> int:
         "--labelled-data", type=Path, help="CSV file or folder with the features and the target"
     )
     parser.add_argument("--output-dir", type=Path, default=Path("reports/compare"))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argument_parser()
     args = parser.parse_args(argv)
     schema = load_schema()
     gate = Gate(**load_params(args.params, "gate"))
