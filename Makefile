@@ -33,8 +33,8 @@ test-fast: env ## The quick subset (no rendered-project installs, no checkov, no
 	$(UV) run --locked pytest -m "not slow" -n 2 --dist loadfile
 
 lint: env ## Ruff and mypy on the template's own code
-	$(UV) run --locked ruff check hooks service_catalog bench tools tests
-	$(UV) run --locked ruff format --check hooks service_catalog bench tools tests
+	$(UV) run --locked ruff check hooks service_catalog bench tools tests local_extensions.py
+	$(UV) run --locked ruff format --check hooks service_catalog bench tools tests local_extensions.py
 	$(UV) run --locked mypy
 
 lock: env ## Refresh the rendered project's uv.lock after changing its dependencies

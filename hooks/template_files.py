@@ -24,13 +24,13 @@ from typing import Any
 VARIANT_CHOICES: dict[str, tuple[str, ...]] = {
     "problem_type": ("classification", "regression"),
     "model_framework": ("scikit-learn", "xgboost"),
-    "inference_mode": ("serverless",),
+    "inference_mode": ("serverless", "batch"),
 }
 
 # Where the approved model runs: the files each inference mode has (a path of several modes is
 # kept when any of them is chosen).
+# infrastructure/endpoint.yaml is every mode's stage stack (batch: no endpoint in it).
 ENDPOINT_PATHS = (
-    "infrastructure/endpoint.yaml",
     "pipelines/endpoint_test.py",
     "buildspec-test.yml",
     "tests/test_endpoint_smoke.py",
@@ -48,6 +48,7 @@ OPTION_PATHS: dict[tuple[str, str], tuple[str, ...]] = {
         "tests/test_champion_challenger.py",
     ),
     ("inference_mode", "serverless"): (*ENDPOINT_PATHS, "tests/test_deploy_serverless.py"),
+    ("inference_mode", "batch"): ("tests/test_deploy_batch.py",),
 }
 LICENSE_FILE_ABSENT_FOR = ("Proprietary",)
 # Files without template logic are copied verbatim (cookiecutter.json's ``_copy_without_render``):
@@ -254,7 +255,9 @@ def init_git(project: Path, parent_pid: int | None = None) -> None:
         print("warning: git not found; run 'git init' yourself", file=sys.stderr)
         return
     commands = [
-        ["git", "init", "--quiet", "--initial-branch", "main"],
+        # No template directory: git would copy its sample hooks (inactive *.sample files) and
+        # description into .git, a third of `git init`'s time; hook installers create .git/hooks.
+        ["git", "init", "--quiet", "--template=", "--initial-branch", "main"],
         # Loose objects stored uncompressed for this one command (.git's config is unchanged): a
         # third of the default's time on the 1.4 MB uv.lock, for ~1 MB more in .git until git packs
         # (gc, push), which compresses them as usual.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import subprocess
+import sys
 import tempfile
 import zipfile
 from collections.abc import Mapping
@@ -45,8 +46,14 @@ def resolved_answers(answers: Mapping[str, Any], template: Path = TEMPLATE) -> d
     from cookiecutter.generate import generate_context
     from cookiecutter.prompt import prompt_for_config
 
-    context = generate_context(str(template / "cookiecutter.json"), extra_context=dict(answers))
-    return dict(prompt_for_config(context, no_input=True))
+    # The template's own Jinja extensions (cookiecutter.json _extensions, local_extensions.py)
+    # are imported from its folder, as cookiecutter itself does when it renders.
+    sys.path.insert(0, str(template))
+    try:
+        context = generate_context(str(template / "cookiecutter.json"), extra_context=dict(answers))
+        return dict(prompt_for_config(context, no_input=True))
+    finally:
+        sys.path.remove(str(template))
 
 
 def render_seed(answers: Mapping[str, Any], output_dir: Path) -> Path:

@@ -4,7 +4,6 @@ render), imported here so the template's tests use the one definition."""
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from types import ModuleType
 
@@ -14,11 +13,12 @@ SOURCE = TEMPLATE / "{{cookiecutter.project_slug}}" / "tests" / "tag_propagation
 
 
 def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("rendered_tag_propagation_model", SOURCE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+    """Executed from its source: importing it would leave a __pycache__ folder in the template,
+    which every later render would copy into the project."""
+    module = ModuleType("rendered_tag_propagation_model")
+    module.__file__ = str(SOURCE)
+    sys.modules[module.__name__] = module
+    exec(compile(SOURCE.read_text(), str(SOURCE), "exec"), module.__dict__)  # noqa: S102
     return module
 
 

@@ -9,8 +9,8 @@ chosen variant and drops the infix. Run: ``uv run python tools/make_sample_data.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -28,14 +28,13 @@ RANGE_SLACK = 0.5
 
 def _rendered_sample_data() -> ModuleType:
     """The rendered project's tools/sample_data.py (plain Python): the one definition of the
-    sample, which a provisioned project's first build rebuilds with the same code."""
-    spec = importlib.util.spec_from_file_location(
-        "sample_data", PROJECT / "tools" / "sample_data.py"
-    )
-    if spec is None or spec.loader is None:
-        raise ImportError(PROJECT / "tools" / "sample_data.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    sample, which a provisioned project's first build rebuilds with the same code. Executed from
+    its source, so no __pycache__ folder lands in the template (and in every render)."""
+    source = PROJECT / "tools" / "sample_data.py"
+    module = ModuleType("sample_data")
+    module.__file__ = str(source)
+    sys.modules[module.__name__] = module
+    exec(compile(source.read_text(), str(source), "exec"), module.__dict__)  # noqa: S102
     return module
 
 

@@ -12,6 +12,7 @@ import boto3
 import pandas as pd
 import pytest
 from moto import mock_aws
+from test_variants import make_arguments
 
 from {{ cookiecutter.package_name }} import compare
 from {{ cookiecutter.package_name }}.capture import capture_record
@@ -318,3 +319,16 @@ def test_a_served_shadow_of_the_same_model_agrees_completely(
         assert report["agreement"]["max_absolute_difference"] == 0.0
     assert report["winner"].startswith("tie")
     assert report["variants"][CHAMPION]["gate_metric"]["rows"] == 20
+
+
+def test_make_compare_passes_captures_and_labels() -> None:
+    arguments = make_arguments(
+        "compare", compare.__name__, "CAPTURES=s3://bucket/capture/endpoint", "LABELS=labels.csv"
+    )
+    args = compare.argument_parser().parse_args(arguments)
+    assert (args.captures, args.labels) == ("s3://bucket/capture/endpoint", Path("labels.csv"))
+    assert args.labelled_data is None and args.output_dir == Path("reports/compare")
+    arguments = make_arguments("compare", compare.__name__, "LABELLED_DATA=data/processed/test")
+    args = compare.argument_parser().parse_args(arguments)
+    assert (args.captures, args.labelled_data) == ("data/capture", Path("data/processed/test"))
+    assert args.labels is None

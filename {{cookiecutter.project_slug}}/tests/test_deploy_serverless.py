@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cloudformation_resolve import resolve
 from test_deploy import KMS, register, write
 
 from pipelines import deploy_config
@@ -25,43 +26,6 @@ ENV = {
     "AWS_REGION": "us-east-1",
     "SAGEMAKER_PIPELINE_ROLE_ARN": "arn:aws:iam::123456789012:role/pipeline",
 }
-NO_VALUE = object()
-
-
-def resolve(value: Any, template: dict[str, Any], parameters: dict[str, str]) -> Any:
-    """CloudFormation's Ref, Fn::If, Fn::GetAtt (the model's name) and the template's conditions."""
-    if isinstance(value, list):
-        items = [resolve(item, template, parameters) for item in value]
-        return [item for item in items if item is not NO_VALUE]
-    if not isinstance(value, dict):
-        return value
-    if set(value) == {"Ref"}:
-        name = value["Ref"]
-        if name == "AWS::NoValue":
-            return NO_VALUE
-        declared = template["Parameters"][name]
-        given = parameters.get(name, declared.get("Default"))
-        return int(given) if declared["Type"] == "Number" else given
-    if set(value) == {"Fn::If"}:
-        condition, when_true, when_false = value["Fn::If"]
-        chosen = when_true if condition_holds(condition, template, parameters) else when_false
-        return resolve(chosen, template, parameters)
-    if set(value) == {"Fn::GetAtt"}:
-        return f"{value['Fn::GetAtt'][0].lower()}-name"
-    resolved = {key: resolve(item, template, parameters) for key, item in value.items()}
-    return {key: item for key, item in resolved.items() if item is not NO_VALUE}
-
-
-def condition_holds(name: str, template: dict[str, Any], parameters: dict[str, str]) -> bool:
-    def evaluate(expression: Any) -> Any:
-        if isinstance(expression, dict) and set(expression) == {"Fn::Not"}:
-            return not evaluate(expression["Fn::Not"][0])
-        if isinstance(expression, dict) and set(expression) == {"Fn::Equals"}:
-            left, right = (evaluate(side) for side in expression["Fn::Equals"])
-            return str(left) == str(right)
-        return resolve(expression, template, parameters)
-
-    return bool(evaluate(template["Conditions"][name]))
 
 
 def stack_requests(output: Path, stage: str) -> tuple[dict[str, Any], dict[str, Any]]:

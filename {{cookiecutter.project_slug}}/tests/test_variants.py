@@ -9,7 +9,9 @@ from __future__ import annotations
 import gzip
 import http.client
 import json
+import shlex
 import shutil
+import subprocess
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -24,7 +26,7 @@ import pandas as pd
 import pytest
 from sklearn.dummy import DummyClassifier, DummyRegressor
 
-from {{ cookiecutter.package_name }} import variants
+from {{ cookiecutter.package_name }} import serve, variants
 from {{ cookiecutter.package_name }}.data import Schema
 from {{ cookiecutter.package_name }}.inference import META_FILE, MODEL_FILE
 from {{ cookiecutter.package_name }}.serve import InferenceServer, make_server, serve_in_thread
@@ -33,8 +35,10 @@ from {{ cookiecutter.package_name }}.variants import (
     CHAMPION,
     INVOKED_VARIANT_HEADER,
     TARGET_VARIANT_HEADER,
+    parse_weights,
 )
 
+PROJECT = Path(__file__).resolve().parent.parent
 # A false alarm rate for the statistical checks: one failing run in a million.
 FALSE_ALARM = 1e-6
 
@@ -335,3 +339,26 @@ def test_the_champion_never_waits_for_a_slow_shadow(
         server.rollout.drain()
     assert len(captured(capture, CHAMPION)) == 10
     assert len(captured(capture, CHALLENGER)) == 10 - dropped
+
+
+def make_arguments(target: str, module: str, *variables: str) -> list[str]:
+    """The arguments ``make <target> <variables>`` would pass to ``python -m <module>``."""
+    printed = subprocess.run(
+        ["make", "-n", "--no-print-directory", target, *variables],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    words = shlex.split(printed.replace("\\\n", " "))
+    return words[words.index(module) + 1 :]
+
+
+def test_make_serve_passes_the_challenger_options() -> None:
+    variables = ("CHALLENGER=build/challenger", "MODE=ab", "WEIGHTS=70,30")
+    args = serve.argument_parser().parse_args(make_arguments("serve", serve.__name__, *variables))
+    assert (args.challenger_dir, args.mode) == (Path("build/challenger"), "ab")
+    assert parse_weights(args.weights) == (70.0, 30.0)
+    assert args.capture_dir == Path("data/capture")
+    alone = serve.argument_parser().parse_args(make_arguments("serve", serve.__name__))
+    assert alone.challenger_dir is None

@@ -479,7 +479,8 @@ def write_reports(
     )
 
 
-def main(argv: list[str] | None = None) -> int:
+def argument_parser() -> argparse.ArgumentParser:
+    """The command line (``make compare`` passes its variables through it)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
         "--captures",
@@ -492,6 +493,11 @@ def main(argv: list[str] | None = None) -> int:
         "--labelled-data", type=Path, help="CSV file or folder with the features and the target"
     )
     parser.add_argument("--output-dir", type=Path, default=Path("reports/compare"))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argument_parser()
     args = parser.parse_args(argv)
     schema = load_schema()
     gate = Gate(**load_params(args.params, "gate"))

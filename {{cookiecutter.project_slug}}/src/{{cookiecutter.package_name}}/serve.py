@@ -328,7 +328,8 @@ def serve_in_thread(server: InferenceServer) -> threading.Thread:
     return thread
 
 
-def main(argv: list[str] | None = None) -> int:
+def argument_parser() -> argparse.ArgumentParser:
+    """The command line (``make serve`` passes its variables through it)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model-dir", type=Path, default=Path("models"))
     # Loopback by default: a laptop server should not be reachable from the network unasked.
@@ -362,6 +363,11 @@ def main(argv: list[str] | None = None) -> int:
         default="90,10",
         help="A/B traffic weights, champion,challenger (default 90,10)",
     )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argument_parser()
     args = parser.parse_args(argv)
     try:
         weights = parse_weights(args.weights)
