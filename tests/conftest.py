@@ -74,7 +74,8 @@ MATRIX: list[dict[str, str]] = [
         "python_version": "3.11",
         "license": "Apache-2.0",
         "inference_mode": "batch",
-        "project_name": "Demand Forecast",
+        # The longest slug (32 characters): rendered lines must fit any package name.
+        "project_name": "Quarterly Demand Forecast For Retail Stores",
         "model_framework": "xgboost",
     },
 ]

@@ -24,7 +24,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from threadpoolctl import threadpool_limits
 
-from {{ cookiecutter.package_name }} import compare, drift, features, monitor, predict, quality_baseline, train
+from {{ cookiecutter.package_name }} import (
+    compare,
+    drift,
+    features,
+    monitor,
+    predict,
+    quality_baseline,
+    train,
+)
 from {{ cookiecutter.package_name }}.data import (
     DataValidationError,
     Schema,
