@@ -360,10 +360,9 @@ def test_deploy_pipeline_role_can_run_its_cloudformation_actions(
         assert iam.allows(role, "iam:PassRole", configuration["RoleArn"]), action["Name"]
 
 
-ORG_TRACKING_SERVER = (
-    f"arn:aws:sagemaker:{iam.REGION}:{iam.ACCOUNT}:mlflow-tracking-server/org-shared"
-)
-OTHER_TRACKING_SERVER = f"arn:aws:sagemaker:{iam.REGION}:{iam.ACCOUNT}:mlflow-tracking-server/other"
+TRACKING_SERVERS = f"arn:aws:sagemaker:{iam.REGION}:{iam.ACCOUNT}:mlflow-tracking-server"
+ORG_TRACKING_SERVER = f"{TRACKING_SERVERS}/org-shared"
+OTHER_TRACKING_SERVER = f"{TRACKING_SERVERS}/other"
 MLFLOW_PRIVILEGES = sorted(
     f"sagemaker-mlflow:{privilege['privilege']}"
     for service in iam.parliament.iam_definition
