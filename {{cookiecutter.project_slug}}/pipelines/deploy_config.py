@@ -261,7 +261,12 @@ def check_baseline(s3: Any, baseline: Baseline, feature_names: list[str]) -> Non
         )
 
 
-class _CloudFormationLoader(yaml.SafeLoader):
+# libyaml's parser where PyYAML has it: the pure-Python one takes half a second per read of
+# endpoint.yaml, and a deploy build reads it several times.
+_SafeLoader = yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader
+
+
+class _CloudFormationLoader(_SafeLoader):  # type: ignore[misc,valid-type]
     """YAML with CloudFormation's short-form tags, read as their long (JSON) form."""
 
 

@@ -16,10 +16,9 @@ from typing import Any
 import boto3
 import pytest
 from botocore.validate import ParamValidator
-from cloudformation_resolve import resolve
 from test_deploy import register, write
 
-from pipelines import deploy_config
+from pipelines import deploy_config, endpoint_requests
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("fake_aws")]
 ROLE = "arn:aws:iam::123456789012:role/pipeline"
@@ -30,14 +29,10 @@ def stage_parameters(output: Path, stage: str) -> dict[str, str]:
 
 
 def schedule_request(output: Path, stage: str) -> dict[str, Any]:
-    """The stage's CreateSchedule request, as CloudFormation would send it."""
+    """The stage's CreateSchedule request, resolved as CloudFormation resolves the stack."""
     template = deploy_config.load_template(output / "endpoint.yaml")
-    parameters = stage_parameters(output, stage)
-    parameters["BatchPipeline"] = f"churn-{stage}-batch"
-    resources = template["Resources"]
-    properties = resolve(resources["Schedule"]["Properties"], template, parameters)
-    properties["Target"]["RoleArn"] = ROLE  # the stack's ScheduleRole
-    return dict(properties)
+    stack = endpoint_requests.Resolver(template, stage_parameters(output, stage))
+    return stack.properties("Schedule")
 
 
 def test_each_stage_runs_the_uploaded_definition_on_its_own_prefixes(

@@ -1,8 +1,8 @@
 """Deploy configuration of a serverless endpoint, built against a loopback registry (moto).
 
-The stage stack's endpoint configuration is resolved with each stage's parameters (CloudFormation's
-Ref, Fn::If and conditions) and sent to the registry's CreateEndpointConfig: botocore validates
-the request against the SageMaker service model before moto stores it.
+The stage stack's model and endpoint configuration are resolved with each stage's parameters
+(``pipelines/endpoint_requests.py``, as CloudFormation resolves them) and sent to the registry:
+botocore validates each request against the SageMaker service model before moto stores it.
 """
 
 from __future__ import annotations
@@ -12,10 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cloudformation_resolve import resolve
 from test_deploy import KMS, register, write
 
-from pipelines import deploy_config
+from pipelines import deploy_config, endpoint_requests
 from pipelines.settings import Standards, load_settings
 
 pytestmark = pytest.mark.usefixtures("fake_aws")
@@ -29,16 +28,23 @@ ENV = {
 
 
 def stack_requests(output: Path, stage: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The CreateModel and CreateEndpointConfig requests of one stage's stack."""
+    """The CreateModel and CreateEndpointConfig requests of one stage's stack, resolved as
+    CloudFormation resolves them and typed by SageMaker's service model."""
     template = deploy_config.load_template(output / "endpoint.yaml")
-    parameters = json.loads((output / f"{stage}-config.json").read_text())["Parameters"]
-    resources = template["Resources"]
-    model = resolve(resources["Model"]["Properties"], template, parameters)
-    config = resolve(resources["EndpointConfig"]["Properties"], template, parameters)
-    return (
-        {"ModelName": "model-name", **model},
-        {"EndpointConfigName": f"churn-{stage}", **config},
+    stack = endpoint_requests.Resolver(template, stage_parameters(output, stage))
+    config = endpoint_requests.validate(
+        "CreateEndpointConfig",
+        {"EndpointConfigName": f"churn-{stage}", **stack.properties("EndpointConfig")},
     )
+    model_name = config["ProductionVariants"][0]["ModelName"]
+    model = endpoint_requests.validate(
+        "CreateModel", {"ModelName": model_name, **stack.properties("Model")}
+    )
+    return model, config
+
+
+def stage_parameters(output: Path, stage: str) -> dict[str, str]:
+    return dict(json.loads((output / f"{stage}-config.json").read_text())["Parameters"])
 
 
 def test_each_stage_gets_a_serverless_endpoint_config_the_service_accepts(
