@@ -60,14 +60,18 @@ class Page:
             session.ws_connect(self.websocket_url, max_msg_size=0) as ws,
         ):
             await self._call(ws, "Page.enable")
+            # From a blank page, so that the previous page can never answer for this one.
+            await self._call(ws, "Page.navigate", url="about:blank")
+            await self._settle(ws, "location.href === 'about:blank'")
             await self._call(ws, "Page.navigate", url=url)
             deadline = time.monotonic() + timeout
             state: dict[str, Any] = {}
             while time.monotonic() < deadline:
+                loaded = "location.href !== 'about:blank' && document.readyState === 'complete'"
                 result = await self._call(
                     ws,
                     "Runtime.evaluate",
-                    expression=f"({ready}) ? {PAGE_STATE} : null",
+                    expression=f"({loaded}) && ({ready}) ? {PAGE_STATE} : null",
                     returnByValue=True,
                 )
                 state = result.get("result", {}).get("value") or {}
@@ -78,6 +82,17 @@ class Page:
                 shot = await self._call(ws, "Page.captureScreenshot", format="png")
                 screenshot.write_bytes(base64.b64decode(shot["data"]))
             return state
+
+    async def _settle(self, ws: Any, condition: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            result = await self._call(
+                ws, "Runtime.evaluate", expression=condition, returnByValue=True
+            )
+            if result.get("result", {}).get("value"):
+                return
+            await asyncio.sleep(0.2)
+        raise RuntimeError(f"the page never reached: {condition}")
 
     def visit(
         self, url: str, ready: str = "true", timeout: float = 60, screenshot: Path | None = None
@@ -92,7 +107,8 @@ class Page:
 @contextmanager
 def headless_chromium(executable: str, port: int) -> Iterator[Page]:
     """A headless Chromium with its DevTools endpoint on 127.0.0.1:``port``, stopped afterwards."""
-    with tempfile.TemporaryDirectory() as profile:
+    # Chromium's helper processes may still write to the profile as it is removed.
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         process = subprocess.Popen(
             [
                 executable,
