@@ -11,7 +11,7 @@ DEMO_DIR ?= build/demo
 # Some images set PYTHONDONTWRITEBYTECODE; every process then recompiles scikit-learn and SciPy.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: help uv env demo test test-fast lint lock bench clean
+.PHONY: help uv env browser demo test test-fast lint lock bench clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -26,7 +26,13 @@ env: uv ## Install the template's locked tool environment (.venv)
 demo: env ## Render a default project and run it end to end (summary here, all output in DEMO_DIR/demo.log)
 	$(UV) run --locked python tools/run_demo.py --output-dir $(DEMO_DIR)
 
-test: env lint ## The whole test suite: lint, answer rules, the option matrix, infrastructure, rendered projects
+browser: ## Install Debian's chromium for the browser test (as root with apt-get; else say how)
+	@if command -v chromium >/dev/null 2>&1; then echo "chromium: $$(command -v chromium)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else echo "note: no chromium; the browser test is skipped (Debian: apt-get install chromium)"; fi
+
+test: env lint browser ## The whole test suite: lint, answer rules, the option matrix, infrastructure, rendered projects
 	$(UV) run --locked pytest -n 2 --dist loadfile
 
 test-fast: env ## The quick subset (no rendered-project installs, no checkov, no property tests)

@@ -576,6 +576,49 @@ def frameworks_and_groups(work: Path, runs: int, cold: tuple[str, ...]) -> dict[
     }
 
 
+TRACKING_ROW = "9 experiment tracking: what MLflow adds to dvc repro --force and to the environment"
+# The dependency sets that tell what tracking adds (the tracking group: mlflow-skinny,
+# sagemaker-mlflow, matplotlib): to make setup's environment, and to what a job installs.
+TRACKING_SETS = {
+    "all (make setup)": [],
+    "all but the tracking group": ["--no-group", "tracking"],
+    "runtime (a job)": ["--no-default-groups"],
+    "runtime + tracking (a job logging to MLflow)": ["--no-default-groups", "--group", "tracking"],
+}
+
+
+def tracking_cost(work: Path, runs: int) -> dict[str, Any]:
+    """`dvc repro --force` with tracking (as rendered) and without (the same project with the
+    evaluate stage's --track-locally removed, so nothing is recorded), interleaved; and the
+    environment's size with and without the tracking group."""
+    render_ours(work / "tracking")
+    tracked = next((work / "tracking").iterdir())
+    run(["make", "setup"], cwd=tracked)
+    untracked = work / "no-tracking" / tracked.name
+    shutil.copytree(tracked, untracked, symlinks=True, ignore=shutil.ignore_patterns(".venv"))
+    dvc_yaml = untracked / "dvc.yaml"
+    dvc_yaml.write_text(dvc_yaml.read_text().replace(" --track-locally", ""))
+    run(["make", "setup"], cwd=untracked)
+    command = ["uv", "run", "--locked", "dvc", "repro", "--force"]
+    for project in (tracked, untracked):
+        run(command, cwd=project)  # imports compiled and cached once, the store created
+    samples: dict[str, list[float]] = {"with tracking": [], "without tracking": []}
+    for _ in range(runs):
+        samples["with tracking"].append(run(command, cwd=tracked))
+        samples["without tracking"].append(run(command, cwd=untracked))
+    if (untracked / "mlflow.db").exists():
+        raise SystemExit("bench: the copy without tracking recorded a run")
+    results: dict[str, Any] = {name: stats(values) for name, values in samples.items()}
+    results["added by tracking (difference of medians, s)"] = statistics.median(
+        samples["with tracking"]
+    ) - statistics.median(samples["without tracking"])
+    sizes = {name: install_set(tracked, options, None) for name, options in TRACKING_SETS.items()}
+    results["environment size (MB)"] = {
+        name: round(size["megabytes"], 1) for name, size in sizes.items()
+    }
+    return results
+
+
 def suite_time(target: str) -> float | str:
     """Wall time of the README's test command (or its quick subset), exactly as users run it."""
     start = time.perf_counter()
@@ -660,6 +703,11 @@ def main() -> None:
         help="only rows 7-8: dvc repro per model framework, size and install time per group",
     )
     parser.add_argument(
+        "--tracking-only",
+        action="store_true",
+        help="only row 9: dvc repro --force with and without MLflow tracking, environment sizes",
+    )
+    parser.add_argument(
         "--cold-groups",
         default="runtime,plots",
         help="dependency sets also installed with an empty uv cache (downloads; 'none' for none)",
@@ -701,6 +749,10 @@ def main() -> None:
             results[PIPELINE_LOCAL_ROW] = pipeline_local_beside_repro(project, args.runs)
             report(results, "pipeline-local.json")
             return
+        if args.tracking_only:
+            results[TRACKING_ROW] = tracking_cost(work, min(args.runs, 3))
+            report(results, "tracking.json")
+            return
         if args.frameworks_only:
             results |= frameworks_and_groups(work, min(args.runs, 3), cold)
             report(results, "frameworks.json")
@@ -735,6 +787,7 @@ def main() -> None:
             "dvc repro time by data size (s)": repro_scaling(project),
         }
         results |= frameworks_and_groups(work, min(args.runs, 3), cold)
+        results[TRACKING_ROW] = tracking_cost(work, min(args.runs, 3))
     report(results, "latest.json")
 
 

@@ -181,7 +181,7 @@ def check(standards: Mapping[str, Any], answers: Mapping[str, Any]) -> None:
                 "inference_mode",
                 "serverless",
                 f"the organisation standards require {' and '.join(required)}, which SageMaker "
-                "serverless endpoints do not support; choose realtime",
+                "serverless endpoints do not support; choose realtime or batch",
             )
     metric, threshold = DEFAULT_GATES[answers["problem_type"]]
     minimum = standards.get("minimum_quality_gate", {}).get(metric)

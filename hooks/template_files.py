@@ -24,13 +24,13 @@ from typing import Any
 VARIANT_CHOICES: dict[str, tuple[str, ...]] = {
     "problem_type": ("classification", "regression"),
     "model_framework": ("scikit-learn", "xgboost"),
-    "inference_mode": ("serverless",),
+    "inference_mode": ("serverless", "batch"),
 }
 
 # Where the approved model runs: the files each inference mode has (a path of several modes is
 # kept when any of them is chosen).
+# infrastructure/endpoint.yaml is every mode's stage stack (batch: no endpoint in it).
 ENDPOINT_PATHS = (
-    "infrastructure/endpoint.yaml",
     "pipelines/endpoint_test.py",
     "buildspec-test.yml",
     "tests/test_endpoint_smoke.py",
@@ -48,6 +48,7 @@ OPTION_PATHS: dict[tuple[str, str], tuple[str, ...]] = {
         "tests/test_champion_challenger.py",
     ),
     ("inference_mode", "serverless"): (*ENDPOINT_PATHS, "tests/test_deploy_serverless.py"),
+    ("inference_mode", "batch"): ("tests/test_deploy_batch.py",),
 }
 LICENSE_FILE_ABSENT_FOR = ("Proprietary",)
 # Files without template logic are copied verbatim (cookiecutter.json's ``_copy_without_render``):

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 SUPPORTED_PYTHON = ("3.11", "3.12", "3.13")
-INFERENCE_MODES = ("realtime", "serverless")
+INFERENCE_MODES = ("realtime", "serverless", "batch")
 # SageMaker project names: ^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,31}$. The slug becomes the project,
 # pipeline, model package group and repository name, so it obeys the strictest of them.
 SLUG_PATTERN = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")

@@ -73,7 +73,9 @@ MATRIX: list[dict[str, str]] = [
         "ci_system": "codepipeline",
         "python_version": "3.11",
         "license": "Apache-2.0",
-        "project_name": "Demand Forecast",
+        "inference_mode": "batch",
+        # The longest slug (32 characters): rendered lines must fit any package name.
+        "project_name": "Quarterly Demand Forecast For Retail Stores",
         "model_framework": "xgboost",
     },
 ]

@@ -61,6 +61,12 @@ SAMPLE_PARAMETERS: dict[str, Any] = {
     "QualityThreshold": 0.8,
     "QualityAlarmComparison": "LessThanThreshold",
     "StageName": "prod",
+    # the batch stage stack (inference_mode=batch)
+    "BatchDataUri": "s3://bucket/tumour/batch/prod",
+    "BatchSchedule": "cron(0 2 * * ? *)",
+    "BatchScheduleState": "ENABLED",
+    "PipelineDefinitionBucket": "tumour-artifacts",
+    "PipelineDefinitionKey": "tumour/batch/definitions/0123abcd.json",
     # infrastructure/target-account.yaml, resolved (by tests/test_permissions.py) in this account
     "BuildAccountId": "210987654321",
     "ArtifactBucketName": "tumour-artifacts",
@@ -176,6 +182,8 @@ def _arn_of(resource_type: str, name: str, account: str = ACCOUNT) -> str:
         ),
         "AWS::CodePipeline::Pipeline": f"arn:aws:codepipeline:{REGION}:{account}:{name}",
         "AWS::SNS::Topic": f"arn:aws:sns:{REGION}:{account}:{name}",
+        "AWS::SageMaker::Pipeline": f"arn:aws:sagemaker:{REGION}:{account}:pipeline/{name}",
+        "AWS::Scheduler::Schedule": f"arn:aws:scheduler:{REGION}:{account}:schedule/default/{name}",
         "AWS::SageMaker::MlflowTrackingServer": (
             f"arn:aws:sagemaker:{REGION}:{account}:mlflow-tracking-server/{name}"
         ),
@@ -200,6 +208,8 @@ NAME_PROPERTY = {
     "AWS::SageMaker::Model": "ModelName",
     "AWS::SageMaker::EndpointConfig": "EndpointConfigName",
     "AWS::SageMaker::Endpoint": "EndpointName",
+    "AWS::SageMaker::Pipeline": "PipelineName",
+    "AWS::Scheduler::Schedule": "Name",
     "AWS::SageMaker::MonitoringSchedule": "MonitoringScheduleName",
     "AWS::SageMaker::DataQualityJobDefinition": "JobDefinitionName",
     "AWS::SageMaker::ModelQualityJobDefinition": "JobDefinitionName",

@@ -59,6 +59,7 @@ PACKAGE_MODULES = [
 MODE_FILES = {
     "realtime": ["tests/test_deploy_realtime.py", "tests/test_drift_alarms.py"],
     "serverless": ["tests/test_deploy_serverless.py"],
+    "batch": ["tests/test_deploy_batch.py"],
 }
 ENDPOINT_MODES = ("realtime", "serverless")
 CI_FILES = {
@@ -98,7 +99,7 @@ def test_expected_files(baked_matrix: dict[str, Path], extra: dict[str, str]) ->
             assert (project / name).exists() is (other == mode), name
     for name in template_files.ENDPOINT_PATHS:
         assert (project / name).exists() is (mode in ENDPOINT_MODES), name
-    assert not [p for m in ("serverless",) for p in project.rglob(f"*.{m}.*")]
+    assert not [p for m in ("serverless", "batch") for p in project.rglob(f"*.{m}.*")]
     # Variant files are settled: no infix left, the schema is the chosen problem type's.
     assert not list(project.rglob("*.classification.*")) + list(project.rglob("*.regression.*"))
     assert not list(project.rglob("*.scikit-learn.*")) + list(project.rglob("*.xgboost.*"))

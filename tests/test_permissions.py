@@ -21,6 +21,7 @@ import pytest
 
 from . import iam_model as iam
 from .conftest import MATRIX, load_yaml, matrix_id
+from .rendered_tag_propagation import tag_propagation
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -168,7 +169,12 @@ def required_permissions(stack: iam.Stack) -> list[tuple[str, str, str | None]]:
         own_arn = stack.arn(logical)
         own_service = own_arn.split(":")[2]
         properties = stack.resolve(resource.get("Properties", {}))
-        actions = sorted({a for group in iam.handler_permissions(kind).values() for a in group})
+        actions = sorted(
+            {a for group in iam.handler_permissions(kind).values() for a in group}
+            # Every stack is deployed with stack-level tags, which CloudFormation puts on each
+            # resource they reach with the schema's tagging permissions, as the deploying role.
+            | set(tag_propagation.tagging_permissions(kind))
+        )
         for action in actions:
             service = action.split(":")[0]
             if not iam.supports_resource_level(action):
@@ -354,8 +360,9 @@ def test_deploy_pipeline_role_can_run_its_cloudformation_actions(
         assert iam.allows(role, "iam:PassRole", configuration["RoleArn"]), action["Name"]
 
 
-ORG_TRACKING_SERVER = f"arn:aws:sagemaker:{iam.REGION}:{iam.ACCOUNT}:mlflow-tracking-server/org-shared"
-OTHER_TRACKING_SERVER = f"arn:aws:sagemaker:{iam.REGION}:{iam.ACCOUNT}:mlflow-tracking-server/other"
+TRACKING_SERVERS = f"arn:aws:sagemaker:{iam.REGION}:{iam.ACCOUNT}:mlflow-tracking-server"
+ORG_TRACKING_SERVER = f"{TRACKING_SERVERS}/org-shared"
+OTHER_TRACKING_SERVER = f"{TRACKING_SERVERS}/other"
 MLFLOW_PRIVILEGES = sorted(
     f"sagemaker-mlflow:{privilege['privilege']}"
     for service in iam.parliament.iam_definition

@@ -36,8 +36,9 @@ def test_default_project_suite_passes(cookies: Any) -> None:
     assert_suite_passes(cookies, DEFAULT, FULL)
 
 
-def assert_suite_passes(cookies: Any, extra: dict[str, str], targets: tuple[str, ...]) -> None:
-    """Render with `extra` answers, run each make target, and check what the full run leaves."""
+def assert_suite_passes(cookies: Any, extra: dict[str, str], targets: tuple[str, ...]) -> Path:
+    """Render with `extra` answers, run each make target, and check what the full run leaves;
+    return the project."""
     project = bake(cookies, **extra)
     for target in targets:
         result = make(project, target)
@@ -52,6 +53,7 @@ def assert_suite_passes(cookies: Any, extra: dict[str, str], targets: tuple[str,
         report = json.loads((project / "reports" / "pipeline-local.json").read_text())
         assert report["status"] == "Succeeded" and report["model_package_arn"]
         assert_hooks_run_on_commit_from_a_plain_shell(project)
+    return project
 
 
 def assert_hooks_run_on_commit_from_a_plain_shell(project: Path) -> None:

@@ -1,19 +1,23 @@
 """The batch-inference pipeline: one Transform step over the newest input prefix.
 
 python -m pipelines.batch --definition-only          # JSON definition, offline
-python -m pipelines.batch --upload-input data/batch  # new input prefix, then the pointer to it
+python -m pipelines.batch --upload-input data/batch --stage prod  # new input, then the pointer
 
 Input objects are headerless CSV: the record's id in the first column, then the features in
 ``schema.json`` order. ``--upload-input`` puts a folder's CSV files under
-``s3://<bucket>/<project>/batch/input/<UTC time>/`` and then rewrites the pointer
-``s3://<bucket>/<project>/batch/input/newest.json`` (``{"uri": <that prefix>}``): data first,
-pointer last, so an execution that reads the pointer meanwhile still finds complete input.
+``s3://<bucket>/<project>/batch[/<stage>]/input/<UTC time>/`` and then rewrites the pointer
+``.../input/newest.json`` (``{"uri": <that prefix>}``): data first, pointer last, so an
+execution that reads the pointer meanwhile still finds complete input.
 
 The step reads the pointer when it runs (``Std:JsonGet`` on S3), gives the model every record
 without its id (``DataProcessing.InputFilter`` ``$[1:]``), joins each answer to its input record
 (``JoinSource`` Input) and keeps the id and the answer (``OutputFilter``): each output line is
 ``id,prediction[,probability]``, under ``batch/predictions/<execution id>/``. The job's
 ``DataCaptureConfig`` keeps what went in and came out under ``batch/capture/``.
+
+Where it reads and writes are pipeline parameters (``InputRoot``, ``PredictionsRoot``,
+``CaptureUri``; defaults: this project's bucket), so that one definition serves the staging and
+prod stacks, whose schedules start it with their own values and model (``ModelName``).
 """
 
 from __future__ import annotations
@@ -51,27 +55,39 @@ def output_filter(problem_type: str) -> str:
     return f"$[0,-{ANSWER_COLUMNS[problem_type]}:]"
 
 
-def transform_request(settings: Settings, problem_type: str, model_name: Any) -> dict[str, Any]:
+PARAMETERS = ("ModelName", "InputRoot", "PredictionsRoot", "CaptureUri")
+
+
+def parameters(settings: Settings) -> dict[str, ParameterString]:
+    """The pipeline's parameters with this project's defaults (what a schedule passes instead)."""
+    defaults = {
+        "ModelName": f"{settings.project_name}-batch",
+        "InputRoot": input_root(settings),
+        "PredictionsRoot": f"{settings.prefix}/batch/predictions",
+        "CaptureUri": f"{settings.prefix}/batch/capture",
+    }
+    return {name: ParameterString(name, default_value=defaults[name]) for name in PARAMETERS}
+
+
+def transform_request(
+    settings: Settings, problem_type: str, given: dict[str, ParameterString]
+) -> dict[str, Any]:
     """The ``CreateTransformJob`` request of the batch step, as the SageMaker API defines it."""
     standards = settings.standards
-    pointer = Join(on="/", values=[input_root(settings), POINTER])
+    pointer = Join(on="/", values=[given["InputRoot"], POINTER])
     resources: dict[str, Any] = {
         "InstanceType": standards.default_instance("processing"),
         "InstanceCount": 1,
     }
     output: dict[str, Any] = {
         "S3OutputPath": Join(
-            on="/",
-            values=[
-                f"{settings.prefix}/batch/predictions",
-                ExecutionVariables.PIPELINE_EXECUTION_ID,
-            ],
+            on="/", values=[given["PredictionsRoot"], ExecutionVariables.PIPELINE_EXECUTION_ID]
         ),
         "Accept": "text/csv",
         "AssembleWith": "Line",
     }
     capture: dict[str, Any] = {
-        "DestinationS3Uri": f"{settings.prefix}/batch/capture",
+        "DestinationS3Uri": given["CaptureUri"],
         "GenerateInferenceId": True,
     }
     if standards.kms_key_arn:
@@ -79,7 +95,7 @@ def transform_request(settings: Settings, problem_type: str, model_name: Any) ->
         output["KmsKeyId"] = standards.kms_key_arn
         capture["KmsKeyId"] = standards.kms_key_arn
     return {
-        "ModelName": model_name,
+        "ModelName": given["ModelName"],
         "BatchStrategy": "MultiRecord",
         "MaxPayloadInMB": MAX_PAYLOAD_MB,
         "TransformInput": {
@@ -107,16 +123,16 @@ def transform_request(settings: Settings, problem_type: str, model_name: Any) ->
 
 def get_batch_pipeline(settings: Settings, problem_type: str) -> Pipeline:
     """The batch pipeline; ``ModelName`` names the SageMaker model of the approved package."""
-    model_name = ParameterString("ModelName", default_value=f"{settings.project_name}-batch")
+    given = parameters(settings)
     transform = RequestStep(
         "BatchTransform",
         StepTypeEnum.TRANSFORM,
         "DescribeTransformJobResponse",
-        transform_request(settings, problem_type, model_name),
+        transform_request(settings, problem_type, given),
     )
     return Pipeline(
         name=f"{settings.project_name}-batch-inference",
-        parameters=[model_name],
+        parameters=list(given.values()),
         steps=[transform],
         sagemaker_session=offline_session(settings.region),
     )
@@ -126,19 +142,27 @@ def definition(settings: Settings, problem_type: str) -> dict[str, Any]:
     return dict(json.loads(get_batch_pipeline(settings, problem_type).definition()))
 
 
-def upload_input(settings: Settings, s3: Any, folder: Path, now: datetime | None = None) -> str:
-    """Upload a folder's CSV files as a new input prefix, then point ``newest.json`` at it."""
+def upload_input(
+    settings: Settings,
+    s3: Any,
+    folder: Path,
+    now: datetime | None = None,
+    root: str | None = None,
+) -> str:
+    """Upload a folder's CSV files as a new input prefix under ``root`` (default: the project's
+    ``batch/input``), then point ``<root>/newest.json`` at it; return the new prefix."""
     files = sorted(folder.rglob("*.csv")) if folder.is_dir() else [folder]
     if not files or not all(file.is_file() for file in files):
         raise FileNotFoundError(f"{folder}: no CSV file to upload")
+    bucket, _, base = (root or input_root(settings)).removeprefix("s3://").partition("/")
     stamp = (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H-%M-%SZ")
-    prefix = f"{settings.project_name}/batch/input/{stamp}"
+    prefix = f"{base.rstrip('/')}/{stamp}"
     for file in files:
         relative = file.relative_to(folder).as_posix() if folder.is_dir() else file.name
-        s3.upload_file(str(file), settings.bucket, f"{prefix}/{relative}")
-    uri = f"s3://{settings.bucket}/{prefix}/"
-    pointer = f"{settings.project_name}/batch/input/{POINTER}"
-    s3.put_object(Bucket=settings.bucket, Key=pointer, Body=json.dumps({"uri": uri}).encode())
+        s3.upload_file(str(file), bucket, f"{prefix}/{relative}")
+    uri = f"s3://{bucket}/{prefix}/"
+    pointer = f"{base.rstrip('/')}/{POINTER}"
+    s3.put_object(Bucket=bucket, Key=pointer, Body=json.dumps({"uri": uri}).encode())
     return uri
 
 
@@ -151,6 +175,11 @@ def main(argv: list[str] | None = None) -> int:
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("--definition-only", action="store_true")
     group.add_argument("--upload-input", type=Path, metavar="CSV_FILE_OR_FOLDER")
+    parser.add_argument(
+        "--stage",
+        choices=("staging", "prod"),
+        help="upload for a stage's schedule (batch/<stage>/input, as the stage stack passes it)",
+    )
     args = parser.parse_args(argv)
     settings = load_settings()
     if args.definition_only:
@@ -159,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     s3 = boto3.client("s3", region_name=settings.region)
     try:
-        uri = upload_input(settings, s3, args.upload_input)
+        root = f"{settings.prefix}/batch/{args.stage}/input" if args.stage else None
+        uri = upload_input(settings, s3, args.upload_input, root=root)
     except FileNotFoundError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -261,7 +261,12 @@ def check_baseline(s3: Any, baseline: Baseline, feature_names: list[str]) -> Non
         )
 
 
-class _CloudFormationLoader(yaml.SafeLoader):
+# libyaml's parser where PyYAML has it: the pure-Python one takes half a second per read of
+# endpoint.yaml, and a deploy build reads it several times.
+_SafeLoader = yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader
+
+
+class _CloudFormationLoader(_SafeLoader):  # type: ignore[misc,valid-type]
     """YAML with CloudFormation's short-form tags, read as their long (JSON) form."""
 
 
@@ -401,21 +406,28 @@ def stage_config(
             config["Parameters"] |= {
                 "ChallengerPackageArn": (plan.challenger or package).arn
             } | rollout.template_parameters(plan.deployment, plan.guarded)
+    elif settings.inference_mode == "batch":
+        config["Parameters"] |= batch_parameters(stage, settings, package, monitor_image, target)
     else:
         check_serverless(stage, config["Parameters"], standards)
+    check_parameters(stage, config["Parameters"], complete=settings.inference_mode != "batch")
+    config["Tags"] = stack_tags(settings, stage) | config.get("Tags", {})
+    return dict(config)
+
+
+def check_parameters(stage: str, given: dict[str, Any], complete: bool = True) -> None:
+    """Refuse a parameter the stage stack does not declare, and (``complete``) a missing one."""
     parameters = template_parameters()
-    unknown = set(config["Parameters"]) - set(parameters)
+    unknown = set(given) - set(parameters)
     if unknown:
         raise DeployConfigError(f"{stage}-config.json sets unknown parameters: {sorted(unknown)}")
     missing = sorted(
         name
         for name, declared in parameters.items()
-        if "Default" not in declared and name not in config["Parameters"]
+        if "Default" not in declared and name not in given
     )
-    if missing:
+    if complete and missing:
         raise DeployConfigError(f"{stage}: no value for the template parameters {missing}")
-    config["Tags"] = stack_tags(settings, stage) | config.get("Tags", {})
-    return dict(config)
 
 
 def check_serverless(stage: str, parameters: dict[str, Any], standards: Standards) -> None:
@@ -472,6 +484,59 @@ def realtime_parameters(
         }
         | model_quality_parameters()
     )
+
+
+def upload_batch_definition(settings: Settings, s3: Any) -> str:
+    """Upload the batch-inference pipeline's definition under its SHA-256; return the key.
+
+    Both stages' stacks create their pipeline from it (AWS::SageMaker::Pipeline reads it from S3);
+    their schedules pass each stage's model and prefixes as pipeline parameters.
+    """
+    import hashlib
+
+    from . import batch  # the SageMaker SDK: imported only when a batch deploy needs it
+
+    problem_type = str(_schema()["problem_type"])
+    body = json.dumps(batch.definition(settings, problem_type), sort_keys=True).encode()
+    key = f"{settings.project_name}/batch/definitions/{hashlib.sha256(body).hexdigest()}.json"
+    try:
+        s3.put_object(Bucket=settings.bucket, Key=key, Body=body)
+    except ClientError as error:
+        raise DeployConfigError(
+            f"cannot upload the batch pipeline definition to s3://{settings.bucket}/{key}: "
+            f"{error.response['Error']['Message']}"
+        ) from error
+    return key
+
+
+def batch_parameters(
+    stage: str,
+    settings: Settings,
+    package: Package,
+    monitor_image: str,
+    target: TargetAccount | None = None,
+) -> dict[str, str]:
+    """Where the stage's batch pipeline reads and writes, and its data-quality monitoring."""
+    baseline = package.baseline
+    if baseline is None:  # resolve_package refuses these already
+        raise DeployConfigError(f"model package {package.arn} has no data-quality baseline")
+    data = settings.prefix
+    if target is not None:
+        data = f"s3://{target.data_bucket}/{settings.project_name}"
+    parameters: dict[str, str] = {}
+    standards = settings.standards
+    if standards.subnets and target is None:
+        parameters |= {
+            "SubnetIds": ",".join(standards.subnets),
+            "SecurityGroupIds": ",".join(standards.security_groups),
+        }
+    return parameters | {
+        "BatchDataUri": f"{data}/batch/{stage}",
+        "MonitoringOutputUri": f"{data}/monitoring/{stage}",
+        "MonitorImageUri": monitor_image,
+        "BaselineStatisticsUri": baseline.statistics_uri,
+        "BaselineConstraintsUri": baseline.constraints_uri,
+    }
 
 
 def monitor_image_uri(region: str) -> str:
@@ -576,6 +641,7 @@ def write_configs(
     (:func:`target_accounts`; none: this account), ``build_account`` this one.
     """
     sagemaker, s3 = clients
+    definition_key = ""
     action = requested_arn if requested_arn in (PROMOTE, DISCARD) else DEPLOY
     realtime = settings.inference_mode == "realtime"
     new: Package | None = None
@@ -591,12 +657,19 @@ def write_configs(
                     check_baseline(s3, package.baseline, features())
         template = endpoint_template(settings.project_name, features())
     elif new is None:
-        raise DeployConfigError(f"nothing to {action}: a serverless endpoint has no challenger")
-    else:  # no Model Monitor on a serverless endpoint, so no drift alarms either
+        raise DeployConfigError(
+            f"nothing to {action}: {settings.inference_mode} inference has no challenger"
+        )
+    else:  # no drift alarms: no Model Monitor on a serverless endpoint; batch: see the README
         plans = {
             stage: (StagePlan(new, None, None), f"{stage}: version {new.version}")
             for stage in STAGES
         }
+        if settings.inference_mode == "batch":
+            if new.baseline is None:  # resolve_package refuses these already
+                raise DeployConfigError(f"model package {new.arn} has no data-quality baseline")
+            check_baseline(s3, new.baseline, features())
+            definition_key = upload_batch_definition(settings, s3)
         template = load_template()
     configs = {}
     for stage, (plan, _) in plans.items():
@@ -605,8 +678,14 @@ def write_configs(
         configs[stage] = stage_config(
             stage, settings, plan, kms_key_arn, monitor_image, target, build_account
         )
-        # Refuse what SageMaker would reject before anything is written.
-        endpoint_requests.endpoint_requests(template, configs[stage]["Parameters"])
+        if definition_key:  # batch: both stages' pipelines are created from this definition
+            configs[stage]["Parameters"] |= {
+                "PipelineDefinitionBucket": settings.bucket,
+                "PipelineDefinitionKey": definition_key,
+            }
+            check_parameters(stage, configs[stage]["Parameters"])
+        else:  # refuse what SageMaker would reject before anything is written
+            endpoint_requests.endpoint_requests(template, configs[stage]["Parameters"])
     output.mkdir(parents=True, exist_ok=True)
     (output / "endpoint.yaml").write_text(yaml.safe_dump(template, sort_keys=False, width=1000))
     for stage, config in configs.items():

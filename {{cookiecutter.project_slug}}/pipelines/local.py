@@ -1135,7 +1135,100 @@ def execute(args: argparse.Namespace, endpoint: str, workdir: Path) -> dict[str,
         env=env,
     )
     execution.run()
-    return execution.report()
+    report = execution.report()
+    if settings.inference_mode == "batch" and report["model_package_arn"]:
+        report["batch"] = run_batch(settings, report["model_package_arn"], aws, env, workdir)
+    return report
+
+
+# Sample records the batch run scores: the first rows of the project's data, ids 1, 2, ...
+BATCH_SAMPLE_ROWS = 50
+
+
+def run_batch(
+    settings: Any, package_arn: str, aws: Aws, env: dict[str, str], workdir: Path
+) -> dict[str, Any]:
+    """What the batch stage stack does with an approved package, on the registered one.
+
+    A model is created from the package (as the stack's ``Model``), a sample of the project's data
+    is uploaded as the newest input prefix, and the batch-inference pipeline's definition
+    (``python -m pipelines.batch --definition-only``, run against the loopback) is executed
+    with that model.
+    """
+    model_name = f"{settings.project_name}-local-batch"
+    aws.sagemaker.create_model(
+        ModelName=model_name,
+        ExecutionRoleArn=settings.role_arn,
+        Containers=[{"ModelPackageName": package_arn}],
+    )
+    sample = workdir / "batch-input"
+    sample.mkdir(exist_ok=True)
+    rows = batch_sample(sample / "part-0.csv")
+    upload = subprocess.run(  # noqa: S603 - the project's own CLI
+        [sys.executable, "-m", "pipelines.batch", "--upload-input", str(sample)],
+        cwd=PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    built = subprocess.run(
+        [sys.executable, "-m", "pipelines.batch", "--definition-only"],
+        cwd=PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    for result in (upload, built):
+        if result.returncode != 0:
+            raise PipelineLocalError(f"pipelines.batch failed:\n{result.stderr[-3000:]}")
+    definition = json.loads(built.stdout)
+    execution = Execution(
+        definition=definition,
+        pipeline_name=f"{settings.project_name}-batch-inference",
+        execution_arn=(
+            f"arn:aws:sagemaker:{aws.region}:000000000000:pipeline/"
+            f"{settings.project_name}-batch-inference/execution/local-batch"
+        ),
+        parameters=typed_parameters(definition, {"ModelName": model_name}),
+        started_with={"ModelName": model_name},
+        aws=aws,
+        workdir=workdir / "batch",
+        env=env,
+    )
+    execution.workdir.mkdir(exist_ok=True)
+    execution.run()
+    step = execution.properties.get("BatchTransform", {})
+    output = step.get("TransformOutput", {}).get("S3OutputPath")
+    predicted = 0
+    if output:
+        bucket, _ = split_s3_uri(output)
+        for key in aws.list_keys(output):
+            predicted += len(aws.read(f"s3://{bucket}/{key}").splitlines())
+    return {
+        "status": "Succeeded" if execution.failure_message is None else "Failed",
+        "failure_message": execution.failure_message,
+        "model_name": model_name,
+        "input": step.get("TransformInput", {}).get("DataSource", {}).get("S3DataSource", {}),
+        "predictions": output,
+        "rows": rows,
+        "predicted_rows": predicted,
+    }
+
+
+def batch_sample(target: Path) -> int:
+    """Headerless CSV of the first rows of ``data/raw``: an id, then the features in order."""
+    schema = json.loads(next(PROJECT.glob("src/*/schema.json")).read_text())
+    features = list(schema["features"])
+    with next(iter(sorted((PROJECT / "data" / "raw").glob("*.csv")))).open(newline="") as source:
+        reader = csv.DictReader(source)
+        rows = [row for _, row in zip(range(BATCH_SAMPLE_ROWS), reader, strict=False)]
+    with target.open("w", newline="") as output:
+        writer = csv.writer(output, lineterminator="\n")
+        for number, row in enumerate(rows, start=1):
+            writer.writerow([number, *(row[name] for name in features)])
+    return len(rows)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1190,6 +1283,15 @@ def main(argv: list[str] | None = None) -> int:
         f"pipeline-local: execution {report['execution_id']} succeeded: "
         f"registered {report['model_package_arn']} (report: {args.report})"
     )
+    batch = report.get("batch")
+    if batch is not None:
+        if batch["status"] != "Succeeded":
+            print(f"pipeline-local: batch inference failed: {batch['failure_message']}")
+            return 1
+        print(
+            f"pipeline-local: batch inference scored {batch['predicted_rows']} of "
+            f"{batch['rows']} sample rows into {batch['predictions']}"
+        )
     return 0
 
 

@@ -461,7 +461,8 @@ def get_pipeline(
                 "--gate-metric",
                 gate_metric,
                 "--gate-threshold",
-                threshold,
+                # A container argument is a string: Join turns the float parameter into one.
+                Join(on="", values=[threshold]),
                 "--code-digest",
                 code.digest,
                 "--template-version",

@@ -21,7 +21,7 @@ TAGS_FILE = Path(__file__).resolve().parent.parent / "infrastructure" / "tags.js
 STANDARDS_FILE = Path(__file__).resolve().parent.parent / "org-standards.json"
 DEFAULT_INSTANCE = "ml.m5.large"
 # Where the approved model runs (the template's inference_mode question, in defaults.json).
-INFERENCE_MODES = ("realtime", "serverless")
+INFERENCE_MODES = ("realtime", "serverless", "batch")
 # Gate metrics where smaller is better; the pipeline's condition and the prod quality alarm both
 # turn on it. Defined once, in src/<package>/gate_metrics.json (the local gate reads it too).
 GATE_METRICS_FILE = next(

@@ -48,6 +48,14 @@ def stack_tags_reach(resource_type: str) -> bool:
     return bool(tagging and tagging.get("taggable", True)) and resource_type not in NOT_PROPAGATED
 
 
+def tagging_permissions(resource_type: str) -> tuple[str, ...]:
+    """The calls CloudFormation makes to put stack tags on a resource of this type (none when
+    they do not reach it)."""
+    if not stack_tags_reach(resource_type):
+        return ()
+    return tuple(schema(resource_type)["tagging"].get("permissions", ()))
+
+
 def _resolve(value: Any, parameters: Mapping[str, Any]) -> str:
     if isinstance(value, dict) and set(value) == {"Ref"}:
         return str(parameters[value["Ref"]])

@@ -160,6 +160,18 @@ def test_filters_select_as_batch_transform_does_for_a_csv_record(
     assert local.select(["id", "a", "b", "label", "p"], expression) == selected
 
 
+def test_a_stage_upload_lands_where_the_stage_schedule_points(
+    batch: Any, loopback: local.Aws, tmp_path: Path
+) -> None:
+    settings = load_settings({})
+    (tmp_path / "part.csv").write_text("7,1.0\n")
+    root = f"{settings.prefix}/batch/prod/input"
+    uri = batch.upload_input(settings, loopback.s3, tmp_path, root=root)
+    assert uri.startswith(f"{root}/") and uri.endswith("Z/")
+    assert json.loads(loopback.read(f"{root}/newest.json")) == {"uri": uri}
+    assert loopback.list_keys(uri) == [f"{uri.split('/', 3)[3]}part.csv"]
+
+
 def test_a_filter_outside_the_record_or_a_count_mismatch_fails_the_job() -> None:
     with pytest.raises(local.StepError, match="index 7 is outside a record of 2"):
         local.select(["a", "b"], "$[7]")
@@ -196,8 +208,10 @@ def test_the_step_request_is_what_create_transform_job_accepts(batch: Any) -> No
     source["S3Uri"] = "s3://b/batch/input/x/"
     arguments["TransformOutput"]["S3OutputPath"] = "s3://b/batch/predictions/x"
     arguments["TransformJobName"] = "x"
+    arguments["DataCaptureConfig"]["DestinationS3Uri"] = "s3://b/batch/capture"
     client = boto3.client("sagemaker", region_name="us-east-1")
     shape = client.meta.service_model.operation_model("CreateTransformJob").input_shape
     report = ParamValidator().validate(arguments, shape)
     assert not report.has_errors(), report.generate_report()
-    assert arguments["DataCaptureConfig"]["DestinationS3Uri"] == f"{settings.prefix}/batch/capture"
+    capture = step["Arguments"]["DataCaptureConfig"]["DestinationS3Uri"]
+    assert capture == {"Get": "Parameters.CaptureUri"}

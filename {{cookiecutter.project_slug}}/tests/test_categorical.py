@@ -24,7 +24,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from threadpoolctl import threadpool_limits
 
-from {{ cookiecutter.package_name }} import compare, drift, features, monitor, predict, quality_baseline, train
+from {{ cookiecutter.package_name }} import (
+    compare,
+    drift,
+    features,
+    monitor,
+    predict,
+    quality_baseline,
+    train,
+)
 from {{ cookiecutter.package_name }}.data import (
     DataValidationError,
     Schema,
@@ -342,11 +350,10 @@ def test_model_monitor_baseline_and_alarm_threshold_fit_categories(
     distribution = constraints["monitoring_config"]["distribution_constraints"]
     assert distribution["categorical_drift_method"] == "LInfinity"
 
-    threshold = float(
-        json.loads((PROJECT / "infrastructure" / "prod-config.json").read_text())["Parameters"][
-            "DriftThreshold"
-        ]
-    )
+    prod = json.loads((PROJECT / "infrastructure" / "prod-config.json").read_text())
+    if "DriftThreshold" not in prod["Parameters"]:
+        return  # this inference mode deploys no drift alarm (README: where the model runs)
+    threshold = float(prod["Parameters"]["DriftThreshold"])
     counts = baseline["features"]["site"]["categories"]
     rng = np.random.default_rng(2)
     clean = [

@@ -75,11 +75,13 @@ def container_python() -> Iterator[Path]:
     home = CACHE / f"sklearn-{hashlib.sha256(pins.encode()).hexdigest()[:16]}"
     python = home / "bin" / "python"
     CACHE.mkdir(parents=True, exist_ok=True)
+    # Parallel test runs build it once; the lock is released once it is ready (held for the
+    # whole session, it made every other project's suite wait for this one to end).
     with (CACHE / f"{home.name}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # parallel test runs build it once
+        fcntl.flock(lock, fcntl.LOCK_EX)
         if not (home / "ready").exists():
             _build(home, python)
-        yield python
+    yield python
 
 
 def _build(home: Path, python: Path) -> None:

@@ -1,8 +1,8 @@
 """Deploy configuration of a serverless endpoint, built against a loopback registry (moto).
 
-The stage stack's endpoint configuration is resolved with each stage's parameters (CloudFormation's
-Ref, Fn::If and conditions) and sent to the registry's CreateEndpointConfig: botocore validates
-the request against the SageMaker service model before moto stores it.
+The stage stack's model and endpoint configuration are resolved with each stage's parameters
+(``pipelines/endpoint_requests.py``, as CloudFormation resolves them) and sent to the registry:
+botocore validates each request against the SageMaker service model before moto stores it.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from test_deploy import KMS, register, write
 
-from pipelines import deploy_config
+from pipelines import deploy_config, endpoint_requests
 from pipelines.settings import Standards, load_settings
 
 pytestmark = pytest.mark.usefixtures("fake_aws")
@@ -25,56 +25,26 @@ ENV = {
     "AWS_REGION": "us-east-1",
     "SAGEMAKER_PIPELINE_ROLE_ARN": "arn:aws:iam::123456789012:role/pipeline",
 }
-NO_VALUE = object()
-
-
-def resolve(value: Any, template: dict[str, Any], parameters: dict[str, str]) -> Any:
-    """CloudFormation's Ref, Fn::If, Fn::GetAtt (the model's name) and the template's conditions."""
-    if isinstance(value, list):
-        items = [resolve(item, template, parameters) for item in value]
-        return [item for item in items if item is not NO_VALUE]
-    if not isinstance(value, dict):
-        return value
-    if set(value) == {"Ref"}:
-        name = value["Ref"]
-        if name == "AWS::NoValue":
-            return NO_VALUE
-        declared = template["Parameters"][name]
-        given = parameters.get(name, declared.get("Default"))
-        return int(given) if declared["Type"] == "Number" else given
-    if set(value) == {"Fn::If"}:
-        condition, when_true, when_false = value["Fn::If"]
-        chosen = when_true if condition_holds(condition, template, parameters) else when_false
-        return resolve(chosen, template, parameters)
-    if set(value) == {"Fn::GetAtt"}:
-        return f"{value['Fn::GetAtt'][0].lower()}-name"
-    resolved = {key: resolve(item, template, parameters) for key, item in value.items()}
-    return {key: item for key, item in resolved.items() if item is not NO_VALUE}
-
-
-def condition_holds(name: str, template: dict[str, Any], parameters: dict[str, str]) -> bool:
-    def evaluate(expression: Any) -> Any:
-        if isinstance(expression, dict) and set(expression) == {"Fn::Not"}:
-            return not evaluate(expression["Fn::Not"][0])
-        if isinstance(expression, dict) and set(expression) == {"Fn::Equals"}:
-            left, right = (evaluate(side) for side in expression["Fn::Equals"])
-            return str(left) == str(right)
-        return resolve(expression, template, parameters)
-
-    return bool(evaluate(template["Conditions"][name]))
 
 
 def stack_requests(output: Path, stage: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The CreateModel and CreateEndpointConfig requests of one stage's stack."""
+    """The CreateModel and CreateEndpointConfig requests of one stage's stack, resolved as
+    CloudFormation resolves them and typed by SageMaker's service model."""
     template = deploy_config.load_template(output / "endpoint.yaml")
-    parameters = json.loads((output / f"{stage}-config.json").read_text())["Parameters"]
-    resources = template["Resources"]
-    model = resolve(resources["Model"]["Properties"], template, parameters)
-    config = resolve(resources["EndpointConfig"]["Properties"], template, parameters)
-    return (
-        {"ModelName": "model-name", **model},
-        {"EndpointConfigName": f"churn-{stage}", **config},
+    stack = endpoint_requests.Resolver(template, stage_parameters(output, stage))
+    config = endpoint_requests.validate(
+        "CreateEndpointConfig",
+        {"EndpointConfigName": f"churn-{stage}", **stack.properties("EndpointConfig")},
     )
+    model_name = config["ProductionVariants"][0]["ModelName"]
+    model = endpoint_requests.validate(
+        "CreateModel", {"ModelName": model_name, **stack.properties("Model")}
+    )
+    return model, config
+
+
+def stage_parameters(output: Path, stage: str) -> dict[str, str]:
+    return dict(json.loads((output / f"{stage}-config.json").read_text())["Parameters"])
 
 
 def test_each_stage_gets_a_serverless_endpoint_config_the_service_accepts(

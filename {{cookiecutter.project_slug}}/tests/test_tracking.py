@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import struct
 import subprocess
 from pathlib import Path
@@ -205,11 +206,11 @@ def test_repro_and_exp_run_are_recorded_as_mlflow_runs(workspace: Path) -> None:
     second_id = tracking.read_run_id(workspace / "reports" / tracking.RUN_FILE)
     assert first_id and second_id and first_id != second_id
 
-    mlflow.set_tracking_uri(f"sqlite:///{workspace / 'mlflow.db'}")
-    client = mlflow.MlflowClient()
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{workspace / 'mlflow.db'}")
     first, second = client.get_run(first_id), client.get_run(second_id)
     experiment = client.get_experiment(first.info.experiment_id)
     assert experiment.name == tracking.default_experiment()
+    assert experiment.tags[tracking.EXPERIMENT_KIND_TAG] == "custom_model_development"
     assert second.info.experiment_id == first.info.experiment_id  # one experiment per project
     flat = {name: str(value) for name, value in tracking.flatten(params).items()}
     assert first.data.params == flat  # every parameter of params.yaml, as DVC names them
@@ -234,7 +235,8 @@ def test_repro_and_exp_run_are_recorded_as_mlflow_runs(workspace: Path) -> None:
     assert {"metrics.json", "scores.json", "plots"} <= artifacts
     logged_plots = [item.path for item in client.list_artifacts(second_id, "plots")]
     assert logged_plots and all(path.endswith(".png") for path in logged_plots)
-    signature = mlflow.models.get_model_info(f"runs:/{second_id}/model").signature
+    logged = client.download_artifacts(second_id, "model", str(workspace / "logged"))
+    signature = mlflow.models.Model.load(logged).signature
     features = json.loads((workspace / "models" / "model_meta.json").read_text())["features"]
     assert signature is not None and signature.inputs.input_names() == features
 
@@ -296,6 +298,8 @@ def test_the_execution_role_grants_exactly_the_mlflow_calls_a_run_makes(
     monkeypatch.setenv("_MLFLOW_SERVER_ARTIFACT_ROOT", (tmp_path / "artifacts").as_uri())
     monkeypatch.setenv("_MLFLOW_SERVER_SERVE_ARTIFACTS", "false")
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    # MLflow's server module sets the process's tracking URI to its store: undone after the test.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'server.db'}")
     import mlflow.utils.rest_utils as rest
     from mlflow.protos.service_pb2 import MlflowService
     from mlflow.server import app
@@ -326,7 +330,10 @@ def test_the_execution_role_grants_exactly_the_mlflow_calls_a_run_makes(
         pip_requirements=["scikit-learn"],
     )
     target = tracking.Destination(uri="http://tracking-server.invalid", experiment="e")
+    before = os.environ["MLFLOW_TRACKING_URI"]  # the in-process server's own store
     tracking.log_run(target, record)
+    # Nothing global: a later subprocess (a DVC stage, a pipeline-local job) must not inherit it.
+    assert os.environ["MLFLOW_TRACKING_URI"] == before
 
     names = {
         (method, path): request.__name__

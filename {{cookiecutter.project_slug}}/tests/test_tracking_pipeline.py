@@ -54,7 +54,7 @@ def test_pipeline_definition_carries_the_mlflow_config_only_with_a_tracking_serv
     assert "Environment" not in walk_steps(untracked)["EvaluateModel"]["Arguments"]
     arguments = evaluate["AppSpecification"]["ContainerArguments"]
     assert arguments[arguments.index("--gate-threshold") + 1] == {
-        "Get": "Parameters.QualityThreshold"
+        "Std:Join": {"On": "", "Values": [{"Get": "Parameters.QualityThreshold"}]}
     }
     # The registered package names its run; untracked, the key is absent (values cannot be "").
     metadata = walk_steps(tracked)["RegisterModel"]["Arguments"]["CustomerMetadataProperties"]

@@ -25,6 +25,7 @@ import logging
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +52,7 @@ GIT_DIRTY_TAG = "git.dirty"
 TEMPLATE_VERSION_TAG = "template.version"
 CODE_DIGEST_TAG = "code.sha256"
 PIPELINE_EXECUTION_TAG = "sagemaker.pipeline_execution_id"
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 
 
 def project_root(environ: Mapping[str, str], cwd: Path | None = None) -> Path:
@@ -133,33 +135,52 @@ def _client(target: Destination) -> tuple[Any, str]:
     experiment = client.get_experiment_by_name(target.experiment)
     if experiment is not None:
         return client, str(experiment.experiment_id)
-    return client, str(
-        client.create_experiment(target.experiment, artifact_location=target.artifact_root)
+    created = client.create_experiment(
+        target.experiment,
+        artifact_location=target.artifact_root,
+        # The UI then opens on the training runs, not on the GenAI (traces) overview.
+        tags={EXPERIMENT_KIND_TAG: "custom_model_development"},
     )
+    return client, str(created)
 
 
 def log_run(target: Destination, record: RunRecord, run_name: str | None = None) -> dict[str, str]:
-    """Record one run; return what names it (``run_id``, ``experiment_id``, ``tracking_uri``)."""
-    mlflow = _mlflow()
-    _, experiment_id = _client(target)
-    mlflow.set_tracking_uri(target.uri)
-    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
-        mlflow.log_params({name: str(value) for name, value in record.params.items()})
-        mlflow.log_metrics(record.metrics)
-        mlflow.set_tags(record.tags)
+    """Record one run; return what names it (``run_id``, ``experiment_id``, ``tracking_uri``).
+
+    Through a client of ``target`` only: MLflow's module-level API would set the process's
+    ``MLFLOW_TRACKING_URI``, which every later subprocess would inherit.
+    """
+    from mlflow.entities import Metric, Param, RunTag
+
+    client, experiment_id = _client(target)
+    run = client.create_run(experiment_id, run_name=run_name)
+    run_id = run.info.run_id
+    try:
+        now = int(time.time() * 1000)
+        client.log_batch(
+            run_id,
+            metrics=[Metric(name, float(value), now, 0) for name, value in record.metrics.items()],
+            params=[Param(name, str(value)) for name, value in record.params.items()],
+            tags=[RunTag(name, str(value)) for name, value in record.tags.items()],
+        )
         for path in record.artifacts:
-            mlflow.log_artifact(str(path), artifact_path="plots" if path.suffix == ".png" else None)
+            folder = "plots" if path.suffix == ".png" else None
+            client.log_artifact(run_id, str(path), artifact_path=folder)
         if record.model is not None and record.model_input is not None:
-            _log_model(mlflow, record)
+            _log_model(client, run_id, record)
+    except BaseException:
+        client.set_terminated(run_id, status="FAILED")
+        raise
+    client.set_terminated(run_id)
     return {
-        "run_id": run.info.run_id,
+        "run_id": run_id,
         "experiment_id": experiment_id,
         "experiment": target.experiment,
         "tracking_uri": target.uri,
     }
 
 
-def _log_model(mlflow: Any, record: RunRecord) -> None:
+def _log_model(client: Any, run_id: str, record: RunRecord) -> None:
     """The model as an MLflow Model (``runs:/<id>/model``), with its input signature.
 
     Saved, then uploaded as the run's artifacts: a tracking server then needs only the run calls
@@ -182,7 +203,7 @@ def _log_model(mlflow: Any, record: RunRecord) -> None:
             # Pickle, as models/model.joblib is: skops refuses the gradient-boosting trees.
             serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_PICKLE,
         )
-        mlflow.log_artifacts(str(saved), artifact_path=MODEL_ARTIFACT)
+        client.log_artifacts(run_id, str(saved), artifact_path=MODEL_ARTIFACT)
 
 
 def write_run_file(output_dir: Path, run: Mapping[str, str] | None) -> Path:

@@ -1,0 +1,92 @@
+"""Deploy configuration of batch inference, built against a loopback registry (moto).
+
+The deploy build uploads the batch pipeline's definition and writes each stage's parameters; the
+stage stack's schedule, resolved with them, is checked with EventBridge Scheduler's own service
+model, and the pipeline is created in the registry from the uploaded definition and started with
+exactly the parameters the schedule passes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.validate import ParamValidator
+from test_deploy import register, write
+
+from pipelines import deploy_config, endpoint_requests
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("fake_aws")]
+ROLE = "arn:aws:iam::123456789012:role/pipeline"
+
+
+def stage_parameters(output: Path, stage: str) -> dict[str, str]:
+    return dict(json.loads((output / f"{stage}-config.json").read_text())["Parameters"])
+
+
+def schedule_request(output: Path, stage: str) -> dict[str, Any]:
+    """The stage's CreateSchedule request, resolved as CloudFormation resolves the stack."""
+    template = deploy_config.load_template(output / "endpoint.yaml")
+    stack = endpoint_requests.Resolver(template, stage_parameters(output, stage))
+    return stack.properties("Schedule")
+
+
+def test_each_stage_runs_the_uploaded_definition_on_its_own_prefixes(
+    tmp_path: Path, registry: Any
+) -> None:
+    write(tmp_path, registry, register(registry, "Approved"))
+    s3 = boto3.client("s3", region_name="us-east-1")
+    keys = {stage_parameters(tmp_path, s)["PipelineDefinitionKey"] for s in deploy_config.STAGES}
+    (key,) = keys  # one definition for both stages
+    body = s3.get_object(Bucket="artifacts", Key=key)["Body"].read()
+    assert key == f"churn/batch/definitions/{hashlib.sha256(body).hexdigest()}.json"
+    definition = json.loads(body)
+    declared = {parameter["Name"] for parameter in definition["Parameters"]}
+    scheduler = boto3.client("scheduler", region_name="us-east-1")
+    create_schedule = scheduler.meta.service_model.operation_model("CreateSchedule").input_shape
+    states = {}
+    for stage in deploy_config.STAGES:
+        parameters = stage_parameters(tmp_path, stage)
+        assert parameters["BatchDataUri"] == f"s3://artifacts/churn/batch/{stage}"
+        request = schedule_request(tmp_path, stage)
+        report = ParamValidator().validate(request, create_schedule)
+        assert not report.has_errors(), report.generate_report()
+        states[stage] = request["State"]
+        passed = request["Target"]["SageMakerPipelineParameters"]["PipelineParameterList"]
+        assert {parameter["Name"] for parameter in passed} == declared
+        # The registry creates the pipeline from the uploaded definition and starts it with
+        # what the schedule passes (botocore validates both requests).
+        registry.create_pipeline(
+            PipelineName=f"churn-{stage}-batch",
+            PipelineDefinition=body.decode(),
+            RoleArn=ROLE,
+        )
+        values = {p["Name"]: p["Value"] for p in passed if isinstance(p["Value"], str)}
+        assert values["InputRoot"] == f"s3://artifacts/churn/batch/{stage}/input"
+        registry.start_pipeline_execution(
+            PipelineName=f"churn-{stage}-batch",
+            PipelineParameters=[{"Name": name, "Value": value} for name, value in values.items()],
+        )
+    assert states == {"staging": "DISABLED", "prod": "ENABLED"}
+
+
+def test_prod_monitors_the_batch_capture_against_the_packages_baseline(
+    tmp_path: Path, registry: Any
+) -> None:
+    write(tmp_path, registry, register(registry, "Approved"))
+    template = deploy_config.load_template(tmp_path / "endpoint.yaml")
+    job = template["Resources"]["DataQualityJobDefinition"]
+    assert job["Condition"] == "IsProd"
+    batch_input = job["Properties"]["DataQualityJobInput"]["BatchTransformInput"]
+    parameters = stage_parameters(tmp_path, "prod")
+    assert (
+        batch_input["DataCapturedDestinationS3Uri"]["Fn::Sub"].replace(
+            "${BatchDataUri}", parameters["BatchDataUri"]
+        )
+        == "s3://artifacts/churn/batch/prod/capture"
+    )
+    assert parameters["BaselineConstraintsUri"].endswith("run-1/baseline/constraints.json")
