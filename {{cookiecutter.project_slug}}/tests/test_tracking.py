@@ -194,14 +194,15 @@ def dvc(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.slow
 def test_repro_and_exp_run_are_recorded_as_mlflow_runs(workspace: Path) -> None:
-    """`dvc repro`, then `dvc exp run -S` with another max_iter: two runs, the table shows both."""
+    """`dvc repro`, then `dvc exp run -S` with another max_depth (both frameworks name it so): two
+    runs, the table shows both."""
     import mlflow
 
     dvc(workspace, "repro")
     first_id = tracking.read_run_id(workspace / "reports" / tracking.RUN_FILE)
     params = yaml.safe_load((workspace / "params.yaml").read_text())
-    changed = 7 if params["train"]["max_iter"] != 7 else 8
-    dvc(workspace, "exp", "run", "-S", f"train.max_iter={changed}")
+    changed = 7 if params["train"]["max_depth"] != 7 else 8
+    dvc(workspace, "exp", "run", "-S", f"train.max_depth={changed}")
     second_id = tracking.read_run_id(workspace / "reports" / tracking.RUN_FILE)
     assert first_id and second_id and first_id != second_id
 
@@ -213,7 +214,7 @@ def test_repro_and_exp_run_are_recorded_as_mlflow_runs(workspace: Path) -> None:
     assert second.info.experiment_id == first.info.experiment_id  # one experiment per project
     flat = {name: str(value) for name, value in tracking.flatten(params).items()}
     assert first.data.params == flat  # every parameter of params.yaml, as DVC names them
-    assert second.data.params == flat | {"train.max_iter": str(changed)}
+    assert second.data.params == flat | {"train.max_depth": str(changed)}
     scores = json.loads((workspace / "reports" / "scores.json").read_text())
     assert second.data.metrics == pytest.approx(scores)
     pointer = yaml.safe_load((workspace / "data/raw/dataset.csv.dvc").read_text())
@@ -251,10 +252,10 @@ def test_repro_and_exp_run_are_recorded_as_mlflow_runs(workspace: Path) -> None:
     ).stdout
     header = next(line for line in table.splitlines() if line.startswith("run "))
     rows = {line.split()[0]: line.split() for line in table.splitlines()[2:]}
-    assert "train.max_iter" in header.split() and "train.seed" not in header
+    assert "train.max_depth" in header.split() and "train.seed" not in header
     assert (
         str(changed) in rows[second_id[:8]]
-        and str(params["train"]["max_iter"]) in rows[first_id[:8]]
+        and str(params["train"]["max_depth"]) in rows[first_id[:8]]
     )
 
     shown = dvc(workspace, "plots", "show", "--json")
