@@ -143,10 +143,13 @@ NO_TRACKING_SERVER = "none"
 
 
 def tracking_arn(environ: Mapping[str, str], standards: Standards) -> str | None:
-    """The build's ``MLFLOW_TRACKING_ARN`` (foundation stack output), else the organisation's."""
+    """The build's ``MLFLOW_TRACKING_ARN`` (foundation stack output), else the organisation's.
+
+    The stack's "none" is final: its execution role then has no MLflow grant to use a server with.
+    """
     given = environ.get("MLFLOW_TRACKING_ARN", "").strip()
-    if given and given != NO_TRACKING_SERVER:
-        return given
+    if given:
+        return None if given == NO_TRACKING_SERVER else given
     return standards.mlflow_tracking_server_arn
 
 

@@ -28,9 +28,14 @@ def test_the_tracking_server_comes_from_the_build_then_the_organisation(tmp_path
     given = PROVISIONED | {"MLFLOW_TRACKING_ARN": TRACKING_SERVER}
     assert load_settings(given, organisation).mlflow_tracking_arn == TRACKING_SERVER
     assert load_settings(PROVISIONED, organisation).mlflow_tracking_arn == "arn:org"
-    # The foundation stack exports "none" when it has no server (an export cannot be empty).
+    # The foundation stack exports "none" when it has no server (an export cannot be empty); its
+    # role then grants no MLflow call, so the organisation's server is not used either.
     none = PROVISIONED | {"MLFLOW_TRACKING_ARN": "none"}
-    assert load_settings(none, Standards()).mlflow_tracking_arn is None
+    assert load_settings(none, organisation).mlflow_tracking_arn is None
+    assert (
+        load_settings(PROVISIONED | {"MLFLOW_TRACKING_ARN": ""}, organisation).mlflow_tracking_arn
+        == "arn:org"
+    )
 
 
 @pytest.mark.slow
