@@ -128,8 +128,9 @@ def test_quality_gate_reads_the_evaluation_report(definition: dict[str, Any]) ->
     assert json_get["Path"].endswith(f".{inputs['gate_metric']}.value")
     assert json_get["PropertyFile"] == {"Get": "Steps.EvaluateModel.PropertyFiles.EvaluationReport"}
     assert condition["RightValue"] == {"Get": "Parameters.QualityThreshold"}
-    (property_file,) = steps["EvaluateModel"]["PropertyFiles"]
-    assert property_file["FilePath"] == "metrics.json"
+    evaluation = steps["EvaluateModel"]
+    property_files = {file["PropertyFileName"]: file for file in evaluation["PropertyFiles"]}
+    assert property_files["EvaluationReport"]["FilePath"] == "metrics.json"
     assert "Model below the quality gate" in json.dumps(steps["QualityGateFailed"]["Arguments"])
 
 
