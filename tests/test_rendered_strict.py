@@ -32,7 +32,7 @@ def test_project_rendered_under_strict_standards_applies_them(
     monkeypatch.setenv("MLOPS_ORG_STANDARDS", str(standards))
     project = bake(cookies, aws_region="eu-west-1", project_name="Strict Model")
     assert json.loads((project / "org-standards.json").read_text()) == STRICT_STANDARDS
-    for target in ("setup", "test"):
+    for target in ("setup", "test-fast"):
         result = make(project, target)
         assert result.returncode == 0, (
             f"make {target}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
