@@ -149,7 +149,13 @@ def _explain(error: Any) -> str:
 
 
 def project_tags(answers: Mapping[str, Any]) -> dict[str, str]:
-    tags = {"organisation": answers["organisation"], "cost-centre": answers["cost_centre"]}
+    """The tag set templates/cloudformation.j2 gives every stack (a Jinja set the hook cannot
+    import; tests/test_org_standards.py checks the two agree on a render)."""
+    tags = {
+        "organisation": answers["organisation"],
+        "cost-centre": answers["cost_centre"],
+        "project": answers["project_slug"],
+    }
     extra = answers.get("extra_tags") or {}
     return tags | (dict(extra) if isinstance(extra, Mapping) else {})
 

@@ -202,6 +202,16 @@ def test_render_carries_the_standards_into_the_project(
     tags = json.loads((project / "infrastructure" / "tags.json").read_text())
     assert tags["data-classification"] == "internal"
     assert tags["cost-centre"] == "cc-1234"
+    # The hook checks required_tags against the very set the stacks get.
+    # (cookiecutter merges the config file's extra_tags into cookiecutter.json's default mapping)
+    merged_tags = {"team": "data-science"} | COMPLIANT["extra_tags"]
+    answers = DEFAULTS | COMPLIANT | {"project_slug": "strict-model", "extra_tags": merged_tags}
+    assert org_standards.project_tags(answers) == tags
+
+
+def test_a_required_project_tag_is_met_by_the_tag_every_stack_gets() -> None:
+    standards = {"required_tags": {"project": "^[a-z][a-z0-9-]*$"}}
+    org_standards.check(standards, DEFAULTS | {"cost_centre": "cc-1", "extra_tags": {}})
 
 
 @pytest.mark.usefixtures("isolated_home")
