@@ -47,7 +47,14 @@ from botocore.exceptions import ClientError
 
 from . import deployed, drift_alarms, endpoint_requests, rollout
 from .run import PARAMS, SCHEMA_GLOB, pipeline_inputs
-from .settings import LOWER_IS_BETTER, Settings, Standards, load_settings, stack_tags
+from .settings import (
+    LOWER_IS_BETTER,
+    Network,
+    Settings,
+    Standards,
+    load_settings,
+    stack_tags,
+)
 
 PROJECT = Path(__file__).resolve().parent.parent
 INFRASTRUCTURE = PROJECT / "infrastructure"
@@ -456,7 +463,7 @@ def realtime_parameters(
 ) -> dict[str, str]:
     """Network, data capture and monitoring parameters of an instance-based endpoint."""
     data = stage_data_prefix(settings, target)
-    parameters = network_parameters(settings, target) | monitoring_parameters(
+    parameters = network_parameters(stage, settings, target) | monitoring_parameters(
         stage, data, package, monitor_image
     )
     if target is not None:
@@ -479,15 +486,33 @@ def stage_data_prefix(settings: Settings, target: TargetAccount | None) -> str:
     return f"s3://{target.data_bucket}/{settings.project_name}"
 
 
-def network_parameters(settings: Settings, target: TargetAccount | None) -> dict[str, str]:
-    """The standards' subnets and security groups; they are the build account's, so a stage in
-    an account of its own gets none."""
+def network_parameters(
+    stage: str, settings: Settings, target: TargetAccount | None
+) -> dict[str, str]:
+    """The subnets and security groups of the stage's model and monitoring jobs: the standards'
+    ``vpc`` in this account; in an account of its own, that account's network (``stage_vpc``),
+    since subnets belong to one account. A stage the vpc standard leaves without a network is
+    refused, never deployed outside any VPC."""
     standards = settings.standards
-    if not standards.subnets or target is not None:
+    if standards.stage_networks and not (standards.subnets and standards.accounts):
+        raise DeployConfigError(
+            "org-standards.json: stage_vpc is given without both vpc and accounts, so it would "
+            "apply to nothing; it names the networks of the accounts of their own"
+        )
+    if not standards.subnets:
         return {}
+    network = Network(standards.subnets, standards.security_groups)
+    if target is not None:
+        network = standards.stage_networks.get(stage, Network())
+        if not (network.subnets and network.security_groups):
+            raise DeployConfigError(
+                f"org-standards.json: stage_vpc.{stage}: the vpc standard applies to the {stage} "
+                f"account {target.account} too, whose network is not named: give its subnets and "
+                "security_groups (subnets belong to one account)"
+            )
     return {
-        "SubnetIds": ",".join(standards.subnets),
-        "SecurityGroupIds": ",".join(standards.security_groups),
+        "SubnetIds": ",".join(network.subnets),
+        "SecurityGroupIds": ",".join(network.security_groups),
     }
 
 
@@ -546,7 +571,7 @@ def batch_parameters(
     """Where the stage's batch pipeline reads and writes, and its data-quality monitoring."""
     data = stage_data_prefix(settings, target)
     return (
-        network_parameters(settings, target)
+        network_parameters(stage, settings, target)
         | {"BatchDataUri": f"{data}/batch/{stage}"}
         | monitoring_parameters(stage, data, package, monitor_image)
     )
