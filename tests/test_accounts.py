@@ -391,9 +391,7 @@ def test_target_stack_role_grants_exactly_what_the_resource_schemas_require(
     by_key = [
         json.loads(json.dumps(document).replace(key, alias)) for document in role
     ]  # the role's key statements, read as KMS reads them for a request naming the alias
-    own = [
-        target_stacks(mode_renders[mode], stage, deploy)["endpoint"] for deploy in DEPLOY_MODES
-    ]
+    own = [target_stacks(mode_renders[mode], stage, deploy)["endpoint"] for deploy in DEPLOY_MODES]
     for stack in own:
         assert missing_permissions(stack, by_key) == []
     # target-account.yaml is one template for both accounts: its stack role is checked against
