@@ -9,7 +9,8 @@ metric for every feature is refused. Without ``MODEL_PACKAGE_ARN`` (a manual run
 newest Approved package is deployed, and the build says so.
 
 It writes ``endpoint.yaml`` (the template plus one drift alarm per feature of the data contract,
-``pipelines/drift_alarms.py``) and ``<stage>-config.json`` into the output folder, merging
+``pipelines/drift_alarms.py``, on the metrics of the endpoint's or the batch capture's monitoring)
+and ``<stage>-config.json`` into the output folder, merging
 ``infrastructure/<stage>-config.json`` with what only the account knows (package, baseline, role,
 key, buckets, monitor image).
 
@@ -292,12 +293,14 @@ def load_template(template: Path = INFRASTRUCTURE / "endpoint.yaml") -> dict[str
     return dict(yaml.load(template.read_text(), Loader=_CloudFormationLoader))  # noqa: S506
 
 
-def endpoint_template(project: str, features: list[str]) -> dict[str, Any]:
+def endpoint_template(
+    project: str, features: list[str], metrics: drift_alarms.MonitoredMetrics
+) -> dict[str, Any]:
     """``endpoint.yaml`` with one drift alarm per feature (the composite created after them) and
-    the alarm for a day without drift data."""
+    the alarm for a day without drift data, on the metrics prod's monitoring publishes."""
     template = load_template()
-    alarms = drift_alarms.feature_alarms(project, features)
-    template["Resources"] |= alarms | drift_alarms.silence_alarm(project, features)
+    alarms = drift_alarms.feature_alarms(project, features, metrics)
+    template["Resources"] |= alarms | drift_alarms.silence_alarm(project, features, metrics)
     template["Resources"]["DriftAlarm"]["DependsOn"] = sorted(alarms)
     return template
 
@@ -407,7 +410,9 @@ def stage_config(
                 "ChallengerPackageArn": (plan.challenger or package).arn
             } | rollout.template_parameters(plan.deployment, plan.guarded)
     elif settings.inference_mode == "batch":
-        config["Parameters"] |= batch_parameters(stage, settings, package, monitor_image, target)
+        config["Parameters"] |= batch_parameters(
+            stage, settings, package, monitor_image, target, build_account
+        )
     else:
         check_serverless(stage, config["Parameters"], standards)
     check_parameters(stage, config["Parameters"], complete=settings.inference_mode != "batch")
@@ -515,15 +520,18 @@ def batch_parameters(
     package: Package,
     monitor_image: str,
     target: TargetAccount | None = None,
+    build_account: str = "",
 ) -> dict[str, str]:
-    """Where the stage's batch pipeline reads and writes, and its data-quality monitoring."""
+    """Where the stage's batch pipeline reads and writes, its data-quality monitoring and the
+    drift alarms on it (with ``target``: the build account, whose bus gets prod's alarms)."""
     baseline = package.baseline
     if baseline is None:  # resolve_package refuses these already
         raise DeployConfigError(f"model package {package.arn} has no data-quality baseline")
     data = settings.prefix
+    parameters: dict[str, str] = {}
     if target is not None:
         data = f"s3://{target.data_bucket}/{settings.project_name}"
-    parameters: dict[str, str] = {}
+        parameters["BuildAccountId"] = build_account
     standards = settings.standards
     if standards.subnets and target is None:
         parameters |= {
@@ -536,6 +544,7 @@ def batch_parameters(
         "MonitorImageUri": monitor_image,
         "BaselineStatisticsUri": baseline.statistics_uri,
         "BaselineConstraintsUri": baseline.constraints_uri,
+        "DriftAlarmRule": drift_alarms.composite_rule(settings.project_name, features()),
     }
 
 
@@ -655,12 +664,14 @@ def write_configs(
             for package in (plan.champion, plan.challenger):
                 if package is not None and package.baseline is not None:
                     check_baseline(s3, package.baseline, features())
-        template = endpoint_template(settings.project_name, features())
+        template = endpoint_template(
+            settings.project_name, features(), drift_alarms.MONITORED_METRICS["realtime"]
+        )
     elif new is None:
         raise DeployConfigError(
             f"nothing to {action}: {settings.inference_mode} inference has no challenger"
         )
-    else:  # no drift alarms: no Model Monitor on a serverless endpoint; batch: see the README
+    else:  # serverless: no Model Monitor, hence no drift alarms; batch: monitors its capture
         plans = {
             stage: (StagePlan(new, None, None), f"{stage}: version {new.version}")
             for stage in STAGES
@@ -670,7 +681,11 @@ def write_configs(
                 raise DeployConfigError(f"model package {new.arn} has no data-quality baseline")
             check_baseline(s3, new.baseline, features())
             definition_key = upload_batch_definition(settings, s3)
-        template = load_template()
+            template = endpoint_template(
+                settings.project_name, features(), drift_alarms.MONITORED_METRICS["batch"]
+            )
+        else:
+            template = load_template()
     configs = {}
     for stage, (plan, _) in plans.items():
         stage_account = (accounts or {}).get(stage)
