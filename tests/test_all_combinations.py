@@ -21,7 +21,13 @@ from cookiecutter.main import cookiecutter
 from . import iam_model as iam
 from .conftest import TEMPLATE
 from .test_infrastructure import tool
-from .test_permissions import missing_permissions, parliament_findings, rendered_stacks
+from .test_permissions import (
+    excess_grants,
+    missing_permissions,
+    parliament_findings,
+    rendered_stacks,
+    stage_stacks,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -160,14 +166,16 @@ def test_checkov_has_no_failed_checks_on_any_distinct_file(
 def test_every_distinct_render_passes_parliament_and_the_schema_permissions(
     distinct_templates: dict[str, Path],
 ) -> None:
-    """tests/test_permissions.py's checks, on every distinct rendered infrastructure."""
+    """tests/test_permissions.py's checks (both directions), on every distinct rendered
+    infrastructure."""
     assert DISTINCT_PROJECTS
     for project in DISTINCT_PROJECTS.values():
         stacks = rendered_stacks(project)
         assert parliament_findings(stacks) == [], project
         named = dict(stacks)
         role = iam.role_documents(named["deploy-pipeline.yaml"], "CloudFormationRole")
-        stage_stacks = [label for label in named if label.endswith(("[staging]", "[prod]"))]
-        assert len(stage_stacks) == 2, project
-        for label in stage_stacks:
+        replace_stacks = [label for label in named if label.endswith(("[staging]", "[prod]"))]
+        assert len(replace_stacks) == 2, project
+        for label in replace_stacks:
             assert missing_permissions(named[label], role) == [], project
+        assert excess_grants(stage_stacks(named), role) == [], project
