@@ -25,7 +25,7 @@ from cookiecutter.main import cookiecutter
 from moto.events.models import EventPattern
 
 from . import iam_model as iam
-from .conftest import TEMPLATE, load_yaml
+from .conftest import TEMPLATE, load_yaml, stage_template
 from .test_permissions import (
     DEPLOY_MODES,
     STACK_CALLS,
@@ -151,7 +151,7 @@ def target_stacks(
     )
     outputs = {key: target.resolve(o["Value"]) for key, o in target.template["Outputs"].items()}
     endpoint = iam.Stack(
-        _infrastructure(project, "endpoint"),
+        stage_template(project, PROJECT),  # with the alarms the deploy build adds
         f"{PROJECT}-endpoint-{endpoint_stage or stage}",
         {
             "StageName": endpoint_stage or stage,

@@ -15,9 +15,9 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
+from deploy_setup import ENV, KMS, project_settings, register, write
 from moto import mock_aws
 from tag_propagation import effective_tags, missing
-from test_deploy import ENV, KMS, register
 
 from pipelines import deploy_config, stacks
 from pipelines.settings import Network, Standards, load_settings
@@ -44,10 +44,7 @@ def test_endpoint_stacks_of_the_deploy_pipeline_tag_every_resource(
     tmp_path: Path,
     registry: Any,
 ) -> None:
-    arn = register(registry, "Approved")
-    settings = load_settings(ENV, standards=Standards())
-    clients = (registry, boto3.client("s3", region_name="us-east-1"))
-    deploy_config.write_configs(tmp_path, settings, clients, KMS, "monitor-image", arn)
+    write(tmp_path, registry, register(registry, "Approved"))
     template = deploy_config.load_template(tmp_path / "endpoint.yaml")
     for stage in deploy_config.STAGES:
         # What the CloudFormation action's TemplateConfiguration gives the stack.
@@ -103,7 +100,7 @@ RENDERED_STACKS = sorted(
 
 @pytest.mark.parametrize("stack", RENDERED_STACKS)
 def test_stacks_deployed_by_hand_tag_every_resource(stack: str) -> None:
-    settings = load_settings(ENV, standards=Standards())
+    settings = project_settings()
     template = deploy_config.load_template(stacks.INFRASTRUCTURE / stacks.TEMPLATES[stack])
     given = {k: v for k, v in REQUIRED_PARAMETERS.items() if k in template["Parameters"]}
     sent = _stubbed_deploy(stacks.stack_request(settings, stack, given))
@@ -135,7 +132,7 @@ def test_the_foundation_stack_is_created_with_the_stack_tags(
 def test_the_build_accounts_stacks_get_the_accounts_of_the_standards(stack: str) -> None:
     """The foundation and deploy stacks are deployed for org-standards.json's accounts."""
     accounts = {"staging": "111111111111", "prod": "222222222222"}
-    settings = load_settings(ENV, standards=Standards(accounts=accounts))
+    settings = project_settings(Standards(accounts=accounts))
     template = deploy_config.load_template(stacks.INFRASTRUCTURE / stacks.TEMPLATES[stack])
     given = {k: v for k, v in REQUIRED_PARAMETERS.items() if k in template["Parameters"]}
     sent = _stubbed_deploy(stacks.stack_request(settings, stack, given))
