@@ -542,15 +542,19 @@ def fnmatch_any(patterns: list[str], value: str) -> bool:
 
 
 def conditions_hold(condition: Mapping[str, Any], context: Mapping[str, str]) -> bool:
-    """IAM condition evaluation for the operators the templates use (all keys must be present)."""
-    for operator, tests in condition.items():
+    """IAM condition evaluation for the operators the templates use (every key must be present,
+    except under an ...IfExists operator)."""
+    for qualified, tests in condition.items():
+        operator = qualified.removesuffix("IfExists")
         for key, expected in tests.items():
             if key not in context:
+                if operator != qualified:  # ...IfExists: a key the request lacks passes
+                    continue
                 return False
             value, wanted = context[key], [str(e) for e in _as_list(expected)]
             if operator == "StringEquals":
                 ok = value in wanted
-            elif operator == "StringLike":
+            elif operator in ("StringLike", "ArnLike"):
                 ok = any(_glob(w, value, case=True) for w in wanted)
             elif operator == "Bool":
                 ok = value.lower() in [w.lower() for w in wanted]

@@ -16,7 +16,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.validate import ParamValidator
-from test_deploy import register, write
+from deploy_setup import register, write, written_parameters
 
 from pipelines import deploy_config, endpoint_requests
 
@@ -24,14 +24,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("fake_aws")]
 ROLE = "arn:aws:iam::123456789012:role/pipeline"
 
 
-def stage_parameters(output: Path, stage: str) -> dict[str, str]:
-    return dict(json.loads((output / f"{stage}-config.json").read_text())["Parameters"])
-
-
 def schedule_request(output: Path, stage: str) -> dict[str, Any]:
     """The stage's CreateSchedule request, resolved as CloudFormation resolves the stack."""
     template = deploy_config.load_template(output / "endpoint.yaml")
-    stack = endpoint_requests.Resolver(template, stage_parameters(output, stage))
+    stack = endpoint_requests.Resolver(template, written_parameters(output, stage))
     return stack.properties("Schedule")
 
 
@@ -40,7 +36,7 @@ def test_each_stage_runs_the_uploaded_definition_on_its_own_prefixes(
 ) -> None:
     write(tmp_path, registry, register(registry, "Approved"))
     s3 = boto3.client("s3", region_name="us-east-1")
-    keys = {stage_parameters(tmp_path, s)["PipelineDefinitionKey"] for s in deploy_config.STAGES}
+    keys = {written_parameters(tmp_path, s)["PipelineDefinitionKey"] for s in deploy_config.STAGES}
     (key,) = keys  # one definition for both stages
     body = s3.get_object(Bucket="artifacts", Key=key)["Body"].read()
     assert key == f"churn/batch/definitions/{hashlib.sha256(body).hexdigest()}.json"
@@ -50,7 +46,7 @@ def test_each_stage_runs_the_uploaded_definition_on_its_own_prefixes(
     create_schedule = scheduler.meta.service_model.operation_model("CreateSchedule").input_shape
     states = {}
     for stage in deploy_config.STAGES:
-        parameters = stage_parameters(tmp_path, stage)
+        parameters = written_parameters(tmp_path, stage)
         assert parameters["BatchDataUri"] == f"s3://artifacts/churn/batch/{stage}"
         request = schedule_request(tmp_path, stage)
         report = ParamValidator().validate(request, create_schedule)
@@ -82,7 +78,7 @@ def test_prod_monitors_the_batch_capture_against_the_packages_baseline(
     job = template["Resources"]["DataQualityJobDefinition"]
     assert job["Condition"] == "IsProd"
     batch_input = job["Properties"]["DataQualityJobInput"]["BatchTransformInput"]
-    parameters = stage_parameters(tmp_path, "prod")
+    parameters = written_parameters(tmp_path, "prod")
     assert (
         batch_input["DataCapturedDestinationS3Uri"]["Fn::Sub"].replace(
             "${BatchDataUri}", parameters["BatchDataUri"]
