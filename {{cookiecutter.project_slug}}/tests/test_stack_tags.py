@@ -20,7 +20,7 @@ from moto import mock_aws
 from tag_propagation import effective_tags, missing
 
 from pipelines import deploy_config, stacks
-from pipelines.settings import Standards, load_settings
+from pipelines.settings import Network, Standards, load_settings
 
 pytestmark = pytest.mark.usefixtures("fake_aws")
 # The organisation's tag set as the template rendered it: the one definition under test.
@@ -175,3 +175,32 @@ def test_the_foundation_hands_the_build_the_organisations_tracking_server(
     assert exported == server
     build = load_settings(ENV | {"MLFLOW_TRACKING_ARN": exported}, standards=standards)
     assert build.mlflow_tracking_arn == server
+
+
+@pytest.mark.parametrize("stage", ["staging", "prod"])
+def test_a_target_account_stack_gets_its_own_network_from_the_standards(stage: str) -> None:
+    """``make stack STACK=target-account PARAMS="StageName=<stage> ..."`` gives the model role
+    that account's network (stage_vpc.<stage>), the one the deploy build gives its stage stack."""
+    networks = {
+        "staging": Network(subnets=("subnet-1a", "subnet-1b"), security_groups=("sg-1c",)),
+        "prod": Network(subnets=("subnet-2a",), security_groups=("sg-2c", "sg-2d")),
+    }
+    standards = Standards(
+        subnets=("subnet-0a",),
+        security_groups=("sg-0b",),
+        accounts={"staging": "111111111111", "prod": "222222222222"},
+        stage_networks=networks,
+    )
+    given = {k: v for k, v in REQUIRED_PARAMETERS.items() if k != "StageName"}
+    request = stacks.stack_request(
+        load_settings(ENV, standards=standards), "target-account", given | {"StageName": stage}
+    )
+    parameters = {p["ParameterKey"]: p["ParameterValue"] for p in request["Parameters"]}
+    assert parameters["SubnetIds"] == ",".join(networks[stage].subnets)
+    assert parameters["SecurityGroupIds"] == ",".join(networks[stage].security_groups)
+    unnamed = stacks.stack_request(
+        load_settings(ENV, standards=Standards()), "target-account", given | {"StageName": stage}
+    )
+    assert not {"SubnetIds", "SecurityGroupIds"} & {
+        p["ParameterKey"] for p in unnamed["Parameters"]
+    }
