@@ -524,9 +524,16 @@ def _alarm_event(account: str, alarm_arn: str) -> dict[str, Any]:
     }
 
 
-def test_a_prod_alarm_starts_the_build_accounts_pipeline(renders: dict[str, Path]) -> None:
+# The prod alarms that start retraining, per inference mode (serverless: no monitoring, none).
+RETRAINING_ALARMS = {"realtime": ("DriftAlarm", "QualityAlarm"), "batch": ("DriftAlarm",)}
+
+
+@pytest.mark.parametrize("mode", list(RETRAINING_ALARMS))
+def test_a_prod_alarm_starts_the_build_accounts_pipeline(
+    mode_renders: dict[str, Path], mode: str
+) -> None:
     """Prod alarm -> prod rule -> build account default bus (policy) -> build rule -> pipeline."""
-    project = renders["separate"]
+    project = mode_renders[mode]
     deploy = build_stacks(project, separate=True)["deploy"]
     prod = target_stacks(project, "prod")["endpoint"]
 
@@ -541,7 +548,7 @@ def test_a_prod_alarm_starts_the_build_accounts_pipeline(renders: dict[str, Path
         for d in iam.policy_documents(deploy, "deploy")
         if d.where == "deploy:ProdAlarmsReachThisAccount"
     )
-    for alarm in ("DriftAlarm", "QualityAlarm"):
+    for alarm in RETRAINING_ALARMS[mode]:
         event = _alarm_event(ACCOUNTS["prod"], prod.arn(alarm))
         assert matches(prod_rule, event), alarm
         (forward,) = prod_rule["Targets"]
