@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import filecmp
+import functools
 import importlib
 import json
 import re
@@ -97,7 +98,13 @@ def test_without_the_standard_the_render_is_byte_identical(renders: dict[str, Pa
 
 
 def _infrastructure(project: Path, name: str) -> dict[str, Any]:
-    return dict(load_yaml(project / "infrastructure" / f"{name}.yaml"))
+    return dict(_parsed(project / "infrastructure" / f"{name}.yaml"))
+
+
+@functools.cache
+def _parsed(path: Path) -> dict[str, Any]:
+    """Each rendered template parsed once (the stacks only read it; parsing is the slow part)."""
+    return dict(load_yaml(path))
 
 
 def build_stacks(project: Path, separate: bool, network: bool = True) -> dict[str, iam.Stack]:
@@ -334,13 +341,15 @@ def _uses_of_build_resources(
     return uses
 
 
+@pytest.mark.parametrize("mode", ["realtime", "serverless", "batch"])
 @pytest.mark.parametrize("stage", list(ACCOUNTS))
 def test_target_accounts_are_granted_exactly_what_their_roles_use(
-    renders: dict[str, Path], stage: str
+    mode_renders: dict[str, Path], stage: str, mode: str
 ) -> None:
     """Both sides of each cross-account grant agree: the build account's resource policies allow
-    every build-account action a target role is given, and grant the account nothing else."""
-    project = renders["separate"]
+    every build-account action a target role is given, and grant the account nothing else (in
+    every inference mode: batch's stack role reads its pipeline definition from the bucket)."""
+    project = mode_renders[mode]
     build = build_stacks(project, separate=True)
     resources = _build_resources(build)
     uses = _uses_of_build_resources(target_stacks(project, stage)["target"], resources)
@@ -409,21 +418,22 @@ def test_target_stack_role_grants_exactly_what_the_resource_schemas_require(
     The stack names the stage key by its alias (the build account cannot read the target's
     outputs); KMS authorizes a request that names an alias against the key it points to.
     """
-    stacks = [target_stacks(mode_renders[mode], stage, deploy) for deploy in DEPLOY_MODES]
-    target = stacks[0]["target"]
+    target = target_stacks(mode_renders[mode], stage)["target"]
     alias = target.resolve(target.template["Outputs"]["KmsKeyAliasArn"]["Value"])
     key = target.arn("StageKey")
     role = iam.role_documents(target, "StackRole")
     by_key = [
         json.loads(json.dumps(document).replace(key, alias)) for document in role
     ]  # the role's key statements, read as KMS reads them for a request naming the alias
-    for stack in stacks:
-        assert missing_permissions(stack["endpoint"], by_key) == []
+    own = [target_stacks(mode_renders[mode], stage, deploy)["endpoint"] for deploy in DEPLOY_MODES]
+    for stack in own:
+        assert missing_permissions(stack, by_key) == []
     # target-account.yaml is one template for both accounts: its stack role is checked against
-    # what the stage stacks of both stages need (staging's carries prod's monitoring grants).
-    both_stages = [
-        target_stacks(mode_renders[mode], stage, deploy, endpoint_stage=name)["endpoint"]
-        for name in ACCOUNTS
+    # what the stage stacks of both stages need, resolved in this account (so staging's role
+    # carries prod's monitoring grants: see the README).
+    other = next(name for name in ACCOUNTS if name != stage)
+    both_stages = own + [
+        target_stacks(mode_renders[mode], stage, deploy, endpoint_stage=other)["endpoint"]
         for deploy in DEPLOY_MODES
     ]
     assert excess_grants(both_stages, by_key) == []
@@ -524,9 +534,16 @@ def _alarm_event(account: str, alarm_arn: str) -> dict[str, Any]:
     }
 
 
-def test_a_prod_alarm_starts_the_build_accounts_pipeline(renders: dict[str, Path]) -> None:
+# The prod alarms that start retraining, per inference mode (serverless: no monitoring, none).
+RETRAINING_ALARMS = {"realtime": ("DriftAlarm", "QualityAlarm"), "batch": ("DriftAlarm",)}
+
+
+@pytest.mark.parametrize("mode", list(RETRAINING_ALARMS))
+def test_a_prod_alarm_starts_the_build_accounts_pipeline(
+    mode_renders: dict[str, Path], mode: str
+) -> None:
     """Prod alarm -> prod rule -> build account default bus (policy) -> build rule -> pipeline."""
-    project = renders["separate"]
+    project = mode_renders[mode]
     deploy = build_stacks(project, separate=True)["deploy"]
     prod = target_stacks(project, "prod")["endpoint"]
 
@@ -541,7 +558,7 @@ def test_a_prod_alarm_starts_the_build_accounts_pipeline(renders: dict[str, Path
         for d in iam.policy_documents(deploy, "deploy")
         if d.where == "deploy:ProdAlarmsReachThisAccount"
     )
-    for alarm in ("DriftAlarm", "QualityAlarm"):
+    for alarm in RETRAINING_ALARMS[mode]:
         event = _alarm_event(ACCOUNTS["prod"], prod.arn(alarm))
         assert matches(prod_rule, event), alarm
         (forward,) = prod_rule["Targets"]
