@@ -17,7 +17,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError, WaiterError
 
-from .settings import Settings, load_settings, stack_tags
+from .settings import Network, Settings, load_settings, stack_tags
 
 INFRASTRUCTURE = Path(__file__).resolve().parent.parent / "infrastructure"
 TEMPLATES = {
@@ -47,18 +47,30 @@ def parse_parameters(pairs: list[str]) -> dict[str, str]:
     return parameters
 
 
-def standards_parameters(settings: Settings, stack: str) -> dict[str, str]:
+def standards_parameters(
+    settings: Settings, stack: str, stage: str | None = None
+) -> dict[str, str]:
     """What org-standards.json decides for a stack: the stage accounts of the foundation and
-    deploy stacks, and the organisation's MLflow tracking server the foundation hands the build
-    (its export is final: without the parameter the pipeline would track nothing)."""
+    deploy stacks, the organisation's MLflow tracking server the foundation hands the build
+    (its export is final: without the parameter the pipeline would track nothing), and the
+    network the account's SageMaker role may use: the build account's (``vpc``) for the
+    foundation's execution role, a target account's own (``stage_vpc`` of its ``StageName``) for
+    its model role."""
     standards = settings.standards
     values = {
-        ACCOUNT_PARAMETERS[stage]: account
-        for stage, account in standards.accounts.items()
+        ACCOUNT_PARAMETERS[name]: account
+        for name, account in standards.accounts.items()
         if stack in ACCOUNT_STACKS
     }
     if stack == "foundation" and standards.mlflow_tracking_server_arn:
         values["MlflowTrackingServerArn"] = standards.mlflow_tracking_server_arn
+    network = {
+        "foundation": Network(standards.subnets, standards.security_groups),
+        "target-account": standards.stage_networks.get(stage or "", Network()),
+    }.get(stack, Network())
+    if network.subnets:
+        values["SubnetIds"] = ",".join(network.subnets)
+        values["SecurityGroupIds"] = ",".join(network.security_groups)
     return values
 
 
@@ -72,7 +84,7 @@ def stack_request(settings: Settings, stack: str, parameters: dict[str, str]) ->
             "SageMakerProjectName": settings.project_name,
             "SageMakerProjectId": settings.project_id,
         }
-        | standards_parameters(settings, stack)
+        | standards_parameters(settings, stack, parameters.get("StageName"))
         | parameters
     )
     return {

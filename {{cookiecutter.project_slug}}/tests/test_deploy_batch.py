@@ -16,22 +16,19 @@ from typing import Any
 import boto3
 import pytest
 from botocore.validate import ParamValidator
-from test_deploy import register, write
+from deploy_setup import KMS, project_settings, register, write, written_parameters
 
 from pipelines import deploy_config, endpoint_requests
+from pipelines.settings import Standards
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("fake_aws")]
 ROLE = "arn:aws:iam::123456789012:role/pipeline"
 
 
-def stage_parameters(output: Path, stage: str) -> dict[str, str]:
-    return dict(json.loads((output / f"{stage}-config.json").read_text())["Parameters"])
-
-
 def schedule_request(output: Path, stage: str) -> dict[str, Any]:
     """The stage's CreateSchedule request, resolved as CloudFormation resolves the stack."""
     template = deploy_config.load_template(output / "endpoint.yaml")
-    stack = endpoint_requests.Resolver(template, stage_parameters(output, stage))
+    stack = endpoint_requests.Resolver(template, written_parameters(output, stage))
     return stack.properties("Schedule")
 
 
@@ -40,7 +37,7 @@ def test_each_stage_runs_the_uploaded_definition_on_its_own_prefixes(
 ) -> None:
     write(tmp_path, registry, register(registry, "Approved"))
     s3 = boto3.client("s3", region_name="us-east-1")
-    keys = {stage_parameters(tmp_path, s)["PipelineDefinitionKey"] for s in deploy_config.STAGES}
+    keys = {written_parameters(tmp_path, s)["PipelineDefinitionKey"] for s in deploy_config.STAGES}
     (key,) = keys  # one definition for both stages
     body = s3.get_object(Bucket="artifacts", Key=key)["Body"].read()
     assert key == f"churn/batch/definitions/{hashlib.sha256(body).hexdigest()}.json"
@@ -50,7 +47,7 @@ def test_each_stage_runs_the_uploaded_definition_on_its_own_prefixes(
     create_schedule = scheduler.meta.service_model.operation_model("CreateSchedule").input_shape
     states = {}
     for stage in deploy_config.STAGES:
-        parameters = stage_parameters(tmp_path, stage)
+        parameters = written_parameters(tmp_path, stage)
         assert parameters["BatchDataUri"] == f"s3://artifacts/churn/batch/{stage}"
         request = schedule_request(tmp_path, stage)
         report = ParamValidator().validate(request, create_schedule)
@@ -82,7 +79,7 @@ def test_prod_monitors_the_batch_capture_against_the_packages_baseline(
     job = template["Resources"]["DataQualityJobDefinition"]
     assert job["Condition"] == "IsProd"
     batch_input = job["Properties"]["DataQualityJobInput"]["BatchTransformInput"]
-    parameters = stage_parameters(tmp_path, "prod")
+    parameters = written_parameters(tmp_path, "prod")
     assert (
         batch_input["DataCapturedDestinationS3Uri"]["Fn::Sub"].replace(
             "${BatchDataUri}", parameters["BatchDataUri"]
@@ -90,3 +87,32 @@ def test_prod_monitors_the_batch_capture_against_the_packages_baseline(
         == "s3://artifacts/churn/batch/prod/capture"
     )
     assert parameters["BaselineConstraintsUri"].endswith("run-1/baseline/constraints.json")
+
+
+def test_in_accounts_of_their_own_prods_drift_alarm_goes_to_the_build_accounts_bus(
+    tmp_path: Path, registry: Any
+) -> None:
+    """The stage configurations name the build account; prod's retraining rule, resolved with
+    them, forwards to that account's default bus (whose rule starts the pipeline there)."""
+    build, separate = "123456789012", {"staging": "111111111111", "prod": "222222222222"}
+    environ = {"STAGING_ACCOUNT_ID": separate["staging"], "PROD_ACCOUNT_ID": separate["prod"]}
+    accounts = deploy_config.target_accounts(separate, build, environ)
+    deploy_config.write_configs(
+        tmp_path,
+        project_settings(Standards(accounts=separate)),
+        (registry, boto3.client("s3", region_name="us-east-1")),
+        KMS,
+        "monitor-image",
+        register(registry, "Approved"),
+        accounts,
+        build,
+    )
+    template = deploy_config.load_template(tmp_path / "endpoint.yaml")
+    for stage in deploy_config.STAGES:
+        parameters = written_parameters(tmp_path, stage)
+        assert parameters["BuildAccountId"] == build
+        assert parameters["DriftAlarmRule"].startswith('ALARM("churn-data-drift-')
+    prod = endpoint_requests.Resolver(template, written_parameters(tmp_path, "prod"))
+    (target,) = prod.properties("RetrainOnAlarmRule")["Targets"]
+    assert target["Arn"] == f"arn:aws:events:us-east-1:{build}:event-bus/default"
+    assert "SageMakerPipelineParameters" not in target

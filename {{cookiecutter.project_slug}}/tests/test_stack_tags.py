@@ -15,12 +15,12 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
+from deploy_setup import ENV, KMS, project_settings, register, write
 from moto import mock_aws
 from tag_propagation import effective_tags, missing
-from test_deploy import ENV, KMS, register
 
 from pipelines import deploy_config, stacks
-from pipelines.settings import Standards, load_settings
+from pipelines.settings import Network, Standards, load_settings
 
 pytestmark = pytest.mark.usefixtures("fake_aws")
 # The organisation's tag set as the template rendered it: the one definition under test.
@@ -44,10 +44,7 @@ def test_endpoint_stacks_of_the_deploy_pipeline_tag_every_resource(
     tmp_path: Path,
     registry: Any,
 ) -> None:
-    arn = register(registry, "Approved")
-    settings = load_settings(ENV, standards=Standards())
-    clients = (registry, boto3.client("s3", region_name="us-east-1"))
-    deploy_config.write_configs(tmp_path, settings, clients, KMS, "monitor-image", arn)
+    write(tmp_path, registry, register(registry, "Approved"))
     template = deploy_config.load_template(tmp_path / "endpoint.yaml")
     for stage in deploy_config.STAGES:
         # What the CloudFormation action's TemplateConfiguration gives the stack.
@@ -103,7 +100,7 @@ RENDERED_STACKS = sorted(
 
 @pytest.mark.parametrize("stack", RENDERED_STACKS)
 def test_stacks_deployed_by_hand_tag_every_resource(stack: str) -> None:
-    settings = load_settings(ENV, standards=Standards())
+    settings = project_settings()
     template = deploy_config.load_template(stacks.INFRASTRUCTURE / stacks.TEMPLATES[stack])
     given = {k: v for k, v in REQUIRED_PARAMETERS.items() if k in template["Parameters"]}
     sent = _stubbed_deploy(stacks.stack_request(settings, stack, given))
@@ -135,7 +132,7 @@ def test_the_foundation_stack_is_created_with_the_stack_tags(
 def test_the_build_accounts_stacks_get_the_accounts_of_the_standards(stack: str) -> None:
     """The foundation and deploy stacks are deployed for org-standards.json's accounts."""
     accounts = {"staging": "111111111111", "prod": "222222222222"}
-    settings = load_settings(ENV, standards=Standards(accounts=accounts))
+    settings = project_settings(Standards(accounts=accounts))
     template = deploy_config.load_template(stacks.INFRASTRUCTURE / stacks.TEMPLATES[stack])
     given = {k: v for k, v in REQUIRED_PARAMETERS.items() if k in template["Parameters"]}
     sent = _stubbed_deploy(stacks.stack_request(settings, stack, given))
@@ -178,3 +175,38 @@ def test_the_foundation_hands_the_build_the_organisations_tracking_server(
     assert exported == server
     build = load_settings(ENV | {"MLFLOW_TRACKING_ARN": exported}, standards=standards)
     assert build.mlflow_tracking_arn == server
+
+
+@pytest.mark.parametrize("stage", ["staging", "prod"])
+def test_each_accounts_stack_gets_its_own_network_from_the_standards(stage: str) -> None:
+    """``make stack`` gives each account's SageMaker role its network: the foundation (build
+    account) the standards' vpc, ``STACK=target-account PARAMS="StageName=<stage> ..."`` that
+    account's stage_vpc.<stage>, the one the deploy build gives its stage stack."""
+    networks = {
+        "staging": Network(subnets=("subnet-1a", "subnet-1b"), security_groups=("sg-1c",)),
+        "prod": Network(subnets=("subnet-2a",), security_groups=("sg-2c", "sg-2d")),
+    }
+    standards = Standards(
+        subnets=("subnet-0a", "subnet-0b"),
+        security_groups=("sg-0c",),
+        accounts={"staging": "111111111111", "prod": "222222222222"},
+        stage_networks=networks,
+    )
+
+    def sent(stack: str, standards: Standards) -> dict[str, str]:
+        given = {k: v for k, v in REQUIRED_PARAMETERS.items() if k != "StageName"}
+        settings = project_settings(standards)
+        request = stacks.stack_request(settings, stack, given | {"StageName": stage})
+        return {p["ParameterKey"]: p["ParameterValue"] for p in request["Parameters"]}
+
+    target = sent("target-account", standards)
+    assert target["SubnetIds"] == ",".join(networks[stage].subnets)
+    assert target["SecurityGroupIds"] == ",".join(networks[stage].security_groups)
+    foundation = sent("foundation", standards)
+    assert (foundation["SubnetIds"], foundation["SecurityGroupIds"]) == (
+        "subnet-0a,subnet-0b",
+        "sg-0c",
+    )
+    for stack in ("target-account", "foundation", "deploy"):
+        assert not {"SubnetIds", "SecurityGroupIds"} & set(sent(stack, Standards())), stack
+    assert not {"SubnetIds", "SecurityGroupIds"} & set(sent("deploy", standards))
