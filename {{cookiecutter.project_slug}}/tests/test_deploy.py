@@ -8,11 +8,13 @@ make are validated against the CodeBuild and CodePipeline service models.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import stat
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ import yaml
 from botocore.stub import Stubber
 from botocore.validate import ParamValidator
 from moto.events.models import EventPattern
+from packaging.requirements import Requirement
 
 from pipelines import deploy_config, promote
 from pipelines.settings import Standards, load_settings
@@ -73,12 +76,51 @@ def baseline_of(version: int) -> dict[str, Any]:
     }
 
 
+def model_artifact(key: str, code: dict[str, bytes]) -> str:
+    """A model.tar.gz in the loopback bucket holding ``code/<name>`` for each of ``code``."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, content in {
+            "model.joblib": b"model",
+            **{f"code/{n}": c for n, c in code.items()},
+        }.items():
+            member = tarfile.TarInfo(name)
+            member.size = len(content)
+            archive.addfile(member, io.BytesIO(content))
+    boto3.client("s3", region_name="us-east-1").put_object(
+        Bucket="artifacts", Key=key, Body=buffer.getvalue()
+    )
+    return f"s3://artifacts/{key}"
+
+
+RUNTIME_REQUIREMENTS = deploy_config.PROJECT / "src" / "requirements.txt"
+
+
+def shipped_code() -> dict[str, bytes]:
+    """The model's code/ as `train --bundle-inference-code` writes it today."""
+    return {"inference.py": b"", "requirements.txt": RUNTIME_REQUIREMENTS.read_bytes()}
+
+
+def vendored_code() -> dict[str, bytes]:
+    """A code/ that installs with no index: every pin and setuptools as a wheel in wheels/."""
+    pins = [
+        Requirement(line) for line in RUNTIME_REQUIREMENTS.read_text().splitlines() if "==" in line
+    ]
+    wheels = {
+        f"wheels/{pin.name.replace('-', '_')}-{next(iter(pin.specifier)).version}-py3-none-any.whl"
+        for pin in pins
+    } | {"wheels/setuptools-80.9.0-py3-none-any.whl"}
+    text = "--no-index\n--find-links wheels\n" + RUNTIME_REQUIREMENTS.read_text()
+    return {"inference.py": b"", "requirements.txt": text.encode()} | dict.fromkeys(wheels, b"")
+
+
 def register(
     sagemaker: Any,
     status: str,
     baseline: bool = True,
     group: str = "churn",
     constraints_file: dict[str, Any] | None = None,
+    model_data: str | None = None,
 ) -> str:
     version = len(
         sagemaker.list_model_packages(ModelPackageGroupName=group)["ModelPackageSummaryList"]
@@ -87,7 +129,9 @@ def register(
         "ModelPackageGroupName": group,
         "ModelApprovalStatus": status,
         "InferenceSpecification": {
-            "Containers": [{"Image": "img"}],
+            "Containers": [
+                {"Image": "img", **({"ModelDataUrl": model_data} if model_data else {})}
+            ],
             "SupportedContentTypes": ["text/csv"],
             "SupportedResponseMIMETypes": ["application/json"],
         },

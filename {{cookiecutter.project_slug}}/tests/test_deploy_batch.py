@@ -16,9 +16,10 @@ from typing import Any
 import boto3
 import pytest
 from botocore.validate import ParamValidator
-from test_deploy import register, write
+from test_deploy import ENV, KMS, model_artifact, register, shipped_code, vendored_code, write
 
 from pipelines import deploy_config, endpoint_requests
+from pipelines.settings import Standards, load_settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("fake_aws")]
 ROLE = "arn:aws:iam::123456789012:role/pipeline"
@@ -90,3 +91,39 @@ def test_prod_monitors_the_batch_capture_against_the_packages_baseline(
         == "s3://artifacts/churn/batch/prod/capture"
     )
     assert parameters["BaselineConstraintsUri"].endswith("run-1/baseline/constraints.json")
+
+
+@pytest.mark.parametrize("isolated", [False, True])
+def test_the_transform_model_is_isolated_exactly_when_the_standards_require_it(
+    tmp_path: Path, registry: Any, isolated: bool
+) -> None:
+    """Each stage's model, resolved with the stage's parameters: a CreateModel request SageMaker's
+    service model accepts, with network isolation as the organisation standards say."""
+    arn = register(
+        registry, "Approved", model_data=model_artifact("churn/m/model.tar.gz", vendored_code())
+    )
+    clients = (registry, boto3.client("s3", region_name="us-east-1"))
+    standards = Standards(network_isolation=isolated)
+    deploy_config.write_configs(
+        tmp_path, load_settings(ENV, standards=standards), clients, KMS, "monitor-image", arn
+    )
+    template = deploy_config.load_template(tmp_path / "endpoint.yaml")
+    for stage in deploy_config.STAGES:
+        (model,) = endpoint_requests.model_requests(
+            template, stage_parameters(tmp_path, stage)
+        ).values()
+        assert model["EnableNetworkIsolation"] is isolated
+        assert model["Containers"] == [{"ModelPackageName": arn}]
+
+
+def test_under_isolation_a_transform_model_that_needs_the_index_is_refused(
+    tmp_path: Path, registry: Any
+) -> None:
+    arn = register(
+        registry, "Approved", model_data=model_artifact("churn/m/model.tar.gz", shipped_code())
+    )
+    clients = (registry, boto3.client("s3", region_name="us-east-1"))
+    isolated = load_settings(ENV, standards=Standards(network_isolation=True))
+    with pytest.raises(deploy_config.DeployConfigError, match="cannot start without network"):
+        deploy_config.write_configs(tmp_path, isolated, clients, KMS, "monitor-image", arn)
+    assert not (tmp_path / "staging-config.json").exists()

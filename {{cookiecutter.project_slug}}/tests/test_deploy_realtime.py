@@ -10,9 +10,19 @@ from typing import Any
 import boto3
 import pytest
 import yaml
-from test_deploy import ENV, KMS, constraints, register, settings, write
+from test_deploy import (
+    ENV,
+    KMS,
+    constraints,
+    model_artifact,
+    register,
+    settings,
+    shipped_code,
+    vendored_code,
+    write,
+)
 
-from pipelines import deploy_config
+from pipelines import deploy_config, endpoint_requests
 from pipelines.settings import Standards, load_settings
 
 pytestmark = pytest.mark.usefixtures("fake_aws")
@@ -211,3 +221,50 @@ def test_cli_refuses_a_separate_account_that_is_the_build_account(
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith(f"error: accounts.staging in org-standards.json is {BUILD_ACCOUNT}")
     assert not (tmp_path / "staging-config.json").exists()
+
+
+# --- network isolation of the model (org-standards.json `network_isolation`) -----------------
+
+
+@pytest.mark.parametrize("isolated", [False, True])
+def test_each_stage_model_is_isolated_exactly_when_the_standards_require_it(
+    tmp_path: Path, registry: Any, isolated: bool
+) -> None:
+    """The stage stack, resolved with the stage's parameters, makes a CreateModel request that
+    SageMaker's service model accepts, with the standards' network isolation."""
+    arn = register(
+        registry, "Approved", model_data=model_artifact("churn/m/model.tar.gz", vendored_code())
+    )
+    clients = (registry, boto3.client("s3", region_name="us-east-1"))
+    standards = Standards(network_isolation=isolated)
+    deploy_config.write_configs(
+        tmp_path, load_settings(ENV, standards=standards), clients, KMS, "monitor-image", arn
+    )
+    template = deploy_config.load_template(tmp_path / "endpoint.yaml")
+    for stage in deploy_config.STAGES:
+        parameters = json.loads((tmp_path / f"{stage}-config.json").read_text())["Parameters"]
+        (model,) = endpoint_requests.model_requests(template, parameters).values()
+        assert model["EnableNetworkIsolation"] is isolated
+        assert model["Containers"] == [{"ModelPackageName": arn}]
+
+
+def test_under_isolation_a_model_that_needs_the_package_index_is_refused_in_one_line(
+    tmp_path: Path, registry: Any
+) -> None:
+    arn = register(
+        registry, "Approved", model_data=model_artifact("churn/m/model.tar.gz", shipped_code())
+    )
+    clients = (registry, boto3.client("s3", region_name="us-east-1"))
+    isolated = load_settings(ENV, standards=Standards(network_isolation=True))
+    with pytest.raises(deploy_config.DeployConfigError) as caught:
+        deploy_config.write_configs(tmp_path, isolated, clients, KMS, "monitor-image", arn)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(
+        f"network_isolation (organisation standards) is on, but model package {arn}"
+    )
+    assert "setuptools>=40.8.0 (pip builds code/ in an isolated environment)" in message
+    assert "numpy==2.5.5 (image has 2.5.1)" in message
+    assert not (tmp_path / "staging-config.json").exists()
+    # Without the standard the same model deploys: the image downloads what it lacks.
+    deploy_config.write_configs(tmp_path, settings(), clients, KMS, "monitor-image", arn)
