@@ -32,7 +32,7 @@ import pandas as pd
 import pytest
 from packaging.utils import canonicalize_name
 
-from pipelines import offline_install
+import pipelines.offline_install
 from {{ cookiecutter.package_name }} import inference
 from {{ cookiecutter.package_name }}.data import Schema
 from {{ cookiecutter.package_name }}.serve import make_server, serve_in_thread
@@ -345,9 +345,10 @@ def _probe_wheel(folder: Path) -> str:
     return "offline-probe==1.0"
 
 
-def _as_image(python: Path) -> offline_install.Image:
-    """The environment described as offline_install describes the image: its Python and the
-    exact version of everything installed (here the image's libraries plus the locked runtime)."""
+def _as_image(python: Path) -> pipelines.offline_install.Image:
+    """The environment described the way pipelines.offline_install describes the image: its
+    Python and the exact version of everything installed (here the image's libraries plus the
+    locked runtime)."""
     listed = subprocess.run(
         [
             str(python),
@@ -362,7 +363,7 @@ def _as_image(python: Path) -> offline_install.Image:
         check=True,
     )
     version, installed = json.loads(listed.stdout)
-    return offline_install.Image(
+    return pipelines.offline_install.Image(
         python=version, pinned={canonicalize_name(k): v for k, v in installed.items()}
     )
 
@@ -401,7 +402,7 @@ def test_under_network_isolation_the_model_starts_offline_or_the_deploy_refuses_
             probe = _probe_wheel(code / "wheels")
             requirements = f"--no-index\n--find-links wheels\n{requirements}{probe}\n"
         (code / "requirements.txt").write_text(requirements)
-        verdict = offline_install.blockers(requirements, _code_files(code), emulated)
+        verdict = pipelines.offline_install.blockers(requirements, _code_files(code), emulated)
         result = subprocess.run(
             [str(python), str(HARNESS), str(base), "--install"],
             input=json.dumps([case]),
@@ -420,9 +421,9 @@ def test_under_network_isolation_the_model_starts_offline_or_the_deploy_refuses_
                 "setuptools>=40.8.0 (pip builds code/ in an isolated environment)",
                 "requirements.txt lacks --no-index and --find-links",
             ]
-            recorded = offline_install.load_image()
+            recorded = pipelines.offline_install.load_image()
             assert "pandas==" in " ".join(
-                offline_install.blockers(requirements, _code_files(code), recorded)
+                pipelines.offline_install.blockers(requirements, _code_files(code), recorded)
             )
         else:
             assert result.returncode == 0, result.stderr[-3000:]
