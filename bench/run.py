@@ -488,7 +488,7 @@ DEPENDENCY_SETS = {
     "dev": ["--only-group", "dev"],
     "all (make setup)": [],
 }
-FRAMEWORKS = ("scikit-learn", "xgboost")
+FRAMEWORKS = ("scikit-learn", "xgboost", "lightgbm")
 FRAMEWORK_ROW = "7 model_framework: dvc repro --force, interleaved (s)"
 GROUPS_ROW = "8 dependency sets: fresh venv from the lock"
 
@@ -544,7 +544,7 @@ def dependency_sets(project: Path, cold: tuple[str, ...]) -> dict[str, Any]:
 
 
 def framework_repro(work: Path, runs: int) -> dict[str, Any]:
-    """`dvc repro --force` of a default project per model framework, interleaved so both see the
+    """`dvc repro --force` of a default project per model framework, interleaved so all see the
     same machine load; each project installed from its own lock first."""
     projects = {}
     for framework in FRAMEWORKS:
@@ -559,9 +559,11 @@ def framework_repro(work: Path, runs: int) -> dict[str, Any]:
             command = ["uv", "run", "--locked", "dvc", "repro", "--force"]
             samples[framework].append(run(command, cwd=project))
     results: dict[str, Any] = {framework: stats(samples[framework]) for framework in FRAMEWORKS}
-    results["ratio of medians (xgboost / scikit-learn)"] = statistics.median(
-        samples["xgboost"]
-    ) / statistics.median(samples["scikit-learn"])
+    baseline, *others = FRAMEWORKS
+    for framework in others:
+        results[f"ratio of medians ({framework} / {baseline})"] = statistics.median(
+            samples[framework]
+        ) / statistics.median(samples[baseline])
     return results
 
 

@@ -25,6 +25,25 @@ INSTANCE_TYPE = {"type": "string", "pattern": r"^ml\.[a-z0-9]+\.[a-z0-9]+$"}
 ACCOUNT_ID = {"type": "string", "pattern": r"^[0-9]{12}$"}
 # The stages that may live in an account of their own, in deploy order.
 TARGET_STAGES = ("staging", "prod")
+# Where SageMaker attaches its network interfaces: the build account's (vpc), or a target
+# account's (stage_vpc.<stage>). Subnets and security groups belong to one account.
+NETWORK = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["subnets", "security_groups"],
+    "properties": {
+        "subnets": {
+            "type": "array",
+            "minItems": 1,
+            "items": {"type": "string", "pattern": r"^subnet-[0-9a-f]+$"},
+        },
+        "security_groups": {
+            "type": "array",
+            "minItems": 1,
+            "items": {"type": "string", "pattern": r"^sg-[0-9a-f]+$"},
+        },
+    },
+}
 SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "type": "object",
@@ -45,23 +64,7 @@ SCHEMA: dict[str, Any] = {
             "type": "string",
             "pattern": r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/.+$",
         },
-        "vpc": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["subnets", "security_groups"],
-            "properties": {
-                "subnets": {
-                    "type": "array",
-                    "minItems": 1,
-                    "items": {"type": "string", "pattern": r"^subnet-[0-9a-f]+$"},
-                },
-                "security_groups": {
-                    "type": "array",
-                    "minItems": 1,
-                    "items": {"type": "string", "pattern": r"^sg-[0-9a-f]+$"},
-                },
-            },
-        },
+        "vpc": NETWORK,
         "network_isolation": {"type": "boolean"},
         # The SageMaker managed MLflow tracking server the organisation's projects log runs to.
         "mlflow_tracking_server_arn": {
@@ -78,6 +81,14 @@ SCHEMA: dict[str, Any] = {
             "additionalProperties": False,
             "required": list(TARGET_STAGES),
             "properties": {stage: ACCOUNT_ID for stage in TARGET_STAGES},
+        },
+        # The vpc standard in the staging and prod accounts: each one's own network. Required
+        # (both stages) when vpc and accounts are both set; without them it has nothing to apply.
+        "stage_vpc": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": list(TARGET_STAGES),
+            "properties": {stage: NETWORK for stage in TARGET_STAGES},
         },
         "minimum_quality_gate": {"type": "object", "additionalProperties": {"type": "number"}},
     },
@@ -134,7 +145,43 @@ def load(path: Path | None) -> dict[str, Any]:
             f"{path}: accounts: staging and prod are both {accounts['prod']}; separate "
             "accounts must be distinct (leave 'accounts' out to deploy both in the build account)"
         )
+    _check_stage_networks(path, data)
     return dict(data)
+
+
+# The rule stage_vpc keeps, said once for both of its refusals.
+STAGE_VPC_RULE = (
+    "with both 'vpc' and 'accounts' set, the staging and prod accounts run in networks of "
+    "their own (subnets belong to one account): name each one's subnets and security_groups "
+    "under stage_vpc.staging and stage_vpc.prod"
+)
+
+
+def _check_stage_networks(path: Path, data: Mapping[str, Any]) -> None:
+    """The vpc standard reaches the target accounts only through stage_vpc."""
+    separate_vpc = bool(data.get("vpc")) and bool(data.get("accounts"))
+    if separate_vpc and "stage_vpc" not in data:
+        raise StandardsError(f"{path}: stage_vpc: missing; {STAGE_VPC_RULE}")
+    if "stage_vpc" in data and not separate_vpc:
+        raise StandardsError(
+            f"{path}: stage_vpc: given without both 'vpc' and 'accounts', so it would apply to "
+            "nothing; it names the networks of the accounts of their own for the vpc standard"
+        )
+    # Subnet and security group ids are unique across accounts: one named for two accounts is
+    # in the wrong place.
+    stage_vpc = data.get("stage_vpc") or {}
+    owners = {"vpc": data.get("vpc") or {}} | {
+        f"stage_vpc.{stage}": stage_vpc[stage] for stage in TARGET_STAGES if stage in stage_vpc
+    }
+    seen: dict[str, str] = {}
+    for owner, network in owners.items():
+        for field in ("subnets", "security_groups"):
+            for identifier in network.get(field, []):
+                if seen.setdefault(identifier, owner) != owner:
+                    raise StandardsError(
+                        f"{path}: {owner}.{field}: {identifier} is also in {seen[identifier]}; "
+                        "each account has subnets and security groups of its own"
+                    )
 
 
 def _explain(error: Any) -> str:
@@ -145,6 +192,8 @@ def _explain(error: Any) -> str:
             f"{error.instance!r} is not an AWS account id: write it as a quoted string of 12 "
             "digits (YAML reads an unquoted one as a number, and one with a leading 0 as octal)"
         )
+    if where == ["stage_vpc"] and error.validator == "required":
+        return f"{error.message}: {STAGE_VPC_RULE}"
     return str(error.message)
 
 

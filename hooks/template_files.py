@@ -23,7 +23,7 @@ from typing import Any
 # ``staging-config.json`` for inference_mode == serverless (realtime keeps the plain one).
 VARIANT_CHOICES: dict[str, tuple[str, ...]] = {
     "problem_type": ("classification", "regression"),
-    "model_framework": ("scikit-learn", "xgboost"),
+    "model_framework": ("scikit-learn", "xgboost", "lightgbm"),
     "inference_mode": ("serverless", "batch"),
 }
 

@@ -107,6 +107,7 @@ def call(client: Any, operation: str, **kwargs: Any) -> Any:
 
 
 # product.yaml's Seed mapping value for "no separate account" (a mapping value is never empty).
+# A mapping value cannot be empty: "none" stands for a standard the seed does not set.
 NO_ACCOUNT = "none"
 
 
@@ -134,6 +135,8 @@ def product_template(options: Options, built: seed.Seed, base: str) -> str:
             # the seed's org-standards.json accounts; "none": staging and prod in this account
             "StagingAccountId": built.accounts.get("staging", NO_ACCOUNT),
             "ProdAccountId": built.accounts.get("prod", NO_ACCOUNT),
+            # the seed's org-standards.json MLflow server; "none": the launch parameter decides
+            "MlflowTrackingServerArn": built.mlflow_tracking_server_arn or NO_ACCOUNT,
         }
     )
     # The organisation's tags join the SageMaker Projects tags product.yaml gives each nested

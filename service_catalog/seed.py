@@ -105,6 +105,8 @@ class Seed:
     tags: dict[str, str]  # the organisation's stack tags (the render's infrastructure/tags.json)
     # stage -> its own account (org-standards.json `accounts`); empty: both in the build account
     accounts: dict[str, str]
+    # org-standards.json `mlflow_tracking_server_arn`: the organisation's server; None: none named
+    mlflow_tracking_server_arn: str | None
 
 
 # The rendered templates the product provisions as nested stacks (endpoint.yaml is deployed by
@@ -125,4 +127,5 @@ def build_seed(answers: Mapping[str, Any]) -> Seed:
             answers=resolved_answers(answers),
             tags=json.loads((infrastructure / "tags.json").read_text()),
             accounts=dict(standards.get("accounts", {})),
+            mlflow_tracking_server_arn=standards.get("mlflow_tracking_server_arn"),
         )

@@ -56,6 +56,7 @@ MATRIX: list[dict[str, str]] = [
         "ci_system": "github-actions",
         "python_version": "3.12",
         "license": "MIT",
+        "model_framework": "lightgbm",
     },
     {
         "problem_type": "classification",

@@ -231,6 +231,9 @@ class Stack:
     parameters: dict[str, Any] = field(default_factory=dict)
     imports: Mapping[str, Any] = field(default_factory=dict)
     account: str = ACCOUNT  # the account the stack is deployed in
+    # Buckets of other stacks this stack's resources read from, by name, with the KMS key of
+    # their default encryption (S3 decrypts an SSE-KMS object with the reader's credentials).
+    bucket_keys: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         values = {  # a template's own default wins; samples fill what has none
@@ -480,6 +483,34 @@ def arns_in(value: Any, service: str) -> set[str]:
     return found
 
 
+def s3_objects_in(value: Any) -> set[str]:
+    """ARNs of the S3 objects a resolved property tree names by ``{Bucket, Key}``."""
+    found: set[str] = set()
+    if isinstance(value, dict):
+        if isinstance(value.get("Bucket"), str) and isinstance(value.get("Key"), str):
+            found.add(f"arn:aws:s3:::{value['Bucket']}/{value['Key']}")
+        for item in value.values():
+            found |= s3_objects_in(item)
+    elif isinstance(value, list):
+        for item in value:
+            found |= s3_objects_in(item)
+    return found
+
+
+def encrypted_buckets(stack: Stack) -> dict[str, str]:
+    """Name -> KMS key ARN of each bucket of a stack whose default encryption is SSE-KMS."""
+    found = {}
+    for logical, resource in stack.active():
+        if resource["Type"] != "AWS::S3::Bucket":
+            continue
+        encryption = stack.resolve(resource["Properties"]).get("BucketEncryption", {})
+        for rule in encryption.get("ServerSideEncryptionConfiguration", []):
+            default = rule.get("ServerSideEncryptionByDefault", {})
+            if default.get("SSEAlgorithm") == "aws:kms" and "KMSMasterKeyID" in default:
+                found[stack.physical_name(logical)] = str(default["KMSMasterKeyID"])
+    return found
+
+
 def fnmatch_any(patterns: list[str], value: str) -> bool:
     return any(fnmatch.fnmatchcase(value, p) for p in patterns)
 
@@ -502,6 +533,20 @@ def conditions_hold(condition: Mapping[str, Any], context: Mapping[str, str]) ->
             if not ok:
                 return False
     return True
+
+
+def allows_in_context(
+    documents: list[dict[str, Any]], action: str, arn: str, context: Mapping[str, str]
+) -> bool:
+    """:func:`allows` with each statement's conditions evaluated against the request's keys."""
+    return any(
+        statement.get("Effect") == "Allow"
+        and any(_glob(a, action, case=False) for a in _as_list(statement["Action"]))
+        and any(_glob(str(r), arn, case=True) for r in _as_list(statement["Resource"]))
+        and conditions_hold(statement.get("Condition", {}), context)
+        for document in documents
+        for statement in statements(document)
+    )
 
 
 def trust_admits(document: Mapping[str, Any], action: str, context: Mapping[str, str]) -> bool:

@@ -25,7 +25,13 @@ from moto.events.models import EventPattern
 
 from . import iam_model as iam
 from .conftest import TEMPLATE, load_yaml
-from .test_permissions import STACK_CALLS, missing_permissions, parliament_findings
+from .test_permissions import (
+    DEPLOY_MODES,
+    STACK_CALLS,
+    excess_grants,
+    missing_permissions,
+    parliament_findings,
+)
 
 BUILD = iam.ACCOUNT
 ACCOUNTS = {"staging": "111111111111", "prod": "222222222222"}
@@ -103,8 +109,11 @@ def build_stacks(project: Path, separate: bool) -> dict[str, iam.Stack]:
     return {"foundation": foundation, "deploy": deploy}
 
 
-def target_stacks(project: Path, stage: str) -> dict[str, iam.Stack]:
-    """``target-account.yaml`` and the stage's endpoint stack, in the stage's account."""
+def target_stacks(
+    project: Path, stage: str, deploy_mode: str = "replace", endpoint_stage: str | None = None
+) -> dict[str, iam.Stack]:
+    """``target-account.yaml`` and the stage's endpoint stack, in the stage's account (with
+    ``endpoint_stage``: the endpoint stack of that stage, resolved in this stage's account)."""
     account = ACCOUNTS[stage]
     foundation = build_stacks(project, separate=True)["foundation"]
     exports = foundation.outputs()
@@ -122,15 +131,19 @@ def target_stacks(project: Path, stage: str) -> dict[str, iam.Stack]:
     outputs = {key: target.resolve(o["Value"]) for key, o in target.template["Outputs"].items()}
     endpoint = iam.Stack(
         _infrastructure(project, "endpoint"),
-        f"{PROJECT}-endpoint-{stage}",
+        f"{PROJECT}-endpoint-{endpoint_stage or stage}",
         {
-            "StageName": stage,
+            "StageName": endpoint_stage or stage,
             "BuildAccountId": BUILD,
             "ModelPackageArn": f"arn:aws:sagemaker:{iam.REGION}:{BUILD}:model-package/{PROJECT}/1",
             "ModelExecutionRoleArn": outputs["ModelExecutionRoleArn"],
             "KmsKeyArn": outputs["KmsKeyAliasArn"],
+            "DeployMode": deploy_mode,
+            # batch: the definition the deploy build uploaded to the build account's bucket
+            "PipelineDefinitionBucket": exports[f"{PROJECT}-artifact-bucket"],
         },
         account=account,
+        bucket_keys=iam.encrypted_buckets(foundation),
     )
     return {"target": target, "endpoint": endpoint}
 
@@ -326,24 +339,60 @@ def test_target_accounts_are_granted_exactly_what_their_roles_use(
                     )
 
 
+@pytest.fixture(scope="module")
+def mode_renders(
+    renders: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Path]:
+    """Each inference mode rendered with separate accounts (their stack roles differ)."""
+    root = tmp_path_factory.mktemp("modes")
+    home = tmp_path_factory.mktemp("home")
+    rendered = {"realtime": renders["separate"]}
+    for mode in ("serverless", "batch"):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("HOME", str(home))
+            path = root / f"{mode}-standards.yaml"
+            path.write_text(yaml.safe_dump(STANDARDS))
+            patch.setenv("MLOPS_ORG_STANDARDS", str(path))
+            rendered[mode] = Path(
+                cookiecutter(
+                    str(TEMPLATE),
+                    no_input=True,
+                    extra_context={"inference_mode": mode},
+                    output_dir=str(root / mode),
+                )
+            )
+    return rendered
+
+
+@pytest.mark.parametrize("mode", ["realtime", "serverless", "batch"])
 @pytest.mark.parametrize("stage", list(ACCOUNTS))
-def test_target_stack_role_grants_what_the_resource_schemas_require(
-    renders: dict[str, Path], stage: str
+def test_target_stack_role_grants_exactly_what_the_resource_schemas_require(
+    mode_renders: dict[str, Path], stage: str, mode: str
 ) -> None:
-    """tests/test_permissions.py's schema check, for the endpoint stack in its own account.
+    """tests/test_permissions.py's schema checks, both directions, for the stage stack in its own
+    account, in each inference mode (and each deploy mode of realtime).
 
     The stack names the stage key by its alias (the build account cannot read the target's
     outputs); KMS authorizes a request that names an alias against the key it points to.
     """
-    stacks = target_stacks(renders["separate"], stage)
-    target, endpoint = stacks["target"], stacks["endpoint"]
+    stacks = [target_stacks(mode_renders[mode], stage, deploy) for deploy in DEPLOY_MODES]
+    target = stacks[0]["target"]
     alias = target.resolve(target.template["Outputs"]["KmsKeyAliasArn"]["Value"])
     key = target.arn("StageKey")
     role = iam.role_documents(target, "StackRole")
     by_key = [
         json.loads(json.dumps(document).replace(key, alias)) for document in role
     ]  # the role's key statements, read as KMS reads them for a request naming the alias
-    assert missing_permissions(endpoint, by_key) == []
+    for stack in stacks:
+        assert missing_permissions(stack["endpoint"], by_key) == []
+    # target-account.yaml is one template for both accounts: its stack role is checked against
+    # what the stage stacks of both stages need (staging's carries prod's monitoring grants).
+    both_stages = [
+        target_stacks(mode_renders[mode], stage, deploy, endpoint_stage=name)["endpoint"]
+        for name in ACCOUNTS
+        for deploy in DEPLOY_MODES
+    ]
+    assert excess_grants(both_stages, by_key) == []
 
 
 def test_the_deploy_pipeline_deploys_each_stage_as_its_accounts_roles(

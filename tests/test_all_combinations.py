@@ -1,8 +1,8 @@
-"""Every option combination renders, and its CloudFormation is cfn-lint and checkov clean.
+"""Option combinations render, and their CloudFormation is cfn-lint and checkov clean.
 
 Most combinations render identical CloudFormation (the Python version, licence and problem type
-barely touch it), so each *distinct* file is linted once: rendering all combinations is cheap,
-linting is not.
+barely touch it; the model framework never does), so each *distinct* file is linted once:
+rendering the combinations is cheap, linting is not.
 """
 
 from __future__ import annotations
@@ -21,7 +21,13 @@ from cookiecutter.main import cookiecutter
 from . import iam_model as iam
 from .conftest import TEMPLATE
 from .test_infrastructure import tool
-from .test_permissions import missing_permissions, parliament_findings, rendered_stacks
+from .test_permissions import (
+    excess_grants,
+    missing_permissions,
+    parliament_findings,
+    rendered_stacks,
+    stage_stacks,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -31,6 +37,7 @@ CHOICES = {
     if isinstance(value, list) and not key.startswith("_")
 }
 MODES = CHOICES["inference_mode"]
+FRAMEWORKS = CHOICES["model_framework"]
 
 
 def product(choices: dict[str, list[str]]) -> list[dict[str, str]]:
@@ -38,18 +45,32 @@ def product(choices: dict[str, list[str]]) -> list[dict[str, str]]:
     return [dict(zip(choices, row, strict=True)) for row in values]
 
 
-# Every combination for the default inference mode; each other mode is crossed with the choices
-# that shape its CloudFormation (the licence never does): a third of the renders of a full
-# product, and every distinct file is linted once all the same.
-COMBINATIONS = product({**CHOICES, "inference_mode": MODES[:1]}) + product(
-    {
-        **{key: values[:1] for key, values in CHOICES.items()},
-        **{
-            key: CHOICES[key]
-            for key in ("problem_type", "source_control", "ci_system", "python_version")
-        },
-        "inference_mode": MODES[1:],
-    }
+# Every combination for the default inference mode and framework; each other framework is
+# crossed with the answers rendered into the same files as its own (params.yaml: problem type;
+# pyproject.toml: licence, Python version), never with those of CloudFormation or CI, which it
+# does not touch; each other mode is crossed with the choices that shape its CloudFormation (the
+# licence never does). Fewer renders than a full product, and every distinct file is linted once
+# all the same.
+DEFAULTS = {key: values[:1] for key, values in CHOICES.items()}
+COMBINATIONS = (
+    product({**CHOICES, "inference_mode": MODES[:1], "model_framework": FRAMEWORKS[:1]})
+    + product(
+        {
+            **DEFAULTS,
+            **{key: CHOICES[key] for key in ("problem_type", "python_version", "license")},
+            "model_framework": FRAMEWORKS[1:],
+        }
+    )
+    + product(
+        {
+            **DEFAULTS,
+            **{
+                key: CHOICES[key]
+                for key in ("problem_type", "source_control", "ci_system", "python_version")
+            },
+            "inference_mode": MODES[1:],
+        }
+    )
 )
 
 
@@ -110,12 +131,15 @@ def _render_all(renders: Path, distinct: Path, files: dict[str, Path]) -> int:
 
 
 def test_every_combination_is_counted() -> None:
-    # realtime: 2 problem types x 2 frameworks x 2 sources x 2 CI x 3 Pythons x 3 licences;
+    # realtime, scikit-learn: 2 problem types x 2 sources x 2 CI x 3 Pythons x 3 licences;
+    # each other framework: 2 problem types x 3 Pythons x 3 licences (GitHub, CodePipeline);
     # each other mode: 2 x 2 x 2 x 3 (framework and licence at their defaults).
-    assert len(COMBINATIONS) == 144 + (len(MODES) - 1) * 24
-    assert len([c for c in COMBINATIONS if refused(c)]) == 36 + (len(MODES) - 1) * 6
-    for mode in MODES:
-        assert any(c["inference_mode"] == mode for c in COMBINATIONS if not refused(c))
+    assert len(COMBINATIONS) == 72 + (len(FRAMEWORKS) - 1) * 18 + (len(MODES) - 1) * 24
+    assert len([c for c in COMBINATIONS if refused(c)]) == 18 + (len(MODES) - 1) * 6
+    assert len({json.dumps(c, sort_keys=True) for c in COMBINATIONS}) == len(COMBINATIONS)
+    for key, values in CHOICES.items():
+        for value in values:
+            assert any(c[key] == value for c in COMBINATIONS if not refused(c)), (key, value)
 
 
 def test_cfn_lint_is_clean_on_every_distinct_file(distinct_templates: dict[str, Path]) -> None:
@@ -160,14 +184,16 @@ def test_checkov_has_no_failed_checks_on_any_distinct_file(
 def test_every_distinct_render_passes_parliament_and_the_schema_permissions(
     distinct_templates: dict[str, Path],
 ) -> None:
-    """tests/test_permissions.py's checks, on every distinct rendered infrastructure."""
+    """tests/test_permissions.py's checks (both directions), on every distinct rendered
+    infrastructure."""
     assert DISTINCT_PROJECTS
     for project in DISTINCT_PROJECTS.values():
         stacks = rendered_stacks(project)
         assert parliament_findings(stacks) == [], project
         named = dict(stacks)
         role = iam.role_documents(named["deploy-pipeline.yaml"], "CloudFormationRole")
-        stage_stacks = [label for label in named if label.endswith(("[staging]", "[prod]"))]
-        assert len(stage_stacks) == 2, project
-        for label in stage_stacks:
+        replace_stacks = [label for label in named if label.endswith(("[staging]", "[prod]"))]
+        assert len(replace_stacks) == 2, project
+        for label in replace_stacks:
             assert missing_permissions(named[label], role) == [], project
+        assert excess_grants(stage_stacks(named), role) == [], project

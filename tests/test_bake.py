@@ -102,12 +102,14 @@ def test_expected_files(baked_matrix: dict[str, Path], extra: dict[str, str]) ->
     assert not [p for m in ("serverless", "batch") for p in project.rglob(f"*.{m}.*")]
     # Variant files are settled: no infix left, the schema is the chosen problem type's.
     assert not list(project.rglob("*.classification.*")) + list(project.rglob("*.regression.*"))
-    assert not list(project.rglob("*.scikit-learn.*")) + list(project.rglob("*.xgboost.*"))
-    # The chosen framework's estimator, lock and runtime; nothing of the other framework.
-    uses_xgboost = chosen["model_framework"] == "xgboost"
-    for relative in ("pyproject.toml", "uv.lock", "src/requirements.txt", "params.yaml"):
-        assert ("xgboost" in (project / relative).read_text()) is uses_xgboost, relative
-    assert ("from xgboost import" in (package / "estimator.py").read_text()) is uses_xgboost
+    frameworks = template_files.VARIANT_CHOICES["model_framework"]
+    assert not [p for f in frameworks for p in project.rglob(f"*.{f}.*")]
+    # The chosen framework's estimator, lock and runtime; nothing of the other frameworks.
+    for library in ("xgboost", "lightgbm"):
+        uses = chosen["model_framework"] == library
+        for relative in ("pyproject.toml", "uv.lock", "src/requirements.txt", "params.yaml"):
+            assert (library in (project / relative).read_text()) is uses, (library, relative)
+        assert (f"from {library} import" in (package / "estimator.py").read_text()) is uses
     schema = json.loads((package / "schema.json").read_text())
     assert schema["problem_type"] == chosen["problem_type"]
     assert (project / ".python-version").read_text().strip() == chosen["python_version"]

@@ -1,7 +1,7 @@
 """model_framework: each choice renders its own estimator, lock and runtime, nothing of the other.
 
-What the XGBoost lock installs on each platform is asked of uv itself (`uv sync --locked --dry-run
---python-platform ...`, offline), not read back from the lock file.
+What the XGBoost and LightGBM locks install on each platform is asked of uv itself (`uv sync
+--locked --dry-run --python-platform ...`, offline), not read back from the lock file.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from cookiecutter.main import cookiecutter
 
 from .conftest import TEMPLATE, user_shell_env
 
-FRAMEWORKS = ("scikit-learn", "xgboost")
+FRAMEWORKS = ("scikit-learn", "xgboost", "lightgbm")
 # `uv run` names its own binary in UV; a bare `uv` may be a pyenv shim.
 UV = os.environ.get("UV") or "uv"
 # The wheel of XGBoost each platform gets from the rendered lock: the CPU-only build where PyPI
@@ -32,6 +32,9 @@ XGBOOST_WHEEL = {
     "aarch64-apple-darwin": "xgboost",
     "x86_64-apple-darwin": "xgboost",
 }
+# LightGBM publishes one wheel per platform, CPU-only everywhere (its Linux and Windows wheels
+# also hold the OpenCL code, loaded only for device_type=gpu; they depend on no GPU library).
+LIGHTGBM_PLATFORMS = (*XGBOOST_WHEEL, "aarch64-pc-windows-msvc")
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +95,15 @@ def test_the_xgboost_lock_installs_a_cpu_only_xgboost_on_every_platform(
     assert not [name for name in names if name.startswith("nvidia")], names
 
 
+@pytest.mark.parametrize("platform", LIGHTGBM_PLATFORMS)
+def test_the_lightgbm_lock_installs_lightgbm_without_gpu_libraries_on_every_platform(
+    rendered: dict[str, Path], platform: str
+) -> None:
+    names = installed_names(would_install(rendered["lightgbm"], platform))
+    assert {"lightgbm", "scikit-learn", "pandas", "numpy", "scipy"} <= names
+    assert not [n for n in names if n.startswith(("nvidia", "cuda", "xgboost"))], names
+
+
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_no_gpu_library_in_any_group_on_linux(rendered: dict[str, Path], framework: str) -> None:
     names = installed_names(
@@ -101,6 +113,7 @@ def test_no_gpu_library_in_any_group_on_linux(rendered: dict[str, Path], framewo
     assert not [n for n in names if n.startswith(("nvidia", "cuda"))], names
     assert ("xgboost-cpu" in names) is (framework == "xgboost")
     assert "xgboost" not in names
+    assert ("lightgbm" in names) is (framework == "lightgbm")
 
 
 def hyperparameter_names(estimator: Path) -> set[str]:
@@ -121,24 +134,59 @@ def test_params_yaml_names_the_frameworks_own_hyperparameters(
     params: dict[str, Any] = yaml.safe_load((project / "params.yaml").read_text())
     accepted = hyperparameter_names(package / "estimator.py")
     assert set(params["train"]) == accepted
-    own = {"n_estimators", "reg_lambda"} if framework == "xgboost" else {"max_iter"}
+    own = {
+        "scikit-learn": {"max_iter", "l2_regularization"},
+        "xgboost": {"n_estimators", "reg_lambda", "min_child_weight", "tree_method"},
+        "lightgbm": {"n_estimators", "num_leaves", "min_child_samples", "subsample_freq"},
+    }[framework]
     assert own <= accepted
+
+
+# The library each framework adds to the runtime (scikit-learn's is in every project).
+ADDED_LIBRARY = {"xgboost": "xgboost", "lightgbm": "lightgbm"}
 
 
 def test_only_the_chosen_frameworks_files_are_rendered(rendered: dict[str, Path]) -> None:
     for framework, project in rendered.items():
         files = [p for p in project.rglob("*") if p.is_file() and ".git" not in p.parts]
         names = [str(path.relative_to(project)) for path in files]
-        assert not [n for n in names if ".scikit-learn." in n or ".xgboost." in n], names
-        mentions = [
-            n
-            for n, path in zip(names, files, strict=True)
-            if "xgboost" in path.read_text(errors="ignore").lower()
-        ]
-        if framework == "scikit-learn":
-            assert mentions == [], mentions
-        else:
-            assert {"uv.lock", "pyproject.toml", "src/requirements.txt"} <= set(mentions)
+        assert not [n for n in names for f in FRAMEWORKS if f".{f}." in n], names
+        texts = [path.read_text(errors="ignore").lower() for path in files]
+        for other, library in ADDED_LIBRARY.items():
+            mentions = [n for n, text in zip(names, texts, strict=True) if library in text]
+            if other != framework:
+                assert mentions == [], (framework, library, mentions)
+            else:
+                assert {"uv.lock", "pyproject.toml", "src/requirements.txt"} <= set(mentions)
         # The job code's requirements are the runtime export of the project's own lock.
         requirements = (project / "src" / "requirements.txt").read_text()
         assert ("xgboost-cpu==" in requirements) is (framework == "xgboost")
+        assert ("lightgbm==" in requirements) is (framework == "lightgbm")
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the message names Linux's OpenMP package")
+def test_a_missing_openmp_runtime_names_what_to_install(
+    rendered: dict[str, Path], tmp_path: Path
+) -> None:
+    """LightGBM's wheels link to the system's OpenMP runtime (libgomp.so.1 on Linux) without
+    bundling it; where it is missing, importing the estimator says what to install rather than
+    only which shared library failed. The failure is the one ctypes raises loading the library."""
+    project = rendered["lightgbm"]
+    fake = tmp_path / "lightgbm"
+    fake.mkdir()
+    (fake / "__init__.py").write_text(
+        "raise OSError('libgomp.so.1: cannot open shared object file: No such file or directory')\n"
+    )
+    estimator = project / "src" / project.name.replace("-", "_") / "estimator.py"
+    result = subprocess.run(
+        [sys.executable, "-c", "import runpy, sys; runpy.run_path(sys.argv[1])", str(estimator)],
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1] == (
+        "ImportError: lightgbm cannot load its OpenMP runtime; install libgomp.so.1 "
+        "(Debian, Ubuntu: apt-get install libgomp1; Fedora: dnf install libgomp)"
+    )

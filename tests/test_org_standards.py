@@ -33,6 +33,10 @@ STRICT: dict[str, Any] = {
     "network_isolation": True,
     "minimum_quality_gate": {"accuracy": 0.85, "rmse": 80},
     "accounts": {"staging": "111111111111", "prod": "222222222222"},
+    "stage_vpc": {
+        "staging": {"subnets": ["subnet-1a1b"], "security_groups": ["sg-1c2d"]},
+        "prod": {"subnets": ["subnet-2a1b", "subnet-2a2b"], "security_groups": ["sg-2c2d"]},
+    },
     "mlflow_tracking_server_arn": (
         "arn:aws:sagemaker:eu-west-1:123456789012:mlflow-tracking-server/org-shared"
     ),
@@ -85,6 +89,40 @@ def test_strict_file_loads(tmp_path: Path) -> None:
         (
             {"accounts": {"staging": "111111111111", "prod": "111111111111"}},
             "accounts: staging and prod are both 111111111111; separate accounts must be distinct",
+        ),
+        # The vpc standard with stages in accounts of their own: each account's own network.
+        (
+            {key: STRICT[key] for key in ("vpc", "accounts")},
+            "stage_vpc: missing; with both 'vpc' and 'accounts' set, the staging and prod "
+            "accounts run in networks of their own",
+        ),
+        (
+            {key: STRICT[key] for key in ("vpc", "accounts")}
+            | {"stage_vpc": {"staging": STRICT["stage_vpc"]["staging"]}},
+            "stage_vpc: 'prod' is a required property: with both 'vpc' and 'accounts' set",
+        ),
+        (
+            {key: STRICT[key] for key in ("vpc", "accounts")}
+            | {"stage_vpc": STRICT["stage_vpc"] | {"prod": {"subnets": ["subnet-2a"]}}},
+            "stage_vpc/prod: 'security_groups' is a required property",
+        ),
+        (
+            {key: STRICT[key] for key in ("vpc", "stage_vpc")},
+            "stage_vpc: given without both 'vpc' and 'accounts', so it would apply to nothing",
+        ),
+        (
+            {key: STRICT[key] for key in ("accounts", "stage_vpc")},
+            "stage_vpc: given without both 'vpc' and 'accounts'",
+        ),
+        (
+            {key: STRICT[key] for key in ("vpc", "accounts")}
+            | {"stage_vpc": STRICT["stage_vpc"] | {"prod": STRICT["vpc"]}},
+            "stage_vpc.prod.subnets: subnet-0a1b is also in vpc; each account has subnets",
+        ),
+        (
+            {key: STRICT[key] for key in ("vpc", "accounts")}
+            | {"stage_vpc": STRICT["stage_vpc"] | {"prod": STRICT["stage_vpc"]["staging"]}},
+            "stage_vpc.prod.subnets: subnet-1a1b is also in stage_vpc.staging",
         ),
     ],
 )
@@ -229,5 +267,26 @@ def test_render_refuses_accounts_that_are_not_separate(
     assert errors[0].endswith(
         "accounts: staging and prod are both 111111111111; separate accounts must be distinct "
         "(leave 'accounts' out to deploy both in the build account)"
+    )
+    assert list(out.iterdir()) == []
+
+
+@pytest.mark.usefixtures("isolated_home")
+def test_render_refuses_a_vpc_standard_that_leaves_the_target_accounts_without_a_network(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """vpc and accounts without stage_vpc: the stages' endpoints would run outside any VPC."""
+    unnamed = {key: STRICT[key] for key in ("vpc", "accounts")}
+    monkeypatch.setenv("MLOPS_ORG_STANDARDS", str(write(tmp_path, unnamed)))
+    out = tmp_path / "out"
+    out.mkdir()
+    result = run_cookiecutter(out)
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, result.stderr
+    assert errors[0].endswith(
+        "stage_vpc: missing; with both 'vpc' and 'accounts' set, the staging and prod accounts "
+        "run in networks of their own (subnets belong to one account): name each one's subnets "
+        "and security_groups under stage_vpc.staging and stage_vpc.prod"
     )
     assert list(out.iterdir()) == []

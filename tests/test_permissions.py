@@ -71,8 +71,15 @@ def rendered_stacks(project: Path) -> list[tuple[str, iam.Stack]]:
                     stack = iam.Stack(
                         template,
                         f"tumour-endpoint-{stage}",
-                        {"StageName": stage, "DeployMode": mode},
+                        # batch: the deploy build uploads the pipeline definition to the
+                        # artifact bucket (pipelines/deploy_config.py, settings.bucket)
+                        {
+                            "StageName": stage,
+                            "DeployMode": mode,
+                            "PipelineDefinitionBucket": exports["tumour-artifact-bucket"],
+                        },
                         exports,
+                        bucket_keys=iam.encrypted_buckets(foundation),
                     )
                     label = (
                         f"{path.name}[{stage}]"
@@ -153,6 +160,41 @@ IMPLIED_PERMISSIONS: dict[tuple[str, str], str] = {
 KMS_KEY_OF_ENDPOINT = ("kms:DescribeKey", "kms:CreateGrant")
 
 
+def _referenced_permissions(
+    stack: iam.Stack, kind: str, own_arn: str, properties: dict[str, Any]
+) -> list[tuple[str, str]]:
+    """(action, ARN) a resource's calls are authorized on besides its own ARN, where the schema's
+    handler list has the action but only the properties say which resource it acts on, or where
+    AWS documents an authorization the schema does not list. Each with its source."""
+    needed: list[tuple[str, str]] = []
+    if kind == "AWS::SageMaker::Model":
+        # CreateModel from a package (Containers ModelPackageName) reads the package with the
+        # caller's credentials (SageMaker Developer Guide, "Deploy a model package": the role
+        # creating the model needs sagemaker:DescribeModelPackage).
+        for container in properties.get("Containers", []):
+            if "ModelPackageName" in container:
+                needed.append(("sagemaker:DescribeModelPackage", container["ModelPackageName"]))
+    if kind == "AWS::SageMaker::Endpoint":
+        # CreateEndpoint and UpdateEndpoint are authorized on the endpoint configuration they
+        # name too (Service Authorization Reference: both list endpoint-config as a resource).
+        config = f"arn:aws:sagemaker:{iam.REGION}:{stack.account}:endpoint-config/" + str(
+            properties["EndpointConfigName"]
+        )
+        needed += [(f"sagemaker:{call}", config) for call in ("CreateEndpoint", "UpdateEndpoint")]
+    if kind == "AWS::SageMaker::MonitoringSchedule" and properties.get("Tags"):
+        # A SageMaker Create* call with Tags is also authorized as sagemaker:AddTags (SageMaker
+        # Developer Guide, "Grant permissions to tag SageMaker resources"); this schema lists
+        # neither AddTags nor a tagging section, so its resource-level tags need it named.
+        needed.append(("sagemaker:AddTags", own_arn))
+    for obj in sorted(iam.s3_objects_in(properties)):
+        # Reading an object of a bucket encrypted by default with SSE-KMS decrypts its data key
+        # with the reader's credentials (S3 User Guide, "Using SSE-KMS": kms:Decrypt).
+        bucket = obj.removeprefix("arn:aws:s3:::").split("/", 1)[0]
+        if bucket in stack.bucket_keys:
+            needed.append(("kms:Decrypt", stack.bucket_keys[bucket]))
+    return needed
+
+
 def required_permissions(stack: iam.Stack) -> list[tuple[str, str, str | None]]:
     """(resource, action, ARN or None for "any resource") the deploying role must grant.
 
@@ -160,8 +202,10 @@ def required_permissions(stack: iam.Stack) -> list[tuple[str, str, str | None]]:
     resource's own service acts on the resource's ARN when the action can be scoped to it, on
     ``*`` when the action supports no resource-level permission; an action of another service
     acts on the ARNs of that service named in the resource's properties (iam:PassRole on the
-    role it is given, kms:DescribeKey on its key); one whose target no property names is not
-    exercised for this resource (e.g. lambda provisioned concurrency for a SageMaker target).
+    role it is given, kms:DescribeKey on its key, s3:GetObject on the object a {Bucket, Key}
+    names); one whose target no property names is not exercised for this resource (e.g. lambda
+    provisioned concurrency for a SageMaker target). Then what :func:`_referenced_permissions`
+    adds from AWS's documentation.
     """
     needed: list[tuple[str, str, str | None]] = []
     for logical, resource in stack.active():
@@ -182,6 +226,8 @@ def required_permissions(stack: iam.Stack) -> list[tuple[str, str, str | None]]:
                 continue
             if service == own_service:
                 targets = [own_arn] if iam.action_can_target(action, own_arn) else [None]
+            elif service == "s3":
+                targets = sorted(iam.s3_objects_in(properties))
             else:
                 targets = sorted(iam.arns_in(properties, service))
             if (kind, action) in IMPLIED_PERMISSIONS:
@@ -192,7 +238,44 @@ def required_permissions(stack: iam.Stack) -> list[tuple[str, str, str | None]]:
             config = stack.resources[config_ref.split(".")[0]]
             for key in sorted(iam.arns_in(stack.resolve(config["Properties"]), "kms")):
                 needed += [(logical, action, key) for action in KMS_KEY_OF_ENDPOINT]
+        needed += [
+            (logical, action, arn)
+            for action, arn in _referenced_permissions(stack, kind, own_arn, properties)
+        ]
     return needed
+
+
+def excess_grants(stacks: list[iam.Stack], documents: list[dict[str, Any]]) -> list[str]:
+    """What a role grants that no resource of these stacks needs: the other direction of
+    :func:`missing_permissions`.
+
+    Each action a statement names (wildcards expanded with the authorization data) is paired with
+    each of the statement's resources it can act on (a pair whose resource type the action cannot
+    be scoped to authorizes nothing); a pair is excess when no required permission of any of the
+    stacks is that action on a resource the pattern matches.
+    """
+    required: dict[str, list[str | None]] = {}
+    for stack in stacks:
+        for _, action, arn in required_permissions(stack):
+            required.setdefault(action.lower(), []).append(arn)
+    excess = []
+    for document in documents:
+        for statement in iam.statements(document):
+            if statement.get("Effect") != "Allow":
+                continue
+            for pattern in iam._as_list(statement["Action"]):
+                for action in iam.expand(pattern) or [pattern]:
+                    for resource in map(str, iam._as_list(statement["Resource"])):
+                        if resource != "*" and not iam.action_can_target(
+                            action, resource.replace("*", "x")
+                        ):
+                            continue
+                        targets = required.get(action.lower(), [])
+                        if not any(
+                            arn is None or iam._glob(resource, arn, case=True) for arn in targets
+                        ):
+                            excess.append(f"{statement.get('Sid', '?')}: {action} on {resource}")
+    return sorted(set(excess))
 
 
 def missing_permissions(stack: iam.Stack, documents: list[dict[str, Any]]) -> list[str]:
@@ -218,6 +301,80 @@ def test_endpoint_stack_role_grants_what_the_resource_schemas_require(
     role = iam.role_documents(deploy, "CloudFormationRole")
     label = f"endpoint.yaml[{stage}]" if mode == "replace" else f"endpoint.yaml[{stage},{mode}]"
     assert missing_permissions(stacks[label], role) == []
+
+
+def stage_stacks(stacks: dict[str, iam.Stack]) -> list[iam.Stack]:
+    """Every stage stack the deploying role creates: each stage, in each deploy mode."""
+    return [stack for label, stack in stacks.items() if label.startswith("endpoint.yaml[")]
+
+
+@pytest.mark.parametrize("extra", MATRIX, ids=matrix_id)
+def test_endpoint_stack_role_grants_nothing_its_stage_stacks_do_not_need(
+    baked_matrix: dict[str, Path], extra: dict[str, str]
+) -> None:
+    """The other direction: each inference mode's role grants only what its own stage stack's
+    resources need (so no autoscaling or Model Monitor grant on a serverless role)."""
+    stacks = dict(rendered_stacks(baked_matrix[matrix_id(extra)]))
+    role = iam.role_documents(stacks["deploy-pipeline.yaml"], "CloudFormationRole")
+    assert excess_grants(stage_stacks(stacks), role) == []
+
+
+SERVERLESS_ROW = next(row for row in MATRIX if row.get("inference_mode") == "serverless")
+BATCH_ROW = next(row for row in MATRIX if row.get("inference_mode") == "batch")
+
+
+def test_the_check_catches_a_grant_of_another_mode(baked_matrix: dict[str, Path]) -> None:
+    """Adding the realtime role's autoscaling statements to the serverless role is reported."""
+    realtime = dict(rendered_stacks(baked_matrix[matrix_id(MATRIX[0])]))
+    serverless = dict(rendered_stacks(baked_matrix[matrix_id(SERVERLESS_ROW)]))
+    autoscaling = [
+        statement
+        for document in iam.role_documents(realtime["deploy-pipeline.yaml"], "CloudFormationRole")
+        for statement in iam.statements(document)
+        if "application-autoscaling" in str(statement["Action"])
+    ]
+    assert autoscaling
+    role = iam.role_documents(serverless["deploy-pipeline.yaml"], "CloudFormationRole")
+    widened = [role[0] | {"Statement": iam.statements(role[0]) + autoscaling}, *role[1:]]
+    excess = excess_grants(stage_stacks(serverless), widened)
+    assert any("application-autoscaling:RegisterScalableTarget" in line for line in excess)
+    assert excess_grants(stage_stacks(serverless), role) == []
+
+
+# The request keys S3 adds when it decrypts an object's data key for the reader.
+VIA_S3 = {"kms:ViaService": f"s3.{iam.REGION}.amazonaws.com"}
+
+
+def test_batch_definition_is_read_from_the_artifact_bucket_only(
+    baked_matrix: dict[str, Path],
+) -> None:
+    """The batch role reads the pipeline definition where the deploy build uploads it (the
+    artifact bucket, under the project's definitions prefix), decrypting through S3 only."""
+    stacks = dict(rendered_stacks(baked_matrix[matrix_id(BATCH_ROW)]))
+    deploy = stacks["deploy-pipeline.yaml"]
+    role = iam.role_documents(deploy, "CloudFormationRole")
+    bucket = deploy.imports["tumour-artifact-bucket"]
+    key = deploy.imports["tumour-kms-key-arn"]
+    for stack in stage_stacks(stacks):  # what each stage's pipeline reads, and that it is granted
+        definition = stack.resolve(stack.resources["BatchPipeline"]["Properties"])[
+            "PipelineDefinition"
+        ]["PipelineDefinitionS3Location"]
+        assert definition["Bucket"] == bucket
+        assert iam.allows(role, "s3:GetObject", f"arn:aws:s3:::{bucket}/{definition['Key']}")
+    definitions = "tumour/batch/definitions/0123abcd.json"
+    refused = [
+        f"arn:aws:s3:::another-bucket/{definitions}",
+        f"arn:aws:s3:::{bucket}-copy/{definitions}",
+        f"arn:aws:s3:::{bucket}/tumour/data/raw/train.csv",
+        f"arn:aws:s3:::{bucket}/other-project/batch/definitions/0123abcd.json",
+    ]
+    for arn in refused:
+        assert not iam.allows(role, "s3:GetObject", arn), arn
+    assert iam.allows_in_context(role, "kms:Decrypt", key, VIA_S3)
+    assert not iam.allows_in_context(
+        role, "kms:Decrypt", key, {"kms:ViaService": f"sagemaker.{iam.REGION}.amazonaws.com"}
+    )
+    assert not iam.allows_in_context(role, "kms:Decrypt", key, {})
 
 
 def test_every_mode_has_resources_of_its_own(baked_matrix: dict[str, Path]) -> None:

@@ -161,6 +161,55 @@ def test_product_provisions_a_separate_accounts_seed_for_its_accounts(
     assert not {"StagingAccountId", "ProdAccountId"} & set(separate["Build"])
 
 
+ORGANISATION_SERVER = "arn:aws:sagemaker:us-east-1:123456789012:mlflow-tracking-server/acme-shared"
+
+
+@pytest.mark.parametrize(
+    ("standards", "create", "server"),
+    [
+        ({}, "false", None),
+        ({}, "true", "created"),
+        ({"mlflow_tracking_server_arn": ORGANISATION_SERVER}, "false", ORGANISATION_SERVER),
+        ({"mlflow_tracking_server_arn": ORGANISATION_SERVER}, "true", ORGANISATION_SERVER),
+    ],
+    ids=["none", "created-at-launch", "organisations", "organisations-wins-over-launch"],
+)
+def test_product_hands_the_build_the_tracking_server_of_the_standards_or_its_own(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    standards: dict[str, str],
+    create: str,
+    server: str | None,
+) -> None:
+    """Provisioned through the product, the foundation's export (the build's MLFLOW_TRACKING_ARN)
+    names the organisation's server when the seed's standards do, else the one created when the
+    launch asks for it, else "none"; the execution role may log to exactly that server."""
+    answers = {"organisation": "acme"}
+    standards_file = tmp_path / "org-standards.yaml"
+    standards_file.write_text(json.dumps(standards))
+    monkeypatch.setenv("MLOPS_ORG_STANDARDS", str(standards_file))
+    built = BUILD_SEED(answers)
+    product = json.loads(publish.product_template(options(answers=answers), built, "t/v1"))
+    launch = {"SageMakerProjectName": "tumour", "CreateMlflowTrackingServer": create}
+    given = iam.Stack(product, "sc-tumour", launch).resolve(
+        product["Resources"]["Foundation"]["Properties"]["Parameters"]
+    )
+    foundation = iam.Stack(
+        load_yaml_text(built.templates["foundation.yaml"].decode()), "tumour-foundation", given
+    )
+    created = dict(foundation.active()).get("MlflowTrackingServer")
+    assert (created is not None) == (server == "created")
+    expected = foundation.getatt("MlflowTrackingServer", "TrackingServerArn") if created else server
+    assert foundation.outputs()["tumour-mlflow-tracking-server-arn"] == (expected or "none")
+    grants = [
+        statement
+        for document in iam.policy_documents(foundation, "foundation.yaml")
+        for statement in document.document["Statement"]
+        if any(str(action).startswith("sagemaker-mlflow:") for action in statement["Action"])
+    ]
+    assert [statement["Resource"] for statement in grants] == ([expected] if expected else [])
+
+
 @pytest.mark.parametrize("answers", ANSWER_SETS, ids=["github", "codecommit", "github-actions"])
 def test_product_tags_every_resource_of_every_nested_stack(answers: dict[str, str]) -> None:
     """SageMaker Projects' tags and the organisation's reach every taggable resource the product

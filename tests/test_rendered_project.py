@@ -16,7 +16,8 @@ pytestmark = pytest.mark.slow
 FULL = ("setup", "test", "lint", "hooks", "repro", "pipeline-local")
 # A whole rendered suite (its slow end-to-end tests included) takes about ten minutes on 2 cores,
 # so it runs on the rows whose code differs most (the default, XGBoost, batch inference); the other
-# rows run the fast suite and the end-to-end make targets from their own interpreter.
+# rows (LightGBM among them: the Python 3.12 regression row) run the fast suite and the end-to-end
+# make targets from their own interpreter.
 SMOKE = ("setup", "test-fast", "lint", "repro", "pipeline-local")
 # Every supported Python runs a rendered project's suite from its own interpreter (uv finds 3.12
 # and 3.13 through pyenv here; without them the test fails, it never skips). Each row lives in

@@ -1,7 +1,7 @@
 """Refresh the rendered project's ``uv.lock`` after changing its dependencies.
 
-The runtime differs by ``model_framework`` (XGBoost adds its wheel), so the template holds one lock
-per framework, ``uv.<framework>.lock``, and the requirements exported from it,
+The runtime differs by ``model_framework`` (XGBoost or LightGBM adds its wheel), so the template
+holds one lock per framework, ``uv.<framework>.lock``, and the requirements exported from it,
 ``src/requirements.<framework>.txt`` (what the SageMaker jobs install) and
 ``src/requirements-tracking.<framework>.txt`` (what a job that logs to MLflow adds); the generator
 keeps the chosen ones as ``uv.lock`` / ``src/requirements.txt`` / ``src/requirements-tracking.txt``

@@ -48,7 +48,14 @@ from botocore.exceptions import ClientError
 
 from . import deployed, drift_alarms, endpoint_requests, offline_install, rollout
 from .run import PARAMS, SCHEMA_GLOB, pipeline_inputs
-from .settings import LOWER_IS_BETTER, Settings, Standards, load_settings, stack_tags
+from .settings import (
+    LOWER_IS_BETTER,
+    Network,
+    Settings,
+    Standards,
+    load_settings,
+    stack_tags,
+)
 
 PROJECT = Path(__file__).resolve().parent.parent
 INFRASTRUCTURE = PROJECT / "infrastructure"
@@ -511,35 +518,82 @@ def realtime_parameters(
     build_account: str = "",
 ) -> dict[str, str]:
     """Network, data capture and monitoring parameters of an instance-based endpoint."""
-    standards = settings.standards
-    parameters = isolation_parameters(standards)
-    # The standards' subnets are the build account's; a target account's endpoint has none.
-    if standards.subnets and target is None:
-        parameters |= {
-            "SubnetIds": ",".join(standards.subnets),
-            "SecurityGroupIds": ",".join(standards.security_groups),
-        }
-    # Monitoring compares live inputs with the baseline of the model that answers them.
-    baseline = package.baseline
-    if baseline is None:  # resolve_package refuses these already
-        raise DeployConfigError(f"model package {package.arn} has no data-quality baseline")
-    data = settings.prefix
+    data = stage_data_prefix(settings, target)
+    parameters = (
+        isolation_parameters(settings.standards)
+        | network_parameters(stage, settings, target)
+        | monitoring_parameters(stage, data, package, monitor_image)
+    )
     if target is not None:
-        data = f"s3://{target.data_bucket}/{settings.project_name}"
         parameters["BuildAccountId"] = build_account
     return (
         parameters
         | {
             "DataCaptureUri": f"{data}/data-capture/{stage}",
-            "MonitoringOutputUri": f"{data}/monitoring/{stage}",
-            "MonitorImageUri": monitor_image,
-            "BaselineStatisticsUri": baseline.statistics_uri,
-            "BaselineConstraintsUri": baseline.constraints_uri,
             "DriftAlarmRule": drift_alarms.composite_rule(settings.project_name, features()),
             "GroundTruthUri": f"{data}/ground-truth/{stage}",
         }
         | model_quality_parameters()
     )
+
+
+def stage_data_prefix(settings: Settings, target: TargetAccount | None) -> str:
+    """Where the stage's data lives: the project's prefix, or its own account's data bucket."""
+    if target is None:
+        return settings.prefix
+    return f"s3://{target.data_bucket}/{settings.project_name}"
+
+
+def network_parameters(
+    stage: str, settings: Settings, target: TargetAccount | None
+) -> dict[str, str]:
+    """The subnets and security groups of the stage's model and monitoring jobs: the standards'
+    ``vpc`` in this account; in an account of its own, that account's network (``stage_vpc``),
+    since subnets belong to one account. A stage the vpc standard leaves without a network is
+    refused, never deployed outside any VPC."""
+    standards = settings.standards
+    if standards.stage_networks and not (standards.subnets and standards.accounts):
+        raise DeployConfigError(
+            "org-standards.json: stage_vpc is given without both vpc and accounts, so it would "
+            "apply to nothing; it names the networks of the accounts of their own"
+        )
+    if not standards.subnets:
+        return {}
+    network = Network(standards.subnets, standards.security_groups)
+    if target is not None:
+        network = standards.stage_networks.get(stage, Network())
+        if not (network.subnets and network.security_groups):
+            raise DeployConfigError(
+                f"org-standards.json: stage_vpc.{stage}: the vpc standard applies to the {stage} "
+                f"account {target.account} too, whose network is not named: give its subnets and "
+                "security_groups (subnets belong to one account)"
+            )
+    return {
+        "SubnetIds": ",".join(network.subnets),
+        "SecurityGroupIds": ",".join(network.security_groups),
+    }
+
+
+def monitoring_parameters(
+    stage: str, data: str, package: Package, monitor_image: str
+) -> dict[str, str]:
+    """Model Monitor's data-quality parameters: live (or batch) inputs are compared with the
+    baseline of the model that answers them, and the reports land under ``data``."""
+    baseline = required_baseline(package)
+    return {
+        "MonitoringOutputUri": f"{data}/monitoring/{stage}",
+        "MonitorImageUri": monitor_image,
+        "BaselineStatisticsUri": baseline.statistics_uri,
+        "BaselineConstraintsUri": baseline.constraints_uri,
+    }
+
+
+def required_baseline(package: Package) -> Baseline:
+    """The package's data-quality baseline (resolve_package and _serving_package refuse a
+    package without one, so this only fails when a caller skipped them)."""
+    if package.baseline is None:
+        raise DeployConfigError(f"model package {package.arn} has no data-quality baseline")
+    return package.baseline
 
 
 def upload_batch_definition(settings: Settings, s3: Any) -> str:
@@ -573,26 +627,13 @@ def batch_parameters(
     target: TargetAccount | None = None,
 ) -> dict[str, str]:
     """Where the stage's batch pipeline reads and writes, and its data-quality monitoring."""
-    baseline = package.baseline
-    if baseline is None:  # resolve_package refuses these already
-        raise DeployConfigError(f"model package {package.arn} has no data-quality baseline")
-    data = settings.prefix
-    if target is not None:
-        data = f"s3://{target.data_bucket}/{settings.project_name}"
-    standards = settings.standards
-    parameters = isolation_parameters(standards)
-    if standards.subnets and target is None:
-        parameters |= {
-            "SubnetIds": ",".join(standards.subnets),
-            "SecurityGroupIds": ",".join(standards.security_groups),
-        }
-    return parameters | {
-        "BatchDataUri": f"{data}/batch/{stage}",
-        "MonitoringOutputUri": f"{data}/monitoring/{stage}",
-        "MonitorImageUri": monitor_image,
-        "BaselineStatisticsUri": baseline.statistics_uri,
-        "BaselineConstraintsUri": baseline.constraints_uri,
-    }
+    data = stage_data_prefix(settings, target)
+    return (
+        isolation_parameters(settings.standards)
+        | network_parameters(stage, settings, target)
+        | {"BatchDataUri": f"{data}/batch/{stage}"}
+        | monitoring_parameters(stage, data, package, monitor_image)
+    )
 
 
 def monitor_image_uri(region: str) -> str:
@@ -722,9 +763,7 @@ def write_configs(
             for stage in STAGES
         }
         if settings.inference_mode == "batch":
-            if new.baseline is None:  # resolve_package refuses these already
-                raise DeployConfigError(f"model package {new.arn} has no data-quality baseline")
-            check_baseline(s3, new.baseline, features())
+            check_baseline(s3, required_baseline(new), features())
             definition_key = upload_batch_definition(settings, s3)
         template = load_template()
     if settings.standards.network_isolation and settings.inference_mode != "serverless":

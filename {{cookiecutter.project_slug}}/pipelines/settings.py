@@ -31,6 +31,15 @@ LOWER_IS_BETTER = frozenset(json.loads(GATE_METRICS_FILE.read_text())["lower_is_
 
 
 @dataclass(frozen=True)
+class Network:
+    """Subnets and security groups SageMaker attaches a job's or a model's network interfaces
+    to; they belong to one account."""
+
+    subnets: tuple[str, ...] = ()
+    security_groups: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Standards:
     """What the organisation enforces on every job and endpoint of this project."""
 
@@ -41,6 +50,8 @@ class Standards:
     instance_types: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # stage -> the account its endpoint runs in (both or none); empty: this account
     accounts: dict[str, str] = field(default_factory=dict)
+    # stage -> the network of its own account (stage_vpc): the vpc standard where accounts are set
+    stage_networks: dict[str, Network] = field(default_factory=dict)
     # The organisation's SageMaker managed MLflow tracking server, when it names one.
     mlflow_tracking_server_arn: str | None = None
 
@@ -69,6 +80,13 @@ def load_standards(path: Path = STANDARDS_FILE) -> Standards:
             role: tuple(types) for role, types in raw.get("instance_types", {}).items()
         },
         accounts={stage: str(account) for stage, account in raw.get("accounts", {}).items()},
+        stage_networks={
+            stage: Network(
+                subnets=tuple(network.get("subnets", ())),
+                security_groups=tuple(network.get("security_groups", ())),
+            )
+            for stage, network in raw.get("stage_vpc", {}).items()
+        },
         mlflow_tracking_server_arn=raw.get("mlflow_tracking_server_arn"),
     )
 

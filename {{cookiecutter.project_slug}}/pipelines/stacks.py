@@ -47,22 +47,32 @@ def parse_parameters(pairs: list[str]) -> dict[str, str]:
     return parameters
 
 
+def standards_parameters(settings: Settings, stack: str) -> dict[str, str]:
+    """What org-standards.json decides for a stack: the stage accounts of the foundation and
+    deploy stacks, and the organisation's MLflow tracking server the foundation hands the build
+    (its export is final: without the parameter the pipeline would track nothing)."""
+    standards = settings.standards
+    values = {
+        ACCOUNT_PARAMETERS[stage]: account
+        for stage, account in standards.accounts.items()
+        if stack in ACCOUNT_STACKS
+    }
+    if stack == "foundation" and standards.mlflow_tracking_server_arn:
+        values["MlflowTrackingServerArn"] = standards.mlflow_tracking_server_arn
+    return values
+
+
 def stack_request(settings: Settings, stack: str, parameters: dict[str, str]) -> dict[str, Any]:
     """The CreateStack/UpdateStack request: template, parameters, capabilities, stack tags."""
     if stack not in TEMPLATES or not (INFRASTRUCTURE / TEMPLATES[stack]).exists():
         known = [name for name, file in TEMPLATES.items() if (INFRASTRUCTURE / file).exists()]
         raise StackError(f"unknown stack {stack!r}; one of {', '.join(known)}")
-    accounts = {
-        ACCOUNT_PARAMETERS[stage]: account
-        for stage, account in settings.standards.accounts.items()
-        if stack in ACCOUNT_STACKS
-    }
     values = (
         {
             "SageMakerProjectName": settings.project_name,
             "SageMakerProjectId": settings.project_id,
         }
-        | accounts
+        | standards_parameters(settings, stack)
         | parameters
     )
     return {

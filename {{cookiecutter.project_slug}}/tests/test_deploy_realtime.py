@@ -23,7 +23,7 @@ from test_deploy import (
 )
 
 from pipelines import deploy_config, endpoint_requests
-from pipelines.settings import Standards, load_settings
+from pipelines.settings import Network, Standards, load_settings
 
 pytestmark = pytest.mark.usefixtures("fake_aws")
 
@@ -221,6 +221,81 @@ def test_cli_refuses_a_separate_account_that_is_the_build_account(
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith(f"error: accounts.staging in org-standards.json is {BUILD_ACCOUNT}")
     assert not (tmp_path / "staging-config.json").exists()
+
+
+# --- the vpc standard in accounts of their own (org-standards.json `stage_vpc`) -------------------
+
+BUILD_NETWORK = Network(subnets=("subnet-0a",), security_groups=("sg-0b",))
+STAGE_NETWORKS = {
+    "staging": Network(subnets=("subnet-1a", "subnet-1b"), security_groups=("sg-1c",)),
+    "prod": Network(subnets=("subnet-2a", "subnet-2b"), security_groups=("sg-2c", "sg-2d")),
+}
+
+
+def _vpc_standards(stage_networks: dict[str, Network]) -> Standards:
+    return Standards(
+        subnets=BUILD_NETWORK.subnets,
+        security_groups=BUILD_NETWORK.security_groups,
+        accounts=SEPARATE,
+        stage_networks=stage_networks,
+    )
+
+
+def test_separate_accounts_with_a_vpc_put_each_stage_in_its_own_accounts_network(
+    tmp_path: Path, registry: Any
+) -> None:
+    """Subnets belong to one account: the build account's would be refused by SageMaker in the
+    target account, and none at all would leave the endpoint outside any VPC."""
+    arn = register(registry, "Approved")
+    accounts = deploy_config.target_accounts(SEPARATE, BUILD_ACCOUNT, DEPLOY_STACK_ENV)
+    clients = (registry, boto3.client("s3", region_name="us-east-1"))
+    separate = load_settings(ENV, standards=_vpc_standards(STAGE_NETWORKS))
+    deploy_config.write_configs(
+        tmp_path, separate, clients, KMS, "monitor-image", arn, accounts, BUILD_ACCOUNT
+    )
+    for stage, network in STAGE_NETWORKS.items():
+        parameters = json.loads((tmp_path / f"{stage}-config.json").read_text())["Parameters"]
+        assert parameters["SubnetIds"] == ",".join(network.subnets)
+        assert parameters["SecurityGroupIds"] == ",".join(network.security_groups)
+
+
+@pytest.mark.parametrize(
+    ("standards", "words"),
+    [
+        (
+            _vpc_standards({"staging": STAGE_NETWORKS["staging"]}),
+            "org-standards.json: stage_vpc.prod: the vpc standard applies to the prod account "
+            "222222222222 too, whose network is not named",
+        ),
+        (
+            _vpc_standards(STAGE_NETWORKS | {"staging": Network(subnets=("subnet-1a",))}),
+            "org-standards.json: stage_vpc.staging: the vpc standard applies to the staging "
+            "account 111111111111 too",
+        ),
+        (
+            Standards(accounts=SEPARATE, stage_networks=STAGE_NETWORKS),
+            "org-standards.json: stage_vpc is given without both vpc and accounts",
+        ),
+    ],
+)
+def test_cli_refuses_a_vpc_standard_edited_to_leave_a_stage_without_its_network(
+    tmp_path: Path,
+    registry: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: Any,
+    standards: Standards,
+    words: str,
+) -> None:
+    """org-standards.json edited after the render (the generator refuses the same file)."""
+    for name, value in ENV.items() | DEPLOY_STACK_ENV.items() | {"KMS_KEY_ARN": KMS}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("MODEL_PACKAGE_ARN", register(registry, "Approved"))
+    monkeypatch.setattr(deploy_config, "monitor_image_uri", lambda region: "monitor-image")
+    monkeypatch.setattr(deploy_config, "load_settings", lambda: load_settings(ENV, standards))
+    assert deploy_config.main(["--output-dir", str(tmp_path)]) == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"error: {words}")
+    assert not list(tmp_path.glob("*-config.json"))
 
 
 # --- network isolation of the model (org-standards.json `network_isolation`) -----------------

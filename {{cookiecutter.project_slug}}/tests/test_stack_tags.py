@@ -156,3 +156,25 @@ def test_a_bad_parameter_is_one_clear_line(capsys: pytest.CaptureFixture[str]) -
     assert capsys.readouterr().err == "error: parameter 'ExecutionRoleArn' is not Name=value\n"
     assert stacks.main(["endpoint"]) == 1
     assert "unknown stack 'endpoint'" in capsys.readouterr().err
+
+
+@pytest.mark.filterwarnings("ignore:Tried to parse:UserWarning")  # types moto cannot create
+def test_the_foundation_hands_the_build_the_organisations_tracking_server(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Executed: with org-standards.json naming the organisation's MLflow server, ``make stack
+    STACK=foundation`` exports it as the build's MLFLOW_TRACKING_ARN, and the pipeline settings
+    read from that export track to it (the export is final: "none" would track nothing)."""
+    server = "arn:aws:sagemaker:us-east-1:123456789012:mlflow-tracking-server/acme-shared"
+    standards = Standards(mlflow_tracking_server_arn=server)
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(stacks, "load_settings", lambda: load_settings(standards=standards))
+    with mock_aws():
+        assert stacks.main(["foundation"]) == 0
+        cloudformation = boto3.client("cloudformation", region_name="us-east-1")
+        exports = {item["Name"]: item["Value"] for item in cloudformation.list_exports()["Exports"]}
+    exported = exports[f"{ENV['SAGEMAKER_PROJECT_NAME']}-mlflow-tracking-server-arn"]
+    assert exported == server
+    build = load_settings(ENV | {"MLFLOW_TRACKING_ARN": exported}, standards=standards)
+    assert build.mlflow_tracking_arn == server

@@ -10,6 +10,7 @@ import pytest
 from {{ cookiecutter.package_name }} import estimator, evaluate, lineage, train
 from {{ cookiecutter.package_name }}.data import Schema
 from {{ cookiecutter.package_name }}.inference import load_model
+from {{ cookiecutter.package_name }}.params import load_params
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -133,7 +134,8 @@ def test_lineage_record(tmp_path: Path, model_dir: Path) -> None:
     )
     record = json.loads(out.read_text())
     assert len(record["data"]["md5"]) == 32
-    assert record["params"]["train"]["max_depth"] > 0
+    # The hyperparameters as params.yaml holds them, whatever the framework calls them.
+    assert record["params"]["train"] == load_params(PROJECT / "params.yaml", "train")
     assert record["packages"]["scikit-learn"]
     assert record["packages"][estimator.FRAMEWORK]  # the estimator's library
     assert len(record["model"]["sha256"]) == 64

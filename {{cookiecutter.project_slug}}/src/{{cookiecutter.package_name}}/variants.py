@@ -99,11 +99,17 @@ def load_challenger(model_dir: Path, capture_root: Path | None) -> Variant:
 
 
 @dataclass
-class ShadowCopy:
+class Request:
+    """One request as the server received it: what a variant scores and what its capture records.
+
+    A shadow copy is the same request, scored again by the challenger; ``event_id`` pairs the
+    two records.
+    """
+
+    raw: bytes
     content: bytes | str
     content_type: str
     accept: str
-    raw: bytes
     event_id: str
     inference_id: str | None
 
@@ -119,7 +125,7 @@ class Rollout:
     seed: int | None = None
     shadow_dropped: int = 0
     _random: random.Random = field(init=False, repr=False)
-    _queue: queue.Queue[ShadowCopy] = field(init=False, repr=False)
+    _queue: queue.Queue[Request] = field(init=False, repr=False)
     _lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -152,19 +158,17 @@ class Rollout:
     ) -> tuple[Answer, str]:
         """The answer to one request and the name of the variant that gave it."""
         variant = self._choose(target)
-        event_id = str(uuid.uuid4())
+        request = Request(raw, content, content_type, accept, str(uuid.uuid4()), inference_id)
         if variant is not self.champion:
-            answer = self._try(variant, raw, content, content_type, accept, event_id, inference_id)
+            answer = self._try(variant, request)
             if answer is not None:
                 return answer, variant.name
             if target is not None:  # the client asked for this variant: say it cannot answer
                 message = f"variant '{variant.name}' cannot answer: {variant.problem}"
                 return error_answer(HTTPStatus.SERVICE_UNAVAILABLE, message), variant.name
-        answer = self._run(
-            self.champion, raw, content, content_type, accept, event_id, inference_id
-        )
+        answer = self._run(self.champion, request)
         if self.mode == "shadow" and answer.status == HTTPStatus.OK:
-            self._shadow(ShadowCopy(content, content_type, accept, raw, event_id, inference_id))
+            self._shadow(request)
         return answer, self.champion.name
 
     def drain(self) -> None:
@@ -187,47 +191,29 @@ class Rollout:
         draw = self._random.random() * (champion_weight + challenger_weight)
         return self.challenger if draw >= champion_weight else self.champion
 
-    def _run(
-        self,
-        variant: Variant,
-        raw: bytes,
-        content: bytes | str,
-        content_type: str,
-        accept: str,
-        event_id: str,
-        inference_id: str | None,
-    ) -> Answer:
+    def _run(self, variant: Variant, request: Request) -> Answer:
         assert variant.model is not None  # noqa: S101 - callers check
         start = time.perf_counter_ns()
-        answer = transform_fn(variant.model, content, content_type, accept)
+        answer = transform_fn(variant.model, request.content, request.content_type, request.accept)
         latency_us = (time.perf_counter_ns() - start) // 1000
         if answer.status == HTTPStatus.OK and variant.capture is not None:
             variant.capture.write(
-                raw,
-                content_type,
+                request.raw,
+                request.content_type,
                 answer.body,
                 answer.content_type,
-                inference_id=inference_id,
-                event_id=event_id,
+                inference_id=request.inference_id,
+                event_id=request.event_id,
                 model_latency_us=latency_us,
             )
         return answer
 
-    def _try(
-        self,
-        variant: Variant,
-        raw: bytes,
-        content: bytes | str,
-        content_type: str,
-        accept: str,
-        event_id: str,
-        inference_id: str | None,
-    ) -> Answer | None:
+    def _try(self, variant: Variant, request: Request) -> Answer | None:
         """The challenger's answer, or None when it is not loaded or raised (reported once)."""
         if variant.model is None:
             return None
         try:
-            return self._run(variant, raw, content, content_type, accept, event_id, inference_id)
+            return self._run(variant, request)
         # A challenger's bug is its own failure, counted and reported; never the champion's.
         except Exception as error:
             self._failed(variant, error)
@@ -246,11 +232,11 @@ class Rollout:
                 flush=True,
             )
 
-    def _shadow(self, copy: ShadowCopy) -> None:
+    def _shadow(self, request: Request) -> None:
         if self.challenger is None or self.challenger.model is None:
             return
         try:
-            self._queue.put_nowait(copy)
+            self._queue.put_nowait(request)
         except queue.Full:
             with self._lock:
                 self.shadow_dropped += 1
@@ -259,17 +245,9 @@ class Rollout:
         # One OpenMP/BLAS thread, as for request threads (serve.InferenceServer).
         with ThreadpoolController().limit(limits=1):
             while True:
-                copy = self._queue.get()
+                request = self._queue.get()
                 try:
                     if self.challenger is not None:
-                        self._try(
-                            self.challenger,
-                            copy.raw,
-                            copy.content,
-                            copy.content_type,
-                            copy.accept,
-                            copy.event_id,
-                            copy.inference_id,
-                        )
+                        self._try(self.challenger, request)
                 finally:
                     self._queue.task_done()
