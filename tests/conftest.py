@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import os
 import shutil
 import subprocess
@@ -116,6 +118,38 @@ CfnLoader.add_multi_constructor("!", _intrinsic)
 
 def load_yaml(path: Path) -> Any:
     return yaml.load(path.read_text(), Loader=CfnLoader)  # noqa: S506 - SafeLoader subclass
+
+
+@contextlib.contextmanager
+def rendered_pipelines(project: Path) -> Iterator[None]:
+    """The rendered project's ``pipelines`` package importable (and forgotten afterwards)."""
+    sys.path.insert(0, str(project))
+    try:
+        yield
+    finally:
+        sys.path.remove(str(project))
+        for name in [m for m in sys.modules if m == "pipelines" or m.startswith("pipelines.")]:
+            del sys.modules[name]
+
+
+def stage_template(project: Path, project_name: str) -> Any:
+    """``infrastructure/endpoint.yaml`` as the deploy build deploys it: where prod monitors data
+    quality (realtime, batch), with the alarms the build adds, one per feature of the data
+    contract and the silence alarm, made by the rendered project's own
+    ``deploy_config.endpoint_template`` for the stack's ``SageMakerProjectName``."""
+    template = load_yaml(project / "infrastructure" / "endpoint.yaml")
+    if "DriftAlarm" not in template["Resources"]:
+        return template
+    with rendered_pipelines(project):
+        deploy_config = importlib.import_module("pipelines.deploy_config")
+        drift_alarms = importlib.import_module("pipelines.drift_alarms")
+        mode = importlib.import_module("pipelines.settings").load_settings({}).inference_mode
+        deployed = deploy_config.endpoint_template(
+            project_name, deploy_config.features(), drift_alarms.MONITORED_METRICS[mode]
+        )
+    added = {k: v for k, v in deployed["Resources"].items() if k not in template["Resources"]}
+    template["Resources"] |= added
+    return template
 
 
 def bake(cookies: Any, **extra: str) -> Path:

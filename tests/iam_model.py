@@ -117,6 +117,32 @@ def resource_types_of(action: str) -> list[str]:
     ]
 
 
+def required_resource_types(action: str) -> set[str]:
+    """Resource types the Service Authorization Reference marks required (``*``) for an action:
+    the request is authorized on a resource of each of them."""
+    privilege = _privilege(action) or {"resource_types": []}
+    return {
+        r["resource_type"].rstrip("*")
+        for r in privilege["resource_types"]
+        if r["resource_type"].endswith("*")
+    }
+
+
+def dependent_actions(action: str) -> set[str]:
+    """Actions the Service Authorization Reference says the action also needs (its dependent
+    actions column), e.g. sagemaker:AddTags for a Create call that carries Tags."""
+    privilege = _privilege(action) or {"resource_types": []}
+    return {d for r in privilege["resource_types"] for d in r.get("dependent_actions") or []}
+
+
+@functools.cache
+def resource_type_of(arn: str, service: str) -> str | None:
+    for match in parliament.get_resource_type_matches_from_arn(arn):
+        if match["service"]["prefix"] == service:
+            return str(match["resource"]["resource"])
+    return None
+
+
 @functools.cache
 def supports_resource_level(action: str) -> bool:
     return bool(resource_types_of(action))
@@ -516,15 +542,19 @@ def fnmatch_any(patterns: list[str], value: str) -> bool:
 
 
 def conditions_hold(condition: Mapping[str, Any], context: Mapping[str, str]) -> bool:
-    """IAM condition evaluation for the operators the templates use (all keys must be present)."""
-    for operator, tests in condition.items():
+    """IAM condition evaluation for the operators the templates use (every key must be present,
+    except under an ...IfExists operator)."""
+    for qualified, tests in condition.items():
+        operator = qualified.removesuffix("IfExists")
         for key, expected in tests.items():
             if key not in context:
+                if operator != qualified:  # ...IfExists: a key the request lacks passes
+                    continue
                 return False
             value, wanted = context[key], [str(e) for e in _as_list(expected)]
             if operator == "StringEquals":
                 ok = value in wanted
-            elif operator == "StringLike":
+            elif operator in ("StringLike", "ArnLike"):
                 ok = any(_glob(w, value, case=True) for w in wanted)
             elif operator == "Bool":
                 ok = value.lower() in [w.lower() for w in wanted]

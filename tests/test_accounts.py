@@ -9,7 +9,9 @@ TestEventPattern API is not implemented).
 
 from __future__ import annotations
 
+import contextlib
 import filecmp
+import functools
 import importlib
 import json
 import re
@@ -24,7 +26,7 @@ from cookiecutter.main import cookiecutter
 from moto.events.models import EventPattern
 
 from . import iam_model as iam
-from .conftest import TEMPLATE, load_yaml
+from .conftest import TEMPLATE, load_yaml, stage_template
 from .test_permissions import (
     DEPLOY_MODES,
     STACK_CALLS,
@@ -35,7 +37,13 @@ from .test_permissions import (
 
 BUILD = iam.ACCOUNT
 ACCOUNTS = {"staging": "111111111111", "prod": "222222222222"}
-STANDARDS = {"accounts": ACCOUNTS}
+# The vpc standard: the build account's network, and each target account's own (stage_vpc).
+BUILD_NETWORK = {"subnets": ["subnet-0a1b", "subnet-0c1d"], "security_groups": ["sg-0e1f"]}
+STAGE_VPC = {
+    "staging": {"subnets": ["subnet-1a1b", "subnet-1c1d"], "security_groups": ["sg-1e1f"]},
+    "prod": {"subnets": ["subnet-2a2b", "subnet-2c2d"], "security_groups": ["sg-2e2f", "sg-2a2b"]},
+}
+STANDARDS = {"accounts": ACCOUNTS, "vpc": BUILD_NETWORK, "stage_vpc": STAGE_VPC}
 PROJECT = "tumour"  # the SageMakerProjectName the stacks are resolved with
 
 
@@ -90,7 +98,13 @@ def test_without_the_standard_the_render_is_byte_identical(renders: dict[str, Pa
 
 
 def _infrastructure(project: Path, name: str) -> dict[str, Any]:
-    return dict(load_yaml(project / "infrastructure" / f"{name}.yaml"))
+    return dict(_parsed(project / "infrastructure" / f"{name}.yaml"))
+
+
+@functools.cache
+def _parsed(path: Path) -> dict[str, Any]:
+    """Each rendered template parsed once (the stacks only read it; parsing is the slow part)."""
+    return dict(load_yaml(path))
 
 
 def build_stacks(project: Path, separate: bool) -> dict[str, iam.Stack]:
@@ -110,11 +124,24 @@ def build_stacks(project: Path, separate: bool) -> dict[str, iam.Stack]:
 
 
 def target_stacks(
-    project: Path, stage: str, deploy_mode: str = "replace", endpoint_stage: str | None = None
+    project: Path,
+    stage: str,
+    deploy_mode: str = "replace",
+    endpoint_stage: str | None = None,
+    network: bool = True,
 ) -> dict[str, iam.Stack]:
     """``target-account.yaml`` and the stage's endpoint stack, in the stage's account (with
-    ``endpoint_stage``: the endpoint stack of that stage, resolved in this stage's account)."""
+    ``endpoint_stage``: the endpoint stack of that stage, resolved in this stage's account), in
+    the account's own network (``stage_vpc``; ``network=False``: the standards name no vpc)."""
     account = ACCOUNTS[stage]
+    subnets = (
+        {
+            "SubnetIds": STAGE_VPC[stage]["subnets"],
+            "SecurityGroupIds": STAGE_VPC[stage]["security_groups"],
+        }
+        if network
+        else {}
+    )
     foundation = build_stacks(project, separate=True)["foundation"]
     exports = foundation.outputs()
     target = iam.Stack(
@@ -125,12 +152,13 @@ def target_stacks(
             "BuildAccountId": BUILD,
             "ArtifactBucketName": exports[f"{PROJECT}-artifact-bucket"],
             "BuildKmsKeyArn": exports[f"{PROJECT}-kms-key-arn"],
-        },
+        }
+        | subnets,
         account=account,
     )
     outputs = {key: target.resolve(o["Value"]) for key, o in target.template["Outputs"].items()}
     endpoint = iam.Stack(
-        _infrastructure(project, "endpoint"),
+        stage_template(project, PROJECT),  # with the alarms the deploy build adds
         f"{PROJECT}-endpoint-{endpoint_stage or stage}",
         {
             "StageName": endpoint_stage or stage,
@@ -141,7 +169,8 @@ def target_stacks(
             "DeployMode": deploy_mode,
             # batch: the definition the deploy build uploaded to the build account's bucket
             "PipelineDefinitionBucket": exports[f"{PROJECT}-artifact-bucket"],
-        },
+        }
+        | subnets,
         account=account,
         bucket_keys=iam.encrypted_buckets(foundation),
     )
@@ -302,13 +331,15 @@ def _uses_of_build_resources(
     return uses
 
 
+@pytest.mark.parametrize("mode", ["realtime", "serverless", "batch"])
 @pytest.mark.parametrize("stage", list(ACCOUNTS))
 def test_target_accounts_are_granted_exactly_what_their_roles_use(
-    renders: dict[str, Path], stage: str
+    mode_renders: dict[str, Path], stage: str, mode: str
 ) -> None:
     """Both sides of each cross-account grant agree: the build account's resource policies allow
-    every build-account action a target role is given, and grant the account nothing else."""
-    project = renders["separate"]
+    every build-account action a target role is given, and grant the account nothing else (in
+    every inference mode: batch's stack role reads its pipeline definition from the bucket)."""
+    project = mode_renders[mode]
     build = build_stacks(project, separate=True)
     resources = _build_resources(build)
     uses = _uses_of_build_resources(target_stacks(project, stage)["target"], resources)
@@ -343,7 +374,8 @@ def test_target_accounts_are_granted_exactly_what_their_roles_use(
 def mode_renders(
     renders: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, Path]:
-    """Each inference mode rendered with separate accounts (their stack roles differ)."""
+    """Each inference mode rendered with separate accounts (their stack roles differ); serverless
+    without the vpc standard, which it cannot meet (the generator refuses it)."""
     root = tmp_path_factory.mktemp("modes")
     home = tmp_path_factory.mktemp("home")
     rendered = {"realtime": renders["separate"]}
@@ -351,7 +383,8 @@ def mode_renders(
         with pytest.MonkeyPatch.context() as patch:
             patch.setenv("HOME", str(home))
             path = root / f"{mode}-standards.yaml"
-            path.write_text(yaml.safe_dump(STANDARDS))
+            standards = {"accounts": ACCOUNTS} if mode == "serverless" else STANDARDS
+            path.write_text(yaml.safe_dump(standards))
             patch.setenv("MLOPS_ORG_STANDARDS", str(path))
             rendered[mode] = Path(
                 cookiecutter(
@@ -375,21 +408,22 @@ def test_target_stack_role_grants_exactly_what_the_resource_schemas_require(
     The stack names the stage key by its alias (the build account cannot read the target's
     outputs); KMS authorizes a request that names an alias against the key it points to.
     """
-    stacks = [target_stacks(mode_renders[mode], stage, deploy) for deploy in DEPLOY_MODES]
-    target = stacks[0]["target"]
+    target = target_stacks(mode_renders[mode], stage)["target"]
     alias = target.resolve(target.template["Outputs"]["KmsKeyAliasArn"]["Value"])
     key = target.arn("StageKey")
     role = iam.role_documents(target, "StackRole")
     by_key = [
         json.loads(json.dumps(document).replace(key, alias)) for document in role
     ]  # the role's key statements, read as KMS reads them for a request naming the alias
-    for stack in stacks:
-        assert missing_permissions(stack["endpoint"], by_key) == []
+    own = [target_stacks(mode_renders[mode], stage, deploy)["endpoint"] for deploy in DEPLOY_MODES]
+    for stack in own:
+        assert missing_permissions(stack, by_key) == []
     # target-account.yaml is one template for both accounts: its stack role is checked against
-    # what the stage stacks of both stages need (staging's carries prod's monitoring grants).
-    both_stages = [
-        target_stacks(mode_renders[mode], stage, deploy, endpoint_stage=name)["endpoint"]
-        for name in ACCOUNTS
+    # what the stage stacks of both stages need, resolved in this account (so staging's role
+    # carries prod's monitoring grants: see the README).
+    other = next(name for name in ACCOUNTS if name != stage)
+    both_stages = own + [
+        target_stacks(mode_renders[mode], stage, deploy, endpoint_stage=other)["endpoint"]
         for deploy in DEPLOY_MODES
     ]
     assert excess_grants(both_stages, by_key) == []
@@ -545,3 +579,171 @@ def test_every_policy_of_both_layouts_passes_parliament(renders: dict[str, Path]
             for label, stack in target_stacks(project, stage).items()
         ]
     assert parliament_findings(stacks) == []
+
+
+# --- the vpc standard in accounts of their own (stage_vpc) ---------------------------------------
+
+
+@contextlib.contextmanager
+def _rendered_pipelines(project: Path) -> Iterator[Any]:
+    """A render's ``pipelines`` package (and its own package, from src/), imported from the
+    render and forgotten afterwards."""
+    folders = [str(project), str(project / "src")]
+    packages = ("pipelines", project.name.replace("-", "_"))
+    sys.path[:0] = folders
+    try:
+        yield importlib.import_module("pipelines")
+    finally:
+        for folder in folders:
+            sys.path.remove(folder)
+        for name in [m for m in sys.modules if m.split(".")[0] in packages]:
+            del sys.modules[name]
+
+
+@pytest.mark.parametrize("mode", ["realtime", "batch"])
+@pytest.mark.parametrize("stage", list(ACCOUNTS))
+def test_each_stage_runs_in_its_own_accounts_network(
+    mode_renders: dict[str, Path], stage: str, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The deploy build's parameters for the stage, on the stage stack resolved in its account:
+    the CreateModel request CloudFormation makes (what the endpoint, or the batch transform,
+    runs) passes botocore's ParamValidator with exactly that account's subnets and security
+    groups, and so do the monitoring job definitions' (prod)."""
+    project = mode_renders[mode]
+    with _rendered_pipelines(project):
+        deploy_config = importlib.import_module("pipelines.deploy_config")
+        settings_module = importlib.import_module("pipelines.settings")
+        requests = importlib.import_module("pipelines.endpoint_requests")
+        standards = settings_module.load_standards(project / "org-standards.json")
+        settings = settings_module.load_settings(
+            {"SAGEMAKER_PROJECT_NAME": PROJECT, "AWS_REGION": iam.REGION}, standards=standards
+        )
+        package = deploy_config.Package(
+            arn=f"arn:aws:sagemaker:{iam.REGION}:{BUILD}:model-package/{PROJECT}/1",
+            group=PROJECT,
+            version=1,
+            status="Approved",
+            baseline=deploy_config.Baseline("s3://b/statistics.json", "s3://b/constraints.json"),
+        )
+        deployment = deploy_config.stage_deployment(stage) if mode == "realtime" else None
+        config = deploy_config.stage_config(
+            stage,
+            settings,
+            deploy_config.StagePlan(package, None, deployment),
+            f"arn:aws:kms:{iam.REGION}:{BUILD}:key/{iam.KEY_ID}",
+            "monitor-image",
+            deploy_config.target_account(stage, ACCOUNTS[stage], settings),
+            BUILD,
+        )
+        parameters = config["Parameters"]
+        if mode == "batch":  # what write_configs adds once the definition is uploaded
+            parameters |= {"PipelineDefinitionBucket": "b", "PipelineDefinitionKey": "d.json"}
+        monkeypatch.setitem(requests.PSEUDO, "AWS::AccountId", ACCOUNTS[stage])
+        template = deploy_config.load_template()
+        stack = requests.Resolver(template, parameters)
+        expected = {
+            "Subnets": STAGE_VPC[stage]["subnets"],
+            "SecurityGroupIds": STAGE_VPC[stage]["security_groups"],
+        }
+        model = requests.validate("CreateModel", stack.properties("Model") | {"ModelName": "m"})
+        assert model["VpcConfig"] == expected
+        assert model["ExecutionRoleArn"].split(":")[4] == ACCOUNTS[stage]
+        if mode == "realtime":  # the endpoint configuration serving that model
+            requests.endpoint_requests(template, parameters)
+        monitored = [
+            logical
+            for logical, resource in template["Resources"].items()
+            if resource["Type"].endswith("JobDefinition") and stack.active(logical)
+        ]
+        assert bool(monitored) == (stage == "prod")
+        for logical in monitored:
+            kind = template["Resources"][logical]["Type"].rsplit("::", 1)[1]
+            generated = {"JobDefinitionName": f"{logical}-generated"}  # a CloudFormation name
+            request = requests.validate(f"Create{kind}", generated | stack.properties(logical))
+            assert request["NetworkConfig"]["VpcConfig"] == expected
+
+
+# The EC2 calls SageMaker makes as a model's (or transform or monitoring job's) execution role in
+# a VPC: the SageMaker developer guide, "CreateModel API: execution role permissions" and "Give
+# SageMaker AI hosted endpoints access to resources in your Amazon VPC".
+SAGEMAKER_VPC_ACTIONS = {
+    "ec2:CreateNetworkInterface",
+    "ec2:CreateNetworkInterfacePermission",
+    "ec2:DeleteNetworkInterface",
+    "ec2:DeleteNetworkInterfacePermission",
+    "ec2:DescribeDhcpOptions",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeSecurityGroups",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeVpcs",
+}
+
+
+def _ec2_actions(documents: list[dict[str, Any]]) -> set[str]:
+    return {
+        action
+        for document in documents
+        for statement in iam.statements(document)
+        for pattern in iam._as_list(statement["Action"])
+        for action in iam.expand(pattern) or [pattern]
+        if action.startswith("ec2:")
+    }
+
+
+@pytest.mark.parametrize("stage", list(ACCOUNTS))
+def test_the_model_role_may_use_exactly_its_accounts_network(
+    renders: dict[str, Path], stage: str
+) -> None:
+    """The target account's model role, resolved with its stage's network: the calls SageMaker
+    makes, in that network only (conditions evaluated), and none without a vpc standard."""
+    project = renders["separate"]
+    target = target_stacks(project, stage)["target"]
+    role = iam.role_documents(target, "ModelExecutionRole")
+    assert _ec2_actions(role) == SAGEMAKER_VPC_ACTIONS
+    account = ACCOUNTS[stage]
+
+    def arn(kind: str, name: str, in_account: str = account) -> str:
+        return f"arn:aws:ec2:{iam.REGION}:{in_account}:{kind}/{name}"
+
+    def may(action: str, resource: str, **context: str) -> bool:
+        keys = {key.replace("_", ":", 1): value for key, value in context.items()}
+        return iam.allows_in_context(role, action, resource, keys)
+
+    interface = arn("network-interface", "eni-0123456789abcdef0")
+    own, others = (
+        STAGE_VPC[stage],
+        [BUILD_NETWORK] + [network for name, network in STAGE_VPC.items() if name != stage],
+    )
+    for subnet in own["subnets"]:
+        assert may("ec2:CreateNetworkInterface", arn("subnet", subnet), ec2_SubnetID=subnet)
+        for action in SAGEMAKER_VPC_ACTIONS - {"ec2:CreateNetworkInterface"}:
+            if action.startswith("ec2:Describe"):
+                continue
+            assert may(action, interface, ec2_Subnet=arn("subnet", subnet)), action
+        # the same id named in another account is not this account's subnet
+        assert not may(
+            "ec2:CreateNetworkInterface", arn("subnet", subnet, BUILD), ec2_SubnetID=subnet
+        )
+    for group in own["security_groups"]:
+        assert may(
+            "ec2:CreateNetworkInterface", arn("security-group", group), ec2_SecurityGroupID=group
+        )
+    assert may("ec2:CreateNetworkInterface", interface)
+    for network in others:
+        for subnet in network["subnets"]:
+            assert not may("ec2:CreateNetworkInterface", arn("subnet", subnet), ec2_SubnetID=subnet)
+            assert not may(
+                "ec2:DeleteNetworkInterface", interface, ec2_Subnet=arn("subnet", subnet)
+            )
+        for group in network["security_groups"]:
+            assert not may(
+                "ec2:CreateNetworkInterface",
+                arn("security-group", group),
+                ec2_SecurityGroupID=group,
+            )
+    for action in SAGEMAKER_VPC_ACTIONS:
+        if action.startswith("ec2:Describe"):
+            assert may(action, "*", ec2_Region=iam.REGION), action
+            assert not may(action, "*", ec2_Region="eu-west-1"), action
+    unnamed = target_stacks(project, stage, network=False)["target"]
+    assert _ec2_actions(iam.role_documents(unnamed, "ModelExecutionRole")) == set()

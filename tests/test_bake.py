@@ -57,11 +57,13 @@ PACKAGE_MODULES = [
 ]
 # What each inference mode has that the others have not (hooks/template_files.py prunes the rest).
 MODE_FILES = {
-    "realtime": ["tests/test_deploy_realtime.py", "tests/test_drift_alarms.py"],
+    "realtime": ["tests/test_deploy_realtime.py"],
     "serverless": ["tests/test_deploy_serverless.py"],
     "batch": ["tests/test_deploy_batch.py"],
 }
 ENDPOINT_MODES = ("realtime", "serverless")
+# Prod runs Model Monitor, so the deploy build writes drift alarms (serverless: no monitoring).
+MONITORED_MODES = ("realtime", "batch")
 CI_FILES = {
     "codepipeline": ["buildspec.yml"],
     "github-actions": [".github/workflows/build.yml"],
@@ -99,6 +101,7 @@ def test_expected_files(baked_matrix: dict[str, Path], extra: dict[str, str]) ->
             assert (project / name).exists() is (other == mode), name
     for name in template_files.ENDPOINT_PATHS:
         assert (project / name).exists() is (mode in ENDPOINT_MODES), name
+    assert (project / "tests/test_drift_alarms.py").exists() is (mode in MONITORED_MODES)
     assert not [p for m in ("serverless", "batch") for p in project.rglob(f"*.{m}.*")]
     # Variant files are settled: no infix left, the schema is the chosen problem type's.
     assert not list(project.rglob("*.classification.*")) + list(project.rglob("*.regression.*"))

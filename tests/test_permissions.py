@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from . import iam_model as iam
-from .conftest import MATRIX, load_yaml, matrix_id
+from .conftest import MATRIX, load_yaml, matrix_id, stage_template
 from .rendered_tag_propagation import tag_propagation
 
 with warnings.catch_warnings():
@@ -64,6 +64,8 @@ def rendered_stacks(project: Path) -> list[tuple[str, iam.Stack]]:
     for path in sorted(infrastructure.glob("*.yaml")):
         template = load_yaml(path)
         if path.stem == "endpoint":
+            # with the drift alarms the deploy build adds to the stage stack
+            template = stage_template(project, "tumour")
             # Each stage in each deploy mode (replace, shadow, ab): the modes add resources
             # (challenger model, alarms, autoscaling) the deploying role must be able to create.
             for stage in ("staging", "prod"):
@@ -161,31 +163,45 @@ KMS_KEY_OF_ENDPOINT = ("kms:DescribeKey", "kms:CreateGrant")
 
 
 def _referenced_permissions(
-    stack: iam.Stack, kind: str, own_arn: str, properties: dict[str, Any]
+    stack: iam.Stack, logical: str, actions: list[str], properties: dict[str, Any]
 ) -> list[tuple[str, str]]:
-    """(action, ARN) a resource's calls are authorized on besides its own ARN, where the schema's
-    handler list has the action but only the properties say which resource it acts on, or where
-    AWS documents an authorization the schema does not list. Each with its source."""
+    """(action, ARN) a resource's calls are authorized on besides what its schema's handler list
+    says, from the Service Authorization Reference (parliament's copy) and AWS's documentation."""
+    kind = stack.resources[logical]["Type"]
+    own_arn = stack.arn(logical)
+    service = own_arn.split(":")[2]
+    own = [action for action in actions if action.split(":")[0] == service]
     needed: list[tuple[str, str]] = []
+    # A required resource type of the call other than the resource's own, named in its
+    # properties: CreateEndpoint and UpdateEndpoint are authorized on the endpoint
+    # configuration too (endpoint-config*).
+    named = json.dumps(properties)
+    for other, _ in stack.active():
+        other_arn = stack.arn(other)
+        if other == logical or f'"{stack.physical_name(other)}"' not in named:
+            continue
+        wanted = iam.resource_type_of(other_arn, service)
+        needed += [
+            (action, other_arn)
+            for action in own
+            if wanted is not None
+            and wanted != iam.resource_type_of(own_arn, service)
+            and wanted in iam.required_resource_types(action)
+        ]
+    # Resource-level tags: a Create call carrying Tags also needs its dependent <service>:AddTags
+    # (for types whose schema lists neither it nor a tagging section, e.g. MonitoringSchedule).
+    if properties.get("Tags"):
+        tagging = f"{service}:AddTags"
+        if any(tagging in iam.dependent_actions(action) for action in own):
+            needed.append((tagging, own_arn))
     if kind == "AWS::SageMaker::Model":
-        # CreateModel from a package (Containers ModelPackageName) reads the package with the
-        # caller's credentials (SageMaker Developer Guide, "Deploy a model package": the role
-        # creating the model needs sagemaker:DescribeModelPackage).
+        # CreateModel from a package (Containers ModelPackageName) reads the package: kept from
+        # the grant before (no AWS document found here states it for one account; AWS's
+        # cross-account model registry setup grants the deploying account
+        # sagemaker:DescribeModelPackage, as foundation.yaml's group policy does).
         for container in properties.get("Containers", []):
             if "ModelPackageName" in container:
                 needed.append(("sagemaker:DescribeModelPackage", container["ModelPackageName"]))
-    if kind == "AWS::SageMaker::Endpoint":
-        # CreateEndpoint and UpdateEndpoint are authorized on the endpoint configuration they
-        # name too (Service Authorization Reference: both list endpoint-config as a resource).
-        config = f"arn:aws:sagemaker:{iam.REGION}:{stack.account}:endpoint-config/" + str(
-            properties["EndpointConfigName"]
-        )
-        needed += [(f"sagemaker:{call}", config) for call in ("CreateEndpoint", "UpdateEndpoint")]
-    if kind == "AWS::SageMaker::MonitoringSchedule" and properties.get("Tags"):
-        # A SageMaker Create* call with Tags is also authorized as sagemaker:AddTags (SageMaker
-        # Developer Guide, "Grant permissions to tag SageMaker resources"); this schema lists
-        # neither AddTags nor a tagging section, so its resource-level tags need it named.
-        needed.append(("sagemaker:AddTags", own_arn))
     for obj in sorted(iam.s3_objects_in(properties)):
         # Reading an object of a bucket encrypted by default with SSE-KMS decrypts its data key
         # with the reader's credentials (S3 User Guide, "Using SSE-KMS": kms:Decrypt).
@@ -240,7 +256,7 @@ def required_permissions(stack: iam.Stack) -> list[tuple[str, str, str | None]]:
                 needed += [(logical, action, key) for action in KMS_KEY_OF_ENDPOINT]
         needed += [
             (logical, action, arn)
-            for action, arn in _referenced_permissions(stack, kind, own_arn, properties)
+            for action, arn in _referenced_permissions(stack, logical, actions, properties)
         ]
     return needed
 

@@ -9,7 +9,8 @@ metric for every feature is refused. Without ``MODEL_PACKAGE_ARN`` (a manual run
 newest Approved package is deployed, and the build says so.
 
 It writes ``endpoint.yaml`` (the template plus one drift alarm per feature of the data contract,
-``pipelines/drift_alarms.py``) and ``<stage>-config.json`` into the output folder, merging
+``pipelines/drift_alarms.py``, on the metrics of the endpoint's or the batch capture's monitoring)
+and ``<stage>-config.json`` into the output folder, merging
 ``infrastructure/<stage>-config.json`` with what only the account knows (package, baseline, role,
 key, buckets, monitor image).
 
@@ -349,12 +350,14 @@ def load_template(template: Path = INFRASTRUCTURE / "endpoint.yaml") -> dict[str
     return dict(yaml.load(template.read_text(), Loader=_CloudFormationLoader))  # noqa: S506
 
 
-def endpoint_template(project: str, features: list[str]) -> dict[str, Any]:
+def endpoint_template(
+    project: str, features: list[str], metrics: drift_alarms.MonitoredMetrics
+) -> dict[str, Any]:
     """``endpoint.yaml`` with one drift alarm per feature (the composite created after them) and
-    the alarm for a day without drift data."""
+    the alarm for a day without drift data, on the metrics prod's monitoring publishes."""
     template = load_template()
-    alarms = drift_alarms.feature_alarms(project, features)
-    template["Resources"] |= alarms | drift_alarms.silence_alarm(project, features)
+    alarms = drift_alarms.feature_alarms(project, features, metrics)
+    template["Resources"] |= alarms | drift_alarms.silence_alarm(project, features, metrics)
     template["Resources"]["DriftAlarm"]["DependsOn"] = sorted(alarms)
     return template
 
@@ -464,7 +467,9 @@ def stage_config(
                 "ChallengerPackageArn": (plan.challenger or package).arn
             } | rollout.template_parameters(plan.deployment, plan.guarded)
     elif settings.inference_mode == "batch":
-        config["Parameters"] |= batch_parameters(stage, settings, package, monitor_image, target)
+        config["Parameters"] |= batch_parameters(
+            stage, settings, package, monitor_image, target, build_account
+        )
     else:
         check_serverless(stage, config["Parameters"], standards)
     check_parameters(stage, config["Parameters"], complete=settings.inference_mode != "batch")
@@ -519,22 +524,28 @@ def realtime_parameters(
 ) -> dict[str, str]:
     """Network, data capture and monitoring parameters of an instance-based endpoint."""
     data = stage_data_prefix(settings, target)
-    parameters = (
+    return (
         isolation_parameters(settings.standards)
         | network_parameters(stage, settings, target)
         | monitoring_parameters(stage, data, package, monitor_image)
-    )
-    if target is not None:
-        parameters["BuildAccountId"] = build_account
-    return (
-        parameters
+        | drift_parameters(settings, target, build_account)
         | {
             "DataCaptureUri": f"{data}/data-capture/{stage}",
-            "DriftAlarmRule": drift_alarms.composite_rule(settings.project_name, features()),
             "GroundTruthUri": f"{data}/ground-truth/{stage}",
         }
         | model_quality_parameters()
     )
+
+
+def drift_parameters(
+    settings: Settings, target: TargetAccount | None, build_account: str
+) -> dict[str, str]:
+    """The composite drift alarm's rule over the per-feature alarms; with ``target`` (the stage
+    in an account of its own), the build account, whose event bus gets prod's alarms."""
+    parameters = {"DriftAlarmRule": drift_alarms.composite_rule(settings.project_name, features())}
+    if target is not None:
+        parameters["BuildAccountId"] = build_account
+    return parameters
 
 
 def stage_data_prefix(settings: Settings, target: TargetAccount | None) -> str:
@@ -625,14 +636,17 @@ def batch_parameters(
     package: Package,
     monitor_image: str,
     target: TargetAccount | None = None,
+    build_account: str = "",
 ) -> dict[str, str]:
-    """Where the stage's batch pipeline reads and writes, and its data-quality monitoring."""
+    """Where the stage's batch pipeline reads and writes, its data-quality monitoring and the
+    drift alarms on it."""
     data = stage_data_prefix(settings, target)
     return (
         isolation_parameters(settings.standards)
         | network_parameters(stage, settings, target)
         | {"BatchDataUri": f"{data}/batch/{stage}"}
         | monitoring_parameters(stage, data, package, monitor_image)
+        | drift_parameters(settings, target, build_account)
     )
 
 
@@ -752,12 +766,14 @@ def write_configs(
             for package in (plan.champion, plan.challenger):
                 if package is not None and package.baseline is not None:
                     check_baseline(s3, package.baseline, features())
-        template = endpoint_template(settings.project_name, features())
+        template = endpoint_template(
+            settings.project_name, features(), drift_alarms.MONITORED_METRICS["realtime"]
+        )
     elif new is None:
         raise DeployConfigError(
             f"nothing to {action}: {settings.inference_mode} inference has no challenger"
         )
-    else:  # no drift alarms: no Model Monitor on a serverless endpoint; batch: see the README
+    else:  # serverless: no Model Monitor, hence no drift alarms; batch: monitors its capture
         plans = {
             stage: (StagePlan(new, None, None), f"{stage}: version {new.version}")
             for stage in STAGES
@@ -765,7 +781,11 @@ def write_configs(
         if settings.inference_mode == "batch":
             check_baseline(s3, required_baseline(new), features())
             definition_key = upload_batch_definition(settings, s3)
-        template = load_template()
+            template = endpoint_template(
+                settings.project_name, features(), drift_alarms.MONITORED_METRICS["batch"]
+            )
+        else:
+            template = load_template()
     if settings.standards.network_isolation and settings.inference_mode != "serverless":
         # Serverless is refused under isolation by stage_config, whatever the model.
         served = {

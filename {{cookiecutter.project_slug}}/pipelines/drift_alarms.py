@@ -22,16 +22,27 @@ does not start retraining).
 The feature list is the data contract (``src/<package>/schema.json``), read when the deploy build
 runs, so a team that brings its own data gets alarms for its own columns. The alarms are added to
 the copy of ``infrastructure/endpoint.yaml`` the deploy build writes; the template itself carries
-the schedule, the composite and the retraining rule.
+the schedule, the composite and the retraining rule (``templates/retraining.j2`` of the cookiecutter
+template, shared by the realtime and batch stage stacks).
+
+Where the metrics are depends on what is monitored (:data:`MONITORED_METRICS`, by inference mode).
+Model Monitor publishes the same ``feature_baseline_drift_<feature>`` names for an endpoint in
+``aws/sagemaker/Endpoints/data-metrics`` with the ``Endpoint`` and ``MonitoringSchedule``
+dimensions, and for batch transform capture in ``aws/sagemaker/ModelMonitoring/data-metrics``
+with the ``MonitoringSchedule`` dimension alone (SageMaker Developer Guide, "CloudWatch Metrics
+for Bring Your Own Containers" and "CloudWatch Metrics" of Model Monitor; the SageMaker Python
+SDK's data-quality dashboard, ``sagemaker/dashboard/data_quality_dashboard.py``, spells both
+namespaces without a leading slash). The alarms, their thresholds and the missing-data rules are
+the same for both: one definition.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-NAMESPACE = "aws/sagemaker/Endpoints/data-metrics"
 METRIC_PREFIX = "feature_baseline_drift_"
 MAX_ALARMS_IN_RULE = 100  # PutCompositeAlarm: "as many as 100 underlying alarms"
 MAX_RULE_LENGTH = 10240  # AWS::CloudWatch::CompositeAlarm AlarmRule maxLength
@@ -55,6 +66,27 @@ _UNSAFE = re.compile(r'["\\$\x00-\x1f]')
 
 class DriftAlarmError(ValueError):
     """A feature list the alarms cannot cover."""
+
+
+@dataclass(frozen=True)
+class MonitoredMetrics:
+    """Where a data-quality monitoring schedule's per-feature metrics are published.
+
+    ``dimensions``: (dimension name, logical id of the stage stack's resource, its attribute that
+    is the dimension's value), in the order Model Monitor names them.
+    """
+
+    namespace: str
+    dimensions: tuple[tuple[str, str, str], ...]
+
+
+_SCHEDULE = ("MonitoringSchedule", "MonitoringSchedule", "MonitoringScheduleName")
+ENDPOINT_METRICS = MonitoredMetrics(
+    "aws/sagemaker/Endpoints/data-metrics", (("Endpoint", "Endpoint", "EndpointName"), _SCHEDULE)
+)
+BATCH_METRICS = MonitoredMetrics("aws/sagemaker/ModelMonitoring/data-metrics", (_SCHEDULE,))
+# Inference modes whose prod stage runs Model Monitor's data-quality job (serverless: none).
+MONITORED_METRICS = {"realtime": ENDPOINT_METRICS, "batch": BATCH_METRICS}
 
 
 def feature_alarm_name(project: str, feature: str) -> str:
@@ -92,23 +124,22 @@ def composite_rule(project: str, features: Sequence[str]) -> str:
     return rule
 
 
-def _metric(feature: str) -> dict[str, Any]:
+def _metric(feature: str, metrics: MonitoredMetrics) -> dict[str, Any]:
     return {
-        "Namespace": NAMESPACE,
+        "Namespace": metrics.namespace,
         "MetricName": METRIC_PREFIX + feature,
         "Dimensions": [
-            {"Name": "Endpoint", "Value": {"Fn::GetAtt": ["Endpoint", "EndpointName"]}},
-            {
-                "Name": "MonitoringSchedule",
-                "Value": {"Fn::GetAtt": ["MonitoringSchedule", "MonitoringScheduleName"]},
-            },
+            {"Name": name, "Value": {"Fn::GetAtt": [resource, attribute]}}
+            for name, resource, attribute in metrics.dimensions
         ],
         "Statistic": "Maximum",
         "Period": PERIOD_SECONDS,
     }
 
 
-def feature_alarms(project: str, features: Sequence[str]) -> dict[str, dict[str, Any]]:
+def feature_alarms(
+    project: str, features: Sequence[str], metrics: MonitoredMetrics
+) -> dict[str, dict[str, Any]]:
     """CloudFormation resources, one drift alarm per feature, created with the prod schedule."""
     _check(project, features)
     return {
@@ -120,7 +151,7 @@ def feature_alarms(project: str, features: Sequence[str]) -> dict[str, dict[str,
                 "AlarmDescription": (
                     f"Model Monitor's baseline drift of feature {feature} crossed DriftThreshold."
                 ),
-                **_metric(feature),
+                **_metric(feature, metrics),
                 "EvaluationPeriods": EVALUATION_PERIODS,
                 "DatapointsToAlarm": DATAPOINTS_TO_ALARM,
                 "Threshold": {"Ref": "DriftThreshold"},
@@ -132,13 +163,17 @@ def feature_alarms(project: str, features: Sequence[str]) -> dict[str, dict[str,
     }
 
 
-def silence_alarm(project: str, features: Sequence[str]) -> dict[str, dict[str, Any]]:
+def silence_alarm(
+    project: str, features: Sequence[str], metrics: MonitoredMetrics
+) -> dict[str, dict[str, Any]]:
     """An alarm for a day without drift data: the feature alarms cannot fire on what never comes.
 
     It watches the first feature's drift metric (every run publishes all of them together); a
     distance is never below zero, so only missing periods, counted as breaching, can fire it. It
-    does not start retraining: new data is not the remedy for an endpoint without traffic or a
-    broken monitoring job.
+    does not start retraining: new data is not the remedy for an endpoint without traffic, a batch
+    pipeline that did not run, or a broken monitoring job. A day is the longest CloudWatch lets an
+    alarm look back (Period times EvaluationPeriods at most 86,400 s, PutMetricAlarm), so batch
+    inference must run at least daily for silence to mean something is wrong.
     """
     _check(project, features)
     return {
@@ -148,10 +183,11 @@ def silence_alarm(project: str, features: Sequence[str]) -> dict[str, dict[str, 
             "Properties": {
                 "AlarmName": silence_alarm_name(project),
                 "AlarmDescription": (
-                    "No Model Monitor drift data for a day: no traffic, a failing monitoring "
-                    "job, or features the baseline does not name. The drift alarms cannot fire."
+                    "No Model Monitor drift data for a day: nothing to monitor (no traffic, no "
+                    "batch run), a failing monitoring job, or features the baseline does not "
+                    "name. The drift alarms cannot fire."
                 ),
-                **_metric(features[0]),
+                **_metric(features[0], metrics),
                 "EvaluationPeriods": SILENT_PERIODS,
                 "DatapointsToAlarm": SILENT_PERIODS,
                 "Threshold": 0,

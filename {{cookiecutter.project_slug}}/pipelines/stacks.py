@@ -47,18 +47,25 @@ def parse_parameters(pairs: list[str]) -> dict[str, str]:
     return parameters
 
 
-def standards_parameters(settings: Settings, stack: str) -> dict[str, str]:
+def standards_parameters(
+    settings: Settings, stack: str, stage: str | None = None
+) -> dict[str, str]:
     """What org-standards.json decides for a stack: the stage accounts of the foundation and
-    deploy stacks, and the organisation's MLflow tracking server the foundation hands the build
-    (its export is final: without the parameter the pipeline would track nothing)."""
+    deploy stacks, the organisation's MLflow tracking server the foundation hands the build
+    (its export is final: without the parameter the pipeline would track nothing), and a target
+    account's own network (``stage_vpc`` of its ``StageName``), which its model role may use."""
     standards = settings.standards
     values = {
-        ACCOUNT_PARAMETERS[stage]: account
-        for stage, account in standards.accounts.items()
+        ACCOUNT_PARAMETERS[name]: account
+        for name, account in standards.accounts.items()
         if stack in ACCOUNT_STACKS
     }
     if stack == "foundation" and standards.mlflow_tracking_server_arn:
         values["MlflowTrackingServerArn"] = standards.mlflow_tracking_server_arn
+    network = standards.stage_networks.get(stage or "")
+    if stack == "target-account" and network is not None:
+        values["SubnetIds"] = ",".join(network.subnets)
+        values["SecurityGroupIds"] = ",".join(network.security_groups)
     return values
 
 
@@ -72,7 +79,7 @@ def stack_request(settings: Settings, stack: str, parameters: dict[str, str]) ->
             "SageMakerProjectName": settings.project_name,
             "SageMakerProjectId": settings.project_id,
         }
-        | standards_parameters(settings, stack)
+        | standards_parameters(settings, stack, parameters.get("StageName"))
         | parameters
     )
     return {

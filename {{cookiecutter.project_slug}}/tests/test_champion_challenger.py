@@ -7,13 +7,12 @@ deploy reads what the live endpoint serves, as the deploy build does.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from test_deploy import register, write
+from deploy_setup import register, write, written_parameters
 
 from pipelines import deploy_config, endpoint_requests, rollout
 
@@ -53,7 +52,7 @@ def with_deployment(monkeypatch: pytest.MonkeyPatch, **changes: Any) -> None:
 
 def stage_requests(output: Path, stage: str) -> tuple[Any, dict[str, Any]]:
     template = yaml.safe_load((output / "endpoint.yaml").read_text())
-    parameters = json.loads((output / f"{stage}-config.json").read_text())["Parameters"]
+    parameters = written_parameters(output, stage)
     stack = endpoint_requests.Resolver(template, parameters)
     return stack, endpoint_requests.endpoint_requests(template, parameters)
 
@@ -87,6 +86,15 @@ def apply(output: Path, sagemaker: Any, number: int) -> None:
         )
 
 
+def deploy_new_version(tmp_path: Path, sagemaker: Any, number: int) -> tuple[str, str]:
+    """Register version ``number`` Approved, write its deploy into ``tmp_path/<number>`` and
+    apply it; its ARN and the deploy's one-line summary."""
+    arn = register(sagemaker, "Approved")
+    _, line = write(tmp_path / str(number), sagemaker, arn)
+    apply(tmp_path / str(number), sagemaker, number)
+    return arn, line
+
+
 def variants_of(requests: dict[str, Any], key: str) -> dict[str, int]:
     return {
         v["VariantName"]: v["InitialVariantWeight"]
@@ -102,13 +110,10 @@ def test_shadow_puts_the_approved_package_beside_the_live_champion_then_promotes
     tmp_path: Path, registry: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with_deployment(monkeypatch, Mode="shadow")
-    v1 = register(registry, "Approved")
-    _, line = write(tmp_path / "1", registry, v1)
+    v1, line = deploy_new_version(tmp_path, registry, 1)
     assert "prod: version 1 serves alone (nothing else serves yet to be its champion)" in line
-    apply(tmp_path / "1", registry, 1)
 
-    v2 = register(registry, "Approved")
-    _, line = write(tmp_path / "2", registry, v2)
+    v2, line = deploy_new_version(tmp_path, registry, 2)
     assert "prod: version 2 as the shadow challenger of version 1 (variants change" in line
     _, requests = stage_requests(tmp_path / "2", "prod")
     assert variants_of(requests, "ProductionVariants") == {CHAMPION: 1}
@@ -117,20 +122,17 @@ def test_shadow_puts_the_approved_package_beside_the_live_champion_then_promotes
     assert "DeploymentConfig" not in requests["UpdateEndpoint"]
     # Data capture covers the endpoint, the shadow's answers included.
     assert requests["CreateEndpointConfig"]["DataCaptureConfig"]["EnableCapture"] is True
-    parameters = json.loads((tmp_path / "2" / "prod-config.json").read_text())["Parameters"]
+    parameters = written_parameters(tmp_path / "2", "prod")
     assert (parameters["ModelPackageArn"], parameters["ChallengerPackageArn"]) == (v1, v2)
     # Monitoring compares live inputs with the baseline of the champion that answers them.
     assert parameters["BaselineStatisticsUri"].endswith("run-1/baseline/statistics.json")
-    apply(tmp_path / "2", registry, 2)
 
     # A newer challenger replaces the old one: same variants, so a guarded update.
-    v3 = register(registry, "Approved")
-    _, line = write(tmp_path / "3", registry, v3)
+    v3, line = deploy_new_version(tmp_path, registry, 3)
     assert "prod: version 3 as the shadow challenger of version 1;" in line + ";"
     stack, requests = stage_requests(tmp_path / "3", "prod")
     assert requests["UpdateEndpoint"]["DeploymentConfig"]["AutoRollbackConfiguration"]
     assert stack.properties("ChallengerModel")["Containers"] == [{"ModelPackageName": v3}]
-    apply(tmp_path / "3", registry, 3)
 
     package, line = write(tmp_path / "4", registry, deploy_config.PROMOTE)
     assert package.arn == v3
@@ -149,11 +151,8 @@ def test_ab_splits_traffic_by_weight_and_scales_and_alarms_each_serving_variant(
     tmp_path: Path, registry: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with_deployment(monkeypatch, Mode="ab", ChallengerPercent=10)
-    v1 = register(registry, "Approved")
-    write(tmp_path / "1", registry, v1)
-    apply(tmp_path / "1", registry, 1)
-    v2 = register(registry, "Approved")
-    _, line = write(tmp_path / "2", registry, v2)
+    v1, _ = deploy_new_version(tmp_path, registry, 1)
+    _, line = deploy_new_version(tmp_path, registry, 2)
     assert "prod: version 2 as the ab challenger of version 1" in line
     stack, requests = stage_requests(tmp_path / "2", "prod")
     assert variants_of(requests, "ProductionVariants") == {CHAMPION: 90, CHALLENGER: 10}
@@ -165,7 +164,6 @@ def test_ab_splits_traffic_by_weight_and_scales_and_alarms_each_serving_variant(
     }
     assert scaled == {f"endpoint/churn-prod/variant/{v}" for v in (CHAMPION, CHALLENGER)}
     # The discard goes back to the champion alone; the challenger's alarms go with it.
-    apply(tmp_path / "2", registry, 2)
     package, line = write(tmp_path / "3", registry, deploy_config.DISCARD)
     assert package.arn == v1
     assert "prod: challenger discarded, version 1 serves alone" in line
@@ -178,12 +176,8 @@ def test_a_challenger_rejected_after_deployment_is_not_promoted(
     tmp_path: Path, registry: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with_deployment(monkeypatch, Mode="ab", ChallengerPercent=10)
-    v1 = register(registry, "Approved")
-    write(tmp_path / "1", registry, v1)
-    apply(tmp_path / "1", registry, 1)
-    v2 = register(registry, "Approved")
-    write(tmp_path / "2", registry, v2)
-    apply(tmp_path / "2", registry, 2)
+    deploy_new_version(tmp_path, registry, 1)
+    v2, _ = deploy_new_version(tmp_path, registry, 2)
     registry.update_model_package(ModelPackageArn=v2, ModelApprovalStatus="Rejected")
     with pytest.raises(deploy_config.DeployConfigError, match="is Rejected, not Approved"):
         write(tmp_path / "3", registry, deploy_config.PROMOTE)
@@ -202,13 +196,10 @@ def test_replace_after_ab_removes_the_challenger_in_one_unguarded_step(
     tmp_path: Path, registry: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with_deployment(monkeypatch, Mode="ab", ChallengerPercent=10)
-    write(tmp_path / "1", registry, register(registry, "Approved"))
-    apply(tmp_path / "1", registry, 1)
-    write(tmp_path / "2", registry, register(registry, "Approved"))
-    apply(tmp_path / "2", registry, 2)
+    deploy_new_version(tmp_path, registry, 1)
+    deploy_new_version(tmp_path, registry, 2)
     monkeypatch.undo()
-    v3 = register(registry, "Approved")
-    _, line = write(tmp_path / "3", registry, v3)
+    _, line = deploy_new_version(tmp_path, registry, 3)
     assert "prod: version 3 serves alone (variants change" in line
     _, requests = stage_requests(tmp_path / "3", "prod")
     assert variants_of(requests, "ProductionVariants") == {CHAMPION: 1}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import http.client
 import json
 import uuid
 from pathlib import Path
@@ -12,14 +11,13 @@ import boto3
 import pandas as pd
 import pytest
 from moto import mock_aws
-from test_variants import make_arguments
+from test_variants import connect, make_arguments, rollout_server, running
 
 from {{ cookiecutter.package_name }} import compare
 from {{ cookiecutter.package_name }}.capture import capture_record
 from {{ cookiecutter.package_name }}.data import FeatureSpec, Schema
 from {{ cookiecutter.package_name }}.evaluate import LOWER_IS_BETTER
 from {{ cookiecutter.package_name }}.params import load_params
-from {{ cookiecutter.package_name }}.serve import make_server, serve_in_thread
 from {{ cookiecutter.package_name }}.variants import CHALLENGER, CHAMPION
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -292,20 +290,13 @@ def test_a_served_shadow_of_the_same_model_agrees_completely(
 ) -> None:
     """End to end: make serve in shadow mode writes captures that compare pairs and reads."""
     capture = tmp_path / "capture"
-    server = make_server(
-        model_dir, "127.0.0.1", 0, capture_dir=capture, challenger_dir=model_dir, mode="shadow"
-    )
-    serve_in_thread(server)
-    try:
-        connection = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=10)
+    with running(rollout_server(model_dir, model_dir, "shadow", capture)) as server:
+        connection = connect(server)
         body = frame[schema.feature_names].to_csv(index=False, header=False).encode()
         for line in body.splitlines()[:20]:
             connection.request("POST", "/invocations", line, {"Content-Type": "text/csv"})
             assert connection.getresponse().read()
         server.rollout.drain()
-    finally:
-        server.shutdown()
-        server.server_close()
     labelled = tmp_path / "labelled.csv"
     frame.to_csv(labelled, index=False)
     report, _, _ = compare.compare(

@@ -8,13 +8,11 @@ make are validated against the CodeBuild and CodePipeline service models.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import stat
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -23,137 +21,14 @@ import pytest
 import yaml
 from botocore.stub import Stubber
 from botocore.validate import ParamValidator
+from deploy_setup import ENV, KMS, project_settings, register, write, written_parameters
 from moto.events.models import EventPattern
-from packaging.requirements import Requirement
 
 from pipelines import deploy_config, promote
-from pipelines.settings import Standards, load_settings
+from pipelines.settings import load_settings
 
 pytestmark = pytest.mark.usefixtures("fake_aws")
-ENV = {
-    "SAGEMAKER_PROJECT_NAME": "churn",
-    "SAGEMAKER_PROJECT_ID": "p-1",
-    "ARTIFACT_BUCKET": "artifacts",
-    "AWS_REGION": "us-east-1",
-    "SAGEMAKER_PIPELINE_ROLE_ARN": "arn:aws:iam::123456789012:role/pipeline",
-}
-KMS = "arn:aws:kms:us-east-1:123456789012:key/project"
 PIPELINE_TEMPLATE = deploy_config.INFRASTRUCTURE / "deploy-pipeline.yaml"
-
-
-def constraints(**changes: Any) -> dict[str, Any]:
-    """A Model Monitor constraints.json for the data contract's features."""
-    document: dict[str, Any] = {
-        "version": 0.0,
-        "features": [
-            {"name": name, "inferred_type": "Fractional", "completeness": 1.0}
-            for name in deploy_config.features()
-        ],
-        "monitoring_config": {
-            "evaluate_constraints": "Enabled",
-            "emit_metrics": "Enabled",
-            "distribution_constraints": {
-                "perform_comparison": "Enabled",
-                "comparison_threshold": 0.1,
-                "comparison_method": "Robust",
-            },
-        },
-    }
-    return document | changes
-
-
-def baseline_of(version: int) -> dict[str, Any]:
-    """Model Monitor baseline files as the pipeline registers them, one folder per execution."""
-    prefix = f"s3://artifacts/churn/executions/run-{version}/baseline"
-    return {
-        "ModelDataQuality": {
-            "Statistics": {"ContentType": "application/json", "S3Uri": f"{prefix}/statistics.json"},
-            "Constraints": {
-                "ContentType": "application/json",
-                "S3Uri": f"{prefix}/constraints.json",
-            },
-        }
-    }
-
-
-def model_artifact(key: str, code: dict[str, bytes]) -> str:
-    """A model.tar.gz in the loopback bucket holding ``code/<name>`` for each of ``code``."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        for name, content in {
-            "model.joblib": b"model",
-            **{f"code/{n}": c for n, c in code.items()},
-        }.items():
-            member = tarfile.TarInfo(name)
-            member.size = len(content)
-            archive.addfile(member, io.BytesIO(content))
-    boto3.client("s3", region_name="us-east-1").put_object(
-        Bucket="artifacts", Key=key, Body=buffer.getvalue()
-    )
-    return f"s3://artifacts/{key}"
-
-
-RUNTIME_REQUIREMENTS = deploy_config.PROJECT / "src" / "requirements.txt"
-
-
-def shipped_code() -> dict[str, bytes]:
-    """The model's code/ as `train --bundle-inference-code` writes it today."""
-    return {"inference.py": b"", "requirements.txt": RUNTIME_REQUIREMENTS.read_bytes()}
-
-
-def vendored_code() -> dict[str, bytes]:
-    """A code/ that installs with no index: every pin and setuptools as a wheel in wheels/."""
-    pins = [
-        Requirement(line) for line in RUNTIME_REQUIREMENTS.read_text().splitlines() if "==" in line
-    ]
-    wheels = {
-        f"wheels/{pin.name.replace('-', '_')}-{next(iter(pin.specifier)).version}-py3-none-any.whl"
-        for pin in pins
-    } | {"wheels/setuptools-80.9.0-py3-none-any.whl"}
-    text = "--no-index\n--find-links wheels\n" + RUNTIME_REQUIREMENTS.read_text()
-    return {"inference.py": b"", "requirements.txt": text.encode()} | dict.fromkeys(wheels, b"")
-
-
-def register(
-    sagemaker: Any,
-    status: str,
-    baseline: bool = True,
-    group: str = "churn",
-    constraints_file: dict[str, Any] | None = None,
-    model_data: str | None = None,
-) -> str:
-    version = len(
-        sagemaker.list_model_packages(ModelPackageGroupName=group)["ModelPackageSummaryList"]
-    )
-    request: dict[str, Any] = {
-        "ModelPackageGroupName": group,
-        "ModelApprovalStatus": status,
-        "InferenceSpecification": {
-            "Containers": [
-                {"Image": "img", **({"ModelDataUrl": model_data} if model_data else {})}
-            ],
-            "SupportedContentTypes": ["text/csv"],
-            "SupportedResponseMIMETypes": ["application/json"],
-        },
-    }
-    if baseline:
-        request["DriftCheckBaselines"] = baseline_of(version + 1)
-        uri = request["DriftCheckBaselines"]["ModelDataQuality"]["Constraints"]["S3Uri"]
-        boto3.client("s3", region_name="us-east-1").put_object(
-            Bucket="artifacts",
-            Key=uri.removeprefix("s3://artifacts/"),
-            Body=json.dumps(constraints_file or constraints()).encode(),
-        )
-    return str(sagemaker.create_model_package(**request)["ModelPackageArn"])
-
-
-def settings() -> Any:
-    return load_settings(ENV, standards=Standards())
-
-
-def write(output: Path, sagemaker: Any, arn: str | None) -> tuple[deploy_config.Package, str]:
-    clients = (sagemaker, boto3.client("s3", region_name="us-east-1"))
-    return deploy_config.write_configs(output, settings(), clients, KMS, "monitor-image", arn)
 
 
 def test_the_approved_package_is_deployed_even_when_a_newer_one_is_approved(
@@ -167,7 +42,7 @@ def test_the_approved_package_is_deployed_even_when_a_newer_one_is_approved(
     assert account.startswith(f"deploying churn version 1 ({v1}): the package whose approval")
     template_parameters = deploy_config.template_parameters()
     for stage in deploy_config.STAGES:
-        parameters = json.loads((tmp_path / f"{stage}-config.json").read_text())["Parameters"]
+        parameters = written_parameters(tmp_path, stage)
         assert parameters["ModelPackageArn"] == v1
         assert parameters["StageName"] == stage
         assert parameters["KmsKeyArn"] == KMS
@@ -388,7 +263,7 @@ def test_make_promote_and_discard_start_the_deploy_pipeline_with_their_action(ac
             {"pipelineExecutionId": "0123abcd"},
             {"name": name, "variables": [{"name": pipeline_variable()["Name"], "value": action}]},
         )
-        assert promote.start(codepipeline, settings(), action) == "0123abcd"
+        assert promote.start(codepipeline, project_settings(), action) == "0123abcd"
         stub.assert_no_pending_responses()
 
 

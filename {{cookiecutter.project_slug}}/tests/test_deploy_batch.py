@@ -16,23 +16,28 @@ from typing import Any
 import boto3
 import pytest
 from botocore.validate import ParamValidator
-from test_deploy import ENV, KMS, model_artifact, register, shipped_code, vendored_code, write
+from deploy_setup import (
+    KMS,
+    model_artifact,
+    project_settings,
+    register,
+    shipped_code,
+    vendored_code,
+    write,
+    written_parameters,
+)
 
 from pipelines import deploy_config, endpoint_requests
-from pipelines.settings import Standards, load_settings
+from pipelines.settings import Standards
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("fake_aws")]
 ROLE = "arn:aws:iam::123456789012:role/pipeline"
 
 
-def stage_parameters(output: Path, stage: str) -> dict[str, str]:
-    return dict(json.loads((output / f"{stage}-config.json").read_text())["Parameters"])
-
-
 def schedule_request(output: Path, stage: str) -> dict[str, Any]:
     """The stage's CreateSchedule request, resolved as CloudFormation resolves the stack."""
     template = deploy_config.load_template(output / "endpoint.yaml")
-    stack = endpoint_requests.Resolver(template, stage_parameters(output, stage))
+    stack = endpoint_requests.Resolver(template, written_parameters(output, stage))
     return stack.properties("Schedule")
 
 
@@ -41,7 +46,7 @@ def test_each_stage_runs_the_uploaded_definition_on_its_own_prefixes(
 ) -> None:
     write(tmp_path, registry, register(registry, "Approved"))
     s3 = boto3.client("s3", region_name="us-east-1")
-    keys = {stage_parameters(tmp_path, s)["PipelineDefinitionKey"] for s in deploy_config.STAGES}
+    keys = {written_parameters(tmp_path, s)["PipelineDefinitionKey"] for s in deploy_config.STAGES}
     (key,) = keys  # one definition for both stages
     body = s3.get_object(Bucket="artifacts", Key=key)["Body"].read()
     assert key == f"churn/batch/definitions/{hashlib.sha256(body).hexdigest()}.json"
@@ -51,7 +56,7 @@ def test_each_stage_runs_the_uploaded_definition_on_its_own_prefixes(
     create_schedule = scheduler.meta.service_model.operation_model("CreateSchedule").input_shape
     states = {}
     for stage in deploy_config.STAGES:
-        parameters = stage_parameters(tmp_path, stage)
+        parameters = written_parameters(tmp_path, stage)
         assert parameters["BatchDataUri"] == f"s3://artifacts/churn/batch/{stage}"
         request = schedule_request(tmp_path, stage)
         report = ParamValidator().validate(request, create_schedule)
@@ -83,7 +88,7 @@ def test_prod_monitors_the_batch_capture_against_the_packages_baseline(
     job = template["Resources"]["DataQualityJobDefinition"]
     assert job["Condition"] == "IsProd"
     batch_input = job["Properties"]["DataQualityJobInput"]["BatchTransformInput"]
-    parameters = stage_parameters(tmp_path, "prod")
+    parameters = written_parameters(tmp_path, "prod")
     assert (
         batch_input["DataCapturedDestinationS3Uri"]["Fn::Sub"].replace(
             "${BatchDataUri}", parameters["BatchDataUri"]
@@ -105,13 +110,12 @@ def test_the_transform_model_is_isolated_exactly_when_the_standards_require_it(
     clients = (registry, boto3.client("s3", region_name="us-east-1"))
     standards = Standards(network_isolation=isolated)
     deploy_config.write_configs(
-        tmp_path, load_settings(ENV, standards=standards), clients, KMS, "monitor-image", arn
+        tmp_path, project_settings(standards), clients, KMS, "monitor-image", arn
     )
     template = deploy_config.load_template(tmp_path / "endpoint.yaml")
     for stage in deploy_config.STAGES:
-        (model,) = endpoint_requests.model_requests(
-            template, stage_parameters(tmp_path, stage)
-        ).values()
+        parameters = written_parameters(tmp_path, stage)
+        (model,) = endpoint_requests.model_requests(template, parameters).values()
         assert model["EnableNetworkIsolation"] is isolated
         assert model["Containers"] == [{"ModelPackageName": arn}]
 
@@ -123,7 +127,7 @@ def test_under_isolation_a_transform_model_that_needs_the_index_is_refused(
         registry, "Approved", model_data=model_artifact("churn/m/model.tar.gz", shipped_code())
     )
     clients = (registry, boto3.client("s3", region_name="us-east-1"))
-    isolated = load_settings(ENV, standards=Standards(network_isolation=True))
+    isolated = project_settings(Standards(network_isolation=True))
     with pytest.raises(deploy_config.DeployConfigError, match="cannot start without network"):
         deploy_config.write_configs(tmp_path, isolated, clients, KMS, "monitor-image", arn)
     assert not (tmp_path / "staging-config.json").exists()

@@ -11,20 +11,22 @@ from typing import Any
 import boto3
 import pytest
 import yaml
-from test_deploy import (
+from deploy_setup import (
     ENV,
     KMS,
     constraints,
     model_artifact,
+    package,
+    project_settings,
     register,
-    settings,
     shipped_code,
     vendored_code,
     write,
+    written_parameters,
 )
 
 from pipelines import deploy_config, endpoint_requests
-from pipelines.settings import Network, Standards, load_settings
+from pipelines.settings import Network, Standards
 
 pytestmark = pytest.mark.usefixtures("fake_aws")
 
@@ -36,7 +38,7 @@ def test_each_stage_monitors_against_the_deployed_packages_own_baseline(
     register(registry, "Approved")
     write(tmp_path, registry, v1)
     for stage in deploy_config.STAGES:
-        parameters = json.loads((tmp_path / f"{stage}-config.json").read_text())["Parameters"]
+        parameters = written_parameters(tmp_path, stage)
         assert parameters["BaselineStatisticsUri"] == (
             "s3://artifacts/churn/executions/run-1/baseline/statistics.json"
         )
@@ -111,23 +113,16 @@ def test_standards_put_endpoints_in_the_vpc_with_the_org_key() -> None:
         security_groups=("sg-0b",),
         instance_types={"serving": ("ml.m5.large",)},
     )
-    package = deploy_config.Package(
-        arn="arn:aws:sagemaker:us-east-1:123456789012:model-package/churn/1",
-        group="churn",
-        version=1,
-        status="Approved",
-        baseline=deploy_config.Baseline("s3://b/statistics.json", "s3://b/constraints.json"),
-    )
-    plan = deploy_config.StagePlan(package, None, deploy_config.stage_deployment("prod"))
+    plan = deploy_config.StagePlan(package(1), None, deploy_config.stage_deployment("prod"))
     config = deploy_config.stage_config(
-        "prod", load_settings(ENV, standards=standards), plan, KMS, "monitor-image"
+        "prod", project_settings(standards), plan, KMS, "monitor-image"
     )
     assert config["Parameters"]["KmsKeyArn"] == standards.kms_key_arn
     assert config["Parameters"]["SubnetIds"] == "subnet-0a"
     assert config["Parameters"]["SecurityGroupIds"] == "sg-0b"
     forbidden = Standards(instance_types={"serving": ("ml.c5.large",)})
     with pytest.raises(ValueError, match="not allowed"):
-        deploy_config.stage_config("prod", load_settings(ENV, standards=forbidden), plan, KMS, "m")
+        deploy_config.stage_config("prod", project_settings(forbidden), plan, KMS, "m")
 
 
 # --- staging and prod in accounts of their own (org-standards.json `accounts`) --------------------
@@ -153,26 +148,24 @@ def test_separate_accounts_stage_configs_name_each_stages_own_account(
     arn = register(registry, "Approved")
     accounts = deploy_config.target_accounts(SEPARATE, BUILD_ACCOUNT, DEPLOY_STACK_ENV)
     clients = (registry, boto3.client("s3", region_name="us-east-1"))
-    separate = load_settings(ENV, standards=Standards(accounts=SEPARATE))
+    separate = project_settings(Standards(accounts=SEPARATE))
     deploy_config.write_configs(
         tmp_path, separate, clients, KMS, "monitor-image", arn, accounts, BUILD_ACCOUNT
     )
-    deploy_config.write_configs(tmp_path / "single", settings(), clients, KMS, "monitor-image", arn)
+    write(tmp_path / "single", registry, arn)
     for stage, account in SEPARATE.items():
-        parameters = json.loads((tmp_path / f"{stage}-config.json").read_text())["Parameters"]
-        single = json.loads((tmp_path / "single" / f"{stage}-config.json").read_text())
+        parameters = written_parameters(tmp_path, stage)
+        single = written_parameters(tmp_path / "single", stage)
         named = {key: _account_of(str(value)) for key, value in parameters.items()}
         # the package and its baseline stay in the build account's registry and bucket
         assert named["ModelPackageArn"] == BUILD_ACCOUNT
-        assert (
-            parameters["BaselineConstraintsUri"] == single["Parameters"]["BaselineConstraintsUri"]
-        )
+        assert parameters["BaselineConstraintsUri"] == single["BaselineConstraintsUri"]
         assert parameters["BuildAccountId"] == BUILD_ACCOUNT
         # what the endpoint runs as, encrypts with and writes to is the stage account's own
         for key in ("ModelExecutionRoleArn", "KmsKeyArn", "DataCaptureUri", "MonitoringOutputUri"):
             assert named[key] == account, (stage, key, parameters[key])
         assert named["GroundTruthUri"] == account
-        assert set(parameters) - set(single["Parameters"]) == {"BuildAccountId"}
+        assert set(parameters) - set(single) == {"BuildAccountId"}
         assert set(parameters) <= set(deploy_config.template_parameters())
 
 
@@ -216,7 +209,7 @@ def test_cli_refuses_a_separate_account_that_is_the_build_account(
     monkeypatch.setenv("MODEL_PACKAGE_ARN", register(registry, "Approved"))
     monkeypatch.setattr(deploy_config, "monitor_image_uri", lambda region: "monitor-image")
     monkeypatch.setattr(
-        deploy_config, "load_settings", lambda: load_settings(ENV, Standards(accounts=same))
+        deploy_config, "load_settings", lambda: project_settings(Standards(accounts=same))
     )
     assert deploy_config.main(["--output-dir", str(tmp_path)]) == 1
     (line,) = capsys.readouterr().err.strip().splitlines()
@@ -250,12 +243,12 @@ def test_separate_accounts_with_a_vpc_put_each_stage_in_its_own_accounts_network
     arn = register(registry, "Approved")
     accounts = deploy_config.target_accounts(SEPARATE, BUILD_ACCOUNT, DEPLOY_STACK_ENV)
     clients = (registry, boto3.client("s3", region_name="us-east-1"))
-    separate = load_settings(ENV, standards=_vpc_standards(STAGE_NETWORKS))
+    separate = project_settings(_vpc_standards(STAGE_NETWORKS))
     deploy_config.write_configs(
         tmp_path, separate, clients, KMS, "monitor-image", arn, accounts, BUILD_ACCOUNT
     )
     for stage, network in STAGE_NETWORKS.items():
-        parameters = json.loads((tmp_path / f"{stage}-config.json").read_text())["Parameters"]
+        parameters = written_parameters(tmp_path, stage)
         assert parameters["SubnetIds"] == ",".join(network.subnets)
         assert parameters["SecurityGroupIds"] == ",".join(network.security_groups)
 
@@ -292,7 +285,7 @@ def test_cli_refuses_a_vpc_standard_edited_to_leave_a_stage_without_its_network(
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("MODEL_PACKAGE_ARN", register(registry, "Approved"))
     monkeypatch.setattr(deploy_config, "monitor_image_uri", lambda region: "monitor-image")
-    monkeypatch.setattr(deploy_config, "load_settings", lambda: load_settings(ENV, standards))
+    monkeypatch.setattr(deploy_config, "load_settings", lambda: project_settings(standards))
     assert deploy_config.main(["--output-dir", str(tmp_path)]) == 1
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith(f"error: {words}")
@@ -314,11 +307,11 @@ def test_each_stage_model_is_isolated_exactly_when_the_standards_require_it(
     clients = (registry, boto3.client("s3", region_name="us-east-1"))
     standards = Standards(network_isolation=isolated)
     deploy_config.write_configs(
-        tmp_path, load_settings(ENV, standards=standards), clients, KMS, "monitor-image", arn
+        tmp_path, project_settings(standards), clients, KMS, "monitor-image", arn
     )
     template = deploy_config.load_template(tmp_path / "endpoint.yaml")
     for stage in deploy_config.STAGES:
-        parameters = json.loads((tmp_path / f"{stage}-config.json").read_text())["Parameters"]
+        parameters = written_parameters(tmp_path, stage)
         (model,) = endpoint_requests.model_requests(template, parameters).values()
         assert model["EnableNetworkIsolation"] is isolated
         assert model["Containers"] == [{"ModelPackageName": arn}]
@@ -331,7 +324,7 @@ def test_under_isolation_a_model_that_needs_the_package_index_is_refused_in_one_
         registry, "Approved", model_data=model_artifact("churn/m/model.tar.gz", shipped_code())
     )
     clients = (registry, boto3.client("s3", region_name="us-east-1"))
-    isolated = load_settings(ENV, standards=Standards(network_isolation=True))
+    isolated = project_settings(Standards(network_isolation=True))
     with pytest.raises(deploy_config.DeployConfigError) as caught:
         deploy_config.write_configs(tmp_path, isolated, clients, KMS, "monitor-image", arn)
     message = str(caught.value)
@@ -344,4 +337,4 @@ def test_under_isolation_a_model_that_needs_the_package_index_is_refused_in_one_
     assert re.search(r"\b(numpy|pandas|scipy)==\S+ \(image has \S+\)", message), message
     assert not (tmp_path / "staging-config.json").exists()
     # Without the standard the same model deploys: the image downloads what it lacks.
-    deploy_config.write_configs(tmp_path, settings(), clients, KMS, "monitor-image", arn)
+    deploy_config.write_configs(tmp_path, project_settings(), clients, KMS, "monitor-image", arn)

@@ -15,26 +15,19 @@ from typing import Any
 import numpy as np
 import pytest
 from cloudwatch_rules import evaluate
-from test_deploy import KMS, register, write
+from deploy_setup import KMS, project_settings, register, write, written_parameters
 
 from pipelines import deploy_config, endpoint_requests
-from pipelines.settings import Standards, load_settings
+from pipelines.settings import Standards
 
 pytestmark = pytest.mark.usefixtures("fake_aws")
-ENV = {
-    "SAGEMAKER_PROJECT_NAME": "churn",
-    "SAGEMAKER_PROJECT_ID": "p-1",
-    "ARTIFACT_BUCKET": "artifacts",
-    "AWS_REGION": "us-east-1",
-    "SAGEMAKER_PIPELINE_ROLE_ARN": "arn:aws:iam::123456789012:role/pipeline",
-}
 
 
 def stack_requests(output: Path, stage: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """The CreateModel and CreateEndpointConfig requests of one stage's stack, resolved as
     CloudFormation resolves them and typed by SageMaker's service model."""
     template = deploy_config.load_template(output / "endpoint.yaml")
-    stack = endpoint_requests.Resolver(template, stage_parameters(output, stage))
+    stack = endpoint_requests.Resolver(template, written_parameters(output, stage))
     config = endpoint_requests.validate(
         "CreateEndpointConfig",
         {"EndpointConfigName": f"churn-{stage}", **stack.properties("EndpointConfig")},
@@ -46,19 +39,12 @@ def stack_requests(output: Path, stage: str) -> tuple[dict[str, Any], dict[str, 
     return model, config
 
 
-def stage_parameters(output: Path, stage: str) -> dict[str, str]:
-    return dict(json.loads((output / f"{stage}-config.json").read_text())["Parameters"])
-
-
 def test_each_stage_gets_a_serverless_endpoint_config_the_service_accepts(
     tmp_path: Path, registry: Any
 ) -> None:
     arn = register(registry, "Approved")
     write(tmp_path, registry, arn)
-    settings = {
-        stage: json.loads((tmp_path / f"{stage}-config.json").read_text())["Parameters"]
-        for stage in deploy_config.STAGES
-    }
+    settings = {stage: written_parameters(tmp_path, stage) for stage in deploy_config.STAGES}
     for stage in deploy_config.STAGES:
         model, request = stack_requests(tmp_path, stage)
         (variant,) = request["ProductionVariants"]
@@ -93,7 +79,7 @@ def test_no_monitoring_or_network_parameters_reach_a_serverless_stack(
         "AWS::CloudWatch::Alarm",
     }
     for stage in deploy_config.STAGES:
-        parameters = json.loads((tmp_path / f"{stage}-config.json").read_text())["Parameters"]
+        parameters = written_parameters(tmp_path, stage)
         assert not {"DataCaptureUri", "SubnetIds", "MonitorImageUri"} & set(parameters)
 
 
@@ -126,7 +112,7 @@ def test_standards_a_serverless_endpoint_cannot_meet_are_refused(
     with pytest.raises(deploy_config.DeployConfigError, match="serverless endpoints do not"):
         deploy_config.write_configs(
             tmp_path,
-            load_settings(ENV, standards=standards),
+            project_settings(standards),
             (registry, None),
             KMS,
             "monitor-image",
@@ -171,7 +157,7 @@ def stored_alarms(output: Path, stage: str) -> tuple[list[dict[str, Any]], str, 
     import boto3
 
     template = deploy_config.load_template(output / "endpoint.yaml")
-    stack = endpoint_requests.Resolver(template, stage_parameters(output, stage))
+    stack = endpoint_requests.Resolver(template, written_parameters(output, stage))
     alarms = [
         stack.properties(logical)
         for logical, resource in template["Resources"].items()

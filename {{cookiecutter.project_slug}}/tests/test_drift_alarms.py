@@ -1,13 +1,15 @@
 """The data-drift alarms the deploy build writes: do they fire, for every feature, and stay fired?
+And does the alarm's state change start retraining?
 
 The alarms come from the deploy build's own output (``deploy_config.write_configs`` against moto's
-registry), are created in moto's CloudWatch through boto3 (botocore validates each PutMetricAlarm
-request), and fed the metrics Model Monitor publishes after a run: one
-``feature_baseline_drift_<feature>`` datapoint per feature, in ``aws/sagemaker/Endpoints/
-data-metrics`` with the Endpoint and MonitoringSchedule dimensions. The drift values are the
-two-sample Kolmogorov-Smirnov distance (0..1) between the training data and a batch, standing in
-for the distance the Model Monitor container computes; the container itself does not run here.
-The alarms are then evaluated with CloudWatch's rules (``cloudwatch_rules``).
+registry, for this project's inference mode), are created in moto's CloudWatch through boto3
+(botocore validates each PutMetricAlarm request), and fed the metrics Model Monitor publishes
+after a run: one ``feature_baseline_drift_<feature>`` datapoint per feature, where AWS documents
+them (:data:`PUBLISHED`). The drift values are the two-sample Kolmogorov-Smirnov distance (0..1)
+between the training data and a batch, standing in for the distance the Model Monitor container
+computes; the container itself does not run here. The alarms are then evaluated with CloudWatch's
+rules (``cloudwatch_rules``). The retraining rule is created in moto's EventBridge, which matches
+its pattern against the composite alarm's state change.
 """
 
 from __future__ import annotations
@@ -25,10 +27,9 @@ import pytest
 from botocore.validate import ParamValidator
 from cloudwatch_rules import composite_state, evaluate, period_values
 from moto import mock_aws
-from moto.events.models import EventPattern
 from scipy import stats
 
-from pipelines import deploy_config, drift_alarms
+from pipelines import deploy_config, drift_alarms, endpoint_requests
 from pipelines.settings import Standards, load_settings
 
 pytestmark = pytest.mark.usefixtures("fake_aws")
@@ -43,6 +44,25 @@ ENV = {
     "SAGEMAKER_PIPELINE_ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/pipeline",
 }
 HOUR = timedelta(hours=1)
+SETTINGS = load_settings(ENV, standards=Standards())
+# Where Model Monitor's data-quality job publishes its per-feature metrics, as AWS documents it
+# (SageMaker Developer Guide, "CloudWatch Metrics for Bring Your Own Containers"): an endpoint's
+# in aws/sagemaker/Endpoints/data-metrics with the Endpoint and MonitoringSchedule dimensions,
+# batch transform capture's in aws/sagemaker/ModelMonitoring/data-metrics with MonitoringSchedule
+# only. The schedules are the prod stack's (infrastructure/endpoint.yaml).
+PUBLISHED = {
+    "realtime": (
+        "aws/sagemaker/Endpoints/data-metrics",
+        {"Endpoint": f"{PROJECT}-prod", "MonitoringSchedule": f"{PROJECT}-data-quality"},
+    ),
+    "batch": (
+        "aws/sagemaker/ModelMonitoring/data-metrics",
+        {"MonitoringSchedule": f"{PROJECT}-batch-data-quality"},
+    ),
+}
+# Hours without a monitoring run: an endpoint without traffic, or the day between two daily
+# batch runs (the batch schedule's default, cron(0 2 * * ? *)).
+QUIET_HOURS = 23
 # The package's constraints.json: Model Monitor's drift comparison at 0.1 for every feature.
 CONSTRAINTS = {
     "version": 0.0,
@@ -60,7 +80,9 @@ CONSTRAINTS = {
 def deploy_output(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """What the deploy build writes for an approved package with a baseline."""
     output = tmp_path_factory.mktemp("deploy")
-    with mock_aws():
+    with pytest.MonkeyPatch.context() as environment, mock_aws():
+        # a batch deploy builds the batch pipeline's definition, which needs a region
+        environment.setenv("AWS_DEFAULT_REGION", REGION)
         sagemaker = boto3.client("sagemaker", region_name=REGION)
         sagemaker.create_model_package_group(ModelPackageGroupName=PROJECT)
         s3 = boto3.client("s3", region_name=REGION)
@@ -88,7 +110,7 @@ def deploy_output(tmp_path_factory: pytest.TempPathFactory) -> Path:
         )["ModelPackageArn"]
         deploy_config.write_configs(
             output,
-            load_settings(ENV, standards=Standards()),
+            SETTINGS,
             (sagemaker, s3),
             f"arn:aws:kms:{REGION}:{ACCOUNT}:key/k",
             "monitor-image",
@@ -97,42 +119,30 @@ def deploy_output(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return output
 
 
-def prod(deploy_output: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+class Stack(endpoint_requests.Resolver):
+    """The prod stack as CloudFormation resolves it; an alarm's Arn attribute is its ARN."""
+
+    def _getatt(self, logical: str, attribute: str) -> Any:
+        resource = self.template["Resources"][logical]
+        if attribute == "Arn" and resource["Type"].startswith("AWS::CloudWatch::"):
+            name = self.resolve(resource["Properties"]["AlarmName"])
+            return f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}"
+        return super()._getatt(logical, attribute)
+
+
+def prod(deploy_output: Path) -> Stack:
     template = deploy_config.load_template(deploy_output / "endpoint.yaml")
     parameters = json.loads((deploy_output / "prod-config.json").read_text())["Parameters"]
-    return template, parameters
-
-
-def resolve(value: Any, template: dict[str, Any], parameters: dict[str, Any]) -> Any:
-    """CloudFormation's Ref, Fn::Sub and Fn::GetAtt, for the attributes the alarms use."""
-    if isinstance(value, list):
-        return [resolve(item, template, parameters) for item in value]
-    if not isinstance(value, dict):
-        return value
-    if set(value) == {"Ref"}:
-        return parameters[value["Ref"]]
-    if set(value) == {"Fn::Sub"}:
-        text = value["Fn::Sub"]
-        for name, parameter in parameters.items():
-            text = text.replace("${" + name + "}", str(parameter))
-        return text
-    if set(value) == {"Fn::GetAtt"}:
-        resource, attribute = value["Fn::GetAtt"]
-        properties = template["Resources"][resource]["Properties"]
-        if attribute == "Arn":  # an alarm's ARN
-            name = resolve(properties["AlarmName"], template, parameters)
-            return f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}"
-        return resolve(properties[attribute], template, parameters)
-    return {key: resolve(item, template, parameters) for key, item in value.items()}
+    return Stack(template, parameters)
 
 
 def metric_alarm_requests(deploy_output: Path) -> list[dict[str, Any]]:
-    template, parameters = prod(deploy_output)
+    stack = prod(deploy_output)
     requests = []
-    for resource in template["Resources"].values():
+    for logical, resource in stack.template["Resources"].items():
         if resource["Type"] != "AWS::CloudWatch::Alarm" or resource.get("Condition") != "IsProd":
             continue
-        request = resolve(resource["Properties"], template, parameters)
+        request = stack.properties(logical)
         request["Threshold"] = float(request["Threshold"])
         requests.append(request)
     return requests
@@ -140,10 +150,8 @@ def metric_alarm_requests(deploy_output: Path) -> list[dict[str, Any]]:
 
 def publish_run(cloudwatch: Any, distances: dict[str, float], at: datetime) -> None:
     """What a Model Monitor run publishes: one drift datapoint per feature."""
-    dimensions = [
-        {"Name": "Endpoint", "Value": f"{PROJECT}-prod"},
-        {"Name": "MonitoringSchedule", "Value": f"{PROJECT}-data-quality"},
-    ]
+    namespace, published = PUBLISHED[SETTINGS.inference_mode]
+    dimensions = [{"Name": name, "Value": value} for name, value in published.items()]
     data = [
         {
             "MetricName": drift_alarms.METRIC_PREFIX + feature,
@@ -153,7 +161,7 @@ def publish_run(cloudwatch: Any, distances: dict[str, float], at: datetime) -> N
         }
         for feature, distance in distances.items()
     ]
-    cloudwatch.put_metric_data(Namespace=drift_alarms.NAMESPACE, MetricData=data)
+    cloudwatch.put_metric_data(Namespace=namespace, MetricData=data)
 
 
 def distances(training: pd.DataFrame, batch: pd.DataFrame) -> dict[str, float]:
@@ -172,9 +180,8 @@ def test_a_drift_in_any_feature_fires_its_alarm_and_the_retraining_alarm(
     clean = training.sample(200, replace=True, random_state=0)
     drifted = training.sample(200, replace=True, random_state=1)
     drifted[drifted_feature] = drifted[drifted_feature] + 1.5 * training[drifted_feature].std()
-    template, parameters = prod(deploy_output)
-    composite = resolve(template["Resources"]["DriftAlarm"]["Properties"], template, parameters)
-    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - 8 * HOUR
+    composite = prod(deploy_output).properties("DriftAlarm")
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - 60 * HOUR
 
     with mock_aws():
         cloudwatch = boto3.client("cloudwatch", region_name=REGION)
@@ -207,37 +214,104 @@ def test_a_drift_in_any_feature_fires_its_alarm_and_the_retraining_alarm(
             return composite_state(composite["AlarmRule"], states)
 
         drifted_alarm = drift_alarms.feature_alarm_name(PROJECT, drifted_feature)
-        assert hour(0, clean) == "OK"
-        assert set(states.values()) == {"OK"}
-        assert hour(1, drifted) == "ALARM"
-        assert [name for name, state in states.items() if state == "ALARM"] == [drifted_alarm]
-        # Hours without traffic publish nothing: the drift stays reported until data recovers.
-        assert hour(2, None) == "ALARM"
-        assert hour(3, None) == "ALARM"
-        assert hour(4, None) == "ALARM"
-        assert hour(5, clean) == "OK"
+        offset = 0
 
-    # The composite's state change is what the retraining rule listens for.
-    retrain = resolve(
-        template["Resources"]["RetrainOnAlarmRule"]["Properties"]["EventPattern"],
-        template,
-        parameters,
-    )
-    composite_arn = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{composite['AlarmName']}"
-    event = {
+        def quiet() -> None:
+            """Hours without a run leave every alarm, and so the composite, where it was."""
+            nonlocal offset
+            before = dict(states)
+            for _ in range(QUIET_HOURS):
+                offset += 1
+                hour(offset, None)
+                assert states == before
+
+        assert hour(offset, clean) == "OK"
+        assert set(states.values()) == {"OK"}
+        quiet()
+        offset += 1
+        assert hour(offset, drifted) == "ALARM"
+        assert [name for name, state in states.items() if state == "ALARM"] == [drifted_alarm]
+        # Without a run the drift stays reported until a run shows the data recovered.
+        quiet()
+        offset += 1
+        assert hour(offset, clean) == "OK"
+
+
+def alarm_event(alarm_name: str, state: str) -> dict[str, Any]:
+    """A CloudWatch alarm state change as EventBridge delivers it (CloudWatch user guide)."""
+    return {
         "version": "0",
-        "id": "c4c1c1c9-0000-0000-0000-000000000000",
+        "id": "c4c1c1c9-6542-e61b-6ef0-8c4d36933a92",
         "detail-type": "CloudWatch Alarm State Change",
         "source": "aws.cloudwatch",
         "account": ACCOUNT,
-        "time": start.isoformat(),
+        "time": "2026-11-24T01:00:00Z",
         "region": REGION,
-        "resources": [composite_arn],
-        "detail": {"alarmName": composite["AlarmName"], "state": {"value": "ALARM"}},
+        "resources": [f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{alarm_name}"],
+        "detail": {
+            "alarmName": alarm_name,
+            "state": {"value": state, "reason": "drift", "timestamp": "2026-11-24T01:00:00Z"},
+            "previousState": {"value": "OK" if state == "ALARM" else "ALARM"},
+        },
     }
-    assert EventPattern.load(json.dumps(retrain)).matches_event(event)
-    event["detail"]["state"] = {"value": "OK"}
-    assert not EventPattern.load(json.dumps(retrain)).matches_event(event)
+
+
+def test_the_drift_alarm_starts_the_model_building_pipeline(deploy_output: Path) -> None:
+    """The composite's change to ALARM matches the rule (moto's EventBridge), and the rule's
+    target starts this project's pipeline with a request SageMaker's service model accepts."""
+    stack = prod(deploy_output)
+    rule = stack.properties("RetrainOnAlarmRule")
+    drift = stack.properties("DriftAlarm")["AlarmName"]
+    assert stack.active("RetrainOnAlarmRule") and stack.active("RetrainRole")
+    with mock_aws():
+        events = boto3.client("events", region_name=REGION)
+        sqs = boto3.client("sqs", region_name=REGION)
+        pattern = json.dumps(rule["EventPattern"])
+        # The rule with its own target (botocore validates both requests against EventBridge's
+        # service model), on a bus of its own: moto cannot deliver to a SageMaker pipeline.
+        events.create_event_bus(Name="requests")
+        events.put_rule(Name="retrain", EventPattern=pattern, EventBusName="requests")
+        events.put_targets(Rule="retrain", EventBusName="requests", Targets=rule["Targets"])
+        # The same pattern on the default bus, delivering to a queue: what the rule matches.
+        queue = sqs.create_queue(QueueName="delivered")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])
+        events.put_rule(Name="retrain", EventPattern=pattern)
+        events.put_targets(
+            Rule="retrain", Targets=[{"Id": "seen", "Arn": queue_arn["Attributes"]["QueueArn"]}]
+        )
+
+        def matches(event: dict[str, Any]) -> bool:
+            entry = {
+                "Source": event["source"],
+                "DetailType": event["detail-type"],
+                "Resources": event["resources"],
+                "Detail": json.dumps(event["detail"]),
+            }
+            assert events.put_events(Entries=[entry])["FailedEntryCount"] == 0
+            delivered = sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=0).get("Messages", [])
+            for message in delivered:
+                sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+            return bool(delivered)
+
+        assert matches(alarm_event(drift, "ALARM"))
+        assert not matches(alarm_event(drift, "OK"))
+        # a feature's own alarm is not the trigger: one retraining run per drift episode
+        feature = drift_alarms.feature_alarm_name(PROJECT, deploy_config.features()[0])
+        assert not matches(alarm_event(feature, "ALARM"))
+    (target,) = rule["Targets"]
+    pipeline = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:pipeline/{PROJECT}-pipeline"
+    assert target["Arn"] == pipeline
+    # EventBridge calls StartPipelineExecution with the target's parameters (and a token of its
+    # own; the SDKs fill in the idempotency token the service model requires)
+    request = {
+        "ClientRequestToken": alarm_event(drift, "ALARM")["id"],
+        "PipelineName": pipeline.rsplit("/", 1)[1],
+        "PipelineParameters": target["SageMakerPipelineParameters"]["PipelineParameterList"],
+    }
+    sagemaker = boto3.session.Session().client("sagemaker", region_name=REGION)
+    shape = sagemaker.meta.service_model.operation_model("StartPipelineExecution").input_shape
+    report = ParamValidator().validate(request, shape)
+    assert not report.has_errors(), report.generate_report()
 
 
 def test_the_default_threshold_stays_above_the_noise_of_clean_hourly_batches(
@@ -259,29 +333,35 @@ def test_the_default_threshold_stays_above_the_noise_of_clean_hourly_batches(
 
 
 def test_a_day_without_drift_data_fires_the_silence_alarm(deploy_output: Path) -> None:
-    """Monitoring that publishes nothing cannot fire a drift alarm; this one says so."""
+    """Monitoring that publishes nothing cannot fire a drift alarm; this one says so.
+
+    Runs a day apart (an endpoint with some traffic every day, or the daily batch) keep it OK;
+    the first full day without one turns it to ALARM, and the next run back to OK.
+    """
     (request,) = [
         r
         for r in metric_alarm_requests(deploy_output)
         if r["AlarmName"] == drift_alarms.silence_alarm_name(PROJECT)
     ]
-    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - 60 * HOUR
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - 120 * HOUR
+    clean = dict.fromkeys(deploy_config.features(), 0.05)
     with mock_aws():
         cloudwatch = boto3.client("cloudwatch", region_name=REGION)
         cloudwatch.put_metric_alarm(**request)
         (alarm,) = cloudwatch.describe_alarms()["MetricAlarms"]
-        publish_run(cloudwatch, dict.fromkeys(deploy_config.features(), 0.05), start)
         state = "INSUFFICIENT_DATA"
         states = []
-        for hour in range(1, 50):
-            at = start + hour * HOUR
-            state = evaluate(alarm, period_values(cloudwatch, alarm, at), state)
+        for hour in range(1, 98):
+            if hour in (1, 25, 49):  # daily runs, then none after the third
+                publish_run(cloudwatch, clean, start + hour * HOUR + timedelta(minutes=20))
+            state = evaluate(alarm, period_values(cloudwatch, alarm, start + hour * HOUR), state)
             states.append(state)
-        # OK while the last run is within the day, ALARM from the first full day without one.
-        assert states[:23] == ["OK"] * 23
-        assert set(states[24:]) == {"ALARM"}
-        publish_run(cloudwatch, dict.fromkeys(deploy_config.features(), 0.05), start + 49 * HOUR)
-        assert evaluate(alarm, period_values(cloudwatch, alarm, start + 50 * HOUR), state) == "OK"
+        # OK from the first run until a full day has passed since the third, ALARM from then on.
+        last_ok = 49 + 24
+        assert states[1:last_ok] == ["OK"] * (last_ok - 1)
+        assert set(states[last_ok + 1 :]) == {"ALARM"}
+        publish_run(cloudwatch, clean, start + 97 * HOUR + timedelta(minutes=20))
+        assert evaluate(alarm, period_values(cloudwatch, alarm, start + 99 * HOUR), state) == "OK"
 
 
 @pytest.mark.slow
@@ -300,7 +380,7 @@ def test_feature_lists_the_alarms_cannot_cover_are_refused() -> None:
     with pytest.raises(drift_alarms.DriftAlarmError, match="at most 100"):
         drift_alarms.composite_rule(PROJECT, [f"f{i}" for i in range(101)])
     with pytest.raises(drift_alarms.DriftAlarmError, match="quote"):
-        drift_alarms.feature_alarms(PROJECT, ['bad"name'])
+        drift_alarms.feature_alarms(PROJECT, ['bad"name'], drift_alarms.BATCH_METRICS)
     with pytest.raises(drift_alarms.DriftAlarmError, match="no features"):
         drift_alarms.composite_rule(PROJECT, [])
     with pytest.raises(drift_alarms.DriftAlarmError, match="10240"):

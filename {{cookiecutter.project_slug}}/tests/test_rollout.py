@@ -22,31 +22,13 @@ import numpy as np
 import pytest
 import yaml
 from cloudwatch_rules import evaluate
+from deploy_setup import KMS, package, project_settings
 from moto import mock_aws
 
-from pipelines import deploy_config, endpoint_requests, rollout
-from pipelines.settings import Standards, load_settings
+from pipelines import deploy_config, drift_alarms, endpoint_requests, rollout
 
 pytestmark = pytest.mark.usefixtures("fake_aws")
-ENV = {
-    "SAGEMAKER_PROJECT_NAME": "churn",
-    "SAGEMAKER_PROJECT_ID": "p-1",
-    "ARTIFACT_BUCKET": "artifacts",
-    "AWS_REGION": "us-east-1",
-    "SAGEMAKER_PIPELINE_ROLE_ARN": "arn:aws:iam::123456789012:role/pipeline",
-}
-KMS = "arn:aws:kms:us-east-1:123456789012:key/project"
 WHERE = "prod-config.json Deployment"
-
-
-def package(version: int) -> deploy_config.Package:
-    return deploy_config.Package(
-        arn=f"arn:aws:sagemaker:us-east-1:123456789012:model-package/churn/{version}",
-        group="churn",
-        version=version,
-        status="Approved",
-        baseline=deploy_config.Baseline("s3://b/statistics.json", "s3://b/constraints.json"),
-    )
 
 
 def stage_parameters(
@@ -54,13 +36,14 @@ def stage_parameters(
 ) -> dict[str, str]:
     challenger = None if deployment.mode == "replace" else package(2)
     plan = deploy_config.StagePlan(package(1), challenger, deployment, guarded)
-    settings = load_settings(ENV, standards=Standards())
-    config = deploy_config.stage_config(stage, settings, plan, KMS, "monitor-image")
+    config = deploy_config.stage_config(stage, project_settings(), plan, KMS, "monitor-image")
     return dict(config["Parameters"])
 
 
 def template() -> dict[str, Any]:
-    return deploy_config.endpoint_template("churn", deploy_config.features())
+    return deploy_config.endpoint_template(
+        "churn", deploy_config.features(), drift_alarms.MONITORED_METRICS["realtime"]
+    )
 
 
 @pytest.mark.parametrize(

@@ -15,12 +15,12 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
+from deploy_setup import ENV, KMS, project_settings, register, write
 from moto import mock_aws
 from tag_propagation import effective_tags, missing
-from test_deploy import ENV, KMS, register
 
 from pipelines import deploy_config, stacks
-from pipelines.settings import Standards, load_settings
+from pipelines.settings import Network, Standards, load_settings
 
 pytestmark = pytest.mark.usefixtures("fake_aws")
 # The organisation's tag set as the template rendered it: the one definition under test.
@@ -44,10 +44,7 @@ def test_endpoint_stacks_of_the_deploy_pipeline_tag_every_resource(
     tmp_path: Path,
     registry: Any,
 ) -> None:
-    arn = register(registry, "Approved")
-    settings = load_settings(ENV, standards=Standards())
-    clients = (registry, boto3.client("s3", region_name="us-east-1"))
-    deploy_config.write_configs(tmp_path, settings, clients, KMS, "monitor-image", arn)
+    write(tmp_path, registry, register(registry, "Approved"))
     template = deploy_config.load_template(tmp_path / "endpoint.yaml")
     for stage in deploy_config.STAGES:
         # What the CloudFormation action's TemplateConfiguration gives the stack.
@@ -103,7 +100,7 @@ RENDERED_STACKS = sorted(
 
 @pytest.mark.parametrize("stack", RENDERED_STACKS)
 def test_stacks_deployed_by_hand_tag_every_resource(stack: str) -> None:
-    settings = load_settings(ENV, standards=Standards())
+    settings = project_settings()
     template = deploy_config.load_template(stacks.INFRASTRUCTURE / stacks.TEMPLATES[stack])
     given = {k: v for k, v in REQUIRED_PARAMETERS.items() if k in template["Parameters"]}
     sent = _stubbed_deploy(stacks.stack_request(settings, stack, given))
@@ -135,7 +132,7 @@ def test_the_foundation_stack_is_created_with_the_stack_tags(
 def test_the_build_accounts_stacks_get_the_accounts_of_the_standards(stack: str) -> None:
     """The foundation and deploy stacks are deployed for org-standards.json's accounts."""
     accounts = {"staging": "111111111111", "prod": "222222222222"}
-    settings = load_settings(ENV, standards=Standards(accounts=accounts))
+    settings = project_settings(Standards(accounts=accounts))
     template = deploy_config.load_template(stacks.INFRASTRUCTURE / stacks.TEMPLATES[stack])
     given = {k: v for k, v in REQUIRED_PARAMETERS.items() if k in template["Parameters"]}
     sent = _stubbed_deploy(stacks.stack_request(settings, stack, given))
@@ -178,3 +175,32 @@ def test_the_foundation_hands_the_build_the_organisations_tracking_server(
     assert exported == server
     build = load_settings(ENV | {"MLFLOW_TRACKING_ARN": exported}, standards=standards)
     assert build.mlflow_tracking_arn == server
+
+
+@pytest.mark.parametrize("stage", ["staging", "prod"])
+def test_a_target_account_stack_gets_its_own_network_from_the_standards(stage: str) -> None:
+    """``make stack STACK=target-account PARAMS="StageName=<stage> ..."`` gives the model role
+    that account's network (stage_vpc.<stage>), the one the deploy build gives its stage stack."""
+    networks = {
+        "staging": Network(subnets=("subnet-1a", "subnet-1b"), security_groups=("sg-1c",)),
+        "prod": Network(subnets=("subnet-2a",), security_groups=("sg-2c", "sg-2d")),
+    }
+    standards = Standards(
+        subnets=("subnet-0a",),
+        security_groups=("sg-0b",),
+        accounts={"staging": "111111111111", "prod": "222222222222"},
+        stage_networks=networks,
+    )
+    given = {k: v for k, v in REQUIRED_PARAMETERS.items() if k != "StageName"}
+    request = stacks.stack_request(
+        load_settings(ENV, standards=standards), "target-account", given | {"StageName": stage}
+    )
+    parameters = {p["ParameterKey"]: p["ParameterValue"] for p in request["Parameters"]}
+    assert parameters["SubnetIds"] == ",".join(networks[stage].subnets)
+    assert parameters["SecurityGroupIds"] == ",".join(networks[stage].security_groups)
+    unnamed = stacks.stack_request(
+        load_settings(ENV, standards=Standards()), "target-account", given | {"StageName": stage}
+    )
+    assert not {"SubnetIds", "SecurityGroupIds"} & {
+        p["ParameterKey"] for p in unnamed["Parameters"]
+    }

@@ -60,6 +60,25 @@ def dummy_model_dir(
     return folder
 
 
+def rollout_server(
+    champion_dir: Path,
+    challenger_dir: Path,
+    mode: str,
+    capture_dir: Path | None = None,
+    weights: tuple[float, float] = (90.0, 10.0),
+) -> InferenceServer:
+    """``make serve`` with a challenger, on a free loopback port (not yet serving)."""
+    return make_server(
+        champion_dir,
+        "127.0.0.1",
+        0,
+        capture_dir=capture_dir,
+        challenger_dir=challenger_dir,
+        mode=mode,
+        weights=weights,
+    )
+
+
 @contextmanager
 def running(server: InferenceServer) -> Iterator[InferenceServer]:
     serve_in_thread(server)
@@ -133,14 +152,7 @@ def test_shadow_never_answers_and_both_variants_are_captured(
 ) -> None:
     capture = tmp_path / "capture"
     alone = make_server(model_dir, "127.0.0.1", 0)
-    shadowed = make_server(
-        model_dir,
-        "127.0.0.1",
-        0,
-        capture_dir=capture,
-        challenger_dir=constant_dirs[1],
-        mode="shadow",
-    )
+    shadowed = rollout_server(model_dir, constant_dirs[1], "shadow", capture)
     with running(alone), running(shadowed):
         solo, both = connect(alone), connect(shadowed)
         for index in range(20):
@@ -168,15 +180,7 @@ def test_ab_weights_are_honoured_within_a_binomial_tolerance(
 ) -> None:
     requests, challenger_share = 2000, 0.2
     capture = tmp_path / "capture"
-    server = make_server(
-        constant_dirs[0],
-        "127.0.0.1",
-        0,
-        capture_dir=capture,
-        challenger_dir=constant_dirs[1],
-        mode="ab",
-        weights=(80.0, 20.0),
-    )
+    server = rollout_server(*constant_dirs, "ab", capture, weights=(80.0, 20.0))
     body = rows(clean_frame, schema, 0)
     with running(server):
         connection = connect(server)
@@ -198,17 +202,8 @@ def test_the_target_variant_header_is_honoured(
     constant_dirs: tuple[Path, Path], clean_frame: pd.DataFrame, schema: Schema
 ) -> None:
     body = rows(clean_frame, schema, 0)
-    ab = make_server(
-        constant_dirs[0],
-        "127.0.0.1",
-        0,
-        challenger_dir=constant_dirs[1],
-        mode="ab",
-        weights=(100, 0),
-    )
-    shadow = make_server(
-        constant_dirs[0], "127.0.0.1", 0, challenger_dir=constant_dirs[1], mode="shadow"
-    )
+    ab = rollout_server(*constant_dirs, "ab", weights=(100, 0))
+    shadow = rollout_server(*constant_dirs, "shadow")
     with running(ab), running(shadow):
         connection = connect(ab)
         for name in (CHALLENGER, CHAMPION, CHALLENGER):
@@ -252,15 +247,8 @@ def test_a_broken_challenger_never_breaks_the_champions_answers(
     if broken == "raises":
         challenger_dir = constant_dirs[1]
     capture = tmp_path / "capture"
-    server = make_server(
-        model_dir,
-        "127.0.0.1",
-        0,
-        capture_dir=capture,
-        challenger_dir=challenger_dir,
-        mode=mode,
-        weights=(0, 100),  # in A/B, every request is routed to the challenger
-    )
+    # In A/B, every request is routed to the challenger.
+    server = rollout_server(model_dir, challenger_dir, mode, capture, weights=(0, 100))
     challenger = server.rollout.challenger
     assert challenger is not None
     if broken == "raises":
@@ -315,14 +303,7 @@ def test_the_champion_never_waits_for_a_slow_shadow(
 ) -> None:
     monkeypatch.setattr(variants, "SHADOW_QUEUE_SIZE", 2)
     capture = tmp_path / "capture"
-    server = make_server(
-        constant_dirs[0],
-        "127.0.0.1",
-        0,
-        capture_dir=capture,
-        challenger_dir=constant_dirs[1],
-        mode="shadow",
-    )
+    server = rollout_server(*constant_dirs, "shadow", capture)
     challenger = server.rollout.challenger
     assert challenger is not None and challenger.model is not None
     release = threading.Event()

@@ -1,0 +1,163 @@
+"""What the deploy tests set up: the deploy build's environment, the project's key, model packages
+in the loopback registry (the ``registry`` fixture, moto) and the deploy artifact written from them.
+
+One definition for every deploy test file, so that a change to how the pipeline registers a
+package (its baseline files, its constraints) is made once.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import boto3
+from packaging.requirements import Requirement
+
+from pipelines import deploy_config
+from pipelines.settings import Settings, Standards, load_settings
+
+# What the deploy CodeBuild project passes to the build (deploy-pipeline.yaml).
+ENV = {
+    "SAGEMAKER_PROJECT_NAME": "churn",
+    "SAGEMAKER_PROJECT_ID": "p-1",
+    "ARTIFACT_BUCKET": "artifacts",
+    "AWS_REGION": "us-east-1",
+    "SAGEMAKER_PIPELINE_ROLE_ARN": "arn:aws:iam::123456789012:role/pipeline",
+}
+KMS = "arn:aws:kms:us-east-1:123456789012:key/project"
+# What `train --bundle-inference-code` copies into the model's code/ folder.
+RUNTIME_REQUIREMENTS = deploy_config.PROJECT / "src" / "requirements.txt"
+
+
+def project_settings(standards: Standards | None = None) -> Settings:
+    """The project's settings in the deploy build, under ``standards`` (default: none)."""
+    return load_settings(ENV, standards=Standards() if standards is None else standards)
+
+
+def constraints(**changes: Any) -> dict[str, Any]:
+    """A Model Monitor constraints.json for the data contract's features."""
+    document: dict[str, Any] = {
+        "version": 0.0,
+        "features": [
+            {"name": name, "inferred_type": "Fractional", "completeness": 1.0}
+            for name in deploy_config.features()
+        ],
+        "monitoring_config": {
+            "evaluate_constraints": "Enabled",
+            "emit_metrics": "Enabled",
+            "distribution_constraints": {
+                "perform_comparison": "Enabled",
+                "comparison_threshold": 0.1,
+                "comparison_method": "Robust",
+            },
+        },
+    }
+    return document | changes
+
+
+def baseline_of(version: int) -> dict[str, Any]:
+    """Model Monitor baseline files as the pipeline registers them, one folder per execution."""
+    prefix = f"s3://artifacts/churn/executions/run-{version}/baseline"
+    return {
+        "ModelDataQuality": {
+            "Statistics": {"ContentType": "application/json", "S3Uri": f"{prefix}/statistics.json"},
+            "Constraints": {
+                "ContentType": "application/json",
+                "S3Uri": f"{prefix}/constraints.json",
+            },
+        }
+    }
+
+
+def model_artifact(key: str, code: dict[str, bytes]) -> str:
+    """A model.tar.gz in the loopback bucket holding ``code/<name>`` for each of ``code``."""
+    buffer = io.BytesIO()
+    files = {"model.joblib": b"model", **{f"code/{name}": data for name, data in code.items()}}
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, content in files.items():
+            member = tarfile.TarInfo(name)
+            member.size = len(content)
+            archive.addfile(member, io.BytesIO(content))
+    boto3.client("s3", region_name="us-east-1").put_object(
+        Bucket="artifacts", Key=key, Body=buffer.getvalue()
+    )
+    return f"s3://artifacts/{key}"
+
+
+def shipped_code() -> dict[str, bytes]:
+    """The model's code/ as `train --bundle-inference-code` writes it today."""
+    return {"inference.py": b"", "requirements.txt": RUNTIME_REQUIREMENTS.read_bytes()}
+
+
+def vendored_code() -> dict[str, bytes]:
+    """A code/ that installs with no index: every pin and setuptools as a wheel in wheels/."""
+    text = RUNTIME_REQUIREMENTS.read_text()
+    pins = [Requirement(line) for line in text.splitlines() if "==" in line]
+    wheels = {
+        f"wheels/{pin.name.replace('-', '_')}-{next(iter(pin.specifier)).version}-py3-none-any.whl"
+        for pin in pins
+    } | {"wheels/setuptools-80.9.0-py3-none-any.whl"}
+    offline = "--no-index\n--find-links wheels\n" + text
+    return {"inference.py": b"", "requirements.txt": offline.encode()} | dict.fromkeys(wheels, b"")
+
+
+def register(
+    sagemaker: Any,
+    status: str,
+    baseline: bool = True,
+    group: str = "churn",
+    constraints_file: dict[str, Any] | None = None,
+    model_data: str | None = None,
+) -> str:
+    """Register the group's next package version with ``status`` (and ``model_data``, the
+    artifact's URI, when given); returns its ARN."""
+    version = len(
+        sagemaker.list_model_packages(ModelPackageGroupName=group)["ModelPackageSummaryList"]
+    )
+    request: dict[str, Any] = {
+        "ModelPackageGroupName": group,
+        "ModelApprovalStatus": status,
+        "InferenceSpecification": {
+            "Containers": [
+                {"Image": "img", **({"ModelDataUrl": model_data} if model_data else {})}
+            ],
+            "SupportedContentTypes": ["text/csv"],
+            "SupportedResponseMIMETypes": ["application/json"],
+        },
+    }
+    if baseline:
+        request["DriftCheckBaselines"] = baseline_of(version + 1)
+        uri = request["DriftCheckBaselines"]["ModelDataQuality"]["Constraints"]["S3Uri"]
+        boto3.client("s3", region_name="us-east-1").put_object(
+            Bucket="artifacts",
+            Key=uri.removeprefix("s3://artifacts/"),
+            Body=json.dumps(constraints_file or constraints()).encode(),
+        )
+    return str(sagemaker.create_model_package(**request)["ModelPackageArn"])
+
+
+def package(version: int) -> deploy_config.Package:
+    """An Approved package of the group with a baseline, as the registry would describe it."""
+    return deploy_config.Package(
+        arn=f"arn:aws:sagemaker:us-east-1:123456789012:model-package/churn/{version}",
+        group="churn",
+        version=version,
+        status="Approved",
+        baseline=deploy_config.Baseline("s3://b/statistics.json", "s3://b/constraints.json"),
+    )
+
+
+def write(output: Path, sagemaker: Any, arn: str | None) -> tuple[deploy_config.Package, str]:
+    """The deploy build's ``deploy_config`` run for ``arn``, writing the artifact to ``output``."""
+    clients = (sagemaker, boto3.client("s3", region_name="us-east-1"))
+    return deploy_config.write_configs(
+        output, project_settings(), clients, KMS, "monitor-image", arn
+    )
+
+
+def written_parameters(output: Path, stage: str) -> dict[str, str]:
+    """The stage stack's parameters in the artifact (``<stage>-config.json``)."""
+    return dict(json.loads((output / f"{stage}-config.json").read_text())["Parameters"])
