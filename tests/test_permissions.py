@@ -369,7 +369,17 @@ def test_batch_definition_is_read_from_the_artifact_bucket_only(
     stacks = dict(rendered_stacks(baked_matrix[matrix_id(BATCH_ROW)]))
     deploy = stacks["deploy-pipeline.yaml"]
     role = iam.role_documents(deploy, "CloudFormationRole")
-    bucket = deploy.imports["tumour-artifact-bucket"]
+    # Where the deploy build uploads it: ARTIFACT_BUCKET of its CodeBuild environment
+    # (pipelines/settings.py), under <project>/batch/definitions/ (pipelines/deploy_config.py).
+    (bucket,) = {
+        variable["Value"]
+        for logical, resource in deploy.active()
+        if resource["Type"] == "AWS::CodeBuild::Project"
+        for variable in deploy.resolve(resource["Properties"])["Environment"][
+            "EnvironmentVariables"
+        ]
+        if variable["Name"] == "ARTIFACT_BUCKET"
+    }
     key = deploy.imports["tumour-kms-key-arn"]
     for stack in stage_stacks(stacks):  # what each stage's pipeline reads, and that it is granted
         definition = stack.resolve(stack.resources["BatchPipeline"]["Properties"])[

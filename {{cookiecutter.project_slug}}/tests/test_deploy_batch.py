@@ -98,6 +98,35 @@ def test_prod_monitors_the_batch_capture_against_the_packages_baseline(
     assert parameters["BaselineConstraintsUri"].endswith("run-1/baseline/constraints.json")
 
 
+def test_in_accounts_of_their_own_prods_drift_alarm_goes_to_the_build_accounts_bus(
+    tmp_path: Path, registry: Any
+) -> None:
+    """The stage configurations name the build account; prod's retraining rule, resolved with
+    them, forwards to that account's default bus (whose rule starts the pipeline there)."""
+    build, separate = "123456789012", {"staging": "111111111111", "prod": "222222222222"}
+    environ = {"STAGING_ACCOUNT_ID": separate["staging"], "PROD_ACCOUNT_ID": separate["prod"]}
+    accounts = deploy_config.target_accounts(separate, build, environ)
+    deploy_config.write_configs(
+        tmp_path,
+        project_settings(Standards(accounts=separate)),
+        (registry, boto3.client("s3", region_name="us-east-1")),
+        KMS,
+        "monitor-image",
+        register(registry, "Approved"),
+        accounts,
+        build,
+    )
+    template = deploy_config.load_template(tmp_path / "endpoint.yaml")
+    for stage in deploy_config.STAGES:
+        parameters = written_parameters(tmp_path, stage)
+        assert parameters["BuildAccountId"] == build
+        assert parameters["DriftAlarmRule"].startswith('ALARM("churn-data-drift-')
+    prod = endpoint_requests.Resolver(template, written_parameters(tmp_path, "prod"))
+    (target,) = prod.properties("RetrainOnAlarmRule")["Targets"]
+    assert target["Arn"] == f"arn:aws:events:us-east-1:{build}:event-bus/default"
+    assert "SageMakerPipelineParameters" not in target
+
+
 @pytest.mark.parametrize("isolated", [False, True])
 def test_the_transform_model_is_isolated_exactly_when_the_standards_require_it(
     tmp_path: Path, registry: Any, isolated: bool

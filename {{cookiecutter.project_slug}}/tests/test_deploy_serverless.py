@@ -257,25 +257,24 @@ def test_serverless_alarms_fire_on_failing_or_slow_traffic_only(
         assert {alarm["MetricName"] for alarm in alarms} == {"Invocation5XXErrors", "ModelLatency"}
 
 
-@pytest.mark.parametrize(
-    ("metric", "change", "caught"),
-    [
-        ("Invocation5XXErrors", {"ComparisonOperator": "LessThanThreshold"}, "failing"),
-        ("Invocation5XXErrors", {"TreatMissingData": "breaching"}, "no traffic"),
-        ("ModelLatency", {"DatapointsToAlarm": 1}, "one slow period"),
-        ("ModelLatency", {"Threshold": 2e9}, "slow"),
-        ("ModelLatency", {"ComparisonOperator": "LessThanThreshold"}, "healthy"),
-        ("ModelLatency", {"TreatMissingData": "missing"}, "no traffic"),
-    ],
-)
-def test_the_verdicts_catch_a_misconfigured_alarm(
-    tmp_path: Path, registry: Any, metric: str, change: dict[str, Any], caught: str
-) -> None:
+# Changes to a real alarm, each with the scenario that must then get the wrong verdict.
+MISCONFIGURATIONS: list[tuple[str, dict[str, Any], str]] = [
+    ("Invocation5XXErrors", {"ComparisonOperator": "LessThanThreshold"}, "failing"),
+    ("Invocation5XXErrors", {"TreatMissingData": "breaching"}, "no traffic"),
+    ("ModelLatency", {"DatapointsToAlarm": 1}, "one slow period"),
+    ("ModelLatency", {"Threshold": 2e9}, "slow"),
+    ("ModelLatency", {"ComparisonOperator": "LessThanThreshold"}, "healthy"),
+    ("ModelLatency", {"TreatMissingData": "missing"}, "no traffic"),
+]
+
+
+def test_the_verdicts_catch_a_misconfigured_alarm(tmp_path: Path, registry: Any) -> None:
     """The scenarios are not vacuous: each change to a real alarm gets a wrong verdict."""
     write(tmp_path, registry, register(registry, "Approved"))
-    alarm = next(a for a in stored_alarms(tmp_path, "prod")[0] if a["MetricName"] == metric)
-    scenarios = traffic(alarm, np.random.default_rng(0))
-    assert caught in wrong_verdicts(alarm | change, scenarios)
+    alarms = {alarm["MetricName"]: alarm for alarm in stored_alarms(tmp_path, "prod")[0]}
+    for metric, change, caught in MISCONFIGURATIONS:
+        scenarios = traffic(alarms[metric], np.random.default_rng(0))
+        assert caught in wrong_verdicts(alarms[metric] | change, scenarios), (metric, change)
 
 
 def test_an_alarm_that_claims_cold_starts_watches_a_metric_that_counts_them(
