@@ -137,6 +137,9 @@ def product_template(options: Options, built: seed.Seed, base: str) -> str:
             "ProdAccountId": built.accounts.get("prod", NO_ACCOUNT),
             # the seed's org-standards.json MLflow server; "none": the launch parameter decides
             "MlflowTrackingServerArn": built.mlflow_tracking_server_arn or NO_ACCOUNT,
+            # the seed's org-standards.json vpc (comma-separated); "none": no network named
+            "SubnetIds": ",".join(built.vpc.get("subnets", [])) or NO_ACCOUNT,
+            "SecurityGroupIds": ",".join(built.vpc.get("security_groups", [])) or NO_ACCOUNT,
         }
     )
     # The organisation's tags join the SageMaker Projects tags product.yaml gives each nested

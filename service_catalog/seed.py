@@ -107,6 +107,8 @@ class Seed:
     accounts: dict[str, str]
     # org-standards.json `mlflow_tracking_server_arn`: the organisation's server; None: none named
     mlflow_tracking_server_arn: str | None
+    # org-standards.json `vpc`: the build account's subnets and security groups; empty: none
+    vpc: dict[str, list[str]]
 
 
 # The rendered templates the product provisions as nested stacks (endpoint.yaml is deployed by
@@ -128,4 +130,5 @@ def build_seed(answers: Mapping[str, Any]) -> Seed:
             tags=json.loads((infrastructure / "tags.json").read_text()),
             accounts=dict(standards.get("accounts", {})),
             mlflow_tracking_server_arn=standards.get("mlflow_tracking_server_arn"),
+            vpc=dict(standards.get("vpc", {})),
         )

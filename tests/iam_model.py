@@ -271,6 +271,10 @@ class Stack:
             values.setdefault(key, sample)
         declared = set(self.template.get("Parameters", {}))
         self.values = {k: v for k, v in values.items() if k in declared} | self.parameters
+        for key, spec in self.template.get("Parameters", {}).items():
+            # CloudFormation's Ref of a CommaDelimitedList given as text is its list of items
+            if spec.get("Type") == "CommaDelimitedList" and isinstance(self.values.get(key), str):
+                self.values[key] = self.values[key].split(",")
         missing = declared - set(self.values)
         if missing:
             raise KeyError(f"no sample value for parameters {sorted(missing)}")

@@ -107,14 +107,24 @@ def _parsed(path: Path) -> dict[str, Any]:
     return dict(load_yaml(path))
 
 
-def build_stacks(project: Path, separate: bool) -> dict[str, iam.Stack]:
+def build_stacks(project: Path, separate: bool, network: bool = True) -> dict[str, iam.Stack]:
+    """The build account's stacks (with ``network``: in the standards' vpc, which the
+    foundation's execution role may use)."""
     accounts = (
         {"StagingAccountId": ACCOUNTS["staging"], "ProdAccountId": ACCOUNTS["prod"]}
         if separate
         else {}
     )
+    subnets = (
+        {
+            "SubnetIds": BUILD_NETWORK["subnets"],
+            "SecurityGroupIds": BUILD_NETWORK["security_groups"],
+        }
+        if network
+        else {}
+    )
     foundation = iam.Stack(
-        _infrastructure(project, "foundation"), f"{PROJECT}-foundation", accounts
+        _infrastructure(project, "foundation"), f"{PROJECT}-foundation", accounts | subnets
     )
     exports = foundation.outputs()
     deploy = iam.Stack(
@@ -697,17 +707,13 @@ def _ec2_actions(documents: list[dict[str, Any]]) -> set[str]:
     }
 
 
-@pytest.mark.parametrize("stage", list(ACCOUNTS))
-def test_the_model_role_may_use_exactly_its_accounts_network(
-    renders: dict[str, Path], stage: str
+def assert_uses_exactly_its_network(
+    role: list[dict[str, Any]], account: str, own: dict[str, list[str]], others: list[Any]
 ) -> None:
-    """The target account's model role, resolved with its stage's network: the calls SageMaker
-    makes, in that network only (conditions evaluated), and none without a vpc standard."""
-    project = renders["separate"]
-    target = target_stacks(project, stage)["target"]
-    role = iam.role_documents(target, "ModelExecutionRole")
+    """The role (conditions evaluated) may make the calls SageMaker makes in ``own``, the
+    network of ``account``, and in no other network (``others``, nor ``own``'s ids named in
+    another account)."""
     assert _ec2_actions(role) == SAGEMAKER_VPC_ACTIONS
-    account = ACCOUNTS[stage]
 
     def arn(kind: str, name: str, in_account: str = account) -> str:
         return f"arn:aws:ec2:{iam.REGION}:{in_account}:{kind}/{name}"
@@ -717,31 +723,26 @@ def test_the_model_role_may_use_exactly_its_accounts_network(
         return iam.allows_in_context(role, action, resource, keys)
 
     interface = arn("network-interface", "eni-0123456789abcdef0")
-    own, others = (
-        STAGE_VPC[stage],
-        [BUILD_NETWORK] + [network for name, network in STAGE_VPC.items() if name != stage],
-    )
+    elsewhere = "999999999999"
     for subnet in own["subnets"]:
         assert may("ec2:CreateNetworkInterface", arn("subnet", subnet), ec2_SubnetID=subnet)
         for action in SAGEMAKER_VPC_ACTIONS - {"ec2:CreateNetworkInterface"}:
-            if action.startswith("ec2:Describe"):
-                continue
-            assert may(action, interface, ec2_Subnet=arn("subnet", subnet)), action
-        # the same id named in another account is not this account's subnet
+            if not action.startswith("ec2:Describe"):
+                assert may(action, interface, ec2_Subnet=arn("subnet", subnet)), action
         assert not may(
-            "ec2:CreateNetworkInterface", arn("subnet", subnet, BUILD), ec2_SubnetID=subnet
+            "ec2:CreateNetworkInterface", arn("subnet", subnet, elsewhere), ec2_SubnetID=subnet
         )
     for group in own["security_groups"]:
         assert may(
             "ec2:CreateNetworkInterface", arn("security-group", group), ec2_SecurityGroupID=group
         )
     assert may("ec2:CreateNetworkInterface", interface)
+    assert not may("ec2:CreateNetworkInterface", interface.replace(account, elsewhere))
     for network in others:
         for subnet in network["subnets"]:
             assert not may("ec2:CreateNetworkInterface", arn("subnet", subnet), ec2_SubnetID=subnet)
-            assert not may(
-                "ec2:DeleteNetworkInterface", interface, ec2_Subnet=arn("subnet", subnet)
-            )
+            for action in ("ec2:DeleteNetworkInterface", "ec2:CreateNetworkInterfacePermission"):
+                assert not may(action, interface, ec2_Subnet=arn("subnet", subnet)), action
         for group in network["security_groups"]:
             assert not may(
                 "ec2:CreateNetworkInterface",
@@ -752,5 +753,32 @@ def test_the_model_role_may_use_exactly_its_accounts_network(
         if action.startswith("ec2:Describe"):
             assert may(action, "*", ec2_Region=iam.REGION), action
             assert not may(action, "*", ec2_Region="eu-west-1"), action
+
+
+@pytest.mark.parametrize("stage", list(ACCOUNTS))
+def test_the_model_role_may_use_exactly_its_accounts_network(
+    renders: dict[str, Path], stage: str
+) -> None:
+    """The target account's model role, resolved with its stage's network (what the model, the
+    batch transform and the monitoring jobs run as there); none without a vpc standard."""
+    project = renders["separate"]
+    target = target_stacks(project, stage)["target"]
+    others = [BUILD_NETWORK] + [network for name, network in STAGE_VPC.items() if name != stage]
+    role = iam.role_documents(target, "ModelExecutionRole")
+    assert_uses_exactly_its_network(role, ACCOUNTS[stage], STAGE_VPC[stage], others)
     unnamed = target_stacks(project, stage, network=False)["target"]
     assert _ec2_actions(iam.role_documents(unnamed, "ModelExecutionRole")) == set()
+
+
+@pytest.mark.parametrize("layout", ["single", "separate"])
+def test_the_build_execution_role_may_use_exactly_the_build_network(
+    renders: dict[str, Path], layout: str
+) -> None:
+    """The foundation's execution role (the pipeline's jobs; in one account also the models and
+    monitoring), resolved with the standards' vpc; none without it. One definition with the
+    target accounts' model role: templates/vpc_access.j2."""
+    foundation = build_stacks(renders[layout], layout == "separate")["foundation"]
+    role = iam.role_documents(foundation, "SageMakerExecutionRole")
+    assert_uses_exactly_its_network(role, BUILD, BUILD_NETWORK, list(STAGE_VPC.values()))
+    unnamed = build_stacks(renders[layout], layout == "separate", network=False)["foundation"]
+    assert _ec2_actions(iam.role_documents(unnamed, "SageMakerExecutionRole")) == set()

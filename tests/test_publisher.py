@@ -210,6 +210,40 @@ def test_product_hands_the_build_the_tracking_server_of_the_standards_or_its_own
     assert [statement["Resource"] for statement in grants] == ([expected] if expected else [])
 
 
+@pytest.mark.parametrize("vpc", [True, False], ids=["vpc", "no-vpc"])
+def test_product_gives_the_execution_role_the_seeds_network(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, vpc: bool
+) -> None:
+    """Provisioned through the product, the foundation gets the seed's vpc standard and its
+    execution role may run the pipeline's jobs in exactly that network (none without it)."""
+    from .test_accounts import BUILD_NETWORK, STAGE_VPC, assert_uses_exactly_its_network
+
+    answers = {"organisation": "acme"}
+    standards_file = tmp_path / "org-standards.yaml"
+    standards_file.write_text(json.dumps({"vpc": BUILD_NETWORK} if vpc else {}))
+    monkeypatch.setenv("MLOPS_ORG_STANDARDS", str(standards_file))
+    built = BUILD_SEED(answers)
+    product = json.loads(publish.product_template(options(answers=answers), built, "t/v1"))
+    given = iam.Stack(product, "sc-tumour", {"SageMakerProjectName": "tumour"}).resolve(
+        product["Resources"]["Foundation"]["Properties"]["Parameters"]
+    )
+    foundation = iam.Stack(
+        load_yaml_text(built.templates["foundation.yaml"].decode()), "tumour-foundation", given
+    )
+    role = iam.role_documents(foundation, "SageMakerExecutionRole")
+    if vpc:
+        assert given["SubnetIds"] == ",".join(BUILD_NETWORK["subnets"])
+        assert_uses_exactly_its_network(role, iam.ACCOUNT, BUILD_NETWORK, list(STAGE_VPC.values()))
+    else:
+        assert not {"SubnetIds", "SecurityGroupIds"} & set(given)
+        assert not any(
+            str(action).startswith("ec2:")
+            for document in role
+            for statement in iam.statements(document)
+            for action in iam._as_list(statement["Action"])
+        )
+
+
 @pytest.mark.parametrize("answers", ANSWER_SETS, ids=["github", "codecommit", "github-actions"])
 def test_product_tags_every_resource_of_every_nested_stack(answers: dict[str, str]) -> None:
     """SageMaker Projects' tags and the organisation's reach every taggable resource the product

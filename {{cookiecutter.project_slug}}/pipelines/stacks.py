@@ -17,7 +17,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError, WaiterError
 
-from .settings import Settings, load_settings, stack_tags
+from .settings import Network, Settings, load_settings, stack_tags
 
 INFRASTRUCTURE = Path(__file__).resolve().parent.parent / "infrastructure"
 TEMPLATES = {
@@ -52,8 +52,10 @@ def standards_parameters(
 ) -> dict[str, str]:
     """What org-standards.json decides for a stack: the stage accounts of the foundation and
     deploy stacks, the organisation's MLflow tracking server the foundation hands the build
-    (its export is final: without the parameter the pipeline would track nothing), and a target
-    account's own network (``stage_vpc`` of its ``StageName``), which its model role may use."""
+    (its export is final: without the parameter the pipeline would track nothing), and the
+    network the account's SageMaker role may use: the build account's (``vpc``) for the
+    foundation's execution role, a target account's own (``stage_vpc`` of its ``StageName``) for
+    its model role."""
     standards = settings.standards
     values = {
         ACCOUNT_PARAMETERS[name]: account
@@ -62,8 +64,11 @@ def standards_parameters(
     }
     if stack == "foundation" and standards.mlflow_tracking_server_arn:
         values["MlflowTrackingServerArn"] = standards.mlflow_tracking_server_arn
-    network = standards.stage_networks.get(stage or "")
-    if stack == "target-account" and network is not None:
+    network = {
+        "foundation": Network(standards.subnets, standards.security_groups),
+        "target-account": standards.stage_networks.get(stage or "", Network()),
+    }.get(stack, Network())
+    if network.subnets:
         values["SubnetIds"] = ",".join(network.subnets)
         values["SecurityGroupIds"] = ",".join(network.security_groups)
     return values

@@ -178,29 +178,35 @@ def test_the_foundation_hands_the_build_the_organisations_tracking_server(
 
 
 @pytest.mark.parametrize("stage", ["staging", "prod"])
-def test_a_target_account_stack_gets_its_own_network_from_the_standards(stage: str) -> None:
-    """``make stack STACK=target-account PARAMS="StageName=<stage> ..."`` gives the model role
-    that account's network (stage_vpc.<stage>), the one the deploy build gives its stage stack."""
+def test_each_accounts_stack_gets_its_own_network_from_the_standards(stage: str) -> None:
+    """``make stack`` gives each account's SageMaker role its network: the foundation (build
+    account) the standards' vpc, ``STACK=target-account PARAMS="StageName=<stage> ..."`` that
+    account's stage_vpc.<stage>, the one the deploy build gives its stage stack."""
     networks = {
         "staging": Network(subnets=("subnet-1a", "subnet-1b"), security_groups=("sg-1c",)),
         "prod": Network(subnets=("subnet-2a",), security_groups=("sg-2c", "sg-2d")),
     }
     standards = Standards(
-        subnets=("subnet-0a",),
-        security_groups=("sg-0b",),
+        subnets=("subnet-0a", "subnet-0b"),
+        security_groups=("sg-0c",),
         accounts={"staging": "111111111111", "prod": "222222222222"},
         stage_networks=networks,
     )
-    given = {k: v for k, v in REQUIRED_PARAMETERS.items() if k != "StageName"}
-    request = stacks.stack_request(
-        load_settings(ENV, standards=standards), "target-account", given | {"StageName": stage}
+
+    def sent(stack: str, standards: Standards) -> dict[str, str]:
+        given = {k: v for k, v in REQUIRED_PARAMETERS.items() if k != "StageName"}
+        settings = project_settings(standards)
+        request = stacks.stack_request(settings, stack, given | {"StageName": stage})
+        return {p["ParameterKey"]: p["ParameterValue"] for p in request["Parameters"]}
+
+    target = sent("target-account", standards)
+    assert target["SubnetIds"] == ",".join(networks[stage].subnets)
+    assert target["SecurityGroupIds"] == ",".join(networks[stage].security_groups)
+    foundation = sent("foundation", standards)
+    assert (foundation["SubnetIds"], foundation["SecurityGroupIds"]) == (
+        "subnet-0a,subnet-0b",
+        "sg-0c",
     )
-    parameters = {p["ParameterKey"]: p["ParameterValue"] for p in request["Parameters"]}
-    assert parameters["SubnetIds"] == ",".join(networks[stage].subnets)
-    assert parameters["SecurityGroupIds"] == ",".join(networks[stage].security_groups)
-    unnamed = stacks.stack_request(
-        load_settings(ENV, standards=Standards()), "target-account", given | {"StageName": stage}
-    )
-    assert not {"SubnetIds", "SecurityGroupIds"} & {
-        p["ParameterKey"] for p in unnamed["Parameters"]
-    }
+    for stack in ("target-account", "foundation", "deploy"):
+        assert not {"SubnetIds", "SecurityGroupIds"} & set(sent(stack, Standards())), stack
+    assert not {"SubnetIds", "SecurityGroupIds"} & set(sent("deploy", standards))
