@@ -51,6 +51,8 @@ BAD_ANSWERS: list[tuple[str, Any, str]] = [
     ("package_name", "json", "standard-library"),
     ("package_name", "pipelines", "shadow a dependency"),
     ("package_name", "sklearn", "shadow a dependency"),
+    ("package_name", "xgboost", "shadow a dependency"),
+    ("package_name", "lightgbm", "shadow a dependency"),
     ("description", "a\tb", "single line"),
     ("author_name", "   ", "non-empty"),
     ("author_email", "not-an-email", "e-mail"),
