@@ -37,6 +37,7 @@ import json
 import os
 import re
 import sys
+import tarfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +47,7 @@ import boto3
 import yaml
 from botocore.exceptions import ClientError
 
-from . import deployed, drift_alarms, endpoint_requests, rollout
+from . import deployed, drift_alarms, endpoint_requests, offline_install, rollout
 from .run import PARAMS, SCHEMA_GLOB, pipeline_inputs
 from .settings import (
     LOWER_IS_BETTER,
@@ -162,6 +163,8 @@ class Package:
     version: int
     status: str
     baseline: Baseline | None
+    # The model artifact (model.tar.gz with code/), as the package's container names it.
+    model_data: str = ""
 
 
 def describe_package(sagemaker: Any, arn: str) -> Package:
@@ -174,6 +177,7 @@ def describe_package(sagemaker: Any, arn: str) -> Package:
     quality = response.get("DriftCheckBaselines", {}).get("ModelDataQuality", {})
     statistics = quality.get("Statistics", {}).get("S3Uri")
     constraints = quality.get("Constraints", {}).get("S3Uri")
+    containers = response.get("InferenceSpecification", {}).get("Containers") or [{}]
     return Package(
         arn=str(response["ModelPackageArn"]),
         group=str(response.get("ModelPackageGroupName", "")),
@@ -184,6 +188,7 @@ def describe_package(sagemaker: Any, arn: str) -> Package:
             if statistics and constraints
             else None
         ),
+        model_data=str(containers[0].get("ModelDataUrl", "")),
     )
 
 
@@ -267,6 +272,51 @@ def check_baseline(s3: Any, baseline: Baseline, feature_names: list[str]) -> Non
             f"{uri} has no constraints for {len(unnamed)} feature(s) of schema.json "
             f"({', '.join(unnamed[:5])}): their drift would never be measured"
         )
+
+
+def model_code(s3: Any, package: Package) -> tuple[str, list[str]]:
+    """The package's ``code/requirements.txt`` ("" when absent) and the paths under ``code/``,
+    read from its model artifact as the serving container unpacks it."""
+    if not package.model_data:
+        raise DeployConfigError(
+            f"model package {package.arn} names no ModelDataUrl: its code/ cannot be checked"
+        )
+    bucket, _, key = package.model_data.removeprefix("s3://").partition("/")
+    requirements, files = "", []
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+        with tarfile.open(fileobj=body, mode="r|*") as archive:  # streamed, never all in memory
+            for member in archive:
+                path = member.name.removeprefix("./")
+                if not path.startswith("code/") or not member.isfile():
+                    continue
+                files.append(path.removeprefix("code/"))
+                if path == "code/requirements.txt":
+                    extracted = archive.extractfile(member)
+                    requirements = extracted.read().decode() if extracted else ""
+    except ClientError as error:
+        raise DeployConfigError(
+            f"cannot read the model artifact {package.model_data}: "
+            f"{error.response['Error']['Message']}"
+        ) from error
+    except tarfile.TarError as error:
+        raise DeployConfigError(
+            f"the model artifact {package.model_data} is not a tar archive: {error}"
+        ) from error
+    return requirements, files
+
+
+def check_offline_start(s3: Any, package: Package) -> None:
+    """Under network isolation, refuse a model the serving image could not install offline.
+
+    The SageMaker scikit-learn image pip-installs the model's code/ before it serves; with no
+    network that fails unless code/ carries every wheel it needs, and the container never starts
+    (``pipelines/offline_install.py`` says what it needs and why).
+    """
+    requirements, files = model_code(s3, package)
+    problems = offline_install.blockers(requirements, files, offline_install.load_image())
+    if problems:
+        raise DeployConfigError(offline_install.refusal(f"model package {package.arn}", problems))
 
 
 # libyaml's parser where PyYAML has it: the pure-Python one takes half a second per read of
@@ -458,6 +508,12 @@ def check_serverless(stage: str, parameters: dict[str, Any], standards: Standard
         )
 
 
+def isolation_parameters(standards: Standards) -> dict[str, str]:
+    """The model's network isolation: the organisation standards' (write_configs refuses it for a
+    model that could not start without network)."""
+    return {"NetworkIsolation": "true" if standards.network_isolation else "false"}
+
+
 def realtime_parameters(
     stage: str,
     settings: Settings,
@@ -469,7 +525,8 @@ def realtime_parameters(
     """Network, data capture and monitoring parameters of an instance-based endpoint."""
     data = stage_data_prefix(settings, target)
     return (
-        network_parameters(stage, settings, target)
+        isolation_parameters(settings.standards)
+        | network_parameters(stage, settings, target)
         | monitoring_parameters(stage, data, package, monitor_image)
         | drift_parameters(settings, target, build_account)
         | {
@@ -585,7 +642,8 @@ def batch_parameters(
     drift alarms on it."""
     data = stage_data_prefix(settings, target)
     return (
-        network_parameters(stage, settings, target)
+        isolation_parameters(settings.standards)
+        | network_parameters(stage, settings, target)
         | {"BatchDataUri": f"{data}/batch/{stage}"}
         | monitoring_parameters(stage, data, package, monitor_image)
         | drift_parameters(settings, target, build_account)
@@ -728,6 +786,16 @@ def write_configs(
             )
         else:
             template = load_template()
+    if settings.standards.network_isolation and settings.inference_mode != "serverless":
+        # Serverless is refused under isolation by stage_config, whatever the model.
+        served = {
+            package.arn: package
+            for plan, _ in plans.values()
+            for package in (plan.champion, plan.challenger)
+            if package is not None
+        }
+        for package in served.values():
+            check_offline_start(s3, package)
     configs = {}
     for stage, (plan, _) in plans.items():
         stage_account = (accounts or {}).get(stage)
@@ -743,6 +811,7 @@ def write_configs(
             check_parameters(stage, configs[stage]["Parameters"])
         else:  # refuse what SageMaker would reject before anything is written
             endpoint_requests.endpoint_requests(template, configs[stage]["Parameters"])
+        endpoint_requests.model_requests(template, configs[stage]["Parameters"])
     output.mkdir(parents=True, exist_ok=True)
     (output / "endpoint.yaml").write_text(yaml.safe_dump(template, sort_keys=False, width=1000))
     for stage, config in configs.items():

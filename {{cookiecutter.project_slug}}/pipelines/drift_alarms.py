@@ -33,7 +33,10 @@ with the ``MonitoringSchedule`` dimension alone (SageMaker Developer Guide, "Clo
 for Bring Your Own Containers" and "CloudWatch Metrics" of Model Monitor; the SageMaker Python
 SDK's data-quality dashboard, ``sagemaker/dashboard/data_quality_dashboard.py``, spells both
 namespaces without a leading slash). The alarms, their thresholds and the missing-data rules are
-the same for both: one definition.
+the same for both: one definition. What the container really publishes cannot be observed offline,
+and the sources are not unanimous (that dashboard also searches a ``Feature`` dimension): an alarm
+whose dimensions miss the published ones never fires, and then the silence alarm, which watches
+the same metric, goes to ALARM after a day and says so.
 """
 
 from __future__ import annotations

@@ -1,11 +1,12 @@
 """The SageMaker requests a stage's endpoint stack makes, checked against SageMaker's service model.
 
-CloudFormation turns the endpoint template and a stage's parameters into CreateEndpointConfig and
-CreateEndpoint/UpdateEndpoint calls. This module resolves the template the same way (parameters,
-conditions, ``Ref``/``Fn::GetAtt``/``Fn::Sub``/``Fn::If``/``Fn::Join``; generated names stand in
-for what CloudFormation names) and validates the requests with botocore's ``ParamValidator``,
-plus the bounds botocore leaves to the service (maximums, enums, patterns), so that the deploy
-build refuses what SageMaker would reject before any stack is touched.
+CloudFormation turns the endpoint template and a stage's parameters into CreateModel,
+CreateEndpointConfig and CreateEndpoint/UpdateEndpoint calls. This module resolves the template the
+same way (parameters, conditions, ``Ref``/``Fn::GetAtt``/``Fn::Sub``/``Fn::If``/``Fn::Join``;
+generated names stand in for what CloudFormation names) and validates the requests with
+botocore's ``ParamValidator``, plus the bounds botocore leaves to the service (maximums, enums,
+patterns), so that the deploy build refuses what SageMaker would reject before any stack is
+touched.
 """
 
 from __future__ import annotations
@@ -200,6 +201,19 @@ def validate(operation: str, request: dict[str, Any]) -> dict[str, Any]:
     if problems:
         raise RequestError(f"{operation} would be rejected: {'; '.join(problems)}")
     return dict(typed)
+
+
+def model_requests(template: dict[str, Any], parameters: dict[str, str]) -> dict[str, Any]:
+    """CreateModel for each of the stack's active ``AWS::SageMaker::Model`` resources, by logical
+    id, as the stack would call it (CloudFormation names the model), each validated."""
+    stack = Resolver(template, parameters)
+    return {
+        logical: validate(
+            "CreateModel", {"ModelName": f"{logical}-generated"} | stack.properties(logical)
+        )
+        for logical, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::SageMaker::Model" and stack.active(logical)
+    }
 
 
 def endpoint_requests(template: dict[str, Any], parameters: dict[str, str]) -> dict[str, Any]:

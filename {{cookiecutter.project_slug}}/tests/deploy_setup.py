@@ -7,11 +7,14 @@ package (its baseline files, its constraints) is made once.
 
 from __future__ import annotations
 
+import io
 import json
+import tarfile
 from pathlib import Path
 from typing import Any
 
 import boto3
+from packaging.requirements import Requirement
 
 from pipelines import deploy_config
 from pipelines.settings import Settings, Standards, load_settings
@@ -25,6 +28,8 @@ ENV = {
     "SAGEMAKER_PIPELINE_ROLE_ARN": "arn:aws:iam::123456789012:role/pipeline",
 }
 KMS = "arn:aws:kms:us-east-1:123456789012:key/project"
+# What `train --bundle-inference-code` copies into the model's code/ folder.
+RUNTIME_REQUIREMENTS = deploy_config.PROJECT / "src" / "requirements.txt"
 
 
 def project_settings(standards: Standards | None = None) -> Settings:
@@ -67,14 +72,48 @@ def baseline_of(version: int) -> dict[str, Any]:
     }
 
 
+def model_artifact(key: str, code: dict[str, bytes]) -> str:
+    """A model.tar.gz in the loopback bucket holding ``code/<name>`` for each of ``code``."""
+    buffer = io.BytesIO()
+    files = {"model.joblib": b"model", **{f"code/{name}": data for name, data in code.items()}}
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, content in files.items():
+            member = tarfile.TarInfo(name)
+            member.size = len(content)
+            archive.addfile(member, io.BytesIO(content))
+    boto3.client("s3", region_name="us-east-1").put_object(
+        Bucket="artifacts", Key=key, Body=buffer.getvalue()
+    )
+    return f"s3://artifacts/{key}"
+
+
+def shipped_code() -> dict[str, bytes]:
+    """The model's code/ as `train --bundle-inference-code` writes it today."""
+    return {"inference.py": b"", "requirements.txt": RUNTIME_REQUIREMENTS.read_bytes()}
+
+
+def vendored_code() -> dict[str, bytes]:
+    """A code/ that installs with no index: every pin and setuptools as a wheel in wheels/."""
+    text = RUNTIME_REQUIREMENTS.read_text()
+    pins = [Requirement(line) for line in text.splitlines() if "==" in line]
+    wheels = {
+        f"wheels/{pin.name.replace('-', '_')}-{next(iter(pin.specifier)).version}-py3-none-any.whl"
+        for pin in pins
+    } | {"wheels/setuptools-80.9.0-py3-none-any.whl"}
+    offline = "--no-index\n--find-links wheels\n" + text
+    return {"inference.py": b"", "requirements.txt": offline.encode()} | dict.fromkeys(wheels, b"")
+
+
 def register(
     sagemaker: Any,
     status: str,
     baseline: bool = True,
     group: str = "churn",
     constraints_file: dict[str, Any] | None = None,
+    model_data: str | None = None,
 ) -> str:
-    """Register the group's next package version with ``status``; returns its ARN."""
+    """Register the group's next package version with ``status`` (and ``model_data``, the
+    artifact's URI, when given); returns its ARN."""
     version = len(
         sagemaker.list_model_packages(ModelPackageGroupName=group)["ModelPackageSummaryList"]
     )
@@ -82,7 +121,9 @@ def register(
         "ModelPackageGroupName": group,
         "ModelApprovalStatus": status,
         "InferenceSpecification": {
-            "Containers": [{"Image": "img"}],
+            "Containers": [
+                {"Image": "img", **({"ModelDataUrl": model_data} if model_data else {})}
+            ],
             "SupportedContentTypes": ["text/csv"],
             "SupportedResponseMIMETypes": ["application/json"],
         },

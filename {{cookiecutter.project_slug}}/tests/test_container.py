@@ -21,14 +21,18 @@ import http.client
 import json
 import os
 import shutil
+import socket
 import subprocess
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
+from packaging.utils import canonicalize_name
 
+import pipelines.offline_install
 from {{ cookiecutter.package_name }} import inference
 from {{ cookiecutter.package_name }}.data import Schema
 from {{ cookiecutter.package_name }}.serve import make_server, serve_in_thread
@@ -252,3 +256,180 @@ def test_every_payload_gets_the_same_status_in_the_container_and_locally(
             assert "POST" in container["allow"] and local["allow"] == "POST"
     statuses = sorted({answer["status"] for answer in in_container})
     assert statuses == [200, 400, 404, 405, 406, 413, 415]
+
+
+# --- the model's start under network isolation -------------------------------------------------
+
+
+def _offline_pip(tmp_path: Path) -> dict[str, str]:
+    """pip with no network: an index on a loopback port nothing listens on, no configured
+    indexes or links, no retries (SageMaker's network isolation: no route to any index)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    quiet = {k: v for k, v in ENV.items() if not k.startswith(("PIP_", "UV_"))}
+    return quiet | {
+        "PIP_CONFIG_FILE": os.devnull,
+        "PIP_INDEX_URL": f"http://127.0.0.1:{port}/simple",
+        "PIP_RETRIES": "0",
+        "PIP_TIMEOUT": "2",
+        "PIP_NO_INPUT": "1",
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+    }
+
+
+def _image_overlay(container_python: Path, tmp_path: Path) -> Path:
+    """A throwaway environment that sees the container environment's packages (a site directory)
+    and takes what pip installs, so the shared environment stays as the image ships it."""
+    overlay = tmp_path / "overlay"
+    subprocess.run(
+        [UV, "venv", "--quiet", "--python", str(container_python), str(overlay)],
+        check=True,
+        env=ENV,
+    )
+    (site,) = (container_python.parent.parent / "lib").glob("python*/site-packages")
+    (own,) = (overlay / "lib").glob("python*/site-packages")
+    # addsitedir also runs the .pth files there (setuptools' distutils shim among them).
+    (own / "_image.pth").write_text(f"import site; site.addsitedir({str(site)!r})\n")
+    return overlay / "bin" / "python"
+
+
+def _setuptools_wheel() -> Path:
+    """A setuptools wheel from the package registry on first use (cached beside the
+    environments): what a vendoring build puts in code/ for pip's isolated build of code/."""
+    folder = CACHE / "wheels"
+    found = sorted(folder.glob("setuptools-*-py3-none-any.whl"))
+    if found:
+        return found[-1]
+    result = subprocess.run(
+        [
+            *(UV, "run", "--no-project", "--with", "pip", "--", "python", "-m", "pip"),
+            *("download", "--quiet", "--no-deps", "--only-binary=:all:", "-d", str(folder)),
+            "setuptools",
+        ],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        check=False,
+    )
+    found = sorted(folder.glob("setuptools-*-py3-none-any.whl"))
+    if not found:
+        pytest.fail(f"downloading a setuptools wheel failed: {result.stderr[-2000:]}")
+    return found[-1]
+
+
+def _probe_wheel(folder: Path) -> str:
+    """A one-module wheel of a package the image does not have, and its pin."""
+    name = "offline_probe-1.0-py3-none-any.whl"
+    files = {
+        "offline_probe.py": "VENDORED = True\n",
+        "offline_probe-1.0.dist-info/METADATA": (
+            "Metadata-Version: 2.1\nName: offline-probe\nVersion: 1.0\n"
+        ),
+        "offline_probe-1.0.dist-info/WHEEL": (
+            "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        ),
+    }
+    record = [
+        f"{path},sha256="
+        + base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).decode().rstrip("=")
+        + f",{len(text.encode())}"
+        for path, text in files.items()
+    ]
+    files["offline_probe-1.0.dist-info/RECORD"] = "\n".join(
+        [*record, "offline_probe-1.0.dist-info/RECORD,,"]
+    )
+    with zipfile.ZipFile(folder / name, "w") as wheel:
+        for path, text in files.items():
+            wheel.writestr(path, text)
+    return "offline-probe==1.0"
+
+
+def _as_image(python: Path) -> pipelines.offline_install.Image:
+    """The environment described the way pipelines.offline_install describes the image: its
+    Python and the exact version of everything installed (here the image's libraries plus the
+    locked runtime)."""
+    listed = subprocess.run(
+        [
+            str(python),
+            "-c",
+            "import json, sys, importlib.metadata as m; print(json.dumps(["
+            "'.'.join(map(str, sys.version_info[:2])),"
+            "{d.metadata['Name']: d.version for d in m.distributions()}]))",
+        ],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        check=True,
+    )
+    version, installed = json.loads(listed.stdout)
+    return pipelines.offline_install.Image(
+        python=version, pinned={canonicalize_name(k): v for k, v in installed.items()}
+    )
+
+
+def _code_files(code: Path) -> list[str]:
+    return [path.relative_to(code).as_posix() for path in code.rglob("*") if path.is_file()]
+
+
+def test_under_network_isolation_the_model_starts_offline_or_the_deploy_refuses_it(
+    container_python: Path,
+    model_dir: Path,
+    clean_frame: pd.DataFrame,
+    schema: Schema,
+    tmp_path: Path,
+) -> None:
+    """The image's own install step (sagemaker-containers) with no network, and the deploy's
+    verdict on the same code/ (pipelines/offline_install.py): the code/ training ships today dies
+    at start and is refused; a code/ carrying the wheels the environment lacks starts and is
+    accepted. The verdict is asked for this environment (the image's libraries with the locked
+    runtime already installed) and, for the shipped code/, for the image as recorded."""
+    offline = _offline_pip(tmp_path)
+    python = _image_overlay(container_python, tmp_path)
+    emulated = _as_image(python)
+    case = _cases(clean_frame, schema)[0]  # a CSV prediction
+    for variant in ("shipped", "vendored"):
+        base = tmp_path / variant
+        model = base / "model"
+        shutil.copytree(model_dir, model)
+        code = model / "code"
+        code.mkdir(exist_ok=True)
+        shutil.copy(inference.__file__, code / "inference.py")
+        requirements = RUNTIME_REQUIREMENTS.read_text()
+        if variant == "vendored":
+            (code / "wheels").mkdir()
+            shutil.copy(_setuptools_wheel(), code / "wheels")
+            probe = _probe_wheel(code / "wheels")
+            requirements = f"--no-index\n--find-links wheels\n{requirements}{probe}\n"
+        (code / "requirements.txt").write_text(requirements)
+        verdict = pipelines.offline_install.blockers(requirements, _code_files(code), emulated)
+        result = subprocess.run(
+            [str(python), str(HARNESS), str(base), "--install"],
+            input=json.dumps([case]),
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=base,
+            env=offline,
+        )
+        if variant == "shipped":
+            # The container would exit before serving; the deploy refuses this model instead.
+            assert result.returncode != 0
+            assert "InstallModuleError" in result.stderr
+            assert "setuptools" in result.stderr
+            assert verdict == [
+                "setuptools>=40.8.0 (pip builds code/ in an isolated environment)",
+                "requirements.txt lacks --no-index and --find-links",
+            ]
+            recorded = pipelines.offline_install.load_image()
+            assert "pandas==" in " ".join(
+                pipelines.offline_install.blockers(requirements, _code_files(code), recorded)
+            )
+        else:
+            assert result.returncode == 0, result.stderr[-3000:]
+            # pip's output comes first (the image's install step), the answers last.
+            *install, answers = result.stdout.strip().splitlines()
+            assert "Successfully installed inference-1.0.0 offline-probe-1.0" in install
+            (answer,) = json.loads(answers)
+            assert answer["status"] == 200
+            assert verdict == []

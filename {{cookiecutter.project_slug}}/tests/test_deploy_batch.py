@@ -16,7 +16,16 @@ from typing import Any
 import boto3
 import pytest
 from botocore.validate import ParamValidator
-from deploy_setup import KMS, project_settings, register, write, written_parameters
+from deploy_setup import (
+    KMS,
+    model_artifact,
+    project_settings,
+    register,
+    shipped_code,
+    vendored_code,
+    write,
+    written_parameters,
+)
 
 from pipelines import deploy_config, endpoint_requests
 from pipelines.settings import Standards
@@ -116,3 +125,38 @@ def test_in_accounts_of_their_own_prods_drift_alarm_goes_to_the_build_accounts_b
     (target,) = prod.properties("RetrainOnAlarmRule")["Targets"]
     assert target["Arn"] == f"arn:aws:events:us-east-1:{build}:event-bus/default"
     assert "SageMakerPipelineParameters" not in target
+
+
+@pytest.mark.parametrize("isolated", [False, True])
+def test_the_transform_model_is_isolated_exactly_when_the_standards_require_it(
+    tmp_path: Path, registry: Any, isolated: bool
+) -> None:
+    """Each stage's model, resolved with the stage's parameters: a CreateModel request SageMaker's
+    service model accepts, with network isolation as the organisation standards say."""
+    arn = register(
+        registry, "Approved", model_data=model_artifact("churn/m/model.tar.gz", vendored_code())
+    )
+    clients = (registry, boto3.client("s3", region_name="us-east-1"))
+    standards = Standards(network_isolation=isolated)
+    deploy_config.write_configs(
+        tmp_path, project_settings(standards), clients, KMS, "monitor-image", arn
+    )
+    template = deploy_config.load_template(tmp_path / "endpoint.yaml")
+    for stage in deploy_config.STAGES:
+        parameters = written_parameters(tmp_path, stage)
+        (model,) = endpoint_requests.model_requests(template, parameters).values()
+        assert model["EnableNetworkIsolation"] is isolated
+        assert model["Containers"] == [{"ModelPackageName": arn}]
+
+
+def test_under_isolation_a_transform_model_that_needs_the_index_is_refused(
+    tmp_path: Path, registry: Any
+) -> None:
+    arn = register(
+        registry, "Approved", model_data=model_artifact("churn/m/model.tar.gz", shipped_code())
+    )
+    clients = (registry, boto3.client("s3", region_name="us-east-1"))
+    isolated = project_settings(Standards(network_isolation=True))
+    with pytest.raises(deploy_config.DeployConfigError, match="cannot start without network"):
+        deploy_config.write_configs(tmp_path, isolated, clients, KMS, "monitor-image", arn)
+    assert not (tmp_path / "staging-config.json").exists()

@@ -26,25 +26,18 @@ import pandas as pd
 import pytest
 from botocore.validate import ParamValidator
 from cloudwatch_rules import composite_state, evaluate, period_values
+from deploy_setup import project_settings, register, write, written_parameters
 from moto import mock_aws
 from scipy import stats
 
 from pipelines import deploy_config, drift_alarms, endpoint_requests
-from pipelines.settings import Standards, load_settings
 
 pytestmark = pytest.mark.usefixtures("fake_aws")
 PROJECT = "churn"
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
-ENV = {
-    "SAGEMAKER_PROJECT_NAME": PROJECT,
-    "SAGEMAKER_PROJECT_ID": "p-1",
-    "ARTIFACT_BUCKET": "artifacts",
-    "AWS_REGION": REGION,
-    "SAGEMAKER_PIPELINE_ROLE_ARN": f"arn:aws:iam::{ACCOUNT}:role/pipeline",
-}
 HOUR = timedelta(hours=1)
-SETTINGS = load_settings(ENV, standards=Standards())
+SETTINGS = project_settings()
 # Where Model Monitor's data-quality job publishes its per-feature metrics, as AWS documents it
 # (SageMaker Developer Guide, "CloudWatch Metrics for Bring Your Own Containers"): an endpoint's
 # in aws/sagemaker/Endpoints/data-metrics with the Endpoint and MonitoringSchedule dimensions,
@@ -63,17 +56,6 @@ PUBLISHED = {
 # Hours without a monitoring run: an endpoint without traffic, or the day between two daily
 # batch runs (the batch schedule's default, cron(0 2 * * ? *)).
 QUIET_HOURS = 23
-# The package's constraints.json: Model Monitor's drift comparison at 0.1 for every feature.
-CONSTRAINTS = {
-    "version": 0.0,
-    "features": [
-        {"name": name, "inferred_type": "Fractional"} for name in deploy_config.features()
-    ],
-    "monitoring_config": {
-        "emit_metrics": "Enabled",
-        "distribution_constraints": {"perform_comparison": "Enabled", "comparison_threshold": 0.1},
-    },
-}
 
 
 @pytest.fixture(scope="module")
@@ -85,37 +67,9 @@ def deploy_output(tmp_path_factory: pytest.TempPathFactory) -> Path:
         environment.setenv("AWS_DEFAULT_REGION", REGION)
         sagemaker = boto3.client("sagemaker", region_name=REGION)
         sagemaker.create_model_package_group(ModelPackageGroupName=PROJECT)
-        s3 = boto3.client("s3", region_name=REGION)
-        s3.create_bucket(Bucket="artifacts")
-        s3.put_object(
-            Bucket="artifacts",
-            Key="churn/executions/run-1/baseline/c.json",
-            Body=json.dumps(CONSTRAINTS).encode(),
-        )
-        prefix = "s3://artifacts/churn/executions/run-1/baseline"
-        arn = sagemaker.create_model_package(
-            ModelPackageGroupName=PROJECT,
-            ModelApprovalStatus="Approved",
-            InferenceSpecification={
-                "Containers": [{"Image": "img"}],
-                "SupportedContentTypes": ["text/csv"],
-                "SupportedResponseMIMETypes": ["application/json"],
-            },
-            DriftCheckBaselines={
-                "ModelDataQuality": {
-                    "Statistics": {"ContentType": "application/json", "S3Uri": f"{prefix}/s.json"},
-                    "Constraints": {"ContentType": "application/json", "S3Uri": f"{prefix}/c.json"},
-                }
-            },
-        )["ModelPackageArn"]
-        deploy_config.write_configs(
-            output,
-            SETTINGS,
-            (sagemaker, s3),
-            f"arn:aws:kms:{REGION}:{ACCOUNT}:key/k",
-            "monitor-image",
-            arn,
-        )
+        boto3.client("s3", region_name=REGION).create_bucket(Bucket="artifacts")
+        # its constraints.json: Model Monitor's drift comparison at 0.1 for every feature
+        write(output, sagemaker, register(sagemaker, "Approved"))
     return output
 
 
@@ -132,8 +86,7 @@ class Stack(endpoint_requests.Resolver):
 
 def prod(deploy_output: Path) -> Stack:
     template = deploy_config.load_template(deploy_output / "endpoint.yaml")
-    parameters = json.loads((deploy_output / "prod-config.json").read_text())["Parameters"]
-    return Stack(template, parameters)
+    return Stack(template, written_parameters(deploy_output, "prod"))
 
 
 def metric_alarm_requests(deploy_output: Path) -> list[dict[str, Any]]:

@@ -25,7 +25,7 @@ from cloudwatch_rules import evaluate
 from deploy_setup import KMS, package, project_settings
 from moto import mock_aws
 
-from pipelines import deploy_config, endpoint_requests, rollout
+from pipelines import deploy_config, drift_alarms, endpoint_requests, rollout
 
 pytestmark = pytest.mark.usefixtures("fake_aws")
 WHERE = "prod-config.json Deployment"
@@ -41,7 +41,9 @@ def stage_parameters(
 
 
 def template() -> dict[str, Any]:
-    return deploy_config.endpoint_template("churn", deploy_config.features())
+    return deploy_config.endpoint_template(
+        "churn", deploy_config.features(), drift_alarms.MONITORED_METRICS["realtime"]
+    )
 
 
 @pytest.mark.parametrize(

@@ -3,13 +3,18 @@
 Runs in the test-only environment built from ``pipelines/image_versions.json`` (the image's Python
 and pinned libraries, sagemaker-containers among them), never in the project's environment:
 
-    python harness.py <base dir holding model/ and model/code/inference.py>  < cases.json
+    python harness.py <base dir holding model/ and model/code/inference.py> [--install] < cases.json
 
 Each case is ``{"method", "path", "headers", "body_b64"}``; prints one JSON list of
 ``{"status", "content_type", "allow", "body_b64"}``. The request goes through what the image's
 ``sagemaker_sklearn_container.serving.main`` builds: the user module imported from the model's
 ``code`` directory, wrapped by sagemaker-containers' ``Transformer`` and served by its Flask
 ``Worker`` (here through Flask's test client instead of gunicorn and nginx).
+
+With ``--install`` the module is loaded as the image's ``sagemaker_containers._server.start``
+loads it before gunicorn starts: ``_modules.import_module`` copies ``model/code`` to the code
+directory and runs ``pip install . -r requirements.txt`` there; when pip fails it raises
+``InstallModuleError`` and, as the serving process would, this exits with it.
 """
 
 from __future__ import annotations
@@ -56,10 +61,16 @@ def main() -> None:
     base = sys.argv[1]
     # sagemaker-containers reads /opt/ml from SAGEMAKER_BASE_DIR: model_dir is <base>/model.
     os.environ["SAGEMAKER_BASE_DIR"] = base
-    sys.path.insert(0, str(Path(base) / "model" / "code"))  # SAGEMAKER_SUBMIT_DIRECTORY
+    code = Path(base) / "model" / "code"  # SAGEMAKER_SUBMIT_DIRECTORY
     from sagemaker_containers.beta.framework import worker
 
-    module = importlib.import_module("inference")  # SAGEMAKER_PROGRAM=inference.py
+    if "--install" in sys.argv[2:]:
+        from sagemaker_containers import _modules
+
+        module = _modules.import_module(str(code), "inference")  # SAGEMAKER_PROGRAM
+    else:
+        sys.path.insert(0, str(code))
+        module = importlib.import_module("inference")  # SAGEMAKER_PROGRAM=inference.py
     user_transformer = user_module_transformer(module)
     user_transformer.initialize()
     app = worker.Worker(transform_fn=user_transformer.transform, module_name="inference")

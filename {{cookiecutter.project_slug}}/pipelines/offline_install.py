@@ -1,0 +1,188 @@
+"""Whether the serving image can install a model's ``code/`` folder with no network.
+
+The SageMaker scikit-learn image installs the model's ``code/`` folder before it serves (endpoint
+or batch transform): sagemaker-containers' ``_server.start`` calls ``_modules.import_module``,
+which runs ``python -m pip install . -r requirements.txt`` in that folder and, when pip fails,
+raises ``InstallModuleError``: the serving process exits and the container never answers
+``/ping``. Two parts of that command need the package index:
+
+- ``.``: the folder gets a generated ``setup.py``; the image's pip (get-pip.py's newest when the
+  image was built) builds it in an isolated build environment, into which it installs
+  ``setuptools>=40.8.0`` (pip's default build requirement) from the index;
+- ``-r requirements.txt``: every pin the image's libraries do not satisfy is downloaded.
+
+Under network isolation neither download can happen. ``code/`` installs offline only when its
+``requirements.txt`` says ``--no-index`` and ``--find-links <folder>`` (relative to ``code/``),
+and that folder holds a wheel, for the image's Python and platform, of setuptools and of every
+pin the image lacks. The image's own pins are ``pipelines/image_versions.json``; a package it
+lists only by a range (or not at all) counts as lacking, since its installed version is unknown.
+
+:func:`blockers` lists what stands in the way, one short item each; ``tests/test_container.py``
+checks its verdict against the image's own install step with the network unavailable.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.tags import Tag, compatible_tags, cpython_tags
+from packaging.utils import (
+    InvalidWheelFilename,
+    canonicalize_name,
+    parse_wheel_filename,
+)
+from packaging.version import Version
+
+IMAGE_FILE = Path(__file__).with_name("image_versions.json")
+# pip's build requirement for a folder without pyproject.toml (pip/_internal/pyproject.py).
+BUILD_REQUIREMENT = "setuptools>=40.8.0"
+# The image: CPython 3.12 on Linux x86_64 (docker/1.4-2-py312/base/Dockerfile.cpu, Ubuntu 24.04,
+# glibc 2.39), for environment markers and wheel tags.
+PLATFORMS = [
+    *(f"manylinux_2_{minor}_x86_64" for minor in range(39, 4, -1)),
+    "manylinux2014_x86_64",
+    "manylinux2010_x86_64",
+    "manylinux1_x86_64",
+    "linux_x86_64",
+]
+
+
+@dataclass(frozen=True)
+class Image:
+    """A serving image's Python and the exact versions it ships (``==`` pins only)."""
+
+    python: str
+    pinned: dict[str, str]
+
+    @property
+    def markers(self) -> dict[str, str]:
+        return {
+            "python_version": self.python,
+            "python_full_version": f"{self.python}.0",
+            "implementation_name": "cpython",
+            "platform_python_implementation": "CPython",
+            "sys_platform": "linux",
+            "platform_system": "Linux",
+            "platform_machine": "x86_64",
+            "os_name": "posix",
+        }
+
+    def tags(self) -> set[Tag]:
+        version = tuple(int(part) for part in self.python.split("."))
+        interpreter = f"cp{''.join(map(str, version))}"
+        return {
+            *cpython_tags(version, abis=[interpreter], platforms=PLATFORMS),
+            *compatible_tags(version, interpreter=interpreter, platforms=PLATFORMS),
+        }
+
+
+def load_image(path: Path = IMAGE_FILE) -> Image:
+    recorded = json.loads(path.read_text())
+    pinned: dict[str, str] = {}
+    for line in [*recorded["requirements"], *recorded["after_requirements"]]:
+        requirement = Requirement(line)
+        exact = [spec.version for spec in requirement.specifier if spec.operator == "=="]
+        if exact:
+            pinned[canonicalize_name(requirement.name)] = exact[0]
+    return Image(python=str(recorded["python"]), pinned=pinned)
+
+
+@dataclass(frozen=True)
+class Requirements:
+    """A requirements.txt as pip reads it: the pins, and where pip may look for them."""
+
+    pins: tuple[Requirement, ...]
+    no_index: bool
+    find_links: tuple[str, ...]
+
+
+def parse_requirements(text: str) -> Requirements:
+    pins: list[Requirement] = []
+    no_index = False
+    find_links: list[str] = []
+    for raw in text.splitlines():
+        line = raw.split(" #", 1)[0].strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("-"):
+            option, _, value = line.replace("=", " ", 1).partition(" ")
+            if option == "--no-index":
+                no_index = True
+            elif option in ("--find-links", "-f"):
+                find_links.append(value.strip())
+            continue
+        try:
+            pins.append(Requirement(line))
+        except InvalidRequirement as error:
+            raise ValueError(f"requirements.txt: {line!r} is not a requirement: {error}") from error
+    return Requirements(tuple(pins), no_index, tuple(find_links))
+
+
+def _wheels(names: Iterable[str], image: Image) -> dict[str, set[Version]]:
+    """Versions per package of the wheels the image can install."""
+    tags = image.tags()
+    found: dict[str, set[Version]] = {}
+    for name in names:
+        try:
+            package, version, _, wheel_tags = parse_wheel_filename(Path(name).name)
+        except InvalidWheelFilename:
+            continue
+        if wheel_tags & tags:
+            found.setdefault(str(package), set()).add(version)
+    return found
+
+
+def blockers(requirements_text: str, files: Iterable[str], image: Image) -> list[str]:
+    """What ``pip install . -r requirements.txt`` in ``code/`` would need from the index.
+
+    ``files`` are the paths in ``code/``, relative to it (``wheels/pandas-...whl``). Empty: the
+    folder installs with no network.
+    """
+    requirements = parse_requirements(requirements_text)
+    environment = image.markers
+    folders = {link.rstrip("/") for link in requirements.find_links}
+    local = _wheels(
+        (name for name in files if str(Path(name).parent) in folders),
+        image,
+    )
+    missing: list[tuple[int, str]] = []  # (rank, item): the build, other versions, absent
+    offline = requirements.no_index and bool(folders)
+    for line in [BUILD_REQUIREMENT, *map(str, requirements.pins)]:
+        requirement = Requirement(line)
+        if requirement.marker is not None and not requirement.marker.evaluate(environment):
+            continue
+        name = canonicalize_name(requirement.name)
+        if line == BUILD_REQUIREMENT:
+            rank, why = 0, "pip builds code/ in an isolated environment"
+        else:
+            shipped = image.pinned.get(name)
+            if shipped is not None and requirement.specifier.contains(shipped, prereleases=True):
+                continue
+            rank, why = (1, f"image has {shipped}") if shipped else (2, "not pinned in the image")
+        if offline and any(requirement.specifier.contains(v) for v in local.get(name, ())):
+            continue
+        missing.append((rank, f"{requirement.name}{requirement.specifier} ({why})"))
+    problems = [item for _, item in sorted(missing, key=lambda ranked: ranked[0])]
+    if problems and not offline:
+        problems.append("requirements.txt lacks --no-index and --find-links")
+    return problems
+
+
+SHOWN = 8
+
+
+def refusal(what: str, problems: list[str]) -> str:
+    """One line: why a model cannot start under network isolation and what would let it."""
+    shown = "; ".join(problems[:SHOWN])
+    if len(problems) > SHOWN:
+        shown += f"; and {len(problems) - SHOWN} more"
+    return (
+        f"network_isolation (organisation standards) is on, but {what} cannot start without "
+        f"network: the serving image pip-installs its code/ from the package index at start and "
+        f"would need {shown}. Ship those wheels in code/ (requirements.txt with --no-index and "
+        "--find-links), or deploy without network_isolation"
+    )
