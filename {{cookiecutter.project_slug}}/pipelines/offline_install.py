@@ -144,11 +144,9 @@ def blockers(requirements_text: str, files: Iterable[str], image: Image) -> list
     """
     requirements = parse_requirements(requirements_text)
     environment = image.markers
-    folders = {link.rstrip("/") for link in requirements.find_links}
-    local = _wheels(
-        (name for name in files if str(Path(name).parent) in folders),
-        image,
-    )
+    # pip reads a relative --find-links from code/ (the requirements file's folder and pip's cwd).
+    folders = {Path(link).as_posix() for link in requirements.find_links}
+    local = _wheels((name for name in files if Path(name).parent.as_posix() in folders), image)
     missing: list[tuple[int, str]] = []  # (rank, item): the build, other versions, absent
     offline = requirements.no_index and bool(folders)
     for line in [BUILD_REQUIREMENT, *map(str, requirements.pins)]:
