@@ -8,7 +8,9 @@ raises ``InstallModuleError``: the serving process exits and the container never
 
 - ``.``: the folder gets a generated ``setup.py``; the image's pip (get-pip.py's newest when the
   image was built) builds it in an isolated build environment, into which it installs
-  ``setuptools>=40.8.0`` (pip's default build requirement) from the index;
+  ``setuptools>=40.8.0`` (pip's default build requirement) from the index: since pip 25.3 a
+  ``setup.py`` folder is always built that way (the legacy ``setup.py bdist_wheel`` path is gone,
+  pypa/pip#6334);
 - ``-r requirements.txt``: every pin the image's libraries do not satisfy is downloaded.
 
 Under network isolation neither download can happen. ``code/`` installs offline only when its

@@ -338,3 +338,23 @@ def test_under_isolation_a_model_that_needs_the_package_index_is_refused_in_one_
     assert not (tmp_path / "staging-config.json").exists()
     # Without the standard the same model deploys: the image downloads what it lacks.
     deploy_config.write_configs(tmp_path, project_settings(), clients, KMS, "monitor-image", arn)
+
+
+def test_a_stage_network_sagemaker_would_refuse_is_refused_before_anything_is_written(
+    tmp_path: Path, registry: Any
+) -> None:
+    """SageMaker takes at most 5 security groups in a VpcConfig: a stage_vpc edited past that is
+    refused from the CreateModel request, naming it, and no configuration is written."""
+    arn = register(registry, "Approved")
+    accounts = deploy_config.target_accounts(SEPARATE, BUILD_ACCOUNT, DEPLOY_STACK_ENV)
+    clients = (registry, boto3.client("s3", region_name="us-east-1"))
+    crowded = Network(subnets=("subnet-2a",), security_groups=tuple(f"sg-2{i}" for i in range(6)))
+    settings = project_settings(_vpc_standards(STAGE_NETWORKS | {"prod": crowded}))
+    with pytest.raises(
+        ValueError, match=r"CreateModel would be rejected: .*SecurityGroupIds"
+    ) as caught:
+        deploy_config.write_configs(
+            tmp_path, settings, clients, KMS, "monitor-image", arn, accounts, BUILD_ACCOUNT
+        )
+    assert "\n" not in str(caught.value)
+    assert not list(tmp_path.glob("*-config.json"))
