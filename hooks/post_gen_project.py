@@ -1,9 +1,14 @@
 """Drop files of options not chosen and initialise git (logic: hooks/template_files.py)."""
 
-import json
 import os
 import sys
-from pathlib import Path
+
+# Nothing is imported from the temp folder this copy runs from (why: pre_gen_project.py).
+if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
+    del sys.path[0]
+
+import json  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 ANSWERS = json.loads(r'''{{ cookiecutter | tojson }}''')
 {% raw %}

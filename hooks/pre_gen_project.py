@@ -1,9 +1,18 @@
 """Validate the answers before anything is rendered (rules: hooks/template_rules.py)."""
 
-import json
 import os
 import sys
-from pathlib import Path
+
+# Cookiecutter runs this file as a rendered copy written to the system temp folder, which Python
+# puts first on sys.path: every import below would look there first, so a json.py or re.py that
+# anyone left in /tmp would run here, and each import lists the folder (cookiecutter leaves each
+# hook copy it writes behind: tens of thousands of files on a machine that renders often, about
+# 15 ms per hook). Nothing is imported from that folder.
+if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
+    del sys.path[0]
+
+import json  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 ANSWERS = json.loads(r'''{{ cookiecutter | tojson }}''')
 {% raw %}

@@ -46,6 +46,23 @@ def wait_until_empty(folder: Path, seconds: float = 10.0) -> list[str]:
 
 
 @pytest.mark.usefixtures("isolated_home")
+def test_the_hooks_import_nothing_from_the_temp_folder_they_run_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cookiecutter writes each hook to the temp folder and runs it there, where Python looks for
+    imports first: a module anyone left there must not run inside the generator."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    for module in ("json", "pathlib", "re", "subprocess", "template_rules", "template_files"):
+        (temp / f"{module}.py").write_text("raise SystemExit('planted module imported')\n")
+    monkeypatch.setenv("TMPDIR", str(temp))
+    result = run_cookiecutter(tmp_path / "out")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "planted" not in result.stdout + result.stderr
+    assert (tmp_path / "out" / "tumour-classifier" / ".git").is_dir()
+
+
+@pytest.mark.usefixtures("isolated_home")
 @pytest.mark.parametrize(
     ("answer", "field"), CASES, ids=[c[1] + str(i) for i, c in enumerate(CASES)]
 )
