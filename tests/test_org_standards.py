@@ -124,6 +124,14 @@ def test_strict_file_loads(tmp_path: Path) -> None:
             | {"stage_vpc": STRICT["stage_vpc"] | {"prod": STRICT["stage_vpc"]["staging"]}},
             "stage_vpc.prod.subnets: subnet-1a1b is also in stage_vpc.staging",
         ),
+        (
+            {key: STRICT[key] for key in ("vpc", "accounts")}
+            | {
+                "stage_vpc": STRICT["stage_vpc"]
+                | {"prod": {"subnets": ["subnet-2a1b"], "security_groups": ["sg-1c2d"]}}
+            },
+            "stage_vpc.prod.security_groups: sg-1c2d is also in stage_vpc.staging",
+        ),
     ],
 )
 def test_schema_errors_name_the_place(tmp_path: Path, broken: dict[str, Any], where: str) -> None:

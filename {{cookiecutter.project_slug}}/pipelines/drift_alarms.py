@@ -175,8 +175,9 @@ def silence_alarm(
     distance is never below zero, so only missing periods, counted as breaching, can fire it. It
     does not start retraining: new data is not the remedy for an endpoint without traffic, a batch
     pipeline that did not run, or a broken monitoring job. A day is the longest CloudWatch lets an
-    alarm look back (Period times EvaluationPeriods at most 86,400 s, PutMetricAlarm), so batch
-    inference must run at least daily for silence to mean something is wrong.
+    alarm look back (Period times EvaluationPeriods at most 86,400 s, as PutMetricAlarm's text in
+    the locked botocore model says), so batch inference must run at least daily for silence to
+    mean something is wrong.
     """
     _check(project, features)
     return {
