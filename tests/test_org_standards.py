@@ -261,40 +261,33 @@ def test_a_required_project_tag_is_met_by_the_tag_every_stack_gets() -> None:
 
 
 @pytest.mark.usefixtures("isolated_home")
-def test_render_refuses_accounts_that_are_not_separate(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("standards", "error"),
+    [
+        (
+            {"accounts": {"staging": "111111111111", "prod": "111111111111"}},
+            "accounts: staging and prod are both 111111111111; separate accounts must be distinct "
+            "(leave 'accounts' out to deploy both in the build account)",
+        ),
+        # vpc and accounts without stage_vpc: the stages' endpoints would run outside any VPC.
+        (
+            {key: STRICT[key] for key in ("vpc", "accounts")},
+            "stage_vpc: missing; with both 'vpc' and 'accounts' set, the staging and prod accounts "
+            "run in networks of their own (subnets belong to one account): name each one's "
+            "subnets and security_groups under stage_vpc.staging and stage_vpc.prod",
+        ),
+    ],
+    ids=["accounts-not-separate", "vpc-without-stage-networks"],
+)
+def test_render_refuses_standards_it_cannot_apply_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, standards: dict[str, Any], error: str
 ) -> None:
-    same = {"accounts": {"staging": "111111111111", "prod": "111111111111"}}
-    monkeypatch.setenv("MLOPS_ORG_STANDARDS", str(write(tmp_path, same)))
+    monkeypatch.setenv("MLOPS_ORG_STANDARDS", str(write(tmp_path, standards)))
     out = tmp_path / "out"
     out.mkdir()
     result = run_cookiecutter(out)
     assert result.returncode != 0
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1, result.stderr
-    assert errors[0].endswith(
-        "accounts: staging and prod are both 111111111111; separate accounts must be distinct "
-        "(leave 'accounts' out to deploy both in the build account)"
-    )
-    assert list(out.iterdir()) == []
-
-
-@pytest.mark.usefixtures("isolated_home")
-def test_render_refuses_a_vpc_standard_that_leaves_the_target_accounts_without_a_network(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """vpc and accounts without stage_vpc: the stages' endpoints would run outside any VPC."""
-    unnamed = {key: STRICT[key] for key in ("vpc", "accounts")}
-    monkeypatch.setenv("MLOPS_ORG_STANDARDS", str(write(tmp_path, unnamed)))
-    out = tmp_path / "out"
-    out.mkdir()
-    result = run_cookiecutter(out)
-    assert result.returncode != 0
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1, result.stderr
-    assert errors[0].endswith(
-        "stage_vpc: missing; with both 'vpc' and 'accounts' set, the staging and prod accounts "
-        "run in networks of their own (subnets belong to one account): name each one's subnets "
-        "and security_groups under stage_vpc.staging and stage_vpc.prod"
-    )
+    assert errors[0].endswith(error)
     assert list(out.iterdir()) == []

@@ -16,7 +16,7 @@ from typing import Any
 import boto3
 from packaging.requirements import Requirement
 
-from pipelines import deploy_config
+from pipelines import deploy_config, endpoint_requests
 from pipelines.settings import Settings, Standards, load_settings
 
 # What the deploy CodeBuild project passes to the build (deploy-pipeline.yaml).
@@ -161,3 +161,26 @@ def write(output: Path, sagemaker: Any, arn: str | None) -> tuple[deploy_config.
 def written_parameters(output: Path, stage: str) -> dict[str, str]:
     """The stage stack's parameters in the artifact (``<stage>-config.json``)."""
     return dict(json.loads((output / f"{stage}-config.json").read_text())["Parameters"])
+
+
+def write_for_model(
+    output: Path, sagemaker: Any, standards: Standards, code: dict[str, bytes]
+) -> str:
+    """Register an Approved package whose ``model.tar.gz`` holds ``code`` and run the deploy build
+    for it under ``standards``; returns the package ARN (the build may refuse it: it raises)."""
+    arn = register(sagemaker, "Approved", model_data=model_artifact("churn/m/model.tar.gz", code))
+    clients = (sagemaker, boto3.client("s3", region_name="us-east-1"))
+    deploy_config.write_configs(
+        output, project_settings(standards), clients, KMS, "monitor-image", arn
+    )
+    return arn
+
+
+def stage_model(output: Path, stage: str) -> dict[str, Any]:
+    """The one CreateModel request the stage stack makes, resolved with the stage's parameters
+    and validated against SageMaker's service model (``endpoint_requests.model_requests``)."""
+    template = deploy_config.load_template(output / "endpoint.yaml")
+    (model,) = endpoint_requests.model_requests(
+        template, written_parameters(output, stage)
+    ).values()
+    return model

@@ -18,12 +18,13 @@ import pytest
 from botocore.validate import ParamValidator
 from deploy_setup import (
     KMS,
-    model_artifact,
     project_settings,
     register,
     shipped_code,
+    stage_model,
     vendored_code,
     write,
+    write_for_model,
     written_parameters,
 )
 
@@ -133,18 +134,11 @@ def test_the_transform_model_is_isolated_exactly_when_the_standards_require_it(
 ) -> None:
     """Each stage's model, resolved with the stage's parameters: a CreateModel request SageMaker's
     service model accepts, with network isolation as the organisation standards say."""
-    arn = register(
-        registry, "Approved", model_data=model_artifact("churn/m/model.tar.gz", vendored_code())
+    arn = write_for_model(
+        tmp_path, registry, Standards(network_isolation=isolated), vendored_code()
     )
-    clients = (registry, boto3.client("s3", region_name="us-east-1"))
-    standards = Standards(network_isolation=isolated)
-    deploy_config.write_configs(
-        tmp_path, project_settings(standards), clients, KMS, "monitor-image", arn
-    )
-    template = deploy_config.load_template(tmp_path / "endpoint.yaml")
     for stage in deploy_config.STAGES:
-        parameters = written_parameters(tmp_path, stage)
-        (model,) = endpoint_requests.model_requests(template, parameters).values()
+        model = stage_model(tmp_path, stage)
         assert model["EnableNetworkIsolation"] is isolated
         assert model["Containers"] == [{"ModelPackageName": arn}]
 
@@ -152,11 +146,6 @@ def test_the_transform_model_is_isolated_exactly_when_the_standards_require_it(
 def test_under_isolation_a_transform_model_that_needs_the_index_is_refused(
     tmp_path: Path, registry: Any
 ) -> None:
-    arn = register(
-        registry, "Approved", model_data=model_artifact("churn/m/model.tar.gz", shipped_code())
-    )
-    clients = (registry, boto3.client("s3", region_name="us-east-1"))
-    isolated = project_settings(Standards(network_isolation=True))
     with pytest.raises(deploy_config.DeployConfigError, match="cannot start without network"):
-        deploy_config.write_configs(tmp_path, isolated, clients, KMS, "monitor-image", arn)
+        write_for_model(tmp_path, registry, Standards(network_isolation=True), shipped_code())
     assert not (tmp_path / "staging-config.json").exists()

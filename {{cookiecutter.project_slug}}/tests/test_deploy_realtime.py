@@ -15,17 +15,18 @@ from deploy_setup import (
     ENV,
     KMS,
     constraints,
-    model_artifact,
     package,
     project_settings,
     register,
     shipped_code,
+    stage_model,
     vendored_code,
     write,
+    write_for_model,
     written_parameters,
 )
 
-from pipelines import deploy_config, endpoint_requests
+from pipelines import deploy_config
 from pipelines.settings import Network, Standards
 
 pytestmark = pytest.mark.usefixtures("fake_aws")
@@ -301,18 +302,11 @@ def test_each_stage_model_is_isolated_exactly_when_the_standards_require_it(
 ) -> None:
     """The stage stack, resolved with the stage's parameters, makes a CreateModel request that
     SageMaker's service model accepts, with the standards' network isolation."""
-    arn = register(
-        registry, "Approved", model_data=model_artifact("churn/m/model.tar.gz", vendored_code())
+    arn = write_for_model(
+        tmp_path, registry, Standards(network_isolation=isolated), vendored_code()
     )
-    clients = (registry, boto3.client("s3", region_name="us-east-1"))
-    standards = Standards(network_isolation=isolated)
-    deploy_config.write_configs(
-        tmp_path, project_settings(standards), clients, KMS, "monitor-image", arn
-    )
-    template = deploy_config.load_template(tmp_path / "endpoint.yaml")
     for stage in deploy_config.STAGES:
-        parameters = written_parameters(tmp_path, stage)
-        (model,) = endpoint_requests.model_requests(template, parameters).values()
+        model = stage_model(tmp_path, stage)
         assert model["EnableNetworkIsolation"] is isolated
         assert model["Containers"] == [{"ModelPackageName": arn}]
 
@@ -320,24 +314,21 @@ def test_each_stage_model_is_isolated_exactly_when_the_standards_require_it(
 def test_under_isolation_a_model_that_needs_the_package_index_is_refused_in_one_line(
     tmp_path: Path, registry: Any
 ) -> None:
-    arn = register(
-        registry, "Approved", model_data=model_artifact("churn/m/model.tar.gz", shipped_code())
-    )
-    clients = (registry, boto3.client("s3", region_name="us-east-1"))
-    isolated = project_settings(Standards(network_isolation=True))
     with pytest.raises(deploy_config.DeployConfigError) as caught:
-        deploy_config.write_configs(tmp_path, isolated, clients, KMS, "monitor-image", arn)
+        write_for_model(tmp_path, registry, Standards(network_isolation=True), shipped_code())
     message = str(caught.value)
     assert "\n" not in message
-    assert message.startswith(
-        f"network_isolation (organisation standards) is on, but model package {arn}"
-    )
+    assert re.match(
+        r"network_isolation \(organisation standards\) is on, but model package "
+        r"arn:aws:sagemaker:\S+:model-package/churn/\d+ ",
+        message,
+    ), message
     assert "setuptools>=40.8.0 (pip builds code/ in an isolated environment)" in message
     # a locked library the image ships in another version, named with both versions
     assert re.search(r"\b(numpy|pandas|scipy)==\S+ \(image has \S+\)", message), message
     assert not (tmp_path / "staging-config.json").exists()
-    # Without the standard the same model deploys: the image downloads what it lacks.
-    deploy_config.write_configs(tmp_path, project_settings(), clients, KMS, "monitor-image", arn)
+    # Without the standard the same code deploys: the image downloads what it lacks.
+    write_for_model(tmp_path, registry, Standards(), shipped_code())
 
 
 def test_a_stage_network_sagemaker_would_refuse_is_refused_before_anything_is_written(
