@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -21,11 +22,22 @@ import pytest
 import yaml
 from botocore.stub import Stubber
 from botocore.validate import ParamValidator
-from deploy_setup import ENV, KMS, project_settings, register, write, written_parameters
+from deploy_setup import (
+    ENV,
+    KMS,
+    project_settings,
+    register,
+    shipped_code,
+    stage_model,
+    vendored_code,
+    write,
+    write_for_model,
+    written_parameters,
+)
 from moto.events.models import EventPattern
 
 from pipelines import deploy_config, promote
-from pipelines.settings import load_settings
+from pipelines.settings import Standards, load_settings
 
 pytestmark = pytest.mark.usefixtures("fake_aws")
 PIPELINE_TEMPLATE = deploy_config.INFRASTRUCTURE / "deploy-pipeline.yaml"
@@ -286,3 +298,49 @@ def test_the_trigger_build_refuses_an_event_without_a_package(tmp_path: Path) ->
     )
     assert result.returncode != 0
     assert result.stdout.strip() == "MODEL_PACKAGE_ARN is empty"
+
+
+# --- network isolation of the model (org-standards.json `network_isolation`) -----------------
+# Realtime endpoints and batch transforms; a serverless endpoint supports none, and the deploy
+# build refuses the standard for it (tests/test_deploy_serverless.py).
+ISOLABLE = pytest.mark.skipif(
+    project_settings().inference_mode == "serverless",
+    reason="a serverless endpoint supports no network isolation",
+)
+
+
+@ISOLABLE
+@pytest.mark.parametrize("isolated", [False, True])
+def test_each_stage_model_is_isolated_exactly_when_the_standards_require_it(
+    tmp_path: Path, registry: Any, isolated: bool
+) -> None:
+    """The stage stack (endpoint or transform), resolved with the stage's parameters, makes a
+    CreateModel request SageMaker's service model accepts, with the standards' isolation."""
+    arn = write_for_model(
+        tmp_path, registry, Standards(network_isolation=isolated), vendored_code()
+    )
+    for stage in deploy_config.STAGES:
+        model = stage_model(tmp_path, stage)
+        assert model["EnableNetworkIsolation"] is isolated
+        assert model["Containers"] == [{"ModelPackageName": arn}]
+
+
+@ISOLABLE
+def test_under_isolation_a_model_that_needs_the_package_index_is_refused_in_one_line(
+    tmp_path: Path, registry: Any
+) -> None:
+    with pytest.raises(deploy_config.DeployConfigError) as caught:
+        write_for_model(tmp_path, registry, Standards(network_isolation=True), shipped_code())
+    message = str(caught.value)
+    assert "\n" not in message
+    assert re.match(
+        r"network_isolation \(organisation standards\) is on, but model package "
+        r"arn:aws:sagemaker:\S+:model-package/churn/\d+ ",
+        message,
+    ), message
+    assert "setuptools>=40.8.0 (pip builds code/ in an isolated environment)" in message
+    # a locked library the image ships in another version, named with both versions
+    assert re.search(r"\b(numpy|pandas|scipy)==\S+ \(image has \S+\)", message), message
+    assert not (tmp_path / "staging-config.json").exists()
+    # Without the standard the same code deploys: the image downloads what it lacks.
+    write_for_model(tmp_path, registry, Standards(), shipped_code())

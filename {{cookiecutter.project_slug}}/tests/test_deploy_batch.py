@@ -20,11 +20,7 @@ from deploy_setup import (
     KMS,
     project_settings,
     register,
-    shipped_code,
-    stage_model,
-    vendored_code,
     write,
-    write_for_model,
     written_parameters,
 )
 
@@ -126,26 +122,3 @@ def test_in_accounts_of_their_own_prods_drift_alarm_goes_to_the_build_accounts_b
     (target,) = prod.properties("RetrainOnAlarmRule")["Targets"]
     assert target["Arn"] == f"arn:aws:events:us-east-1:{build}:event-bus/default"
     assert "SageMakerPipelineParameters" not in target
-
-
-@pytest.mark.parametrize("isolated", [False, True])
-def test_the_transform_model_is_isolated_exactly_when_the_standards_require_it(
-    tmp_path: Path, registry: Any, isolated: bool
-) -> None:
-    """Each stage's model, resolved with the stage's parameters: a CreateModel request SageMaker's
-    service model accepts, with network isolation as the organisation standards say."""
-    arn = write_for_model(
-        tmp_path, registry, Standards(network_isolation=isolated), vendored_code()
-    )
-    for stage in deploy_config.STAGES:
-        model = stage_model(tmp_path, stage)
-        assert model["EnableNetworkIsolation"] is isolated
-        assert model["Containers"] == [{"ModelPackageName": arn}]
-
-
-def test_under_isolation_a_transform_model_that_needs_the_index_is_refused(
-    tmp_path: Path, registry: Any
-) -> None:
-    with pytest.raises(deploy_config.DeployConfigError, match="cannot start without network"):
-        write_for_model(tmp_path, registry, Standards(network_isolation=True), shipped_code())
-    assert not (tmp_path / "staging-config.json").exists()

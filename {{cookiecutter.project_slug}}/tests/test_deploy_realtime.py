@@ -4,7 +4,6 @@ alarm and the organisation's network, built against a loopback registry (moto)."
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +17,7 @@ from deploy_setup import (
     package,
     project_settings,
     register,
-    shipped_code,
-    stage_model,
-    vendored_code,
     write,
-    write_for_model,
     written_parameters,
 )
 
@@ -291,44 +286,6 @@ def test_cli_refuses_a_vpc_standard_edited_to_leave_a_stage_without_its_network(
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith(f"error: {words}")
     assert not list(tmp_path.glob("*-config.json"))
-
-
-# --- network isolation of the model (org-standards.json `network_isolation`) -----------------
-
-
-@pytest.mark.parametrize("isolated", [False, True])
-def test_each_stage_model_is_isolated_exactly_when_the_standards_require_it(
-    tmp_path: Path, registry: Any, isolated: bool
-) -> None:
-    """The stage stack, resolved with the stage's parameters, makes a CreateModel request that
-    SageMaker's service model accepts, with the standards' network isolation."""
-    arn = write_for_model(
-        tmp_path, registry, Standards(network_isolation=isolated), vendored_code()
-    )
-    for stage in deploy_config.STAGES:
-        model = stage_model(tmp_path, stage)
-        assert model["EnableNetworkIsolation"] is isolated
-        assert model["Containers"] == [{"ModelPackageName": arn}]
-
-
-def test_under_isolation_a_model_that_needs_the_package_index_is_refused_in_one_line(
-    tmp_path: Path, registry: Any
-) -> None:
-    with pytest.raises(deploy_config.DeployConfigError) as caught:
-        write_for_model(tmp_path, registry, Standards(network_isolation=True), shipped_code())
-    message = str(caught.value)
-    assert "\n" not in message
-    assert re.match(
-        r"network_isolation \(organisation standards\) is on, but model package "
-        r"arn:aws:sagemaker:\S+:model-package/churn/\d+ ",
-        message,
-    ), message
-    assert "setuptools>=40.8.0 (pip builds code/ in an isolated environment)" in message
-    # a locked library the image ships in another version, named with both versions
-    assert re.search(r"\b(numpy|pandas|scipy)==\S+ \(image has \S+\)", message), message
-    assert not (tmp_path / "staging-config.json").exists()
-    # Without the standard the same code deploys: the image downloads what it lacks.
-    write_for_model(tmp_path, registry, Standards(), shipped_code())
 
 
 def test_a_stage_network_sagemaker_would_refuse_is_refused_before_anything_is_written(
