@@ -25,6 +25,7 @@ from botocore.validate import ParamValidator
 from deploy_setup import (
     ENV,
     KMS,
+    model_artifact,
     project_settings,
     register,
     shipped_code,
@@ -113,7 +114,9 @@ def test_cli_prints_one_line_for_a_deploy_and_one_for_a_refusal(
     for stage, account in load_settings(ENV).standards.accounts.items():
         monkeypatch.setenv(deploy_config.ACCOUNT_VARIABLES[stage], account)
     monkeypatch.setattr(deploy_config, "monitor_image_uri", lambda region: "monitor-image")
-    approved = register(registry, "Approved")
+    # A model that starts without network: this project's standards may require isolation.
+    offline = model_artifact("churn/m/model.tar.gz", vendored_code())
+    approved = register(registry, "Approved", model_data=offline)
     rejected = register(registry, "Rejected")
     monkeypatch.setenv("MODEL_PACKAGE_ARN", approved)
     assert deploy_config.main(["--output-dir", str(tmp_path / "ok")]) == 0
