@@ -77,7 +77,8 @@ def prepare_and_train(root: Path, frame: pd.DataFrame, document: dict[str, Any])
     frame.to_csv(root / "raw" / "dataset.csv", index=False)
     prepared = root / "processed"
     schema_arg = ["--schema", str(schema_path)]
-    assert data.main(["--input-dir", str(root / "raw"), "--output-dir", str(prepared), *schema_arg]) == 0
+    split = ["--input-dir", str(root / "raw"), "--output-dir", str(prepared), *schema_arg]
+    assert data.main(split) == 0
     model_dir = root / "model"
     arguments = ["--train-dir", str(prepared / "train"), "--model-dir", str(model_dir), *schema_arg]
     arguments += ["--params", str(PROJECT / "params.yaml")]
@@ -191,8 +192,7 @@ def test_a_missing_value_elsewhere_is_refused_naming_the_column(holey: dict[str,
         assert answer.status == 400
         message = json.loads(answer.body)["error"]
         assert message == (
-            f"row 5, column '{other}': missing value, and the feature is not nullable "
-            "(schema.json)"
+            f"row 5, column '{other}': missing value, and the feature is not nullable (schema.json)"
         )
 
 
@@ -332,7 +332,8 @@ def test_text_labels_are_encoded_inside_the_model(graded: dict[str, Any]) -> Non
 
 def check_answers(records: list[dict[str, Any]], truth: list[str]) -> None:
     columns = [f"probability_{label}" for label in sorted(LABELS)]
-    for record, label in zip(records, truth, strict=True):
+    assert len(records) == len(truth)
+    for record in records:
         assert list(record) == ["prediction", "probability", *columns]
         assert record["prediction"] in LABELS
         assert sum(float(record[c]) for c in columns) == pytest.approx(1.0)
@@ -407,7 +408,8 @@ def test_the_model_quality_monitor_scores_a_labelled_batch_of_text_labels(
 ) -> None:
     arguments = ["--baseline", str(graded["model_dir"] / "baseline.json")]
     arguments += ["--data", str(graded["test"]), "--output-dir", str(tmp_path)]
-    arguments += ["--params", str(tmp_path / "params.yaml"), "--model-dir", str(graded["model_dir"])]
+    arguments += ["--params", str(tmp_path / "params.yaml")]
+    arguments += ["--model-dir", str(graded["model_dir"])]
     arguments += ["--training-metrics", str(tmp_path / "none.json")]
     params = yaml.safe_load((PROJECT / "params.yaml").read_text())
     for threshold, code in ((0.8, 0), (0.999, 1)):

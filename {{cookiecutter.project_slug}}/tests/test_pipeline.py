@@ -634,7 +634,8 @@ def test_the_baseline_is_model_monitors_format_and_registered(
     entry = importlib.import_module(f"{package}.quality_baseline")
     # The step passes params.yaml's monitor.missing_shift, which sets the completeness constraints.
     container = walk_steps(definition)["BaselineData"]["Arguments"]["AppSpecification"]
-    shift = container["ContainerArguments"][container["ContainerArguments"].index("--missing-shift") + 1]
+    arguments = container["ContainerArguments"]
+    shift = arguments[arguments.index("--missing-shift") + 1]
     assert float(shift) == run.pipeline_inputs()["missing_shift"]
     arguments = ["--data-dir", str(train), "--output-dir", str(tmp_path / "baseline")]
     assert entry.main([*arguments, "--missing-shift", shift]) == 0

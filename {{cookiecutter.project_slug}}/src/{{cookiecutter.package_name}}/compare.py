@@ -221,9 +221,7 @@ def labels_by_inference_id(path: Path) -> dict[str, Any]:
         inference_id = clean_inference_id(row[0].strip()) if len(row) == 2 else None
         label = _label(row[1]) if inference_id and row[1].strip() else None
         if inference_id is None or label is None:
-            raise CompareError(
-                f"{path}, line {number}: expected an inference id and a label"
-            )
+            raise CompareError(f"{path}, line {number}: expected an inference id and a label")
         labels[inference_id] = label
     return labels
 

@@ -133,7 +133,8 @@ def metrics_from_predictions(
     average = "binary" if n_classes <= 2 else "weighted"
     # Binary precision and recall are the positive label's: the second of the sorted labels
     # (1 of 0/1, "yes" of "no"/"yes"), the class predict_proba's second column scores.
-    positive = {"pos_label": sorted(classes)[1]} if average == "binary" and len(classes) == 2 else {}
+    binary = average == "binary" and len(classes) == 2
+    positive = {"pos_label": sorted(classes)[1]} if binary else {}
     values = {
         "accuracy": skm.accuracy_score(truth, predicted),
         "precision": skm.precision_score(
