@@ -400,7 +400,8 @@ def test_evaluation_reports_each_label_and_the_gate_judges_it(
     for label in LABELS:
         for metric in ("precision", "recall", "f1"):
             assert 0.5 < section[f"{metric}_{label}"]["value"] <= 1.0
-    assert evaluate.main([*arguments[:-2], "0.999", "--enforce-gate"]) == 1
+    # Beyond any score: the gate refuses (a perfect model cannot pass it).
+    assert evaluate.main([*arguments[:-2], "1.01", "--enforce-gate"]) == 1
 
 
 def test_the_model_quality_monitor_scores_a_labelled_batch_of_text_labels(
@@ -412,7 +413,7 @@ def test_the_model_quality_monitor_scores_a_labelled_batch_of_text_labels(
     arguments += ["--model-dir", str(graded["model_dir"])]
     arguments += ["--training-metrics", str(tmp_path / "none.json")]
     params = yaml.safe_load((PROJECT / "params.yaml").read_text())
-    for threshold, code in ((0.8, 0), (0.999, 1)):
+    for threshold, code in ((0.8, 0), (1.01, 1)):
         params["gate"] = {"metric": "accuracy", "threshold": threshold}
         (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
         assert monitor.main(arguments) == code
