@@ -32,7 +32,13 @@ from threadpoolctl import threadpool_limits
 from {{ cookiecutter.package_name }} import data, evaluate, monitor, predict, quality_baseline, train
 from {{ cookiecutter.package_name }}.data import DataValidationError, load_schema
 from {{ cookiecutter.package_name }}.estimator import HYPERPARAMETERS
-from {{ cookiecutter.package_name }}.inference import Model, model_fn, transform_fn
+from {{ cookiecutter.package_name }}.inference import (
+    MISSING_SPELLINGS,
+    Model,
+    is_missing,
+    model_fn,
+    transform_fn,
+)
 from {{ cookiecutter.package_name }}.serve import make_server, serve_in_thread
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -114,7 +120,9 @@ def graded(tmp_path_factory: pytest.TempPathFactory, raw_frame: pd.DataFrame) ->
 def servers(holey: dict[str, Any], graded: dict[str, Any]) -> Iterator[dict[str, tuple[str, int]]]:
     """The local server (what ``make serve`` runs) for each model, on loopback."""
     running = {
-        name: make_server(trained["model_dir"], "127.0.0.1", 0)
+        name: make_server(
+            trained["model_dir"], "127.0.0.1", 0, capture_dir=trained["root"] / "capture"
+        )
         for name, trained in (("holey", holey), ("graded", graded))
     }
     for instance in running.values():
@@ -209,6 +217,22 @@ def test_the_local_server_scores_missing_values_over_http(
     rows.loc[0, holey["schema"].feature_names[1]] = np.nan
     status, answer = post(servers["holey"], rows.to_csv(index=False), "text/csv")
     assert status == 400 and f"column '{holey['schema'].feature_names[1]}'" in answer
+    # The monitor reads the captured empty cells as missing values, not as non-numeric ones.
+    captured = monitor.read_batch(holey["root"] / "capture", holey["schema"].feature_names)
+    answered = holey_rows(holey)
+    missing = answered[holey["nullable"]].isna().sum() * len(missing_payloads(answered))
+    assert captured[holey["nullable"]].isna().sum() == missing
+    baseline = json.loads((holey["model_dir"] / "baseline.json").read_text())
+    result = monitor.monitor(baseline, captured, monitor.Thresholds())
+    assert not [v for v in result["violations"] if "non-numeric" in v]
+
+
+def test_every_spelling_of_a_missing_value_is_one_pandas_reads_as_missing() -> None:
+    """Training read its CSV with pandas' defaults; the endpoint reads the same cells as missing."""
+    spellings = sorted(MISSING_SPELLINGS)
+    text = "a,b\n" + "".join(f"1,{spelling}\n" for spelling in spellings)
+    assert pd.read_csv(io.StringIO(text))["b"].isna().all()
+    assert not is_missing("0") and not is_missing("missing") and is_missing(" NA ")
 
 
 def test_batch_prediction_scores_the_projects_own_test_split(
