@@ -39,7 +39,7 @@ def unmet(requirements: Path) -> list[str]:
     try:
         from packaging.requirements import Requirement
     except ImportError:  # the image has pip, which carries its own copy
-        from pip._vendor.packaging.requirements import Requirement  # type: ignore[no-redef]
+        from pip._vendor.packaging.requirements import Requirement  # type: ignore[assignment]
 
     missing = []
     for line in requirements.read_text().splitlines():

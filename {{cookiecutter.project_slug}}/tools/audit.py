@@ -9,7 +9,8 @@ vulnerability service (PyPI's JSON API by default; ``PIP_AUDIT_VULNERABILITY_SER
 A known vulnerability the team has judged and accepts goes in ``audit-ignore.txt``, one ID per
 line with the reason after ``#`` (``GHSA-xxxx-xxxx-xxxx  # not reachable: ...; revisit by ...``);
 an entry without a reason is refused. Exit 0: no vulnerability outside the list; 1: one found
-(pip-audit names it and the fixed versions); 2: a bad ignore list.
+(pip-audit names it and the fixed versions) or a package could not be audited; 2: a bad ignore
+list.
 """
 
 from __future__ import annotations
@@ -59,13 +60,16 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         locked = Path(tmp) / "locked-requirements.txt"
         subprocess.run(  # noqa: S603 - fixed uv command
-            [uv, "export", "--frozen", "--no-emit-project", "--all-groups", "--quiet"]
-            + ["--format", "requirements-txt", "--output-file", str(locked)],
+            [
+                *(uv, "export", "--frozen", "--no-emit-project", "--all-groups", "--quiet"),
+                *("--format", "requirements-txt", "--output-file", str(locked)),
+            ],
             cwd=PROJECT,
             check=True,
         )
         command = [sys.executable, "-m", "pip_audit", "--requirement", str(locked)]
-        command += ["--require-hashes", "--disable-pip", "--progress-spinner", "off"]
+        # --strict: a package the service cannot answer for fails the audit, never passes it.
+        command += ["--require-hashes", "--disable-pip", "--strict", "--progress-spinner", "off"]
         command += [f"--ignore-vuln={advisory}" for advisory in ids]
         return subprocess.run(command, check=False).returncode  # noqa: S603 - fixed command
 
