@@ -29,6 +29,10 @@ Pages (AWS documentation):
   principal ``logs.<region>.amazonaws.com`` kms:Encrypt*, kms:Decrypt*, kms:ReEncrypt*,
   kms:GenerateDataKey*, kms:Describe*, with ``kms:EncryptionContext:aws:logs:arn`` the log
   group's ARN.
+* ENDPOINT_KMS: SageMaker API reference, CreateEndpointConfig ``KmsKeyId``: the caller needs
+  kms:CreateGrant (and kms:DescribeKey) on the key; SageMaker creates the grant for the
+  instances' storage volumes through SageMaker (``kms:ViaService``), for an AWS resource
+  (``kms:GrantIsForAWSResource``).
 * CODEBUILD_KMS: AWS CodeBuild User Guide, "Data encryption" / project EncryptionKey: CodeBuild
   encrypts the build output artifacts with the key as the build's service role, through S3.
 * CODEPIPELINE_KMS: AWS CodePipeline User Guide, "Configure server-side encryption for
@@ -49,6 +53,9 @@ LOGS_KMS = "https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/encrypt-log
 CODEBUILD_KMS = "https://docs.aws.amazon.com/codebuild/latest/userguide/security-encryption.html"
 CODEPIPELINE_KMS = (
     "https://docs.aws.amazon.com/codepipeline/latest/userguide/S3-artifact-encryption.html"
+)
+ENDPOINT_KMS = (
+    "https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_CreateEndpointConfig.html"
 )
 ACCESS_LOGS = (
     "https://docs.aws.amazon.com/AmazonS3/latest/userguide/enable-server-access-logging.html"
@@ -194,4 +201,23 @@ LOGS_KEY_CALLS: list[Call] = [
 S3_KEY_CALLS: list[Call] = [
     Call("kms:GenerateDataKey", "{key}", SSE_KMS, VIA_S3),
     Call("kms:Decrypt", "{key}", SSE_KMS, VIA_S3),
+]
+
+# What creating an endpoint configuration with a KmsKeyId does with the creator's credentials.
+ENDPOINT_KEY_CALLS: list[Call] = [
+    Call(
+        "kms:DescribeKey",
+        "{key}",
+        ENDPOINT_KMS,
+        {"kms:ViaService": "sagemaker.{region}.amazonaws.com"},
+    ),
+    Call(
+        "kms:CreateGrant",
+        "{key}",
+        ENDPOINT_KMS,
+        {
+            "kms:ViaService": "sagemaker.{region}.amazonaws.com",
+            "kms:GrantIsForAWSResource": "true",
+        },
+    ),
 ]

@@ -214,6 +214,28 @@ def test_every_service_using_the_project_key_is_allowed_by_its_key_policy(
     assert refusals == []
 
 
+@pytest.mark.parametrize(
+    "extra", [r for r in MATRIX if r.get("inference_mode") != "batch"], ids=matrix_id
+)
+def test_the_endpoint_key_is_usable_by_the_role_creating_the_endpoint(
+    baked_matrix: dict[str, Path], extra: dict[str, str]
+) -> None:
+    """The endpoint configuration names the project key: the deploying role (CloudFormation's)
+    may describe it and create the volumes' grant, by its identity policy and the key policy."""
+    stacks = dict(rendered_stacks(baked_matrix[matrix_id(extra)]))
+    deploy = stacks["deploy-pipeline.yaml"]
+    caller = deploy.arn("CloudFormationRole")
+    identity = iam.role_documents(deploy, "CloudFormationRole")
+    policies = Policies([stacks["foundation.yaml"]])
+    for label, stack in stacks.items():
+        if not label.startswith("endpoint.yaml"):
+            continue
+        config = stack.resolve(stack.resources["EndpointConfig"]["Properties"])
+        values = {"region": iam.REGION, "key": config["KmsKeyId"]}
+        assert config["KmsKeyId"] in policies.keys, label
+        assert refused(caller, identity, policies, calls.ENDPOINT_KEY_CALLS, values) == [], label
+
+
 def test_the_logs_statement_admits_only_the_projects_log_groups(
     baked_matrix: dict[str, Path],
 ) -> None:
