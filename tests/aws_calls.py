@@ -27,8 +27,9 @@ Pages (AWS documentation):
 * LOGS_KMS: Amazon CloudWatch Logs User Guide, "Encrypt log data in CloudWatch Logs using AWS
   Key Management Service" (encrypt-log-data-kms.html): the key policy must allow the service
   principal ``logs.<region>.amazonaws.com`` kms:Encrypt*, kms:Decrypt*, kms:ReEncrypt*,
-  kms:GenerateDataKey*, kms:Describe*, with ``kms:EncryptionContext:aws:logs:arn`` the log
-  group's ARN.
+  kms:GenerateDataKey* (and kms:Describe*, which the statement's condition never admits: no
+  Describe request carries an encryption context), with ``kms:EncryptionContext:aws:logs:arn``
+  the log group's ARN.
 * ENDPOINT_KMS: SageMaker API reference, CreateEndpointConfig ``KmsKeyId``: the caller needs
   kms:CreateGrant (and kms:DescribeKey) on the key; SageMaker creates the grant for the
   instances' storage volumes through SageMaker (``kms:ViaService``), for an AWS resource
@@ -193,7 +194,6 @@ LOGS_KEY_CALLS: list[Call] = [
         "kms:ReEncryptFrom",
         "kms:ReEncryptTo",
         "kms:GenerateDataKey",
-        "kms:DescribeKey",
     )
 ]
 
