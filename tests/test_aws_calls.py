@@ -340,3 +340,53 @@ def test_the_batch_pipeline_may_run_its_transform_in_a_target_account(
     owners = {values["bucket"]: BUILD, values["data_bucket"]: ACCOUNTS[stage]}
     policies = Policies([foundation, target])
     assert refused(role, identity, policies, requested, values, owners) == []
+
+
+# S3 uses the bucket's default key with the credentials of whoever writes or reads an object.
+KEY_OF_OBJECT_CALL = {"s3:PutObject": "kms:GenerateDataKey", "s3:GetObject": "kms:Decrypt"}
+
+
+def objects_a_role_may_touch(
+    identity: list[dict[str, Any]], bucket: str
+) -> Iterable[tuple[str, str]]:
+    """(S3 action, an object ARN) for each statement of a role granting it on the bucket."""
+    for document in identity:
+        for statement in iam.statements(document):
+            if statement.get("Effect") != "Allow":
+                continue
+            for pattern in map(str, iam._as_list(statement.get("Resource", []))):
+                if not pattern.startswith(f"arn:aws:s3:::{bucket}/"):
+                    continue
+                for action in KEY_OF_OBJECT_CALL:
+                    if any(
+                        iam.policy.action_matches(a, action)
+                        for a in iam._as_list(statement.get("Action", []))
+                    ):
+                        yield action, pattern.replace("*", "x")
+
+
+@pytest.mark.parametrize("extra", MATRIX, ids=matrix_id)
+def test_every_role_that_reads_or_writes_an_encrypted_bucket_may_use_its_key(
+    baked_matrix: dict[str, Path], extra: dict[str, str]
+) -> None:
+    """Each role granted s3:PutObject/GetObject on an SSE-KMS bucket may also make the KMS call
+    S3 then makes with its credentials (SSE_KMS), by its policy and the key policy."""
+    stacks = dict(rendered_stacks(baked_matrix[matrix_id(extra)]))
+    foundation = stacks["foundation.yaml"]
+    layout = [s for label, s in stacks.items() if label != "target-account.yaml"]
+    policies = Policies([foundation])
+    checked, refusals = 0, []
+    for bucket, key in iam.encrypted_buckets(foundation).items():
+        for arn, identity in _role_documents_by_arn(layout).items():
+            for action, obj in objects_a_role_may_touch(identity, bucket):
+                request = Request(arn, action, obj, {"aws:SecureTransport": "true"})
+                if decide(request, identity, policies.of(obj)) is not Decision.ALLOW:
+                    continue  # a narrower grant elsewhere; not a use of the key
+                checked += 1
+                use = calls.Call(KEY_OF_OBJECT_CALL[action], "{key}", calls.SSE_KMS, calls.VIA_S3)
+                values = {"key": key, "region": iam.REGION}
+                refusals += [
+                    f"{obj}: {line}" for line in refused(arn, identity, policies, [use], values)
+                ]
+    assert checked
+    assert refusals == []
