@@ -100,10 +100,18 @@ def test_buckets_are_encrypted_private_versioned_and_retained(
         if r["Type"] == "AWS::S3::Bucket"
     }
     assert buckets
+    # Server access logs are delivered only to SSE-S3 buckets (tests/test_aws_calls.py).
+    log_targets = {
+        b["Properties"]["LoggingConfiguration"]["DestinationBucketName"]["Ref"]
+        for b in buckets.values()
+        if "LoggingConfiguration" in b["Properties"]
+    }
+    assert log_targets
     for name, bucket in buckets.items():
         properties = bucket["Properties"]
         rule = properties["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
-        assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms", name
+        expected = "AES256" if name in log_targets else "aws:kms"
+        assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == expected, name
         assert all(properties["PublicAccessBlockConfiguration"].values()), name
         assert properties["VersioningConfiguration"]["Status"] == "Enabled", name
         assert bucket["DeletionPolicy"] == "Retain", name  # teardown never fails on a full bucket
