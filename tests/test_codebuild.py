@@ -23,7 +23,8 @@ pytestmark = pytest.mark.slow
 
 # Never pulled: the deploy build only reads the package's record.
 IMAGE = "sagemaker-scikit-learn:1.4-2"
-BUILDSPECS = ("buildspec.yml", "buildspec-deploy.yml", "buildspec-test.yml")
+BUILDSPECS = ("buildspec.yml", "buildspec-deploy.yml", "buildspec-test.yml", "buildspec-verify.yml")
+ROLE = f"arn:aws:iam::{codebuild.iam.ACCOUNT}:role/model"
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +109,39 @@ def _register_approved_package(
     )
 
 
+def _deployed_stage_stack(endpoint_url: str, environment: dict[str, str]) -> None:
+    """The stage stack the verify build reads: a model, its configuration and the endpoint."""
+    variant = {
+        "VariantName": "champion",
+        "ModelName": {"Fn::GetAtt": ["Model", "ModelName"]},
+        "InitialInstanceCount": 1,
+        "InstanceType": "ml.m5.large",
+    }
+    template = {
+        "Resources": {
+            "Model": {
+                "Type": "AWS::SageMaker::Model",
+                "Properties": {"ExecutionRoleArn": ROLE, "PrimaryContainer": {"Image": IMAGE}},
+            },
+            "EndpointConfig": {
+                "Type": "AWS::SageMaker::EndpointConfig",
+                "Properties": {"ProductionVariants": [variant]},
+            },
+            "Endpoint": {
+                "Type": "AWS::SageMaker::Endpoint",
+                "Properties": {
+                    "EndpointConfigName": {"Fn::GetAtt": ["EndpointConfig", "EndpointConfigName"]}
+                },
+            },
+        }
+    }
+    cloudformation = boto3.client(
+        "cloudformation", endpoint_url=endpoint_url, region_name=codebuild.iam.REGION
+    )
+    stack = f"{environment['SAGEMAKER_PROJECT_NAME']}-endpoint-{environment['STAGE']}"
+    cloudformation.create_stack(StackName=stack, TemplateBody=json.dumps(template))
+
+
 @pytest.mark.parametrize("buildspec", BUILDSPECS)
 def test_buildspec_runs_in_the_source_its_pipeline_hands_over(
     project: Path, buildspec: str, moto_endpoint: str, tmp_path: Path
@@ -128,6 +162,8 @@ def test_buildspec_runs_in_the_source_its_pipeline_hands_over(
         s3.create_bucket(Bucket=_dvc_bucket(source))
     if buildspec == "buildspec-deploy.yml":
         _register_approved_package(aws, action.environment, source)
+    if buildspec == "buildspec-verify.yml":
+        _deployed_stage_stack(moto_endpoint, action.environment)
     with codebuild.endpoint_stand_in(len(_features(source))) as endpoint:
         aws["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"] = endpoint.url
         result = codebuild.run_build(action, source, home, aws)
