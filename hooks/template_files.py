@@ -33,6 +33,7 @@ VARIANT_CHOICES: dict[str, tuple[str, ...]] = {
 ENDPOINT_PATHS = (
     "pipelines/endpoint_test.py",
     "buildspec-test.yml",
+    "buildspec-verify.yml",
     "tests/test_endpoint_smoke.py",
 )
 # Paths (relative to the project) that exist only when a choice has a given value.
