@@ -26,6 +26,11 @@ Where this differs from CodeBuild, and why:
   ``AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME``), which answers as a SageMaker endpoint does: a row of
   the data contract's width gets a prediction, anything else the container's 4xx wrapped in
   ``ModelError``;
+* ``make audit`` asks :class:`AdvisoryStandIn`, a loopback service speaking OSV's query API
+  (pip-audit's ``PIP_AUDIT_VULNERABILITY_SERVICE=osv`` with ``PIP_AUDIT_OSV_URL``), instead of
+  PyPI's vulnerability API, which this machine's registry mirror does not serve; it knows no
+  advisory, so the build audits every locked package and finds nothing (the rendered
+  ``tests/test_audit.py`` shows a known advisory failing the audit);
 * the package index and uv's cache are this machine's (PIP_*, UV_CACHE_DIR), as a CodeBuild
   project with a local cache would have them; nothing else of this machine's environment.
 """
@@ -345,13 +350,56 @@ def _number(text: str) -> bool:
     return True
 
 
+class AdvisoryStandIn(ThreadingHTTPServer):
+    """OSV's ``POST /v1/query`` with no advisory for any package; records what was asked."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _AdvisoryHandler)
+        self.asked: list[str] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/v1/query"
+
+
+class _AdvisoryHandler(BaseHTTPRequestHandler):
+    server: AdvisoryStandIn
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: the build's own output is what the test shows."""
+
+    def do_POST(self) -> None:
+        query = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+        self.server.asked.append(str(query.get("package", {}).get("name")))
+        payload = b"{}"  # OSV's answer for a version with no known vulnerability
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+
 @contextmanager
-def endpoint_stand_in(width: int) -> Iterator[EndpointStandIn]:
-    server = EndpointStandIn(width)
+def serving(server: ThreadingHTTPServer) -> Iterator[None]:
+    """``server`` answering on its loopback port for the duration of the block."""
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield server
+        yield
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def endpoint_stand_in(width: int) -> Iterator[EndpointStandIn]:
+    server = EndpointStandIn(width)
+    with serving(server):
+        yield server
+
+
+@contextmanager
+def advisory_stand_in() -> Iterator[AdvisoryStandIn]:
+    server = AdvisoryStandIn()
+    with serving(server):
+        yield server

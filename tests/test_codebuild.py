@@ -164,10 +164,16 @@ def test_buildspec_runs_in_the_source_its_pipeline_hands_over(
         _register_approved_package(aws, action.environment, source)
     if buildspec == "buildspec-verify.yml":
         _deployed_stage_stack(moto_endpoint, action.environment)
-    with codebuild.endpoint_stand_in(len(_features(source))) as endpoint:
+    with (
+        codebuild.endpoint_stand_in(len(_features(source))) as endpoint,
+        codebuild.advisory_stand_in() as advisories,
+    ):
         aws["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"] = endpoint.url
+        aws |= {"PIP_AUDIT_VULNERABILITY_SERVICE": "osv", "PIP_AUDIT_OSV_URL": advisories.url}
         result = codebuild.run_build(action, source, home, aws)
     where = f"{action.template} {action.action} ({buildspec}, {action.source_format})"
     assert result.succeeded, f"{where}: {result.summary()}"
     if buildspec == "buildspec-test.yml":
         assert endpoint.invoked == [action.environment["ENDPOINT_NAME"]] * 2
+    if "make audit" in (source / buildspec).read_text():
+        assert "scikit-learn" in advisories.asked  # the locked packages were audited
