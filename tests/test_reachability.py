@@ -5,6 +5,10 @@ time; these tests ask what a principal can do with all of its policies together:
 
 * no principal can create or modify a role, a policy or any other IAM identity (the deploy
   pipeline's stack role once could, on roles its repository-written template named);
+* no role the pipelines or builds run as can register or set a model package as Approved: only
+  the foundation's ModelApproverRole, which people assume, approves;
+* project A's roles are denied on project B's resources when B's name starts with A's
+  (``churn`` and ``churn-v2``).
 
 The roles are those of every matrix row (one account) and of each inference mode with staging
 and prod in accounts of their own, resolved with sample parameters (tests/iam_model.py).
@@ -21,9 +25,10 @@ from typing import Any
 import pytest
 
 from . import iam_model as iam
+from . import iam_policy as policy
 from .conftest import MATRIX, matrix_id
 from .test_accounts import ACCOUNTS, build_stacks, mode_renders, renders, target_stacks
-from .test_permissions import rendered_stacks
+from .test_permissions import _stack_arns, rendered_stacks
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -95,6 +100,22 @@ def _identity_arns() -> list[str]:
     return ["*", *(f"arn:aws:iam::{a}:{n}" for a in accounts for n in names)]
 
 
+def unconditional(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The Allow statements with their conditions dropped: what a role could do whatever the
+    request's condition keys (the question here is whether any request could)."""
+    return [
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {k: v for k, v in statement.items() if k != "Condition"}
+                for statement in iam.statements(document)
+                if statement.get("Effect") == "Allow"
+            ],
+        }
+        for document in documents
+    ]
+
+
 def identity_write_grants(roles: dict[str, list[dict[str, Any]]]) -> list[str]:
     arns = _identity_arns()
     return [
@@ -102,7 +123,7 @@ def identity_write_grants(roles: dict[str, list[dict[str, Any]]]) -> list[str]:
         for role, documents in roles.items()
         for action in identity_writes()
         for arn in arns
-        if iam.allows(documents, action, arn)
+        if iam.allows(unconditional(documents), action, arn)
     ]
 
 
@@ -124,3 +145,133 @@ def test_no_role_of_separate_accounts_can_create_or_change_an_identity(
     roles = roles_of(list(separate_account_stacks(mode_renders[mode])))
     assert any("StackRole" in role for role in roles)
     assert identity_write_grants(roles) == []
+
+
+# --- separation of duties: approval is a person's -----------------------------------------------
+
+PACKAGES = f"arn:aws:sagemaker:{iam.REGION}:{iam.ACCOUNT}:model-package"
+APPROVER = "foundation.yaml:ModelApproverRole"
+
+
+def approval_grants(roles: dict[str, list[dict[str, Any]]]) -> dict[str, set[str]]:
+    """Which roles may register a package as Approved, or set one to Approved."""
+    approved = {"sagemaker:ModelApprovalStatus": "Approved"}
+    calls = {
+        "register Approved": [
+            ("sagemaker:CreateModelPackage", f"{PACKAGES}/tumour/1"),
+            ("sagemaker:CreateModelPackage", f"{PACKAGES}-group/tumour"),
+        ],
+        "approve": [("sagemaker:UpdateModelPackage", f"{PACKAGES}/tumour/1")],
+    }
+    return {
+        what: {
+            role
+            for role, documents in roles.items()
+            for action, arn in requests
+            if iam.allows(documents, action, arn, approved)
+        }
+        for what, requests in calls.items()
+    }
+
+
+@pytest.mark.parametrize("extra", MATRIX, ids=matrix_id)
+def test_only_the_approver_role_approves_a_model(
+    baked_matrix: dict[str, Path], extra: dict[str, str]
+) -> None:
+    """No role the pipelines, builds or stacks run as can register an Approved package or set a
+    package to Approved (which starts the deploy); the execution role registers candidates."""
+    roles = roles_of(rendered_stacks(baked_matrix[matrix_id(extra)]))
+    assert approval_grants(roles) == {"register Approved": set(), "approve": {APPROVER}}
+    execution = roles["foundation.yaml:SageMakerExecutionRole"]
+    pending = {"sagemaker:ModelApprovalStatus": "PendingManualApproval"}
+    assert iam.allows(execution, "sagemaker:CreateModelPackage", f"{PACKAGES}/tumour/1", pending)
+    # no status at all is no candidate either: the condition needs the key
+    assert not iam.allows(execution, "sagemaker:CreateModelPackage", f"{PACKAGES}/tumour/1")
+    # the approver cannot reset an approval to pending (only Approved or Rejected)
+    assert not iam.allows(
+        roles[APPROVER], "sagemaker:UpdateModelPackage", f"{PACKAGES}/tumour/1", pending
+    )
+
+
+# --- projects whose names share a prefix ----------------------------------------------------------
+
+PROJECT_A = (
+    "churn",
+    {"SageMakerProjectId": "p-churnaaaaaaa", "ArtifactBucketName": "org-churn-ml"},
+)
+PROJECT_B = (
+    "churn-v2",
+    {"SageMakerProjectId": "p-churnbbbbbbb", "ArtifactBucketName": "org-churn-v2-ml"},
+)
+# The services a role could be passed to by the roles here.
+PASSED_TO = (
+    "sagemaker.amazonaws.com",
+    "events.amazonaws.com",
+    "scheduler.amazonaws.com",
+    "cloudformation.amazonaws.com",
+)
+
+
+def _arns_of(stacks: list[tuple[str, iam.Stack]]) -> set[str]:
+    return {arn for _, stack in stacks for arn in _stack_arns(stack)}
+
+
+def _acting_actions(documents: list[dict[str, Any]]) -> set[str]:
+    """The actions of a role's Allow statements that change something: not List/Read, and not
+    Create* (creating a resource under a name that exists fails at the service)."""
+    actions = set()
+    for document in documents:
+        for statement in iam.statements(document):
+            if statement.get("Effect") != "Allow":
+                continue
+            for pattern in iam._as_list(statement.get("Action", [])):
+                for action in iam.expand(pattern) or [pattern]:
+                    privilege = iam._privilege(action)
+                    level = privilege["access_level"] if privilege else "Write"
+                    if level in ("List", "Read") or action.split(":")[1].startswith("Create"):
+                        continue
+                    actions.add(action)
+    return actions
+
+
+def cross_project_grants(project: Path) -> list[str]:
+    name_a, parameters_a = PROJECT_A
+    name_b, parameters_b = PROJECT_B
+    stacks_a = rendered_stacks(project, name_a, parameters_a)
+    stacks_b = rendered_stacks(project, name_b, parameters_b)
+    # B's resources named by the project (buckets and keys are the project's own by identity,
+    # not by name, and the samples give both projects the same key id: left out)
+    theirs = {
+        arn
+        for arn in _arns_of(stacks_b) - _arns_of(stacks_a)
+        if arn.split(":")[2] not in ("s3", "kms", "logs")
+    }
+    tagged_b = {"aws:ResourceTag/sagemaker:project-id": parameters_b["SageMakerProjectId"]}
+    found = []
+    for role, documents in roles_of(stacks_a).items():
+        for action in sorted(_acting_actions(documents)):
+            for arn in sorted(theirs):
+                if not iam.action_can_target(action, arn):
+                    continue
+                contexts = (
+                    [tagged_b | {"iam:PassedToService": s} for s in PASSED_TO]
+                    if action == "iam:PassRole"
+                    else [tagged_b]
+                )
+                caller = f"arn:aws:iam::{iam.ACCOUNT}:role/{role.split(':')[-1]}"
+                for context in contexts:
+                    request = policy.Request(caller, action, arn, context)
+                    if policy.decide(request, documents) is policy.Decision.ALLOW:
+                        found.append(f"{role} may {action} on {arn}")
+                        break
+    return found
+
+
+@pytest.mark.parametrize("extra", MATRIX, ids=matrix_id)
+def test_a_project_cannot_act_on_a_project_whose_name_extends_its_own(
+    baked_matrix: dict[str, Path], extra: dict[str, str]
+) -> None:
+    """Every role of project ``churn`` is denied every changing call on every resource of
+    project ``churn-v2`` (its roles, stacks, endpoints, alarms, rules, schedules, pipelines,
+    models, monitoring) in the same account."""
+    assert cross_project_grants(baked_matrix[matrix_id(extra)]) == []
