@@ -275,3 +275,69 @@ def test_a_project_cannot_act_on_a_project_whose_name_extends_its_own(
     project ``churn-v2`` (its roles, stacks, endpoints, alarms, rules, schedules, pipelines,
     models, monitoring) in the same account."""
     assert cross_project_grants(baked_matrix[matrix_id(extra)]) == []
+
+
+# --- what the target accounts read in the build account's bucket -------------------------------
+
+ADMIN_OF_TARGET = [
+    {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+]
+
+
+def test_target_accounts_read_models_and_code_not_data(renders: dict[str, Path]) -> None:
+    """With separate accounts the build account's artifact bucket lets the stages' model roles
+    read the approved model, its baseline and the code bundles, and nothing else there: not
+    the training data, the prepared splits, the DVC store or the MLflow store, whatever the
+    target account's own policies say. Only the deploy-action roles read the pipeline's
+    artifacts (whose prefix is the pipeline name cut to 20 characters)."""
+    project = renders["separate"]
+    build = build_stacks(project, separate=True)
+    foundation = build["foundation"]
+    bucket_policy = next(
+        d.document
+        for d in iam.policy_documents(foundation, "foundation")
+        if d.where == "foundation:ArtifactBucketPolicy"
+    )
+    bucket = foundation.physical_name("ArtifactBucket")
+    run = "tumour/pipeline/exec-0123"
+    readable = [
+        f"{run}/model/pipelines-abc-train/output/model.tar.gz",
+        f"{run}/baseline/statistics.json",
+        "tumour/code/0f1e2d/pipelines/run.py",
+    ]
+    private = [
+        "tumour/data/current.json",
+        "tumour/dvc/files/md5/ab/cdef",
+        f"{run}/prepare/train/train.csv",
+        f"{run}/evaluation/metrics.json",
+        "tumour/mlflow/1/run/artifacts/model.pkl",
+        "tumour-deploy/DeployConf/AbCd123",  # the deploy pipeline's artifacts
+    ]
+
+    def decision(stage: str, role: str, documents: list[dict[str, Any]], key: str) -> str:
+        request = policy.Request(
+            f"arn:aws:iam::{ACCOUNTS[stage]}:role/{role}",
+            "s3:GetObject",
+            f"arn:aws:s3:::{bucket}/{key}",
+            {"aws:ResourceAccount": iam.ACCOUNT},
+        )
+        return policy.decide(request, documents, bucket_policy).name
+
+    for stage in ACCOUNTS:
+        target = target_stacks(project, stage)["target"]
+        model_role = iam.role_documents(target, "ModelExecutionRole")
+        name = target.physical_name("ModelExecutionRole")
+        assert {key: decision(stage, name, model_role, key) for key in readable} == dict.fromkeys(
+            readable, "ALLOW"
+        )
+        for key in private:
+            # not the model role, nor any role of the target account with s3:* on everything
+            assert decision(stage, name, model_role, key) != "ALLOW", key
+            assert decision(stage, "admin", ADMIN_OF_TARGET, key) != "ALLOW", key
+        action_role = target.physical_name("DeployActionRole")
+        assert (
+            decision(
+                stage, action_role, iam.role_documents(target, "DeployActionRole"), private[-1]
+            )
+            == "ALLOW"
+        )
