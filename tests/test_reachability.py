@@ -341,3 +341,54 @@ def test_target_accounts_read_models_and_code_not_data(renders: dict[str, Path])
             )
             == "ALLOW"
         )
+
+
+# --- organisation standards enforced by AWS -----------------------------------------------------
+
+
+def test_a_job_outside_the_standards_network_is_denied_by_aws(renders: dict[str, Path]) -> None:
+    """With the vpc standard, the execution role's request to create a training or processing
+    job is denied by IAM unless it names subnets and security groups, all of them the
+    standard's: deleting org-standards.json from the repository does not relax it."""
+    from .test_accounts import BUILD_NETWORK, STAGE_VPC
+
+    subnets, groups = BUILD_NETWORK["subnets"], BUILD_NETWORK["security_groups"]
+    other = STAGE_VPC["prod"]
+    cases = {
+        "in the network": (
+            {"sagemaker:VpcSubnets": subnets, "sagemaker:VpcSecurityGroupIds": groups},
+            "ALLOW",
+        ),
+        "no VPC": ({}, "EXPLICIT_DENY"),
+        "subnets only": ({"sagemaker:VpcSubnets": subnets}, "EXPLICIT_DENY"),
+        "another subnet too": (
+            {
+                "sagemaker:VpcSubnets": [*subnets, other["subnets"][0]],
+                "sagemaker:VpcSecurityGroupIds": groups,
+            },
+            "EXPLICIT_DENY",
+        ),
+        "another security group": (
+            {
+                "sagemaker:VpcSubnets": subnets[:1],
+                "sagemaker:VpcSecurityGroupIds": other["security_groups"],
+            },
+            "EXPLICIT_DENY",
+        ),
+    }
+    for network in (True, False):
+        foundation = build_stacks(renders["single"], separate=False, network=network)["foundation"]
+        role = iam.role_documents(foundation, "SageMakerExecutionRole")
+        caller = foundation.arn("SageMakerExecutionRole")
+        for action, job in (
+            ("sagemaker:CreateTrainingJob", "training-job/pipelines-abc-train"),
+            ("sagemaker:CreateProcessingJob", "processing-job/pipelines-abc-prepare"),
+        ):
+            arn = f"arn:aws:sagemaker:{iam.REGION}:{iam.ACCOUNT}:{job}"
+            decided = {
+                case: policy.decide(policy.Request(caller, action, arn, context), role).name
+                for case, (context, _) in cases.items()
+            }
+            # without the standard the stacks enforce no network
+            expected = {case: want if network else "ALLOW" for case, (_, want) in cases.items()}
+            assert decided == expected, (network, action)
