@@ -392,3 +392,56 @@ def test_a_job_outside_the_standards_network_is_denied_by_aws(renders: dict[str,
             # without the standard the stacks enforce no network
             expected = {case: want if network else "ALLOW" for case, (_, want) in cases.items()}
             assert decided == expected, (network, action)
+
+
+# --- cloudsplaining: privilege escalation, from AWS's IAM data ----------------------------------
+
+# cloudsplaining (Salesforce; AWS's IAM data through policy_sentry, offline) reports the action
+# combinations that escalate privilege when granted on every resource. It judges each policy
+# alone and does not see escalation through the roles a CloudFormation stack creates, nor through
+# a resource-scoped grant: the tests above cover those. Every role here scopes its grants, so it
+# finds none; the one path inherent to CodePipeline deploying CloudFormation (iam:PassRole and
+# cloudformation:CreateStack) is scoped to exactly the stack role and the stage stacks.
+
+
+def escalations(stacks: list[tuple[str, iam.Stack]]) -> dict[str, set[str]]:
+    from cloudsplaining.scan.policy_document import PolicyDocument as Scanned
+
+    found: dict[str, set[str]] = {}
+    for role, documents in roles_of(stacks).items():
+        for document in documents:
+            for method in Scanned(document).allows_privilege_escalation:
+                found.setdefault(str(method["type"]), set()).add(role)
+    return found
+
+
+@pytest.mark.parametrize("extra", MATRIX, ids=matrix_id)
+def test_cloudsplaining_finds_no_privilege_escalation(
+    baked_matrix: dict[str, Path], extra: dict[str, str]
+) -> None:
+    assert escalations(rendered_stacks(baked_matrix[matrix_id(extra)])) == {}
+
+
+@pytest.mark.parametrize("mode", ["realtime", "batch"])
+def test_cloudsplaining_finds_no_escalation_with_separate_accounts(
+    mode_renders: dict[str, Path], mode: str
+) -> None:
+    assert escalations(list(separate_account_stacks(mode_renders[mode]))) == {}
+
+
+def test_cloudsplaining_reports_the_cloudformation_path_when_unscoped() -> None:
+    """The scanner works offline and flags what these roles would be without their scoping."""
+    from cloudsplaining.scan.policy_document import PolicyDocument as Scanned
+
+    unscoped = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": ["iam:PassRole", "cloudformation:CreateStack"],
+                "Resource": "*",
+            }
+        ],
+    }
+    methods = [m["type"] for m in Scanned(unscoped).allows_privilege_escalation]
+    assert methods == ["PassExistingRoleToCloudFormation"]
