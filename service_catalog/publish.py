@@ -244,7 +244,7 @@ def check_unpublished(
 
 
 def upload(
-    clients: Clients, bucket: str, owner: str, key: str, body: bytes, tags: str = ""
+    clients: Clients, bucket: str, key: str, body: bytes, tags: str = "", *, owner: str
 ) -> None:
     extra = {"Tagging": tags} if tags else {}
     call(
@@ -480,7 +480,8 @@ def publish(
     todo = check_unpublished(clients, options.bucket, owner, objects)
     visibility = "sagemaker:studio-visibility=true" if options.target == "s3" else ""
     for key, body in todo.items():
-        upload(clients, options.bucket, owner, key, body, visibility if key == template_key else "")
+        tags = visibility if key == template_key else ""
+        upload(clients, options.bucket, key, body, tags, owner=owner)
     log(
         f"{built.slug} seed ({len(built.zip)} bytes) at s3://{options.bucket}/{seed_key}"
         + ("" if todo else " (already published, unchanged)")
