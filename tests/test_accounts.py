@@ -547,7 +547,8 @@ def test_a_prod_alarm_starts_the_build_accounts_pipeline(
     """Prod alarm -> prod rule -> build account default bus (policy) -> build rule -> pipeline."""
     project = mode_renders[mode]
     deploy = build_stacks(project, separate=True)["deploy"]
-    prod = target_stacks(project, "prod")["endpoint"]
+    prod_stacks = target_stacks(project, "prod")
+    prod, prod_account = prod_stacks["endpoint"], prod_stacks["target"]
 
     def matches(rule: dict[str, Any], event: dict[str, Any]) -> bool:
         return bool(EventPattern.load(json.dumps(rule["EventPattern"])).matches_event(event))
@@ -565,7 +566,9 @@ def test_a_prod_alarm_starts_the_build_accounts_pipeline(
         assert matches(prod_rule, event), alarm
         (forward,) = prod_rule["Targets"]
         assert forward["Arn"] == bus and "SageMakerPipelineParameters" not in forward
-        retrain_role = iam.role_documents(prod, "RetrainRole")
+        # the rule runs as the role the target-account stack created (the stage stack creates none)
+        assert forward["RoleArn"] == prod_account.arn("RetrainRole")
+        retrain_role = iam.role_documents(prod_account, "RetrainRole")
         assert iam.allows(retrain_role, "events:PutEvents", bus)
         alarm_keys = {"events:source": event["source"], "events:detail-type": event["detail-type"]}
         assert _resource_policy_allows(
