@@ -269,12 +269,16 @@ def test_only_the_projects_publishers_may_publish_and_use_the_key(
         assert not _admits(policy, stranger, "sns:Publish", topic, context), stranger
 
 
+TOLD_ALARMS = ("DriftAlarm", "DriftMonitoringSilentAlarm", "QualityAlarm")
+
+
 def test_the_monitoring_alarms_tell_the_topic_of_their_account(
     baked_matrix: dict[str, Path],
 ) -> None:
-    """Drift and quality alarms name the topic their account's stack creates (the foundation in
-    the build account, target-account.yaml in a stage's own), when they fire and when they
-    clear; their names are the ones the topic policy admits."""
+    """The drift, silence and quality alarms (with the drift alarms the deploy build adds) name
+    the topic their account's stack creates (the foundation in the build account,
+    target-account.yaml in a stage's own), when they fire and when they clear; their names are
+    the ones the topic policy admits."""
     project = baked_matrix[REALTIME]
     same_account = iam.Stack(
         stage_template(project, PROJECT), f"{PROJECT}-endpoint-prod", {"StageName": "prod"}
@@ -288,9 +292,9 @@ def test_the_monitoring_alarms_tell_the_topic_of_their_account(
         alarms = {
             logical: endpoint.resolve(r["Properties"])
             for logical, r in endpoint.active()
-            if logical in ("DriftAlarm", "QualityAlarm")
+            if logical in TOLD_ALARMS
         }
-        assert set(alarms) == {"DriftAlarm", "QualityAlarm"}
+        assert set(alarms) == set(TOLD_ALARMS)
         for logical, alarm in alarms.items():
             assert alarm["AlarmActions"] == [topic] == alarm["OKActions"], logical
             assert alarm["AlarmName"].startswith(f"{PROJECT}-"), logical
