@@ -65,7 +65,8 @@ TREAT_MISSING_DATA = "ignore"
 SILENT_PERIODS = 24
 # The notification topic of the account the stack runs in (templates/notifications.j2 names it).
 NOTIFICATION_TOPIC = (
-    "arn:${AWS::Partition}:sns:${AWS::Region}:${AWS::AccountId}:${SageMakerProjectName}-notifications"
+    "arn:${AWS::Partition}:sns:${AWS::Region}:${AWS::AccountId}:"
+    "${SageMakerProjectName}-notifications"
 )
 # Characters that would break the composite rule's quoting or CloudFormation's ${} syntax.
 _UNSAFE = re.compile(r'["\\$\x00-\x1f]')
