@@ -115,9 +115,21 @@ CASES: dict[str, tuple[Failure, list[Callable[[], dict[str, Any]]], list[str]]] 
         _codepipeline_failed,
         [
             lambda: sample("codepipeline-pipeline-execution-state-change"),
-            lambda: _codepipeline_failed(PROJECT) | {"detail": {"pipeline": f"{PROJECT}-deploy", "state": "SUCCEEDED", "execution-id": "1"}},  # noqa: E501
+            lambda: (
+                _codepipeline_failed(PROJECT)
+                | {
+                    "detail": {
+                        "pipeline": f"{PROJECT}-deploy",
+                        "state": "SUCCEEDED",
+                        "execution-id": "1",
+                    }
+                }
+            ),
         ],
-        ["tumour-deploy FAILED", "/codesuite/codepipeline/pipelines/tumour-deploy/executions/0a1b2c3d-4e5f/"],
+        [
+            "tumour-deploy FAILED",
+            "/codesuite/codepipeline/pipelines/tumour-deploy/executions/0a1b2c3d-4e5f/",
+        ],
     ),
     "EndpointRollbackRule": (
         _endpoint_rolled_back,
@@ -166,8 +178,24 @@ def foundation(project: Path) -> iam.Stack:
 @pytest.mark.parametrize(
     ("row", "expected"),
     [
-        (REALTIME, {"PipelineFailedRule", "PackagePendingRule", "CodePipelineFailedRule", "EndpointRollbackRule"}),  # noqa: E501
-        (BATCH, {"PipelineFailedRule", "PackagePendingRule", "CodePipelineFailedRule", "TransformFailedRule"}),  # noqa: E501
+        (
+            REALTIME,
+            {
+                "PipelineFailedRule",
+                "PackagePendingRule",
+                "CodePipelineFailedRule",
+                "EndpointRollbackRule",
+            },
+        ),
+        (
+            BATCH,
+            {
+                "PipelineFailedRule",
+                "PackagePendingRule",
+                "CodePipelineFailedRule",
+                "TransformFailedRule",
+            },
+        ),
     ],
 )
 def test_each_failure_reaches_the_topic_as_a_readable_message(
@@ -201,7 +229,9 @@ def test_a_batch_pipeline_failure_is_told_and_the_model_pipeline_of_another_stag
     assert not matches(rule, _pipeline_failed(PROJECT, "dev-batch"))
 
 
-def _admits(document: dict[str, Any], service: str, action: str, arn: str, context: dict[str, str]) -> bool:  # noqa: E501
+def _admits(
+    document: dict[str, Any], service: str, action: str, arn: str, context: dict[str, str]
+) -> bool:
     """The statements of a resource policy whose principal is the service admit the request."""
     statements = [
         s
@@ -213,10 +243,11 @@ def _admits(document: dict[str, Any], service: str, action: str, arn: str, conte
 
 def _publishers(stack: iam.Stack, build: bool) -> dict[str, str]:
     """Each publisher of the topic and the ARN of the project's resource that publishes."""
-    region, account = iam.REGION, stack.account
+    where = f"{iam.REGION}:{stack.account}"
+    account = stack.account
     publishers = {
-        "cloudwatch.amazonaws.com": f"arn:aws:cloudwatch:{region}:{account}:alarm:{PROJECT}-data-drift",
-        "events.amazonaws.com": f"arn:aws:events:{region}:{account}:rule/{PROJECT}-notify-pipeline-failed",
+        "cloudwatch.amazonaws.com": f"arn:aws:cloudwatch:{where}:alarm:{PROJECT}-data-drift",
+        "events.amazonaws.com": f"arn:aws:events:{where}:rule/{PROJECT}-notify-pipeline-failed",
     }
     if build:
         publishers["budgets.amazonaws.com"] = f"arn:aws:budgets::{account}:budget/{PROJECT}-monthly"
@@ -251,9 +282,13 @@ def test_only_the_projects_publishers_may_publish_and_use_the_key(
         data_key = context | {"kms:EncryptionContext:aws:sns:topicArn": topic}
         for action in ("kms:GenerateDataKey", "kms:Decrypt"):
             assert _admits(key_policy, service, action, key_arn, data_key), (service, action)
-        assert not _admits(key_policy, service, "kms:Decrypt", key_arn, context | {
-            "kms:EncryptionContext:aws:sns:topicArn": topic.replace(PROJECT, "other")
-        }), "the key serves this topic only"
+        assert not _admits(
+            key_policy,
+            service,
+            "kms:Decrypt",
+            key_arn,
+            context | {"kms:EncryptionContext:aws:sns:topicArn": topic.replace(PROJECT, "other")},
+        ), "the key serves this topic only"
         other_project = source.replace(f"{PROJECT}-", "other-")
         other_account = source.replace(stack.account, "999999999999")
         for wrong in (
@@ -343,9 +378,12 @@ def test_a_notifications_standard_subscribes_its_addresses_in_every_account(
         assert slack["GuardrailPolicies"] == ["arn:aws:iam::aws:policy/AWSDenyAll"]
         role = resolved["SlackChannelRole"]["Properties"]
         assert "Policies" not in role and "ManagedPolicyArns" not in role  # relays, runs nothing
-        assert stack.resolve(stack.template["Resources"]["NotificationTopic"]["Properties"])[
-            "KmsMasterKeyId"
-        ] == iam.KEY_ID
+        assert (
+            stack.resolve(stack.template["Resources"]["NotificationTopic"]["Properties"])[
+                "KmsMasterKeyId"
+            ]
+            == iam.KEY_ID
+        )
 
 
 def test_the_budget_watches_the_projects_tag_and_tells_the_topic(
@@ -370,8 +408,14 @@ def test_the_budget_watches_the_projects_tag_and_tells_the_topic(
 def test_renders_with_notifications_are_lint_and_checkov_clean(
     with_notifications: dict[str, Path],
 ) -> None:
-    files = [f for p in with_notifications.values() for f in sorted((p / "infrastructure").glob("*.yaml"))]  # noqa: E501
-    lint = subprocess.run([tool("cfn-lint"), *map(str, files)], capture_output=True, text=True, check=False)  # noqa: E501
+    files = [
+        f
+        for p in with_notifications.values()
+        for f in sorted((p / "infrastructure").glob("*.yaml"))
+    ]
+    lint = subprocess.run(
+        [tool("cfn-lint"), *map(str, files)], capture_output=True, text=True, check=False
+    )
     assert lint.returncode == 0, lint.stdout + lint.stderr
     for project in with_notifications.values():
         result = subprocess.run(
@@ -396,6 +440,11 @@ def test_a_project_without_the_standard_has_a_topic_and_no_subscriber(
 def test_the_readme_says_who_is_told_what(baked_matrix: dict[str, Path]) -> None:
     readme = (baked_matrix[REALTIME] / "README.md").read_text()
     section = readme.split("## Who is told what", 1)[1].split("\n## ", 1)[0]
-    for said in ("notifications.emails", "chatbot_slack", "waits for approval", "rolled back", "budget"):  # noqa: E501
+    for said in (
+        "notifications.emails",
+        "chatbot_slack",
+        "waits for approval",
+        "rolled back",
+        "budget",
+    ):
         assert said in section, said
-

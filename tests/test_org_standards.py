@@ -132,7 +132,10 @@ def test_strict_file_loads(tmp_path: Path) -> None:
             },
             "stage_vpc.prod.security_groups: sg-1c2d is also in stage_vpc.staging",
         ),
-        ({"notifications": {"emails": ["oncall"]}}, "notifications/emails/0: 'oncall' does not match"),
+        (
+            {"notifications": {"emails": ["oncall"]}},
+            "notifications/emails/0: 'oncall' does not match",
+        ),
         ({"notifications": {}}, "notifications: {} should be non-empty"),
         (
             {"notifications": {"chatbot_slack": {"workspace_id": "T0123ABCD"}}},
