@@ -23,6 +23,7 @@ from moto.events.utils import EventTemplateParser
 
 from . import iam_model as iam
 from .conftest import MATRIX, TEMPLATE, matrix_id, stage_template
+from .iam_policy import Decision, Request, decide
 from .test_accounts import ACCOUNTS, PROJECT, build_stacks, target_stacks
 from .test_infrastructure import tool
 
@@ -230,15 +231,12 @@ def test_a_batch_pipeline_failure_is_told_and_the_model_pipeline_of_another_stag
 
 
 def _admits(
-    document: dict[str, Any], service: str, action: str, arn: str, context: dict[str, str]
+    document: dict[str, Any], caller: str, action: str, arn: str, context: dict[str, str]
 ) -> bool:
-    """The statements of a resource policy whose principal is the service admit the request."""
-    statements = [
-        s
-        for s in iam.statements(document)
-        if service in iam._as_list((s.get("Principal") or {}).get("Service", []))
-    ]
-    return iam.allows_in_context([{"Statement": statements}], action, arn, context)
+    """The resource policy alone lets the caller (a service principal, or a role that has no
+    identity policy granting it) make the request (tests/iam_policy.py, AWS's evaluation logic)."""
+    request = Request(caller, action, arn, context)
+    return decide(request, [], document) is Decision.ALLOW
 
 
 def _publishers(stack: iam.Stack, build: bool) -> dict[str, str]:
@@ -297,11 +295,21 @@ def test_only_the_projects_publishers_may_publish_and_use_the_key(
         ):
             if "budgets" not in service or wrong["aws:SourceAccount"] != stack.account:
                 assert not _admits(policy, service, "sns:Publish", topic, wrong), (service, wrong)
-    for stranger in ("sagemaker.amazonaws.com", "s3.amazonaws.com", "budgets.amazonaws.com"):
-        if stranger in publishers:
-            continue
+    strangers = [
+        "sagemaker.amazonaws.com",
+        "s3.amazonaws.com",
+        *(["budgets.amazonaws.com"] if "budgets.amazonaws.com" not in publishers else []),
+        f"arn:aws:iam::{stack.account}:role/{PROJECT}-sagemaker-execution",
+        f"arn:aws:iam::999999999999:role/{PROJECT}-notifier",
+    ]
+    for stranger in strangers:
         context = {"aws:SourceAccount": stack.account, "aws:SourceArn": f"arn:aws:s3:::{PROJECT}-x"}
-        assert not _admits(policy, stranger, "sns:Publish", topic, context), stranger
+        for action in ("sns:Publish", "sns:Subscribe", "sns:SetTopicAttributes"):
+            assert not _admits(policy, stranger, action, topic, context), (stranger, action)
+    for service in publishers:  # a publisher may publish, nothing more
+        context = {"aws:SourceAccount": stack.account, "aws:SourceArn": publishers[service]}
+        for action in ("sns:Subscribe", "sns:SetTopicAttributes", "sns:DeleteTopic"):
+            assert not _admits(policy, service, action, topic, context), (service, action)
 
 
 TOLD_ALARMS = ("DriftAlarm", "DriftMonitoringSilentAlarm", "QualityAlarm")
