@@ -292,12 +292,13 @@ def _resource_policy_allows(
     action: str,
     resource: str,
     context: dict[str, str] | None = None,
+    caller: str | None = None,
 ) -> bool:
-    """Whether a build-account resource's policies let a principal of ``account`` perform
-    ``action``: decided by tests/iam_policy.py for a role of that account whose own policies
-    allow it, so that the resource policy's side alone decides (S3 and KMS calls as S3 makes
-    them: over TLS, a key used through S3)."""
-    caller = f"arn:aws:iam::{account}:role/caller"
+    """Whether a build-account resource's policies let a principal of ``account`` (the role
+    ``caller``, when the policy names roles) perform ``action``: decided by tests/iam_policy.py
+    for a role of that account whose own policies allow it, so that the resource policy's side
+    alone decides (S3 and KMS calls as S3 makes them: over TLS, a key used through S3)."""
+    caller = caller or f"arn:aws:iam::{account}:role/caller"
     anything = {"Statement": [{"Effect": "Allow", "Action": action, "Resource": "*"}]}
     merged = {"Statement": [s for document in documents for s in iam.statements(document)]}
     keys = {"aws:ResourceAccount": BUILD, "aws:SecureTransport": "true"}
@@ -324,8 +325,9 @@ def _build_resources(build: dict[str, iam.Stack]) -> dict[str, tuple[str, list[d
 
 def _uses_of_build_resources(
     target: iam.Stack, resources: dict[str, Any]
-) -> set[tuple[str, str, str]]:
-    """(action, build resource pattern, role) the target account's roles are allowed."""
+) -> set[tuple[str, str, str, str]]:
+    """(action, build resource pattern, role, the role's own resource ARN) the target account's
+    roles are allowed."""
     uses = set()
     for logical, resource in target.active():
         if resource["Type"] != "AWS::IAM::Role":
@@ -336,7 +338,7 @@ def _uses_of_build_resources(
                     for pattern in resources:
                         if iam._glob(arn, pattern, case=True) or iam._glob(pattern, arn, case=True):
                             uses |= {
-                                (action, pattern, logical)
+                                (action, pattern, logical, arn)
                                 for action in iam._as_list(statement["Action"])
                                 if iam.action_can_target(action, pattern.replace("*", "x"))
                             }
@@ -354,19 +356,23 @@ def test_target_accounts_are_granted_exactly_what_their_roles_use(
     project = mode_renders[mode]
     build = build_stacks(project, separate=True)
     resources = _build_resources(build)
-    uses = _uses_of_build_resources(target_stacks(project, stage)["target"], resources)
-    assert {label for _, pattern, _ in uses for label in [resources[pattern][0]]} == {
+    target = target_stacks(project, stage)["target"]
+    uses = _uses_of_build_resources(target, resources)
+    assert {label for _, pattern, _, _ in uses for label in [resources[pattern][0]]} == {
         "key",
         "bucket",
         "package group",
     }
-    for action, pattern, role in sorted(uses):
+    for action, pattern, role, granted in sorted(uses):
         label, policies = resources[pattern]
-        concrete = pattern.replace("*", "model.tar.gz" if label == "bucket" else "1")
-        assert _resource_policy_allows(policies, ACCOUNTS[stage], action, concrete), (
-            f"{role} may {action} on the {label}, whose policy does not grant it to {stage}"
-        )
-    used_actions = {(action.lower(), pattern) for action, pattern, _ in uses}
+        # What the role touches: the narrower of its own grant and the build resource's pattern.
+        narrower = granted if iam._glob(pattern, granted, case=True) else pattern
+        concrete = narrower.replace("*", "model.tar.gz" if label == "bucket" else "1")
+        caller = str(target.resolve({"Fn::GetAtt": [role, "Arn"]}))
+        assert _resource_policy_allows(
+            policies, ACCOUNTS[stage], action, concrete, caller=caller
+        ), f"{role} may {action} on the {label}, whose policy does not grant it to {stage}"
+    used_actions = {(action.lower(), pattern) for action, pattern, _, _ in uses}
     for pattern, (label, policies) in resources.items():
         for document in policies:
             for statement in iam.statements(document):
