@@ -164,7 +164,7 @@ def birth_time(path: Path) -> float | None:
     if not mask & STATX_BTIME:
         return None
     seconds, nanoseconds = struct.unpack_from("=qI", buffer.raw, STATX_BTIME_OFFSET)
-    return seconds + nanoseconds / 1e9
+    return float(seconds + nanoseconds / 1e9)
 
 
 def created_parents(project_dir: Path, slug: str) -> list[Path]:
