@@ -136,9 +136,9 @@ class InferenceServer(ThreadingHTTPServer):
     # The listen backlog: connections the kernel completes while the accept loop is busy (it
     # starts a thread per connection and competes for the GIL with the requests in flight). The
     # socketserver default of 5 overflows when a few dozen clients open connections at once, and
-    # the kernel then resets some of them (bench/RESULTS.md: 3 of 1,200 fresh connections from
-    # 16-32 clients). 1,024 covers every client a laptop server meets many times over; Linux caps
-    # it at net.core.somaxconn (4,096 by default) and the queue costs memory only when used.
+    # the kernel then resets some of them (the template's bench/RESULTS.md: 27-47 of 1,920 fresh
+    # connections from 32 clients). 1,024 covers the clients a laptop server meets many times
+    # over; Linux caps it at net.core.somaxconn (4,096 by default); an unused queue costs nothing.
     request_queue_size = 1024
 
     def __init__(
