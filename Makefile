@@ -11,7 +11,7 @@ DEMO_DIR ?= build/demo
 # Some images set PYTHONDONTWRITEBYTECODE; every process then recompiles scikit-learn and SciPy.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: help uv env browser demo test test-fast lint lock bench clean
+.PHONY: help uv env browser demo test test-fast lint lock bench aws-acceptance clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -50,6 +50,9 @@ lock: env ## Refresh the rendered project's uv.lock after changing its dependenc
 
 bench: env ## Benchmarks: render, first green, dvc repro, serving, test-suite time
 	$(UV) run --locked python bench/run.py
+
+aws-acceptance: env ## The whole road in a sandbox AWS account (refuses, offline, without credentials)
+	$(UV) run --locked python tools/aws_acceptance.py $(ACCEPTANCE_ARGS)
 
 clean: ## Remove build output
 	rm -rf build .pytest_cache .ruff_cache .mypy_cache
