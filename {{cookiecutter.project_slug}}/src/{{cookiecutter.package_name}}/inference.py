@@ -241,7 +241,8 @@ def foreign_separator(line: str) -> str | None:
 
 
 def _refuse_foreign_separator(text: str) -> None:
-    first = next((line for line in text.splitlines() if line.strip()), "")
+    # The first non-blank line, without splitting a body of up to 6 MB into a list of lines.
+    first = next((line for line in io.StringIO(text) if line.strip()), "")
     name = foreign_separator(first)
     if name:
         raise InvalidInputError(
