@@ -617,8 +617,7 @@ def upload_batch_definition(settings: Settings, s3: Any) -> str:
 
     from . import batch  # the SageMaker SDK: imported only when a batch deploy needs it
 
-    problem_type = str(_schema()["problem_type"])
-    body = json.dumps(batch.definition(settings, problem_type), sort_keys=True).encode()
+    body = json.dumps(batch.definition(settings, _schema()), sort_keys=True).encode()
     key = f"{settings.project_name}/batch/definitions/{hashlib.sha256(body).hexdigest()}.json"
     try:
         s3.put_object(Bucket=settings.bucket, Key=key, Body=body)

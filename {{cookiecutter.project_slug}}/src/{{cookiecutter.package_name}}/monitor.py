@@ -11,9 +11,11 @@ many features. Per categorical feature (``drift.py``) it computes the PSI over t
 categories (plus one bin for unseen ones) and a chi-square test of the category counts, under the
 same rule (PSI above ``psi_threshold`` and p-value below ``chi2_p_value``), the L-infinity distance
 Model Monitor publishes for the feature on AWS, and the share of values in categories training
-never saw (a violation above ``max_new_category_fraction``). Writes ``report.json`` and
-``report.html`` (with a plot per drifted feature) and exits 1 when a threshold is crossed, so CI or
-a schedule can start retraining.
+never saw (a violation above ``max_new_category_fraction``). A feature's missing
+fraction is a violation when it rises more than ``missing_shift`` above the training baseline's
+(Model Monitor's ``completeness`` constraint says the same on AWS: ``quality_baseline``). Writes
+``report.json`` and ``report.html`` (with a plot per drifted feature) and exits 1 when a
+threshold is crossed, so CI or a schedule can start retraining.
 
 Below ``min_rows`` rows (``params.yaml``) a batch is too small to judge: with a handful of rows the
 PSI of ten bins and the KS test flag nearly every feature, and one odd value is a large fraction.
@@ -41,7 +43,7 @@ from scipy import stats
 from .capture import payload_text, read_records
 from .drift import category_counts, category_drift, psi_of_shares
 from .evaluate import Gate, compute_metrics, metric_value
-from .inference import InvalidInputError, as_number, load_model, parse_rows
+from .inference import InvalidInputError, as_number, is_missing, load_model, parse_rows
 from .params import load_params
 
 
@@ -49,7 +51,8 @@ from .params import load_params
 class Thresholds:
     psi_threshold: float = 0.2
     ks_p_value: float = 0.01
-    max_missing_fraction: float = 0.05
+    # How far a feature's missing fraction may rise above its training baseline's.
+    missing_shift: float = 0.1
     max_out_of_range_fraction: float = 0.05
     min_drifted_features: int = 1
     min_rows: int = 50
@@ -111,6 +114,8 @@ def read_capture(
     ]
     for record in records:
         record.pop("__width__", None)
+    # A missing value as the request spelled it (an empty CSV cell) is missing here too.
+    records = [{k: None if is_missing(v) else v for k, v in record.items()} for record in records]
     return pd.DataFrame.from_records(records, columns=features)
 
 
@@ -139,6 +144,17 @@ def numeric_values(column: pd.Series) -> pd.Series:
     return pd.Series([as_number(value) for value in column], index=column.index, dtype=float)
 
 
+def check_missing(report: FeatureReport, base: dict[str, Any], limits: Thresholds) -> None:
+    """Flag a missing fraction risen more than ``missing_shift`` above the training baseline's:
+    a feature that was 20% missing in training may be 20% missing now, not 40%."""
+    expected = float(base.get("missing_fraction", 0.0))
+    if report.missing_fraction > expected + limits.missing_shift:
+        report.problems.append(
+            f"missing fraction {report.missing_fraction:.3f} > training's {expected:.3f} "
+            f"+ {limits.missing_shift} (monitor.missing_shift)"
+        )
+
+
 def check_feature(
     name: str, base: dict[str, Any], column: pd.Series, limits: Thresholds
 ) -> FeatureReport:
@@ -148,10 +164,7 @@ def check_feature(
     if non_numeric:
         report.problems.append(f"{non_numeric} non-numeric value(s) (new category?)")
     report.missing_fraction = float(column.isna().mean())
-    if report.missing_fraction > limits.max_missing_fraction:
-        report.problems.append(
-            f"missing fraction {report.missing_fraction:.3f} > {limits.max_missing_fraction}"
-        )
+    check_missing(report, base, limits)
     present = values.dropna().to_numpy(dtype=float)
     if present.size == 0:
         report.problems.append("no numeric values")
@@ -182,10 +195,7 @@ def check_category(
     """A categorical feature against its training category counts (statistics: ``drift.py``)."""
     report = FeatureReport(name, kind="categorical")
     report.missing_fraction = float(column.isna().mean())
-    if report.missing_fraction > limits.max_missing_fraction:
-        report.problems.append(
-            f"missing fraction {report.missing_fraction:.3f} > {limits.max_missing_fraction}"
-        )
+    check_missing(report, base, limits)
     current = category_counts(column)
     if not current:
         report.problems.append("no values")
