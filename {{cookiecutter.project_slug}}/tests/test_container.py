@@ -30,8 +30,6 @@ from typing import Any
 import pandas as pd
 import pytest
 
-import pipelines.offline_install
-from pipelines import code_bundle
 from {{ cookiecutter.package_name }} import inference
 from {{ cookiecutter.package_name }}.data import Schema
 from {{ cookiecutter.package_name }}.serve import make_server, serve_in_thread
@@ -361,6 +359,10 @@ def test_under_network_isolation_the_job_and_the_model_install_with_no_index(
     locked runtime from the bundle's wheels (by hash) and trains; the model it writes installs
     its code/ with the image's own install step (sagemaker-containers) and answers; the deploy's
     offline-start check accepts that code/. Without the wheels the same job stops at its start."""
+    # Imported here, not with the package's imports at the top: isort places the first-party
+    # `pipelines` before or after the package depending on the package's name.
+    from pipelines import code_bundle, offline_install
+
     offline = _offline_pip(tmp_path)
 
     plain = code_bundle.collect(isolated=False).write(tmp_path / "plain" / "code")
@@ -381,8 +383,8 @@ def test_under_network_isolation_the_job_and_the_model_install_with_no_index(
     code = model / "code"
     requirements = (code / "requirements.txt").read_text()
     assert requirements.startswith("--no-index\n--find-links wheels\n")
-    recorded = pipelines.offline_install.load_image()
-    assert pipelines.offline_install.blockers(requirements, _code_files(code), recorded) == []
+    recorded = offline_install.load_image()
+    assert offline_install.blockers(requirements, _code_files(code), recorded) == []
 
     served = _image_overlay(image_python, tmp_path / "serve" / "env")
     result = subprocess.run(
