@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import io
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -64,6 +66,7 @@ class Run:
     run_id: str = field(default_factory=lambda: secrets.token_hex(3))
     poll_seconds: float = POLL_SECONDS
     created: dict[str, str] = field(default_factory=dict)
+    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="acceptance-")))
 
     @property
     def project(self) -> str:
@@ -80,6 +83,11 @@ class Run:
             "ci_system": "codepipeline",
             "inference_mode": "realtime",
         }
+
+    @functools.cached_property
+    def rendered(self) -> Path:
+        """The seed rendered locally with the run's answers (once): its data and contract."""
+        return seed.render_seed(self.answers, self.workdir)
 
     def client(self, name: str) -> Any:
         return self.session.client(name)
@@ -162,19 +170,17 @@ def provision(run: Run) -> str:
 
 def push_data(run: Run) -> str:
     """The data version the build trains on, pushed to the project's DVC remote as a user would."""
-    with tempfile.TemporaryDirectory(prefix="acceptance-") as tmp:
-        project = seed.render_seed(run.answers, Path(tmp))
-        for target in ("setup", "push"):
-            done = subprocess.run(  # noqa: S603 - the rendered project's own make targets
-                ["make", target],  # noqa: S607 - make from PATH
-                cwd=project,
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            if done.returncode != 0:
-                last = (done.stderr or done.stdout).strip().splitlines()[-1:]
-                raise StageError(f"make {target} failed: {' '.join(last)}")
+    for target in ("setup", "push"):
+        done = subprocess.run(  # noqa: S603 - the rendered project's own make targets
+            ["make", target],  # noqa: S607 - make from PATH
+            cwd=run.rendered,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            last = (done.stderr or done.stdout).strip().splitlines()[-1:]
+            raise StageError(f"make {target} failed: {' '.join(last)}")
     return f"data pushed to s3://{run.answers['s3_bucket']}/{run.project}/dvc"
 
 
@@ -248,11 +254,11 @@ def staging(run: Run) -> str:
 
 def invoke(run: Run) -> str:
     """Five rows of the sample data, features only, scored by the staging endpoint."""
-    with tempfile.TemporaryDirectory(prefix="acceptance-") as tmp:
-        project = seed.render_seed(run.answers, Path(tmp))
-        rows = list(csv.DictReader((project / "data" / "raw" / "dataset.csv").open()))[:5]
-        package = run.answers["project_slug"].replace("-", "_")
-        schema = json.loads((project / "src" / package / "schema.json").read_text())
+    project = run.rendered
+    with (project / "data" / "raw" / "dataset.csv").open() as sample:
+        rows = list(csv.DictReader(sample))[:5]
+    package = run.answers["project_slug"].replace("-", "_")
+    schema = json.loads((project / "src" / package / "schema.json").read_text())
     features = list(schema["features"])
     body = io.StringIO()
     writer = csv.writer(body)
@@ -402,6 +408,7 @@ def run_stages(run: Run, print_line: Callable[[str], None] = print) -> int:
             failed = True
             print_line(f"failed   {name}: {error}")
     problems = teardown(run)
+    shutil.rmtree(run.workdir, ignore_errors=True)
     for problem in problems:
         print_line(f"failed   teardown: {problem}")
     if not problems:
