@@ -108,7 +108,6 @@ def test_in_accounts_of_their_own_prods_drift_alarm_goes_to_the_build_accounts_b
         project_settings(Standards(accounts=separate)),
         (registry, boto3.client("s3", region_name="us-east-1")),
         KMS,
-        "monitor-image",
         register(registry, "Approved"),
         accounts,
         build,
