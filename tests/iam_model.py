@@ -6,16 +6,13 @@ Three sources, none of them the templates under test:
   permissions``: the calls CloudFormation makes for each resource type),
 * parliament's copy of the IAM Service Authorization Reference (which resource types each action
   can be scoped to; an action with none needs ``Resource: "*"``),
-* a small IAM evaluator (Allow statements, action and resource globs) applied to the policies the
-  templates define, after resolving their intrinsics with sample parameter values.
-
-Conditions of statements are not evaluated (they only narrow a grant); explicit Deny statements
-are not modelled because the roles have none.
+* tests/iam_policy.py, the one policy evaluator (AWS's documented evaluation logic: explicit
+  Deny, Allow, boundaries, resource policies across accounts, conditions), applied to the
+  policies the templates define, after resolving their intrinsics with sample parameter values.
 """
 
 from __future__ import annotations
 
-import fnmatch
 import functools
 import json
 import re
@@ -30,6 +27,8 @@ import cfnlint
 with warnings.catch_warnings():  # parliament imports pkg_resources, deprecated by setuptools
     warnings.simplefilter("ignore")
     import parliament
+
+from . import iam_policy as policy
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -457,35 +456,37 @@ def policy_documents(stack: Stack, label: str) -> Iterator[PolicyDocument]:
 
 
 def _as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
+    return policy.as_list(value)
 
 
 def statements(document: Mapping[str, Any]) -> list[dict[str, Any]]:
-    return [dict(s) for s in _as_list(document["Statement"])]
+    return policy.statements(document)
 
 
 def _glob(pattern: str, value: str, *, case: bool) -> bool:
-    translated = re.escape(pattern).replace(r"\*", ".*").replace(r"\?", ".")
-    return re.fullmatch(translated, value, 0 if case else re.IGNORECASE) is not None
+    return policy.glob(pattern, value, case=case)
 
 
-def allows(documents: list[dict[str, Any]], action: str, arn: str) -> bool:
-    """Whether some Allow statement grants ``action`` on ``arn`` (conditions assumed met)."""
-    for document in documents:
-        for statement in statements(document):
-            if statement.get("Effect") != "Allow" or "NotAction" in statement:
-                continue
-            if not any(_glob(a, action, case=False) for a in _as_list(statement["Action"])):
-                continue
-            if any(_glob(str(r), arn, case=True) for r in _as_list(statement["Resource"])):
-                return True
-    return False
+def _caller_owning(arn: str) -> str:
+    """A role of the account that owns ``arn``: the identity side of a request decided alone
+    (the resource policy's side of a cross-account request is checked by its own tests)."""
+    return f"arn:aws:iam::{policy.account_of(arn) or ACCOUNT}:role/caller"
+
+
+def allows(
+    documents: list[dict[str, Any]], action: str, arn: str, context: Mapping[str, Any] | None = None
+) -> bool:
+    """Whether identity policies allow ``action`` on ``arn`` (tests/iam_policy.py decides;
+    conditions against ``context``, by default the request carries no condition keys beyond
+    the caller's)."""
+    request = policy.Request(_caller_owning(arn), action, arn, dict(context or {}))
+    return policy.decide(request, documents) is policy.Decision.ALLOW
 
 
 def allows_on_some_resource(documents: list[dict[str, Any]], action: str) -> bool:
     return any(
         statement.get("Effect") == "Allow"
-        and any(_glob(a, action, case=False) for a in _as_list(statement.get("Action", [])))
+        and any(policy.action_matches(a, action) for a in _as_list(statement.get("Action", [])))
         for document in documents
         for statement in statements(document)
     )
@@ -539,53 +540,32 @@ def encrypted_buckets(stack: Stack) -> dict[str, str]:
     return found
 
 
-def fnmatch_any(patterns: list[str], value: str) -> bool:
-    return any(fnmatch.fnmatchcase(value, p) for p in patterns)
-
-
-def conditions_hold(condition: Mapping[str, Any], context: Mapping[str, str]) -> bool:
-    """IAM condition evaluation for the operators the templates use (every key must be present,
-    except under an ...IfExists operator)."""
-    for qualified, tests in condition.items():
-        operator = qualified.removesuffix("IfExists")
-        for key, expected in tests.items():
-            if key not in context:
-                if operator != qualified:  # ...IfExists: a key the request lacks passes
-                    continue
-                return False
-            value, wanted = context[key], [str(e) for e in _as_list(expected)]
-            if operator == "StringEquals":
-                ok = value in wanted
-            elif operator in ("StringLike", "ArnLike"):
-                ok = any(_glob(w, value, case=True) for w in wanted)
-            elif operator == "Bool":
-                ok = value.lower() in [w.lower() for w in wanted]
-            else:
-                raise NotImplementedError(f"condition operator {operator}")
-            if not ok:
-                return False
-    return True
+def conditions_hold(condition: Mapping[str, Any], context: Mapping[str, Any]) -> bool:
+    """A Condition block against a request context (tests/iam_policy.py's operators)."""
+    return policy.conditions_hold(condition, policy.context_keys(context))
 
 
 def allows_in_context(
-    documents: list[dict[str, Any]], action: str, arn: str, context: Mapping[str, str]
+    documents: list[dict[str, Any]], action: str, arn: str, context: Mapping[str, Any]
 ) -> bool:
     """:func:`allows` with each statement's conditions evaluated against the request's keys."""
-    return any(
-        statement.get("Effect") == "Allow"
-        and any(_glob(a, action, case=False) for a in _as_list(statement["Action"]))
-        and any(_glob(str(r), arn, case=True) for r in _as_list(statement["Resource"]))
-        and conditions_hold(statement.get("Condition", {}), context)
-        for document in documents
-        for statement in statements(document)
-    )
+    return allows(documents, action, arn, context)
 
 
-def trust_admits(document: Mapping[str, Any], action: str, context: Mapping[str, str]) -> bool:
-    """Whether a trust policy lets a caller with these request keys perform ``action``."""
-    return any(
-        statement.get("Effect") == "Allow"
-        and action in _as_list(statement["Action"])
-        and conditions_hold(statement.get("Condition", {}), context)
-        for statement in statements(document)
+def trust_admits(document: Mapping[str, Any], action: str, context: Mapping[str, Any]) -> bool:
+    """Whether a trust policy (the role's resource policy) lets a caller with these request keys
+    perform ``action``: the caller is ``aws:PrincipalArn``, or for a web identity the OIDC
+    provider of the token's issuer (the prefix of its claim keys)."""
+    caller = context.get("aws:PrincipalArn")
+    if caller is None:
+        issuers = {key.split(":", 1)[0] for key in context if not key.startswith("aws:")}
+        (issuer,) = issuers
+        caller = f"arn:aws:iam::{ACCOUNT}:oidc-provider/{issuer}"
+    # Decided as a request from another account whose own policies allow it: the trust policy
+    # alone then decides (a statement naming the caller's account admits it, as AWS does).
+    elsewhere = "000000000000" if policy.account_of(str(caller)) != "000000000000" else ACCOUNT
+    request = policy.Request(
+        str(caller), action, f"arn:aws:iam::{elsewhere}:role/trusting", context
     )
+    anything = {"Statement": [{"Effect": "Allow", "Action": action, "Resource": "*"}]}
+    return policy.decide(request, [anything], document) is policy.Decision.ALLOW

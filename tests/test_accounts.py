@@ -30,6 +30,7 @@ from .conftest import TEMPLATE, load_yaml, stage_template
 from .test_permissions import (
     DEPLOY_MODES,
     STACK_CALLS,
+    TO_CLOUDFORMATION,
     excess_grants,
     missing_permissions,
     parliament_findings,
@@ -474,7 +475,7 @@ def test_the_deploy_pipeline_deploys_each_stage_as_its_accounts_roles(
         for call in STACK_CALLS[configuration["ActionMode"]]:
             assert iam.allows(action_role, f"cloudformation:{call}", stack_arn), (stage, call)
         assert configuration["RoleArn"] == target.arn("StackRole")
-        assert iam.allows(action_role, "iam:PassRole", configuration["RoleArn"])
+        assert iam.allows(action_role, "iam:PassRole", configuration["RoleArn"], TO_CLOUDFORMATION)
         # the build account's own stack role is not created, nor passed
         assert "CloudFormationRole" not in dict(deploy.active())
         assert not iam.allows(

@@ -294,13 +294,39 @@ def excess_grants(stacks: list[iam.Stack], documents: list[dict[str, Any]]) -> l
     return sorted(set(excess))
 
 
+def request_context(stack: iam.Stack, logical: str, action: str, arn: str) -> dict[str, str]:
+    """The condition keys AWS sets on a call CloudFormation makes for a resource.
+
+    * iam:PassRole: ``iam:PassedToService``, the principal of the service the resource's role is
+      passed to (IAM User Guide, "Grant a user permissions to pass a role to an AWS service").
+    * iam:CreateServiceLinkedRole: ``iam:AWSServiceName``, the service of the role's path.
+    * KMS calls another service makes with the caller's credentials: ``kms:ViaService``
+      (``<service>.<region>.amazonaws.com``); a grant SageMaker creates for its instances'
+      volumes carries ``kms:GrantIsForAWSResource`` (AWS KMS Developer Guide, condition keys).
+      A key named in an endpoint configuration is used by SageMaker; an object's data key by S3.
+    """
+    service = stack.arn(logical).split(":")[2]
+    if action == "iam:PassRole":
+        return {"iam:PassedToService": f"{service}.amazonaws.com"}
+    if action == "iam:CreateServiceLinkedRole":
+        return {"iam:AWSServiceName": arn.split("/aws-service-role/")[1].split("/")[0]}
+    if action.startswith("kms:"):
+        via = "s3" if action == "kms:Decrypt" and arn in stack.bucket_keys.values() else service
+        context = {"kms:ViaService": f"{via}.{iam.REGION}.amazonaws.com"}
+        if action == "kms:CreateGrant":
+            context["kms:GrantIsForAWSResource"] = "true"
+        return context
+    return {}
+
+
 def missing_permissions(stack: iam.Stack, documents: list[dict[str, Any]]) -> list[str]:
     missing = []
     for logical, action, arn in required_permissions(stack):
         if arn is None:
             granted = iam.allows_on_some_resource(documents, action)
         else:
-            granted = iam.allows(documents, action, arn)
+            context = request_context(stack, logical, action, arn)
+            granted = iam.allows(documents, action, arn, context)
         if not granted:
             missing.append(f"{logical}: {action} on {arn or 'any resource'}")
     return sorted(set(missing))
@@ -504,11 +530,14 @@ def test_a_given_execution_role_replaces_the_project_role_everywhere(
         load_yaml(infrastructure / "deploy-pipeline.yaml"), "tumour-deploy", {}, exports
     )
     documents = iam.role_documents(deploy, "CloudFormationRole")
-    assert iam.allows(documents, "iam:PassRole", USE_ROLE)
+    to_sagemaker = {"iam:PassedToService": "sagemaker.amazonaws.com"}
+    assert iam.allows(documents, "iam:PassRole", USE_ROLE, to_sagemaker)
     created = f"arn:aws:iam::{iam.ACCOUNT}:role/tumour-sagemaker-execution"
-    assert not iam.allows(documents, "iam:PassRole", created)
+    assert not iam.allows(documents, "iam:PassRole", created, to_sagemaker)
 
 
+# CodePipeline passes the stack's role to CloudFormation.
+TO_CLOUDFORMATION = {"iam:PassedToService": "cloudformation.amazonaws.com"}
 # What CodePipeline's CloudFormation deploy action calls for each ActionMode (CodePipeline
 # action reference, CloudFormation deploy action: a failed stack is deleted before REPLACE).
 STACK_CALLS = {
@@ -540,7 +569,9 @@ def test_deploy_pipeline_role_can_run_its_cloudformation_actions(
         )
         for call in STACK_CALLS[configuration["ActionMode"]]:
             assert iam.allows(role, f"cloudformation:{call}", stack), (action["Name"], call)
-        assert iam.allows(role, "iam:PassRole", configuration["RoleArn"]), action["Name"]
+        assert iam.allows(role, "iam:PassRole", configuration["RoleArn"], TO_CLOUDFORMATION), (
+            action["Name"]
+        )
 
 
 TRACKING_SERVERS = f"arn:aws:sagemaker:{iam.REGION}:{iam.ACCOUNT}:mlflow-tracking-server"
