@@ -10,7 +10,7 @@ sample; a feature drifts when both cross their thresholds, which keeps false ala
 many features. Per categorical feature (``drift.py``) it computes the PSI over the training
 categories (plus one bin for unseen ones) and a chi-square test of the category counts, under the
 same rule (PSI above ``psi_threshold`` and p-value below ``chi2_p_value``), the L-infinity distance
-Model Monitor publishes for the feature on AWS, and the share of values in categories training
+(the largest change of a category's share), and the share of values in categories training
 never saw (a violation above ``max_new_category_fraction``). Writes ``report.json`` and
 ``report.html`` (with a plot per drifted feature) and exits 1 when a threshold is crossed, so CI or
 a schedule can start retraining.
@@ -81,8 +81,8 @@ class FeatureReport:
     ks_p_value: float | None = None
     missing_fraction: float = 0.0
     out_of_range_fraction: float = 0.0
-    # The distance Model Monitor publishes as feature_baseline_drift_<name> (KS statistic for a
-    # numeric feature, largest change of a category's share for a categorical one).
+    # The largest distance between the two distributions (KS statistic for a numeric feature,
+    # largest change of a category's share for a categorical one), on one 0..1 scale.
     linf_distance: float | None = None
     # Categorical features: the chi-square p-value and the categories unseen in training.
     chi2_p_value: float | None = None
@@ -175,8 +175,7 @@ def check_feature(
     report.psi = psi(base["quantile_edges"], sample, present)
     ks = stats.ks_2samp(sample, present)
     report.ks_p_value = float(ks.pvalue)
-    # The largest gap between the two cumulative distributions: the distance Model Monitor
-    # publishes for a numeric feature.
+    # The largest gap between the two cumulative distributions.
     report.linf_distance = float(ks.statistic)
     report.drifted = report.psi > limits.psi_threshold and report.ks_p_value < limits.ks_p_value
     if report.drifted:
