@@ -22,7 +22,8 @@ hourly with an EventBridge Scheduler schedule, passing:
 
 The job publishes its findings to the project's CloudWatch namespace (``drift_alarms.namespace``),
 which the stage stack's drift, quality and silence alarms watch, and logs its report to the
-project's MLflow server when the project has one. It needs the network for both (CloudWatch, and
+project's MLflow server when the project has one (in the build account: not with stages in
+accounts of their own). It needs the network for both (CloudWatch, and
 S3 for its inputs: it reads a time window, which a processing input cannot name), so it runs
 without network isolation, inside the standards' VPC when there is one (that VPC then needs
 endpoints or a route to S3, CloudWatch monitoring and, with tracking, SageMaker MLflow).
@@ -42,7 +43,7 @@ from sagemaker.mlops.workflow.steps import CacheConfig, StepTypeEnum
 
 from . import drift_alarms
 from .code_bundle import CodeBundle, collect
-from .pipeline import JobRequests, RequestStep, _s3_input, _s3_output
+from .pipeline import JobRequests, RequestStep, _s3_input, _s3_output, tracking_environment
 from .run import PARAMS
 from .sagemaker_session import offline_session
 from .settings import Settings, load_settings
@@ -108,6 +109,9 @@ def monitoring_request(
         [_s3_output("report", REPORT_OUTPUT, given["ReportUri"])],
         instance_type=settings.standards.default_instance("processing"),
         instance_count=1,
+        # The project's MLflow server is in this account: with stages in accounts of their own,
+        # prod's job cannot reach it, and its report stays in S3 and CloudWatch.
+        environment=None if settings.standards.accounts else tracking_environment(settings),
     )
     # It calls S3, CloudWatch and MLflow itself (module docstring): never network-isolated.
     network = request.get("NetworkConfig")

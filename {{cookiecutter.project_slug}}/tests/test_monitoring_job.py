@@ -230,3 +230,37 @@ def test_prod_schedules_the_project_monitor_as_a_pipeline_sagemaker_accepts(
     assert settings == {
         name: yaml.safe_load(deploy_config.PARAMS.read_text())[name] for name in ("monitor", "gate")
     }
+
+
+def test_the_report_is_logged_to_mlflow_when_tracking_is_on(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    model_dir: Path,
+    clean_frame: pd.DataFrame,
+    schema: Schema,
+) -> None:
+    """With ``MLFLOW_TRACKING_URI`` set (the monitoring pipeline sets it when the project has a
+    tracking server), a run holds the report's figures and files; without it nothing is logged."""
+    import mlflow
+
+    monkeypatch.chdir(tmp_path)  # the run's artifacts land beside a file store's database
+    data = tmp_path / "batch.csv"
+    clean_frame[schema.feature_names].sample(200, random_state=0).to_csv(data, index=False)
+    arguments = ["--baseline", str(model_dir / "baseline.json"), "--data", str(data)]
+    arguments += ["--output-dir", str(tmp_path / "report"), "--stage", "prod"]
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert monitor.main(arguments) == 0
+    assert not (tmp_path / "mlflow.db").exists()
+
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "churn")
+    assert monitor.main(arguments) == 0
+    client = mlflow.MlflowClient(tracking_uri=store)
+    experiment = client.get_experiment_by_name("churn")
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.data.metrics["rows"] == 200
+    assert run.data.params["stage"] == "prod"
+    assert run.data.tags["monitor.result"] == "passed"
+    logged = {item.path for item in client.list_artifacts(run.info.run_id)}
+    assert {"report.json", "report.html"} <= logged
