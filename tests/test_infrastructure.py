@@ -200,7 +200,7 @@ def test_prod_monitors_data_and_model_quality_and_retrains_on_either_alarm(
         and resource["Type"].endswith(("JobDefinition", "MonitoringSchedule"))
     }
     schedule = resources["MonitorSchedule"]["Properties"]["Target"]
-    assert schedule["Arn"]["Fn::Sub"].endswith(":pipeline/${MonitorPipeline}")
+    assert schedule["Arn"]["Sub"].endswith(":pipeline/${MonitorPipeline}")
     passed = {
         p["Name"]: p["Value"]
         for p in schedule["SageMakerPipelineParameters"]["PipelineParameterList"]
@@ -249,7 +249,7 @@ def test_the_serverless_readme_says_what_is_watched_and_what_is_not(
     assert alarms
     for alarm in alarms:
         name = (
-            alarm["AlarmName"]["Fn::Sub"]
+            alarm["AlarmName"]["Sub"]
             .replace("${SageMakerProjectName}", "<project>")
             .replace("${StageName}", "<stage>")
         )
