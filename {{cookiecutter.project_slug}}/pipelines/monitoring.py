@@ -18,7 +18,8 @@ hourly with an EventBridge Scheduler schedule, passing:
 - ``ModelDataUri``: the deployed package's ``model.tar.gz``, whose ``baseline.json`` is the
   training baseline drift is measured against and whose ``model_meta.json`` names its classes;
 - ``Stage``: the ``Stage`` dimension of the CloudWatch metrics; ``ReportUri``: where the HTML and
-  JSON report land.
+  JSON report land; ``RoleArn``: the role the job runs as, the stage's model role (with stages in
+  accounts of their own, that account's, not the build account's).
 
 The job publishes its findings to the project's CloudWatch namespace (``drift_alarms.namespace``),
 which the stage stack's drift, quality and silence alarms watch, and logs its report to the
@@ -32,6 +33,7 @@ endpoints or a route to S3, CloudWatch monitoring and, with tracking, SageMaker 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from typing import Any
@@ -53,7 +55,15 @@ REPORT_OUTPUT = "/opt/ml/processing/output/report"
 # A day of traffic per run: enough rows to judge drift at modest traffic, and the day a label
 # has to arrive for its request to be scored.
 WINDOW_HOURS = "24"
-PARAMETERS = ("DataUri", "DataFormat", "GroundTruthUri", "ModelDataUri", "Stage", "ReportUri")
+PARAMETERS = (
+    "DataUri",
+    "DataFormat",
+    "GroundTruthUri",
+    "ModelDataUri",
+    "Stage",
+    "ReportUri",
+    "RoleArn",
+)
 
 
 def parameters(settings: Settings) -> dict[str, ParameterString]:
@@ -65,6 +75,7 @@ def parameters(settings: Settings) -> dict[str, ParameterString]:
         "ModelDataUri": f"{settings.prefix}/model.tar.gz",
         "Stage": "prod",
         "ReportUri": f"{settings.prefix}/monitoring/prod",
+        "RoleArn": settings.role_arn,
     }
     return {name: ParameterString(name, default_value=defaults[name]) for name in PARAMETERS}
 
@@ -113,6 +124,7 @@ def monitoring_request(
         # prod's job cannot reach it, and its report stays in S3 and CloudWatch.
         environment=None if settings.standards.accounts else tracking_environment(settings),
     )
+    request["RoleArn"] = given["RoleArn"]
     # It calls S3, CloudWatch and MLflow itself (module docstring): never network-isolated.
     network = request.get("NetworkConfig")
     if network is not None:
@@ -120,7 +132,23 @@ def monitoring_request(
     return request
 
 
+def prod_settings(settings: Settings) -> Settings:
+    """The settings prod's job runs under: with stages in accounts of their own, the network of
+    the prod account (``stage_vpc``; subnets belong to one account) instead of this one's."""
+    standards = settings.standards
+    network = standards.stage_networks.get("prod")
+    if not (standards.accounts and standards.subnets and network):
+        return settings
+    return dataclasses.replace(
+        settings,
+        standards=dataclasses.replace(
+            standards, subnets=network.subnets, security_groups=network.security_groups
+        ),
+    )
+
+
 def get_monitoring_pipeline(settings: Settings, code: CodeBundle | None = None) -> Pipeline:
+    settings = prod_settings(settings)
     given = parameters(settings)
     image = retrieve(
         framework="sklearn",

@@ -21,7 +21,7 @@ import pytest
 import yaml
 from botocore.validate import ParamValidator
 from deploy_setup import project_settings, register, write, written_parameters
-from pipeline_definition import Execution, placeholders, validate_request
+from pipeline_definition import Execution, validate_request
 
 from pipelines import deploy_config, drift_alarms, endpoint_requests
 from {{ cookiecutter.package_name }} import evaluate, monitor
@@ -169,10 +169,6 @@ def test_prod_schedules_the_project_monitor_as_a_pipeline_sagemaker_accepts(
     body = s3.get_object(Bucket="artifacts", Key=key)["Body"].read()
     definition = json.loads(body)
     (step,) = definition["Steps"]
-    # the pipeline names each job it starts (ProcessingJobName), as test_pipeline.py models it
-    validate_request(
-        "CreateProcessingJob", placeholders(step["Arguments"]) | {"ProcessingJobName": "monitor"}
-    )
     declared = {parameter["Name"] for parameter in definition["Parameters"]}
 
     staging = endpoint_requests.Resolver(template, parameters["staging"])
@@ -197,13 +193,18 @@ def test_prod_schedules_the_project_monitor_as_a_pipeline_sagemaker_accepts(
         PipelineParameters=[{"Name": name, "Value": value} for name, value in passed.items()],
     )
 
+    # The job the execution starts, with the schedule's values, as SageMaker's model accepts it
+    # (the pipeline names each job it starts: ProcessingJobName, as test_pipeline.py models it).
     job = Execution(definition, "exec-1", passed).resolve(step["Arguments"])
+    validate_request("CreateProcessingJob", job | {"ProcessingJobName": "monitor"})
     arguments = job["AppSpecification"]["ContainerArguments"]
 
     def argument(flag: str) -> str:
         return str(arguments[arguments.index(flag) + 1])
 
     assert arguments[0] == f"{SETTINGS.package}.monitor"
+    # the stage's model role (with accounts of their own, that account's), as the schedule says
+    assert job["RoleArn"] == parameters["prod"]["ModelExecutionRoleArn"]
     assert argument("--publish-metrics") == drift_alarms.namespace("churn")
     assert argument("--stage") == "prod"
     prod_parameters = parameters["prod"]
@@ -264,3 +265,21 @@ def test_the_report_is_logged_to_mlflow_when_tracking_is_on(
     assert run.data.tags["monitor.result"] == "passed"
     logged = {item.path for item in client.list_artifacts(run.info.run_id)}
     assert {"report.json", "report.html"} <= logged
+
+
+def test_in_accounts_of_their_own_the_job_runs_in_the_prod_accounts_network() -> None:
+    """Subnets belong to one account: prod's job gets the prod account's (``stage_vpc``)."""
+    from pipelines import monitoring
+    from pipelines.settings import Network, Standards
+
+    standards = Standards(
+        subnets=("subnet-build",),
+        security_groups=("sg-build",),
+        accounts={"staging": "111111111111", "prod": "222222222222"},
+        stage_networks={"prod": Network(("subnet-prod",), ("sg-prod",))},
+    )
+    (step,) = monitoring.definition(project_settings(standards))["Steps"]
+    vpc = step["Arguments"]["NetworkConfig"]["VpcConfig"]
+    assert (vpc["Subnets"], vpc["SecurityGroupIds"]) == (["subnet-prod"], ["sg-prod"])
+    assert step["Arguments"]["NetworkConfig"]["EnableNetworkIsolation"] is False
+    assert "Environment" not in step["Arguments"]  # the build account's MLflow is out of reach
