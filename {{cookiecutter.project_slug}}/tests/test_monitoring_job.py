@@ -1,5 +1,6 @@
 """The monitoring job the stage stacks schedule: model quality from every answer type, and the
 pipeline that runs the job, checked against SageMaker's and EventBridge Scheduler's models.
+Realtime and batch projects only: a serverless endpoint captures nothing to monitor.
 
 Model quality joins captured answers to their labels (ground-truth JSON lines) by inference id.
 The captures here are what the local server (``make serve``, the endpoint's ``transform_fn``)
@@ -157,8 +158,6 @@ def test_prod_schedules_the_project_monitor_as_a_pipeline_sagemaker_accepts(
     and passes every parameter the definition declares; the registry creates and starts the
     pipeline; its one processing job, resolved for that execution, runs this project's monitor
     over the stage's data and publishes into the project's namespace."""
-    if SETTINGS.inference_mode == "serverless":
-        pytest.skip("a serverless endpoint captures nothing to monitor (README: what is watched)")
     model_data = "s3://artifacts/churn/run-1/model.tar.gz"
     write(tmp_path, registry, register(registry, "Approved", model_data=model_data))
     template = deploy_config.load_template(tmp_path / "endpoint.yaml")
@@ -267,6 +266,7 @@ def test_the_report_is_logged_to_mlflow_when_tracking_is_on(
     assert {"report.json", "report.html"} <= logged
 
 
+@pytest.mark.usefixtures("fake_aws")
 def test_in_accounts_of_their_own_the_job_runs_in_the_prod_accounts_network() -> None:
     """Subnets belong to one account: prod's job gets the prod account's (``stage_vpc``)."""
     from pipelines import monitoring
