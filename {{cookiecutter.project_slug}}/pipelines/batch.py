@@ -12,7 +12,8 @@ execution that reads the pointer meanwhile still finds complete input.
 The step reads the pointer when it runs (``Std:JsonGet`` on S3), gives the model every record
 without its id (``DataProcessing.InputFilter`` ``$[1:]``), joins each answer to its input record
 (``JoinSource`` Input) and keeps the id and the answer (``OutputFilter``): each output line is
-``id,prediction[,probability]``, under ``batch/predictions/<execution id>/``. The job's
+``id,prediction`` for a regressor, ``id,prediction,probability,probability_<label>...`` (one per
+label of ``schema.json``) for a classifier, under ``batch/predictions/<execution id>/``. The job's
 ``DataCaptureConfig`` keeps what went in and came out under ``batch/capture/``.
 
 Where it reads and writes are pipeline parameters (``InputRoot``, ``PredictionsRoot``,
@@ -40,9 +41,6 @@ from .sagemaker_session import offline_session
 from .settings import Settings, load_settings
 
 POINTER = "newest.json"
-# Columns the handler answers with for text/csv (inference.render): label and probability for a
-# classifier, the value for a regressor.
-ANSWER_COLUMNS = {"classification": 2, "regression": 1}
 MAX_PAYLOAD_MB = 6
 
 
@@ -50,9 +48,17 @@ def input_root(settings: Settings) -> str:
     return f"{settings.prefix}/batch/input"
 
 
-def output_filter(problem_type: str) -> str:
+def answer_columns(schema: dict[str, Any]) -> int:
+    """Columns the handler answers with for text/csv (inference.render): the value for a
+    regressor; the label, its probability and one probability per label for a classifier."""
+    if schema["problem_type"] == "regression":
+        return 1
+    return 2 + len(schema["target"]["allowed"])
+
+
+def output_filter(schema: dict[str, Any]) -> str:
     """The id (first input column) and the handler's answer (the last columns of the join)."""
-    return f"$[0,-{ANSWER_COLUMNS[problem_type]}:]"
+    return f"$[0,-{answer_columns(schema)}:]"
 
 
 PARAMETERS = ("ModelName", "InputRoot", "PredictionsRoot", "CaptureUri")
@@ -70,9 +76,10 @@ def parameters(settings: Settings) -> dict[str, ParameterString]:
 
 
 def transform_request(
-    settings: Settings, problem_type: str, given: dict[str, ParameterString]
+    settings: Settings, schema: dict[str, Any], given: dict[str, ParameterString]
 ) -> dict[str, Any]:
-    """The ``CreateTransformJob`` request of the batch step, as the SageMaker API defines it."""
+    """The ``CreateTransformJob`` request of the batch step, as the SageMaker API defines it;
+    ``schema`` is the ``schema.json`` document (what the model answers with)."""
     standards = settings.standards
     pointer = Join(on="/", values=[given["InputRoot"], POINTER])
     resources: dict[str, Any] = {
@@ -114,21 +121,21 @@ def transform_request(
         "DataProcessing": {
             "InputFilter": "$[1:]",
             "JoinSource": "Input",
-            "OutputFilter": output_filter(problem_type),
+            "OutputFilter": output_filter(schema),
         },
         "DataCaptureConfig": capture,
         "Tags": _tags(settings),
     }
 
 
-def get_batch_pipeline(settings: Settings, problem_type: str) -> Pipeline:
+def get_batch_pipeline(settings: Settings, schema: dict[str, Any]) -> Pipeline:
     """The batch pipeline; ``ModelName`` names the SageMaker model of the approved package."""
     given = parameters(settings)
     transform = RequestStep(
         "BatchTransform",
         StepTypeEnum.TRANSFORM,
         "DescribeTransformJobResponse",
-        transform_request(settings, problem_type, given),
+        transform_request(settings, schema, given),
     )
     return Pipeline(
         name=f"{settings.project_name}-batch-inference",
@@ -138,8 +145,8 @@ def get_batch_pipeline(settings: Settings, problem_type: str) -> Pipeline:
     )
 
 
-def definition(settings: Settings, problem_type: str) -> dict[str, Any]:
-    return dict(json.loads(get_batch_pipeline(settings, problem_type).definition()))
+def definition(settings: Settings, schema: dict[str, Any]) -> dict[str, Any]:
+    return dict(json.loads(get_batch_pipeline(settings, schema).definition()))
 
 
 def upload_input(
@@ -169,7 +176,7 @@ def upload_input(
 def main(argv: list[str] | None = None) -> int:
     import boto3
 
-    from .run import pipeline_inputs
+    from .run import PARAMS, SCHEMA_GLOB
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     group = parser.add_mutually_exclusive_group(required=True)
@@ -183,8 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = load_settings()
     if args.definition_only:
-        problem_type = pipeline_inputs()["problem_type"]
-        print(json.dumps(definition(settings, problem_type), indent=2))
+        schema = json.loads(next(PARAMS.parent.glob(SCHEMA_GLOB)).read_text())
+        print(json.dumps(definition(settings, schema), indent=2))
         return 0
     s3 = boto3.client("s3", region_name=settings.region)
     try:

@@ -640,9 +640,8 @@ def upload_definitions(settings: Settings, s3: Any) -> dict[str, str]:
         ),
     }
     if settings.inference_mode == "batch":
-        problem_type = str(_schema()["problem_type"])
         parameters["PipelineDefinitionKey"] = upload_definition(
-            settings, s3, "batch", batch.definition(settings, problem_type)
+            settings, s3, "batch", batch.definition(settings, _schema())
         )
     return parameters
 

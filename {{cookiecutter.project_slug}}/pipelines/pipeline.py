@@ -287,6 +287,7 @@ def get_pipeline(
     hyperparameters: dict[str, Any],
     report_section: str,
     model_framework: str,
+    missing_shift: float,
     code: CodeBundle | None = None,
     cache_steps: bool = True,
 ) -> Pipeline:
@@ -295,7 +296,8 @@ def get_pipeline(
     ``report_section`` is the section of ``metrics.json`` the gate reads (from the schema:
     binary, multiclass or regression metrics). ``model_framework`` (``<library> <version>``) is
     recorded on the model package: every framework runs on the scikit-learn image, its library
-    installed from the job code's ``requirements.txt``.
+    installed from the job code's ``requirements.txt``. ``missing_shift`` (``params.yaml``
+    ``monitor``) sets the data-quality baseline's completeness constraints.
     """
     code = code or collect()
     image = retrieve(
@@ -395,6 +397,8 @@ def get_pipeline(
                 "/opt/ml/processing/input/train",
                 "--output-dir",
                 "/opt/ml/processing/baseline",
+                "--missing-shift",
+                str(missing_shift),
             ],
             [
                 _s3_input(

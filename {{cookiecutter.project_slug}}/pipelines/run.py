@@ -51,6 +51,8 @@ def pipeline_inputs(params_file: Path = PARAMS) -> dict[str, Any]:
         "gate_threshold": float(params["gate"]["threshold"]),
         "hyperparameters": params["train"],
         "report_section": evaluate.schema_section(schema),
+        # The data-quality baseline's completeness constraints allow what the local monitor does.
+        "missing_shift": float(params["monitor"]["missing_shift"]),
         # The library the model is trained with, as the lock installs it everywhere.
         "model_framework": " ".join(
             f"{name} {version}" for name, version in estimator.framework_versions().items()

@@ -69,7 +69,7 @@ def register_model(aws: local.Aws, model_dir: Path, name: str) -> None:
 
 def execute(batch: Any, aws: local.Aws, tmp_path: Path, model_name: str) -> local.Execution:
     settings = load_settings({})
-    definition = batch.definition(settings, batch_problem_type())
+    definition = batch.definition(settings, batch_schema())
     execution = local.Execution(
         definition=definition,
         pipeline_name=definition.get("PipelineName", "batch"),
@@ -85,9 +85,8 @@ def execute(batch: Any, aws: local.Aws, tmp_path: Path, model_name: str) -> loca
     return execution
 
 
-def batch_problem_type() -> str:
-    schema = json.loads(next(Path(local.PROJECT).glob("src/*/schema.json")).read_text())
-    return str(schema["problem_type"])
+def batch_schema() -> dict[str, Any]:
+    return dict(json.loads(next(Path(local.PROJECT).glob("src/*/schema.json")).read_text()))
 
 
 @pytest.mark.slow
@@ -200,7 +199,7 @@ def test_the_step_request_is_what_create_transform_job_accepts(batch: Any) -> No
     from botocore.validate import ParamValidator
 
     settings = load_settings({})
-    (step,) = batch.definition(settings, batch_problem_type())["Steps"]
+    (step,) = batch.definition(settings, batch_schema())["Steps"]
     assert step["Type"] == "Transform"
     arguments: dict[str, Any] = json.loads(json.dumps(step["Arguments"]))
     arguments["ModelName"] = "m"

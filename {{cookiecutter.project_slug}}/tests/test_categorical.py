@@ -332,6 +332,7 @@ def test_model_monitor_baseline_and_alarm_threshold_fit_categories(
     distance Model Monitor alarms on (L-infinity) separates a shifted batch from clean ones at
     the prod DriftThreshold."""
     args = ["--data-dir", str(mixed["root"] / "train"), "--output-dir", str(tmp_path)]
+    args += ["--missing-shift", "0.1"]
     assert quality_baseline.main([*args, "--schema", str(mixed["schema_path"])]) == 0
     statistics = json.loads((tmp_path / "statistics.json").read_text())
     constraints = json.loads((tmp_path / "constraints.json").read_text())

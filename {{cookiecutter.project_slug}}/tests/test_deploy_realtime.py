@@ -89,7 +89,13 @@ def test_quality_alarm_fires_on_the_wrong_side_of_the_training_gate(
     (tmp_path / "src" / "pkg" / "schema.json").write_text(schema_file.read_text())
     params = tmp_path / "params.yaml"
     params.write_text(
-        yaml.safe_dump({"gate": {"metric": metric, "threshold": threshold}, "train": {}})
+        yaml.safe_dump(
+            {
+                "gate": {"metric": metric, "threshold": threshold},
+                "train": {},
+                "monitor": {"missing_shift": 0.1},
+            }
+        )
     )
     quality = deploy_config.model_quality_parameters(params)
     assert quality["QualityMetric"] == metric

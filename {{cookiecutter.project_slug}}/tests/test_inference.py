@@ -76,12 +76,13 @@ def test_non_numeric_and_non_finite_values(model_dir: Path, schema: Schema) -> N
     width = len(schema.feature_names)
     for cell, message in (
         ("abc", "expected a number"),
-        ("nan", "not a finite"),
+        # NaN is how pandas writes a missing value: refused for a feature that is not nullable.
+        ("nan", "column '{last}': missing value, and the feature is not nullable"),
         ("inf", "not a finite"),
         ("9" * 400, "not a finite 64-bit number"),
     ):
         row = ",".join(["1"] * (width - 1) + [cell])
-        with pytest.raises(InvalidInputError, match=message):
+        with pytest.raises(InvalidInputError, match=message.format(last=schema.feature_names[-1])):
             score(parse_rows(row, "text/csv"), model)
     record = dict.fromkeys(schema.feature_names, 1.0) | {schema.feature_names[0]: True}
     with pytest.raises(InvalidInputError, match="expected a number"):

@@ -137,9 +137,10 @@ def test_answers_of_each_type_give_the_same_predictions() -> None:
         "encoding": "JSON",
         "data": json.dumps({"predictions": [{"prediction": 2.5}]}),
     }
-    csv_answer = {"observedContentType": "text/csv", "encoding": "CSV", "data": "1,0.8\n0,0.6\n"}
+    rows = '1,0.8,0.2,0.8\n0,0.6,0.6,0.4\n"late, paid",0.7,0.7,0.3\n'
+    csv_answer = {"observedContentType": "text/csv", "encoding": "CSV", "data": rows}
     assert monitor.answered(json_answer) == [("1", 0.8), ("0", 0.6)]
-    assert monitor.answered(csv_answer) == [("1", 0.8), ("0", 0.6)]
+    assert monitor.answered(csv_answer) == [("1", 0.8), ("0", 0.6), ("late, paid", 0.7)]
     assert monitor.answered(regression) == [("2.5", None)]
     refusal = {
         "observedContentType": "application/json",

@@ -632,7 +632,13 @@ def test_the_baseline_is_model_monitors_format_and_registered(
     train.mkdir()
     clean_frame.to_csv(train / "train.csv", index=False)
     entry = importlib.import_module(f"{package}.quality_baseline")
-    assert entry.main(["--data-dir", str(train), "--output-dir", str(tmp_path / "baseline")]) == 0
+    # The step passes params.yaml's monitor.missing_shift, which sets the completeness constraints.
+    container = walk_steps(definition)["BaselineData"]["Arguments"]["AppSpecification"]
+    arguments = container["ContainerArguments"]
+    shift = arguments[arguments.index("--missing-shift") + 1]
+    assert float(shift) == run.pipeline_inputs()["missing_shift"]
+    arguments = ["--data-dir", str(train), "--output-dir", str(tmp_path / "baseline")]
+    assert entry.main([*arguments, "--missing-shift", shift]) == 0
     statistics = json.loads((tmp_path / "baseline" / "statistics.json").read_text())
     constraints = json.loads((tmp_path / "baseline" / "constraints.json").read_text())
     assert statistics["dataset"]["item_count"] == len(clean_frame)
@@ -647,7 +653,8 @@ def test_the_baseline_is_model_monitors_format_and_registered(
         assert sum(b["count"] for b in kll["buckets"]) == numbers["common"]["num_present"]
         assert set(kll["sketch"]["parameters"]) == {"c", "k"}
     for feature in constraints["features"]:
-        assert 0.0 <= feature["completeness"] <= 1.0
+        # The sample data has no missing value: completeness 1 less the allowed shift.
+        assert feature["completeness"] == pytest.approx(1.0 - float(shift))
         assert set(feature["num_constraints"]) == {"is_non_negative"}
     config = constraints["monitoring_config"]
     assert config["distribution_constraints"]["comparison_method"] in ("Simple", "Robust")

@@ -91,7 +91,7 @@ class VariantCaptures:
 def read_answers(text: str, content_type: str) -> tuple[list[Any], list[float | None]]:
     """Predictions (and classification probabilities) from a captured response body."""
     if content_type.split(";")[0].strip().lower() == "text/csv":
-        rows = [line.split(",") for line in text.splitlines() if line.strip()]
+        rows = [row for row in csv.reader(io.StringIO(text)) if row]
         predictions = [_label(row[0]) for row in rows]
         probabilities = [float(row[1]) if len(row) > 1 else None for row in rows]
         return predictions, probabilities
@@ -119,7 +119,10 @@ def read_variant(
                 request["observedContentType"],
                 features if categorical else None,
             )
-            frame = to_frame(rows, features, categorical=frozenset(categorical))
+            # The endpoint answered these rows: a missing value in them was one it scores.
+            frame = to_frame(
+                rows, features, categorical=frozenset(categorical), nullable=frozenset(features)
+            )
             predictions, probabilities = read_answers(
                 payload_text(response), response["observedContentType"]
             )
@@ -216,21 +219,19 @@ def labels_by_inference_id(path: Path) -> dict[str, Any]:
     labels: dict[str, Any] = {}
     for number, row in enumerate(rows[1:], start=2):
         inference_id = clean_inference_id(row[0].strip()) if len(row) == 2 else None
-        try:
-            label = _label(row[1]) if inference_id else None
-        except ValueError:
-            label = None
+        label = _label(row[1]) if inference_id and row[1].strip() else None
         if inference_id is None or label is None:
-            raise CompareError(
-                f"{path}, line {number}: expected an inference id and a numeric label"
-            )
+            raise CompareError(f"{path}, line {number}: expected an inference id and a label")
         labels[inference_id] = label
     return labels
 
 
 def _label(text: str) -> Any:
-    """A label or prediction as written in CSV: an int when it is a whole number."""
-    number = float(text.strip())
+    """A label or prediction as written in CSV: an int when it is a whole number, else text."""
+    try:
+        number = float(text.strip())
+    except ValueError:
+        return text.strip()  # a text label
     return int(number) if number.is_integer() else number
 
 
@@ -247,7 +248,7 @@ def _row_key(values: np.ndarray) -> RowKey:
 
 
 def labels_by_features(path: Path, schema: Schema) -> dict[RowKey, Any]:
-    frame = read_csv_dir(path, schema.categorical_features)
+    frame = read_csv_dir(path, schema.text_columns)
     missing = [c for c in [*schema.feature_names, schema.target] if c not in frame.columns]
     if missing:
         raise CompareError(f"{path}: no column '{missing[0]}' (labelled data needs the features)")

@@ -48,8 +48,10 @@ class Schema:
     problem_type: str
     target: str
     features: tuple[FeatureSpec, ...]
-    target_allowed: tuple[int, ...] | None = None
+    # A classification target's labels: integers, or text when the target is categorical.
+    target_allowed: tuple[int, ...] | tuple[str, ...] | None = None
     target_minimum: float | None = None
+    target_categorical: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -64,9 +66,24 @@ class Schema:
     def categorical_features(self) -> list[str]:
         return [feature.name for feature in self.features if feature.categorical]
 
+    @property
+    def text_columns(self) -> list[str]:
+        """Columns read from CSV as text: the categorical features, and text labels."""
+        return self.categorical_features + ([self.target] if self.target_categorical else [])
+
 
 def _feature_spec(name: str, spec: dict[str, Any]) -> FeatureSpec:
     dtype = spec.get("dtype", "float")
+    if dtype == CATEGORICAL_DTYPE and ("min" in spec or "max" in spec):
+        raise DataValidationError(
+            f"schema: feature '{name}': dtype 'category' has no 'min' or 'max'; list the "
+            "categories in 'allowed' (or make it a number: dtype 'float')"
+        )
+    if dtype in NUMERIC_DTYPES and "allowed" in spec:
+        raise DataValidationError(
+            f"schema: feature '{name}': 'allowed' lists categories; declare \"dtype\": "
+            "\"category\" (a number takes 'min' and 'max')"
+        )
     if dtype == CATEGORICAL_DTYPE:
         allowed = spec.get("allowed")
         if allowed is not None and (
@@ -89,6 +106,52 @@ def _feature_spec(name: str, spec: dict[str, Any]) -> FeatureSpec:
     return FeatureSpec(name, spec.get("min"), spec.get("max"), spec.get("nullable", False))
 
 
+def _target_rules(problem_type: str, target: dict[str, Any]) -> dict[str, Any]:
+    """The target's declaration, refused in one line when its rules contradict its dtype.
+
+    Classification labels are integers (``"dtype": "int"``, ``allowed`` integers) or text
+    (``"dtype": "category"``, ``allowed`` strings); a regression target is a number.
+    """
+    name = target["name"]
+    dtype = target.get("dtype", "float" if problem_type == "regression" else "int")
+    allowed = target.get("allowed")
+    where = f"schema: target '{name}'"
+    if dtype not in (*NUMERIC_DTYPES, CATEGORICAL_DTYPE):
+        choices = ", ".join((*NUMERIC_DTYPES, CATEGORICAL_DTYPE))
+        raise DataValidationError(f"{where}: dtype {dtype!r} is not one of {choices}")
+    if allowed is not None and not isinstance(allowed, list):
+        raise DataValidationError(f"{where}: 'allowed' must be a list of labels")
+    if dtype == CATEGORICAL_DTYPE:
+        if problem_type != "classification":
+            raise DataValidationError(
+                f"{where}: a {problem_type} target is a number; dtype 'category' is for "
+                "classification labels"
+            )
+        if "min" in target or "max" in target:
+            raise DataValidationError(
+                f"{where}: dtype 'category' has no 'min' or 'max'; list the labels in 'allowed'"
+            )
+        if not allowed or not all(isinstance(label, str) for label in allowed):
+            raise DataValidationError(
+                f"{where}: dtype 'category' needs 'allowed', the labels as strings "
+                '(e.g. ["bronze", "silver", "gold"])'
+            )
+    elif allowed is not None and not all(
+        isinstance(label, int) and not isinstance(label, bool) for label in allowed
+    ):
+        raise DataValidationError(
+            f"{where}: dtype {dtype!r} allows integer labels only; declare text labels with "
+            '"dtype": "category"'
+        )
+    if allowed is not None and len(set(allowed)) != len(allowed):
+        raise DataValidationError(f"{where}: 'allowed' lists a label twice")
+    return {
+        "target_allowed": tuple(allowed) if allowed is not None else None,
+        "target_minimum": target.get("min"),
+        "target_categorical": dtype == CATEGORICAL_DTYPE,
+    }
+
+
 def load_schema(path: Path = SCHEMA_PATH) -> Schema:
     raw = json.loads(Path(path).read_text())
     target = raw["target"]
@@ -96,8 +159,7 @@ def load_schema(path: Path = SCHEMA_PATH) -> Schema:
         problem_type=raw["problem_type"],
         target=target["name"],
         features=tuple(_feature_spec(name, spec) for name, spec in raw["features"].items()),
-        target_allowed=tuple(target["allowed"]) if "allowed" in target else None,
-        target_minimum=target.get("min"),
+        **_target_rules(raw["problem_type"], target),
     )
 
 
@@ -129,7 +191,7 @@ def _type_rules(schema: Schema, columns: list[str]) -> Any:
     """Stage 1 of the contract: the columns exist and the numeric ones hold numbers."""
     import pandera.pandas as pa
 
-    numeric = set(schema.numeric_features) | {schema.target}
+    numeric = set(schema.numeric_features) | ({schema.target} - set(schema.text_columns))
     return pa.DataFrameSchema(
         {
             name: pa.Column(float if name in numeric else None, nullable=True, coerce=True)
@@ -170,7 +232,8 @@ def _value_rules(schema: Schema, with_target: bool) -> Any:
             ]
         else:
             checks = []
-        columns[schema.target] = pa.Column(float, checks=checks, nullable=False)
+        kind = object if schema.target_categorical else float
+        columns[schema.target] = pa.Column(kind, checks=checks, nullable=False)
     return pa.DataFrameSchema(columns)
 
 
@@ -221,7 +284,7 @@ def validate(frame: pd.DataFrame, schema: Schema, *, with_target: bool = True) -
     failures = [_failures(_type_rules(schema, expected), frame)]
     checked = pd.DataFrame(index=frame.index)
     for name in present:
-        if name in schema.categorical_features:
+        if name in schema.text_columns:
             checked[name] = as_categories(frame[name])
         else:
             checked[name] = pd.to_numeric(frame[name], errors="coerce").astype(float)
@@ -265,7 +328,7 @@ def validate(frame: pd.DataFrame, schema: Schema, *, with_target: bool = True) -
             else f"{len(messages)} rules broken: " + "; ".join(messages)
         )
         raise DataValidationError(summary)
-    if with_target and schema.target_allowed is not None:
+    if with_target and schema.target_allowed is not None and not schema.target_categorical:
         checked[schema.target] = checked[schema.target].astype(int)
     return checked[expected]
 
@@ -288,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     schema = load_schema(args.schema)
     try:
-        frame = validate(read_csv_dir(args.input_dir, schema.categorical_features), schema)
+        frame = validate(read_csv_dir(args.input_dir, schema.text_columns), schema)
     except DataValidationError as error:
         print(f"error: invalid data in {args.input_dir}: {error}", file=sys.stderr)
         return 2

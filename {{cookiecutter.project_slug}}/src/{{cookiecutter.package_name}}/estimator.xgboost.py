@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from sklearn.base import BaseEstimator
+from sklearn.ensemble import VotingClassifier
 from xgboost import XGBClassifier, XGBRegressor
 
 FRAMEWORK = "xgboost"
@@ -29,13 +30,13 @@ HYPERPARAMETERS: dict[str, type] = {
 
 
 def build_estimator(problem_type: str, hyperparameters: dict[str, Any]) -> BaseEstimator:
-    # Classification labels must be 0..k-1: XGBoost refuses others and names the labels it found.
-    estimator: BaseEstimator
     if problem_type == "classification":
-        estimator = XGBClassifier(**hyperparameters)
-    else:
-        estimator = XGBRegressor(**hyperparameters)
-    return estimator
+        # XGBoost takes only labels 0..k-1. scikit-learn's VotingClassifier encodes the labels
+        # (text, or any integers) to those before fitting, and its predict returns the original
+        # labels; with one soft-voting member its probabilities are that member's own. A stock
+        # class, so the endpoint unpickles the model without this package.
+        return VotingClassifier([(FRAMEWORK, XGBClassifier(**hyperparameters))], voting="soft")
+    return XGBRegressor(**hyperparameters)
 
 
 def framework_versions() -> dict[str, str]:

@@ -131,12 +131,28 @@ def metrics_from_predictions(
         return {"regression_metrics": {name: _entry(v) for name, v in values.items()}}
     n_classes = n_labels if n_labels is not None else len(classes)
     average = "binary" if n_classes <= 2 else "weighted"
+    # Binary precision and recall are the positive label's: the second of the sorted labels
+    # (1 of 0/1, "yes" of "no"/"yes"), the class predict_proba's second column scores.
+    binary = average == "binary" and len(classes) == 2
+    positive = {"pos_label": sorted(classes)[1]} if binary else {}
     values = {
         "accuracy": skm.accuracy_score(truth, predicted),
-        "precision": skm.precision_score(truth, predicted, average=average, zero_division=0),
-        "recall": skm.recall_score(truth, predicted, average=average, zero_division=0),
-        "f1": skm.f1_score(truth, predicted, average=average, zero_division=0),
+        "precision": skm.precision_score(
+            truth, predicted, average=average, zero_division=0, **positive
+        ),
+        "recall": skm.recall_score(truth, predicted, average=average, zero_division=0, **positive),
+        "f1": skm.f1_score(truth, predicted, average=average, zero_division=0, **positive),
     }
+    if n_classes > 2:
+        # Per label too: a weighted average hides a label the model misses.
+        labels = list(classes)
+        for name, metric in (
+            ("precision", skm.precision_score),
+            ("recall", skm.recall_score),
+            ("f1", skm.f1_score),
+        ):
+            per_label = metric(truth, predicted, labels=labels, average=None, zero_division=0)
+            values |= {f"{name}_{label}": v for label, v in zip(labels, per_label, strict=True)}
     if (
         positive_probability is not None
         and n_classes == 2
@@ -283,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     model, meta = load_model(model_dir)
     schema = load_schema(args.schema)
     try:
-        frame = validate(read_csv_dir(args.test_dir, schema.categorical_features), schema)
+        frame = validate(read_csv_dir(args.test_dir, schema.text_columns), schema)
     except DataValidationError as error:
         print(f"error: invalid test data in {args.test_dir}: {error}", file=sys.stderr)
         return 2

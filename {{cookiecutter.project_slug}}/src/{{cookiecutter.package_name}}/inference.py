@@ -13,15 +13,22 @@ Batch scoring (``predict``) uses ``parse_rows`` and ``score`` without the per-re
 This file is copied alone into the model artifact (``train --bundle-inference-code``): it imports
 nothing from its package.
 
+Answers: ``prediction`` per row (the label, as the schema declares it: an integer or text), and for
+a classifier ``probability`` (the predicted label's) and ``probability_<label>`` for every label,
+in the order of ``model_meta.json`` ``classes``. CSV answers have no header: the prediction first.
+
 Accepted payloads:
 - ``text/csv``: one row per line, features in schema order; an optional header row of feature names.
 - ``application/json``: ``{"instances": [[...], ...]}``, ``[[...], ...]``, ``[{"feature": value}]``
   or a single record ``{"feature": value, ...}``.
 
 Numeric features take numbers; categorical features (``model_meta.json`` ``categorical_features``)
-take text - a JSON string, or the CSV cell as written - and an empty cell or ``null`` is a missing
-value. A category the model never saw in training is scored (the model's encoder ignores it), not
-refused; the monitor reports how often that happens.
+take text - a JSON string, or the CSV cell as written. A missing value (an empty cell, JSON ``null``
+or ``NaN``, or another spelling ``pandas.read_csv`` reads as missing: ``MISSING_SPELLINGS``) is
+scored for a feature the schema declares ``nullable`` (``model_meta.json``
+``nullable_features``): the model imputes it as it did in training. For any other feature it is
+refused, naming the column. A category the model never saw in training is scored (the model's
+encoder ignores it), not refused; the monitor reports how often that happens.
 """
 
 from __future__ import annotations
@@ -46,6 +53,12 @@ META_FILE = "model_meta.json"
 MAX_ROWS = 10_000
 CONTENT_TYPES = ("text/csv", "application/json")
 JSON = "application/json"
+# The cells pandas.read_csv reads as missing by default: training read its data so, and a payload
+# spelling a missing value alike is read alike.
+MISSING_SPELLINGS = frozenset(
+    {"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN"}
+    | {"<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"}
+)
 
 
 class InvalidInputError(ValueError):
@@ -91,6 +104,8 @@ class Model:
         self.meta = meta
         self.features: list[str] = list(meta["features"])
         self.categorical: frozenset[str] = frozenset(meta.get("categorical_features", ()))
+        # Features whose missing values the model imputes (schema.json ``nullable``).
+        self.nullable: frozenset[str] = frozenset(meta.get("nullable_features", ()))
         # Tree ensembles predict tree by tree, dropping and retaking the GIL each time; concurrent
         # predictions then convoy on the GIL. One at a time serves more, sooner (bench/, 8 clients
         # on 2 cores: 59 -> ~90 requests/s, p50 136 -> 85 ms); parsing and I/O stay concurrent.
@@ -128,9 +143,16 @@ def _number(value: Any, row: int, column: str) -> float:
     return number
 
 
+def is_missing(value: Any) -> bool:
+    """A missing value as a payload spells it: ``null``, ``NaN``, or a cell read as missing."""
+    if value is None:
+        return True
+    if isinstance(value, float):
+        return math.isnan(value)
+    return isinstance(value, str) and value.strip() in MISSING_SPELLINGS
+
+
 def _category(value: Any, row: int, column: str) -> str | float:
-    if value is None or value == "":
-        return math.nan  # what a missing category is in training data
     if not isinstance(value, str):
         raise InvalidInputError(
             f"row {row}, column '{column}': expected a category as text, got {_shown(value)}"
@@ -224,8 +246,13 @@ def to_frame(
     features: list[str],
     first_row: int = 1,
     categorical: frozenset[str] = frozenset(),
+    nullable: frozenset[str] = frozenset(),
 ) -> pd.DataFrame:
-    """Check every row against the model's features and build the frame it scores."""
+    """Check every row against the model's features and build the frame it scores.
+
+    A missing value of a ``nullable`` feature is NaN, what training data held there and what the
+    model imputes; one of another feature is refused.
+    """
     matrix = np.empty((len(rows), len(features)), dtype=object if categorical else float)
     parsers = [_category if name in categorical else _number for name in features]
     for offset, row in enumerate(rows):
@@ -252,7 +279,8 @@ def to_frame(
         else:
             raise InvalidInputError(f"row {index}: expected a list of values or a record")
         matrix[offset] = [
-            parse(v, index, name) for v, name, parse in zip(values, features, parsers, strict=True)
+            _missing(index, name, nullable) if is_missing(v) else parse(v, index, name)
+            for v, name, parse in zip(values, features, parsers, strict=True)
         ]
     frame = pd.DataFrame(matrix, columns=features)
     if categorical:
@@ -261,20 +289,36 @@ def to_frame(
     return frame
 
 
+def _missing(row: int, column: str, nullable: frozenset[str]) -> float:
+    if column not in nullable:
+        raise InvalidInputError(
+            f"row {row}, column '{column}': missing value, and the feature is not nullable "
+            "(schema.json)"
+        )
+    return math.nan
+
+
+def _label(label: Any) -> int | str:
+    """A class label as the schema declares it: an integer, or text."""
+    return label if isinstance(label, str) else int(label)
+
+
 def score(rows: list[Any], model: Model, first_row: int = 1) -> list[dict[str, Any]]:
     """Predictions for checked rows; ``first_row`` numbers the rows in error messages."""
     # The frame and the result lists are built under the lock too, as before this module had
     # transform_fn: their Python loops would otherwise take the GIL from the prediction in progress.
     with model.predict_lock:
-        frame = to_frame(rows, model.features, first_row, model.categorical)
+        frame = to_frame(rows, model.features, first_row, model.categorical, model.nullable)
         if model.meta["problem_type"] != "classification":
             return [{"prediction": float(value)} for value in model.pipeline.predict(frame)]
         # One pass over the trees: the label is the most probable class (what predict() returns).
         probabilities = model.pipeline.predict_proba(frame)
-        labels = model.pipeline.classes_[probabilities.argmax(axis=1)]
+        classes = [_label(c) for c in model.pipeline.classes_]
+        columns = [f"probability_{c}" for c in classes]
         return [
-            {"prediction": int(label), "probability": float(row.max())}
-            for label, row in zip(labels, probabilities, strict=True)
+            {"prediction": classes[row.argmax()], "probability": float(row.max())}
+            | dict(zip(columns, row.tolist(), strict=True))
+            for row in probabilities
         ]
 
 
@@ -296,8 +340,11 @@ def response_type(accept: str) -> str:
 def render(predictions: list[dict[str, Any]], media_type: str) -> str:
     if media_type == JSON:
         return json.dumps({"predictions": predictions})
-    # CSV without a header: the first column is the prediction (what monitoring reads).
-    return "".join(",".join(str(v) for v in record.values()) + "\n" for record in predictions)
+    # CSV without a header: the first column is the prediction (what monitoring reads). The csv
+    # module quotes a text label holding a comma or a quote.
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(record.values() for record in predictions)
+    return out.getvalue()
 
 
 def transform_fn(model: Model, request_body: bytes | str, content_type: str, accept: str) -> Answer:

@@ -11,9 +11,10 @@ many features. Per categorical feature (``drift.py``) it computes the PSI over t
 categories (plus one bin for unseen ones) and a chi-square test of the category counts, under the
 same rule (PSI above ``psi_threshold`` and p-value below ``chi2_p_value``), the L-infinity distance
 (the largest change of a category's share), and the share of values in categories training
-never saw (a violation above ``max_new_category_fraction``). Writes ``report.json`` and
-``report.html`` (with a plot per drifted feature) and exits 1 when a threshold is crossed, so CI or
-a schedule can start retraining.
+never saw (a violation above ``max_new_category_fraction``). A feature's missing
+fraction is a violation when it rises more than ``missing_shift`` above the training baseline's.
+Writes ``report.json`` and ``report.html`` (with a plot per drifted feature) and exits 1 when a
+threshold is crossed, so CI or a schedule can start retraining.
 
 On AWS the same module runs as a scheduled SageMaker processing job (``pipelines/monitoring.py``)
 over the endpoint's captured requests or the batch pipeline's input, and with
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import csv
 import html
 import io
 import json
@@ -57,7 +59,7 @@ from .evaluate import (
     metrics_from_predictions,
     unpack_model_dir,
 )
-from .inference import InvalidInputError, load_model, parse_rows
+from .inference import InvalidInputError, is_missing, load_model, parse_rows
 from .params import load_params
 
 
@@ -65,7 +67,8 @@ from .params import load_params
 class Thresholds:
     psi_threshold: float = 0.2
     ks_p_value: float = 0.01
-    max_missing_fraction: float = 0.05
+    # How far a feature's missing fraction may rise above its training baseline's.
+    missing_shift: float = 0.1
     max_out_of_range_fraction: float = 0.05
     min_drifted_features: int = 1
     min_rows: int = 50
@@ -127,6 +130,8 @@ def read_capture(
     ]
     for record in records:
         record.pop("__width__", None)
+    # A missing value as the request spelled it (an empty CSV cell) is missing here too.
+    records = [{k: None if is_missing(v) else v for k, v in record.items()} for record in records]
     return pd.DataFrame.from_records(records, columns=features)
 
 
@@ -147,6 +152,17 @@ def categorical_features(baseline: dict[str, Any]) -> list[str]:
     ]
 
 
+def check_missing(report: FeatureReport, base: dict[str, Any], limits: Thresholds) -> None:
+    """Flag a missing fraction risen more than ``missing_shift`` above the training baseline's:
+    a feature that was 20% missing in training may be 20% missing now, not 40%."""
+    expected = float(base.get("missing_fraction", 0.0))
+    if report.missing_fraction > expected + limits.missing_shift:
+        report.problems.append(
+            f"missing fraction {report.missing_fraction:.3f} > training's {expected:.3f} "
+            f"+ {limits.missing_shift} (monitor.missing_shift)"
+        )
+
+
 def check_feature(
     name: str, base: dict[str, Any], column: pd.Series, limits: Thresholds
 ) -> FeatureReport:
@@ -156,10 +172,7 @@ def check_feature(
     if non_numeric:
         report.problems.append(f"{non_numeric} non-numeric value(s) (new category?)")
     report.missing_fraction = float(column.isna().mean())
-    if report.missing_fraction > limits.max_missing_fraction:
-        report.problems.append(
-            f"missing fraction {report.missing_fraction:.3f} > {limits.max_missing_fraction}"
-        )
+    check_missing(report, base, limits)
     present = values.dropna().to_numpy(dtype=float)
     if present.size == 0:
         report.problems.append("no numeric values")
@@ -189,10 +202,7 @@ def check_category(
     """A categorical feature against its training category counts (statistics: ``drift.py``)."""
     report = FeatureReport(name, kind="categorical")
     report.missing_fraction = float(column.isna().mean())
-    if report.missing_fraction > limits.max_missing_fraction:
-        report.problems.append(
-            f"missing fraction {report.missing_fraction:.3f} > {limits.max_missing_fraction}"
-        )
+    check_missing(report, base, limits)
     current = category_counts(column)
     if not current:
         report.problems.append("no values")
@@ -295,8 +305,9 @@ def _label(value: Any) -> str:
 def answered(output: dict[str, Any]) -> list[tuple[str, float | None]]:
     """The (prediction, probability) of each row a captured answer holds, in any answer type the
     endpoint gives (``inference.render``): JSON ``{"predictions": [{"prediction": ...,
-    "probability": ...}]}`` (no ``Accept``, or ``application/json``) or headerless CSV
-    ``prediction[,probability]`` lines (``text/csv``). A refusal's answer holds none."""
+    "probability": ..., "probability_<label>": ...}]}`` (no ``Accept``, or ``application/json``)
+    or headerless CSV ``prediction[,probability,...]`` rows (``text/csv``, a text label quoted as
+    the csv module writes it). A refusal's answer holds none."""
     text = payload_text(output)
     kind = str(output.get("observedContentType", "")).split(";")[0].strip().lower()
     rows: list[tuple[str, float | None]] = []
@@ -312,10 +323,10 @@ def answered(output: dict[str, Any]) -> list[tuple[str, float | None]]:
                     (str(item["prediction"]), None if probability is None else float(probability))
                 )
         return rows
-    for line in text.splitlines():
-        cells = [cell.strip() for cell in line.split(",")]
-        if cells and cells[0]:
-            rows.append((cells[0], float(cells[1]) if len(cells) > 1 and cells[1] else None))
+    for cells in csv.reader(io.StringIO(text)):
+        if cells and cells[0].strip():
+            probability = cells[1].strip() if len(cells) > 1 else ""
+            rows.append((cells[0].strip(), float(probability) if probability else None))
     return rows
 
 

@@ -14,8 +14,13 @@ these by the L-infinity distance (``categorical_drift_method``), the distance ``
 locally, and publishes it as ``feature_baseline_drift_<feature>`` like a numeric feature's; the
 same CloudWatch alarm per feature watches both (``pipelines/drift_alarms.py``).
 
+Each feature's ``completeness`` constraint (the least share of non-missing values Model Monitor
+accepts) is the training data's completeness less ``missing_shift`` (``params.yaml``
+``monitor.missing_shift``, which the pipeline passes): a feature 20% missing in training may be
+20% missing in traffic, as the local monitor judges it too.
+
     python -m <package>.quality_baseline --data-dir data/processed/train \
-        --output-dir reports/baseline
+        --output-dir reports/baseline --missing-shift 0.1
 """
 
 from __future__ import annotations
@@ -115,9 +120,12 @@ def _feature_statistics(frame: pd.DataFrame, spec: FeatureSpec) -> dict[str, Any
     }
 
 
-def _feature_constraints(frame: pd.DataFrame, spec: FeatureSpec) -> dict[str, Any]:
+def _feature_constraints(
+    frame: pd.DataFrame, spec: FeatureSpec, missing_shift: float
+) -> dict[str, Any]:
     values = frame[spec.name]
-    common = {"name": spec.name, "completeness": float(values.notna().mean())}
+    completeness = max(0.0, float(values.notna().mean()) - missing_shift)
+    common = {"name": spec.name, "completeness": completeness}
     if spec.categorical:
         domain = list(spec.allowed) if spec.allowed is not None else list(category_counts(values))
         return common | {"inferred_type": "String", "string_constraints": {"domains": domain}}
@@ -135,10 +143,10 @@ def statistics(frame: pd.DataFrame, schema: Schema) -> dict[str, Any]:
     }
 
 
-def constraints(frame: pd.DataFrame, schema: Schema) -> dict[str, Any]:
+def constraints(frame: pd.DataFrame, schema: Schema, missing_shift: float) -> dict[str, Any]:
     return {
         "version": 0.0,
-        "features": [_feature_constraints(frame, spec) for spec in schema.features],
+        "features": [_feature_constraints(frame, spec, missing_shift) for spec in schema.features],
         "monitoring_config": MONITORING_CONFIG,
     }
 
@@ -148,17 +156,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=Path("/opt/ml/processing/input/train"))
     parser.add_argument("--output-dir", type=Path, default=Path("/opt/ml/processing/baseline"))
     parser.add_argument("--schema", type=Path, default=SCHEMA_PATH)
+    parser.add_argument(
+        "--missing-shift",
+        type=float,
+        required=True,
+        help="how far a feature's missing fraction may rise above training's (monitor section)",
+    )
     args = parser.parse_args(argv)
     schema = load_schema(args.schema)
     try:
-        frame = validate(read_csv_dir(args.data_dir, schema.categorical_features), schema)
+        frame = validate(read_csv_dir(args.data_dir, schema.text_columns), schema)
     except DataValidationError as error:
         print(f"error: invalid baseline data in {args.data_dir}: {error}", file=sys.stderr)
         return 2
     args.output_dir.mkdir(parents=True, exist_ok=True)
     for name, content in (
         ("statistics.json", statistics(frame, schema)),
-        ("constraints.json", constraints(frame, schema)),
+        ("constraints.json", constraints(frame, schema, args.missing_shift)),
     ):
         (args.output_dir / name).write_text(json.dumps(content) + "\n")
     print(f"data-quality baseline of {len(frame)} rows written to {args.output_dir}")

@@ -32,6 +32,11 @@ BASELINE_FILE = "baseline.json"
 BASELINE_BINS = 10
 
 
+def label_value(label: Any) -> int | str:
+    """A class label as JSON holds it: an integer, or the text the schema declares."""
+    return label if isinstance(label, str) else int(label)
+
+
 def build_model(schema: Schema, hyperparameters: dict[str, Any]) -> Pipeline:
     estimator = build_estimator(schema.problem_type, hyperparameters)
     return Pipeline([("features", build_preprocessor(schema)), ("model", estimator)])
@@ -85,13 +90,24 @@ def save(
         "features": schema.feature_names,
         # Columns the endpoint reads as text; the model encodes them (features.py).
         "categorical_features": schema.categorical_features,
+        # Features whose missing values the model imputes; the endpoint scores them missing too.
+        "nullable_features": [spec.name for spec in schema.features if spec.nullable],
         "target": schema.target,
-        "classes": [int(c) for c in getattr(model, "classes_", [])],
+        # The labels as the schema declares them (integers or text), in predict_proba's order.
+        "classes": [label_value(c) for c in getattr(model, "classes_", [])],
         "hyperparameters": hyperparameters,
     }
     baseline = feature_baseline(frame, schema)
-    predictions = model.predict(frame[schema.feature_names])
-    baseline["predictions"] = {"mean": float(predictions.mean()), "std": float(predictions.std())}
+    predictions = pd.Series(model.predict(frame[schema.feature_names]))
+    if schema.problem_type == "classification":
+        # Each label's share of the predictions (labels may be text: no mean).
+        shares = predictions.value_counts(normalize=True)
+        baseline["predictions"] = {"shares": {str(k): float(v) for k, v in shares.items()}}
+    else:
+        baseline["predictions"] = {
+            "mean": float(predictions.mean()),
+            "std": float(predictions.std(ddof=0)),
+        }
     (model_dir / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
     (model_dir / BASELINE_FILE).write_text(json.dumps(baseline) + "\n")
 
@@ -137,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     args, hyperparameters = parse_args(argv)
     schema = load_schema(args.schema)
     try:
-        frame = validate(read_csv_dir(args.train_dir, schema.categorical_features), schema)
+        frame = validate(read_csv_dir(args.train_dir, schema.text_columns), schema)
     except DataValidationError as error:
         print(f"error: invalid training data in {args.train_dir}: {error}", file=sys.stderr)
         return 2
