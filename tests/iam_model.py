@@ -296,7 +296,9 @@ class Stack:
             return str(self.resolve(resource["Properties"]["Url"])).removeprefix("https://")
         prop = NAME_PROPERTY.get(resource["Type"])
         if prop and prop in resource.get("Properties", {}):
-            return str(self.resolve(resource["Properties"][prop]))
+            name = self.resolve(resource["Properties"][prop])
+            if name is not NO_VALUE:  # an !If that leaves the name to CloudFormation
+                return str(name)
         return f"{self.name}-{logical}-ABCDEF123456"
 
     def arn(self, logical: str) -> str:

@@ -20,8 +20,9 @@ What a :class:`Request` is decided against:
      caller or its account) allow it;
    * the resource is a KMS key and its key policy is given: the key policy allows the caller
      directly, or allows the caller's account (delegation: then an identity policy must allow
-     too). Without the key policy a KMS request is decided on the other policies alone: the
-     caller then models one side only (e.g. a role's grant on a key of another stack).
+     too); a caller of another account always needs its identity policy as well. Without the
+     key policy a KMS request is decided on the other policies alone: the caller then models
+     one side only (e.g. a role's grant on a key of another stack).
    * a permissions boundary, when given, also allows it (for a role, AWS applies the boundary
      to resource-policy grants to the role's ARN as well).
    A service principal (``logs.us-east-1.amazonaws.com``) has no identity policy: only a
@@ -422,6 +423,12 @@ def _evaluate(
     owner = keys.get("aws:resourceaccount", [account_of(request.resource) or caller_account])[0]
     is_key = request.resource.startswith("arn:") and request.resource.split(":")[2] == "kms"
     if is_key and resource_policy is not None:
+        if direct and not service and caller_account not in (None, owner) and not by_identity:
+            # another account's principal also needs its own IAM policy (AWS KMS Developer
+            # Guide, "Allowing users in other accounts to use a KMS key")
+            return Decision.IMPLICIT_DENY, (
+                f"{request_line}: cross-account, the key policy allows it, no identity policy does"
+            )
         if direct:
             return Decision.ALLOW, f"allowed by the key policy's {direct[0].describe()}"
         if delegated and by_identity:

@@ -27,6 +27,7 @@ from moto.events.models import EventPattern
 
 from . import iam_model as iam
 from .conftest import TEMPLATE, load_yaml, stage_template
+from .iam_policy import Decision, Request, decide
 from .test_permissions import (
     DEPLOY_MODES,
     STACK_CALLS,
@@ -286,24 +287,24 @@ def test_the_deploy_build_names_what_the_target_account_stack_creates(
 
 
 def _resource_policy_allows(
-    documents: list[dict[str, Any]], account: str, action: str, resource: str
+    documents: list[dict[str, Any]],
+    account: str,
+    action: str,
+    resource: str,
+    context: dict[str, str] | None = None,
 ) -> bool:
-    root = f"arn:aws:iam::{account}:root"
-    for document in documents:
-        for statement in iam.statements(document):
-            principal = statement.get("Principal", {})
-            principals = (
-                iam._as_list(principal.get("AWS", [])) if isinstance(principal, dict) else []
-            )
-            if statement["Effect"] != "Allow" or root not in principals:
-                continue
-            actions = iam._as_list(statement["Action"])
-            resources = [str(r) for r in iam._as_list(statement["Resource"])]
-            if any(iam._glob(a, action, case=False) for a in actions) and any(
-                r == "*" or iam._glob(r, resource, case=True) for r in resources
-            ):
-                return True
-    return False
+    """Whether a build-account resource's policies let a principal of ``account`` perform
+    ``action``: decided by tests/iam_policy.py for a role of that account whose own policies
+    allow it, so that the resource policy's side alone decides (S3 and KMS calls as S3 makes
+    them: over TLS, a key used through S3)."""
+    caller = f"arn:aws:iam::{account}:role/caller"
+    anything = {"Statement": [{"Effect": "Allow", "Action": action, "Resource": "*"}]}
+    merged = {"Statement": [s for document in documents for s in iam.statements(document)]}
+    keys = {"aws:ResourceAccount": BUILD, "aws:SecureTransport": "true"}
+    if action.startswith("kms:"):
+        keys["kms:ViaService"] = f"s3.{iam.REGION}.amazonaws.com"
+    request = Request(caller, action, resource, keys | (context or {}))
+    return decide(request, [anything], merged) is Decision.ALLOW
 
 
 def _build_resources(build: dict[str, iam.Stack]) -> dict[str, tuple[str, list[dict[str, Any]]]]:
@@ -566,11 +567,12 @@ def test_a_prod_alarm_starts_the_build_accounts_pipeline(
         assert forward["Arn"] == bus and "SageMakerPipelineParameters" not in forward
         retrain_role = iam.role_documents(prod, "RetrainRole")
         assert iam.allows(retrain_role, "events:PutEvents", bus)
-        assert _resource_policy_allows([bus_policy], ACCOUNTS["prod"], "events:PutEvents", bus)
-        (statement,) = iam.statements(bus_policy)
-        assert iam.conditions_hold(
-            statement["Condition"],
-            {"events:source": event["source"], "events:detail-type": event["detail-type"]},
+        alarm_keys = {"events:source": event["source"], "events:detail-type": event["detail-type"]}
+        assert _resource_policy_allows(
+            [bus_policy], ACCOUNTS["prod"], "events:PutEvents", bus, alarm_keys
+        )
+        assert not _resource_policy_allows(
+            [bus_policy], ACCOUNTS["prod"], "events:PutEvents", bus, {"events:source": "other"}
         )
         assert matches(build_rule, event), alarm
         # the same alarm name in the staging account (or anywhere else) starts nothing

@@ -217,6 +217,13 @@ def test_kms_cross_account_needs_the_key_policy_and_the_external_identity_policy
     assert decide(visit, [], policy(ENABLE_IAM, external)) is Decision.IMPLICIT_DENY
 
 
+def test_kms_key_policy_naming_another_accounts_role_still_needs_its_identity_policy() -> None:
+    named = {**allow("kms:Decrypt", "*"), "Principal": {"AWS": OTHER_ROLE}}
+    visit = Request(OTHER_ROLE, "kms:Decrypt", KEY)
+    assert decide(visit, [], policy(ENABLE_IAM, named)) is Decision.IMPLICIT_DENY
+    assert decide(visit, [policy(allow("kms:Decrypt", KEY))], policy(named)) is Decision.ALLOW
+
+
 def test_kms_via_service_condition() -> None:
     identity = [
         policy(

@@ -100,10 +100,18 @@ def test_buckets_are_encrypted_private_versioned_and_retained(
         if r["Type"] == "AWS::S3::Bucket"
     }
     assert buckets
+    # Server access logs are delivered only to SSE-S3 buckets (tests/test_aws_calls.py).
+    log_targets = {
+        b["Properties"]["LoggingConfiguration"]["DestinationBucketName"]["Ref"]
+        for b in buckets.values()
+        if "LoggingConfiguration" in b["Properties"]
+    }
+    assert log_targets
     for name, bucket in buckets.items():
         properties = bucket["Properties"]
         rule = properties["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
-        assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms", name
+        expected = "AES256" if name in log_targets else "aws:kms"
+        assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == expected, name
         assert all(properties["PublicAccessBlockConfiguration"].values()), name
         assert properties["VersioningConfiguration"]["Status"] == "Enabled", name
         assert bucket["DeletionPolicy"] == "Retain", name  # teardown never fails on a full bucket
@@ -137,8 +145,12 @@ def test_deploy_triggers_only_on_approval(
     assert pattern["detail"]["ModelApprovalStatus"] == ["Approved"]
 
 
-# The one command a build runs that is not a make target: the CI images have no uv.
-UV_INSTALLS = {"python -m pip install --quiet uv", "python -m pip install uv"}
+# The one command a build runs that is not a make target: the CI images have no uv. It names one
+# exact version, the one tools/uv.sh installs as a private copy.
+UV_INSTALL = re.compile(r"^python -m pip install (?:--quiet )?uv==(\d+\.\d+\.\d+)$")
+UV_SH_PIN = re.compile(r"pip install [^\n]*\buv==(\d+\.\d+\.\d+)")
+# A GitHub Action pinned to a full commit SHA, its release tag in a comment.
+PINNED_ACTION = re.compile(r"^\s*- uses: [\w.-]+/[\w./-]+@[0-9a-f]{40}  # v\d+\.\d+\.\d+$")
 
 
 def ci_commands(project: Path) -> list[tuple[str, str]]:
@@ -162,11 +174,29 @@ def test_ci_steps_only_call_make_targets(
     targets = set(re.findall(r"^([a-zA-Z_-]+):", (project / "Makefile").read_text(), re.MULTILINE))
     commands = ci_commands(project)
     assert commands
+    uv_versions = set(UV_SH_PIN.findall((project / "tools" / "uv.sh").read_text()))
+    assert len(uv_versions) == 1, uv_versions
     for name, command in commands:
-        if command.strip() in UV_INSTALLS:
+        pinned = UV_INSTALL.match(command.strip())
+        if pinned:
+            assert {pinned.group(1)} == uv_versions, f"{name}: {command}"
             continue
         words = command.split()
         assert words[0] == "make" and len(words) == 2 and words[1] in targets, f"{name}: {command}"
+    assert "make audit" in {command for _, command in commands}  # the lock's known vulnerabilities
+
+
+@pytest.mark.parametrize("extra", MATRIX, ids=matrix_id)
+def test_workflow_actions_are_pinned_by_commit(
+    baked_matrix: dict[str, Path], extra: dict[str, str]
+) -> None:
+    """A tag can be moved upstream; a commit SHA cannot. Every action a rendered workflow uses
+    names a full commit SHA, with the release tag it was taken from in a comment."""
+    project = baked_matrix[matrix_id(extra)]
+    for workflow in sorted(project.glob(".github/workflows/*.yml")):
+        for line in workflow.read_text().splitlines():
+            if line.strip().startswith("- uses:"):
+                assert PINNED_ACTION.match(line), f"{workflow.name}: {line.strip()}"
 
 
 @pytest.mark.parametrize("extra", MATRIX, ids=matrix_id)

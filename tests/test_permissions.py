@@ -41,6 +41,11 @@ SUPPRESSED: dict[tuple[str, str], tuple[str, str]] = {
         "provider ARN is the Federated principal AWS documents for GitHub Actions",
         r"arn:aws:iam::\d{12}:oidc-provider/token\.actions\.githubusercontent\.com",
     ),
+    ("key-policy", "MISMATCHED_TYPE"): (
+        "parliament types kms:EncryptionContext:<key> as a String; the CloudWatch Logs User "
+        "Guide documents ArnLike on kms:EncryptionContext:aws:logs:arn for a log groups' key",
+        r"Type mismatch: ArnLike requires a value of type Arn but given String",
+    ),
     ("key-policy", "RESOURCE_STAR"): (
         'in a KMS key policy Resource "*" means "this key" and is the only value AWS accepts',
         r".*",

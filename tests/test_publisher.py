@@ -25,6 +25,7 @@ from service_catalog import publish, seed
 
 from . import iam_model as iam
 from .conftest import load_yaml
+from .iam_policy import Decision, Request, decide
 from .rendered_tag_propagation import tag_propagation
 
 BUCKET = "org-templates"
@@ -302,19 +303,16 @@ CODECOMMIT_KEY_ACTIONS = (
 
 
 def key_policy_grants(document: dict[str, Any], action: str, context: dict[str, str]) -> bool:
-    """Whether the key policy itself lets any principal of the calling account perform ``action``.
-
-    A statement naming the account root only delegates to the caller's IAM policies (which the
-    Service Catalog launch role's and a developer's are not ours to write), so it does not count;
-    nor do statements for service principals.
+    """Whether the key policy itself lets a principal of the calling account
+    (``kms:CallerAccount``) perform ``action``, decided by tests/iam_policy.py with no identity
+    policy: a statement naming the account root only delegates to the caller's IAM policies
+    (which the Service Catalog launch role's and a developer's are not ours to write), so it
+    does not count; nor do statements for service principals.
     """
-    return any(
-        statement["Effect"] == "Allow"
-        and statement.get("Principal") in ({"AWS": "*"}, "*")
-        and any(iam._glob(a, action, case=False) for a in iam._as_list(statement["Action"]))
-        and iam.conditions_hold(statement.get("Condition", {}), context)
-        for statement in iam.statements(document)
-    )
+    caller = f"arn:aws:iam::{context['kms:CallerAccount']}:role/developer"
+    key = f"arn:aws:kms:{iam.REGION}:{iam.ACCOUNT}:key/{iam.KEY_ID}"
+    request = Request(caller, action, key, context)
+    return decide(request, [], document) is Decision.ALLOW
 
 
 @pytest.mark.parametrize("answers", ANSWER_SETS, ids=["github", "codecommit", "github-actions"])

@@ -18,14 +18,19 @@ Under network isolation neither download can happen. ``code/`` installs offline 
 and that folder holds a wheel, for the image's Python and platform, of setuptools and of every
 pin the image lacks. The image's own pins are ``pipelines/image_versions.json``; a package it
 lists only by a range (or not at all) counts as lacking, since its installed version is unknown.
+The jobs start the same way (``src/job_entry.py`` installs the pins the image lacks).
 
-:func:`blockers` lists what stands in the way, one short item each; ``tests/test_container.py``
-checks its verdict against the image's own install step with the network unavailable.
+:func:`wheels_for_image` picks those wheels from ``uv.lock`` (file name, URL and hash of each);
+``pipelines/code_bundle.py`` ships them in the job code when the standards require network
+isolation, and training copies them into the model's ``code/``. :func:`blockers` lists what stands
+in the way, one short item each; ``tests/test_container.py`` checks its verdict against the
+image's own install step with the network unavailable.
 """
 
 from __future__ import annotations
 
 import json
+import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,12 +79,19 @@ class Image:
         }
 
     def tags(self) -> set[Tag]:
+        return set(self.ordered_tags())
+
+    def ordered_tags(self) -> list[Tag]:
+        """The wheel tags the image's pip accepts, most preferred first (pip's order)."""
         version = tuple(int(part) for part in self.python.split("."))
         interpreter = f"cp{''.join(map(str, version))}"
-        return {
+        return [
             *cpython_tags(version, abis=[interpreter], platforms=PLATFORMS),
             *compatible_tags(version, interpreter=interpreter, platforms=PLATFORMS),
-        }
+        ]
+
+    def describe(self) -> str:
+        return f"CPython {self.python} on Linux x86_64 (manylinux)"
 
 
 def load_image(path: Path = IMAGE_FILE) -> Image:
@@ -107,7 +119,8 @@ def parse_requirements(text: str) -> Requirements:
     no_index = False
     find_links: list[str] = []
     for raw in text.splitlines():
-        line = raw.split(" #", 1)[0].strip()
+        # One requirement per line; its hashes (--hash=..., pipelines/requirements.py) follow it.
+        line = raw.split(" #", 1)[0].split(" --hash=", 1)[0].strip()
         if not line or line.startswith("#"):
             continue
         if line.startswith("-"):
@@ -138,6 +151,77 @@ def _wheels(names: Iterable[str], image: Image) -> dict[str, set[Version]]:
     return found
 
 
+def lacking(requirements_text: str, image: Image) -> list[Requirement]:
+    """The pins that apply on the image (their markers) and that it does not ship exactly."""
+    needed = []
+    for requirement in parse_requirements(requirements_text).pins:
+        if requirement.marker is not None and not requirement.marker.evaluate(image.markers):
+            continue
+        shipped = image.pinned.get(canonicalize_name(requirement.name))
+        if shipped is not None and requirement.specifier.contains(shipped, prereleases=True):
+            continue
+        needed.append(requirement)
+    return needed
+
+
+@dataclass(frozen=True)
+class LockedWheel:
+    """One wheel file the lock names: where the index serves it and its SHA-256."""
+
+    filename: str
+    url: str
+    sha256: str
+
+
+def _pinned_version(requirement: Requirement) -> str | None:
+    exact = [spec.version for spec in requirement.specifier if spec.operator == "=="]
+    return exact[0] if exact else None
+
+
+def wheels_for_image(
+    requirements_text: str, lock_text: str, image: Image, *, build: bool = True
+) -> list[LockedWheel]:
+    """From ``uv.lock``: a wheel for the image of every pin it lacks, the one pip would pick, and
+    with ``build`` the lock's setuptools (pip's isolated build of the model's ``code/``).
+
+    Raises ``ValueError`` (one line) when the lock has no such wheel for a pin.
+    """
+    packages: dict[tuple[str, str], list[dict[str, object]]] = {}
+    for package in tomllib.loads(lock_text).get("package", []):
+        key = (canonicalize_name(package["name"]), str(Version(package["version"])))
+        packages[key] = list(package.get("wheels", []))
+    wanted = [(r.name, _pinned_version(r)) for r in lacking(requirements_text, image)]
+    if build:
+        setuptools = [v for (name, v) in packages if name == "setuptools"]
+        if not setuptools:
+            raise ValueError("uv.lock has no setuptools: the model's code/ cannot be built offline")
+        wanted.append(("setuptools", max(setuptools, key=Version)))
+    rank = {tag: index for index, tag in enumerate(image.ordered_tags())}
+    chosen: list[LockedWheel] = []
+    for name, version in wanted:
+        if version is None:
+            raise ValueError(f"requirements.txt pins {name} by a range: export it from uv.lock")
+        candidates = []
+        for wheel in packages.get((canonicalize_name(name), str(Version(version))), []):
+            url = str(wheel["url"])
+            filename = url.rsplit("/", 1)[-1]
+            try:
+                tags = parse_wheel_filename(filename)[3]
+            except InvalidWheelFilename:
+                continue
+            best = min((rank[tag] for tag in tags if tag in rank), default=None)
+            if best is not None:
+                sha256 = str(wheel["hash"]).removeprefix("sha256:")
+                candidates.append((best, LockedWheel(filename, url, sha256)))
+        if not candidates:
+            raise ValueError(
+                f"uv.lock has no wheel of {name}=={version} for {image.describe()}: "
+                "network isolation needs one (the image cannot build it offline)"
+            )
+        chosen.append(min(candidates, key=lambda ranked: ranked[0])[1])
+    return sorted(chosen, key=lambda wheel: wheel.filename)
+
+
 def blockers(requirements_text: str, files: Iterable[str], image: Image) -> list[str]:
     """What ``pip install . -r requirements.txt`` in ``code/`` would need from the index.
 
@@ -145,23 +229,19 @@ def blockers(requirements_text: str, files: Iterable[str], image: Image) -> list
     folder installs with no network.
     """
     requirements = parse_requirements(requirements_text)
-    environment = image.markers
     # pip reads a relative --find-links from code/ (the requirements file's folder and pip's cwd).
     folders = {Path(link).as_posix() for link in requirements.find_links}
     local = _wheels((name for name in files if Path(name).parent.as_posix() in folders), image)
     missing: list[tuple[int, str]] = []  # (rank, item): the build, other versions, absent
     offline = requirements.no_index and bool(folders)
-    for line in [BUILD_REQUIREMENT, *map(str, requirements.pins)]:
-        requirement = Requirement(line)
-        if requirement.marker is not None and not requirement.marker.evaluate(environment):
-            continue
+    needed = [(Requirement(BUILD_REQUIREMENT), True)]
+    needed += [(requirement, False) for requirement in lacking(requirements_text, image)]
+    for requirement, build in needed:
         name = canonicalize_name(requirement.name)
-        if line == BUILD_REQUIREMENT:
+        if build:
             rank, why = 0, "pip builds code/ in an isolated environment"
         else:
             shipped = image.pinned.get(name)
-            if shipped is not None and requirement.specifier.contains(shipped, prereleases=True):
-                continue
             rank, why = (1, f"image has {shipped}") if shipped else (2, "not pinned in the image")
         if offline and any(requirement.specifier.contains(v) for v in local.get(name, ())):
             continue

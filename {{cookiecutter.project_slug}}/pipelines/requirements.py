@@ -2,9 +2,13 @@
 
 ``src/requirements.txt`` holds the runtime dependencies (``[project].dependencies`` of
 ``pyproject.toml``, no tooling groups) pinned to the lock's versions, with environment markers, so
-the image's Python (3.12 for the SageMaker scikit-learn image) picks its own lines. It ships with
-the job code and, through training, with the model's code; ``src/job_entry.py`` installs it when
-the image's libraries differ from it.
+the image's Python (3.12 for the SageMaker scikit-learn image) picks its own lines. Each line
+carries the lock's hashes of that version's files (``--hash=sha256:...``, uv's export joined onto
+one line per requirement): ``src/job_entry.py`` installs it with ``--require-hashes`` when the
+image's libraries differ from it, so pip installs only the files the lock names. It ships with
+the job code and, through training, with the model's code (there without hashes: the serving
+image's ``pip install . -r requirements.txt`` cannot check hashes beside a folder,
+``<package>/model_code.py``).
 
 ``src/requirements-tracking.txt`` holds the ``tracking`` group the same way: what an evaluation job
 adds when it logs its run to an MLflow tracking server (``job_entry.py`` installs it then only).
@@ -25,7 +29,7 @@ PROJECT = Path(__file__).resolve().parent.parent
 REQUIREMENTS = PROJECT / "src" / "requirements.txt"
 TRACKING_REQUIREMENTS = PROJECT / "src" / "requirements-tracking.txt"
 # --no-emit-project: the package is the code.
-EXPORT = ["export", "--frozen", "--no-emit-project", "--no-hashes", "--no-header", "--no-annotate"]
+EXPORT = ["export", "--frozen", "--no-emit-project", "--no-header", "--no-annotate"]
 # --no-default-groups: only [project].dependencies; --only-group: that group alone.
 SELECTIONS = {"runtime": ["--no-default-groups"], "tracking": ["--only-group", "tracking"]}
 HEADER = "# {} requirements exported from uv.lock by `make requirements`; do not edit.\n"
@@ -42,7 +46,13 @@ def exported(project: Path = PROJECT, selection: str = "runtime") -> str:
         text=True,
         check=True,
     )
-    return HEADER.format(selection.capitalize()) + result.stdout
+    return HEADER.format(selection.capitalize()) + one_line_each(result.stdout)
+
+
+def one_line_each(export: str) -> str:
+    """uv's export with each requirement's continuation lines (its hashes) joined onto it: one
+    requirement per line, as pip reads it, and as line-based readers (job_entry.py) expect."""
+    return export.replace(" \\\n    ", " ")
 
 
 def files(project: Path = PROJECT) -> dict[str, Path]:

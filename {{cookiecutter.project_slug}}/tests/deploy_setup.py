@@ -7,16 +7,18 @@ package (its baseline files, its constraints) is made once.
 
 from __future__ import annotations
 
+import importlib
 import io
 import json
 import tarfile
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import boto3
-from packaging.requirements import Requirement
 
 from pipelines import deploy_config, endpoint_requests
+from pipelines.code_bundle import collect
 from pipelines.settings import Settings, Standards, load_settings
 
 # What the deploy CodeBuild project passes to the build (deploy-pipeline.yaml).
@@ -92,21 +94,36 @@ def model_artifact(key: str, code: dict[str, bytes]) -> str:
     return f"s3://artifacts/{key}"
 
 
+def _model_code(isolated: bool) -> dict[str, bytes]:
+    """The model's code/ as `train --bundle-inference-code` writes it (model_code.py), from the
+    job code the bundle ships with or without network isolation (wheels named, bytes empty)."""
+    bundle = collect(isolated=isolated)
+    with tempfile.TemporaryDirectory() as tmp:
+        job_code = Path(tmp) / "job"
+        job_code.mkdir()
+        (job_code / "requirements.txt").write_bytes(RUNTIME_REQUIREMENTS.read_bytes())
+        if bundle.wheels:
+            (job_code / "wheels").mkdir()
+            for wheel in bundle.wheels:
+                (job_code / "wheels" / wheel.filename).touch()
+        model_code = importlib.import_module(f"{project_settings().package}.model_code")
+        model_code.write(Path(tmp) / "code", job_code)
+        code = Path(tmp) / "code"
+        return {
+            path.relative_to(code).as_posix(): path.read_bytes()
+            for path in sorted(code.rglob("*"))
+            if path.is_file()
+        }
+
+
 def shipped_code() -> dict[str, bytes]:
-    """The model's code/ as `train --bundle-inference-code` writes it today."""
-    return {"inference.py": b"", "requirements.txt": RUNTIME_REQUIREMENTS.read_bytes()}
+    """The model's code/ trained without network isolation: it installs from the index."""
+    return _model_code(isolated=False)
 
 
 def vendored_code() -> dict[str, bytes]:
-    """A code/ that installs with no index: every pin and setuptools as a wheel in wheels/."""
-    text = RUNTIME_REQUIREMENTS.read_text()
-    pins = [Requirement(line) for line in text.splitlines() if "==" in line]
-    wheels = {
-        f"wheels/{pin.name.replace('-', '_')}-{next(iter(pin.specifier)).version}-py3-none-any.whl"
-        for pin in pins
-    } | {"wheels/setuptools-80.9.0-py3-none-any.whl"}
-    offline = "--no-index\n--find-links wheels\n" + text
-    return {"inference.py": b"", "requirements.txt": offline.encode()} | dict.fromkeys(wheels, b"")
+    """The model's code/ trained under network isolation: wheels/ and --no-index."""
+    return _model_code(isolated=True)
 
 
 def register(

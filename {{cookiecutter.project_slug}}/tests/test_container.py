@@ -23,16 +23,15 @@ import os
 import shutil
 import socket
 import subprocess
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
-from packaging.utils import canonicalize_name
 
 import pipelines.offline_install
+from pipelines import code_bundle
 from {{ cookiecutter.package_name }} import inference
 from {{ cookiecutter.package_name }}.data import Schema
 from {{ cookiecutter.package_name }}.serve import make_server, serve_in_thread
@@ -64,16 +63,15 @@ def _python(version: str) -> str:
     return str(candidates[-1]) if candidates else version
 
 
-@pytest.fixture(scope="session")
-def container_python() -> Iterator[Path]:
+def _environment(runtime: bool) -> Path:
     """A virtual environment like the serving container's: the image's Python, its requirements,
-    its six, then the model's code/requirements.txt installed over them."""
+    its six, and with ``runtime`` the model's locked runtime installed over them."""
     pins = "\n".join(
         [
             IMAGE["python"],
             *IMAGE["requirements"],
             *IMAGE["after_requirements"],
-            RUNTIME_REQUIREMENTS.read_text(),
+            RUNTIME_REQUIREMENTS.read_text() if runtime else "",
         ]
     )
     home = CACHE / f"sklearn-{hashlib.sha256(pins.encode()).hexdigest()[:16]}"
@@ -84,11 +82,23 @@ def container_python() -> Iterator[Path]:
     with (CACHE / f"{home.name}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (home / "ready").exists():
-            _build(home, python)
-    yield python
+            _build(home, python, runtime)
+    return python
 
 
-def _build(home: Path, python: Path) -> None:
+@pytest.fixture(scope="session")
+def container_python() -> Path:
+    """The image with the locked runtime already installed (the payload contract)."""
+    return _environment(runtime=True)
+
+
+@pytest.fixture(scope="session")
+def image_python() -> Path:
+    """The image as it ships: what a job or a model starts on."""
+    return _environment(runtime=False)
+
+
+def _build(home: Path, python: Path, runtime: bool) -> None:
     shutil.rmtree(home, ignore_errors=True)
     requirements = home.with_suffix(".txt")
     requirements.write_text("\n".join(IMAGE["requirements"]) + "\n")
@@ -119,9 +129,11 @@ def _build(home: Path, python: Path) -> None:
             "--reinstall",
             *IMAGE["after_requirements"],
         ],
-        # sagemaker-containers runs `pip install -r requirements.txt` of the model's code folder.
-        [UV, "pip", "install", "--quiet", "--python", str(python), "-r", str(RUNTIME_REQUIREMENTS)],
     ]
+    if runtime:
+        # sagemaker-containers runs `pip install -r requirements.txt` of the model's code folder.
+        runtime_install = ["-r", str(RUNTIME_REQUIREMENTS)]
+        steps.append([UV, "pip", "install", "--quiet", "--python", str(python), *runtime_install])
     for step in steps:
         result = subprocess.run(step, capture_output=True, text=True, env=env, check=False)
         if result.returncode != 0:
@@ -258,7 +270,7 @@ def test_every_payload_gets_the_same_status_in_the_container_and_locally(
     assert statuses == [200, 400, 404, 405, 406, 413, 415]
 
 
-# --- the model's start under network isolation -------------------------------------------------
+# --- the job's and the model's start under network isolation ------------------------------------
 
 
 def _offline_pip(tmp_path: Path) -> dict[str, str]:
@@ -278,158 +290,86 @@ def _offline_pip(tmp_path: Path) -> dict[str, str]:
     }
 
 
-def _image_overlay(container_python: Path, tmp_path: Path) -> Path:
-    """A throwaway environment that sees the container environment's packages (a site directory)
+def _image_overlay(image_python: Path, folder: Path) -> Path:
+    """A throwaway environment that sees the image environment's packages (a site directory)
     and takes what pip installs, so the shared environment stays as the image ships it."""
-    overlay = tmp_path / "overlay"
     subprocess.run(
-        [UV, "venv", "--quiet", "--python", str(container_python), str(overlay)],
+        [UV, "venv", "--quiet", "--python", str(image_python), str(folder)],
         check=True,
         env=ENV,
     )
-    (site,) = (container_python.parent.parent / "lib").glob("python*/site-packages")
-    (own,) = (overlay / "lib").glob("python*/site-packages")
+    (site,) = (image_python.parent.parent / "lib").glob("python*/site-packages")
+    (own,) = (folder / "lib").glob("python*/site-packages")
     # addsitedir also runs the .pth files there (setuptools' distutils shim among them).
     (own / "_image.pth").write_text(f"import site; site.addsitedir({str(site)!r})\n")
-    return overlay / "bin" / "python"
-
-
-def _setuptools_wheel() -> Path:
-    """A setuptools wheel from the package registry on first use (cached beside the
-    environments): what a vendoring build puts in code/ for pip's isolated build of code/."""
-    folder = CACHE / "wheels"
-    found = sorted(folder.glob("setuptools-*-py3-none-any.whl"))
-    if found:
-        return found[-1]
-    result = subprocess.run(
-        [
-            *(UV, "run", "--no-project", "--with", "pip", "--", "python", "-m", "pip"),
-            *("download", "--quiet", "--no-deps", "--only-binary=:all:", "-d", str(folder)),
-            "setuptools",
-        ],
-        capture_output=True,
-        text=True,
-        env=ENV,
-        check=False,
-    )
-    found = sorted(folder.glob("setuptools-*-py3-none-any.whl"))
-    if not found:
-        pytest.fail(f"downloading a setuptools wheel failed: {result.stderr[-2000:]}")
-    return found[-1]
-
-
-def _probe_wheel(folder: Path) -> str:
-    """A one-module wheel of a package the image does not have, and its pin."""
-    name = "offline_probe-1.0-py3-none-any.whl"
-    files = {
-        "offline_probe.py": "VENDORED = True\n",
-        "offline_probe-1.0.dist-info/METADATA": (
-            "Metadata-Version: 2.1\nName: offline-probe\nVersion: 1.0\n"
-        ),
-        "offline_probe-1.0.dist-info/WHEEL": (
-            "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
-        ),
-    }
-    record = [
-        f"{path},sha256="
-        + base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).decode().rstrip("=")
-        + f",{len(text.encode())}"
-        for path, text in files.items()
-    ]
-    files["offline_probe-1.0.dist-info/RECORD"] = "\n".join(
-        [*record, "offline_probe-1.0.dist-info/RECORD,,"]
-    )
-    with zipfile.ZipFile(folder / name, "w") as wheel:
-        for path, text in files.items():
-            wheel.writestr(path, text)
-    return "offline-probe==1.0"
-
-
-def _as_image(python: Path) -> pipelines.offline_install.Image:
-    """The environment described the way pipelines.offline_install describes the image: its
-    Python and the exact version of everything installed (here the image's libraries plus the
-    locked runtime)."""
-    listed = subprocess.run(
-        [
-            str(python),
-            "-c",
-            "import json, sys, importlib.metadata as m; print(json.dumps(["
-            "'.'.join(map(str, sys.version_info[:2])),"
-            "{d.metadata['Name']: d.version for d in m.distributions()}]))",
-        ],
-        capture_output=True,
-        text=True,
-        env=ENV,
-        check=True,
-    )
-    version, installed = json.loads(listed.stdout)
-    return pipelines.offline_install.Image(
-        python=version, pinned={canonicalize_name(k): v for k, v in installed.items()}
-    )
+    return folder / "bin" / "python"
 
 
 def _code_files(code: Path) -> list[str]:
     return [path.relative_to(code).as_posix() for path in code.rglob("*") if path.is_file()]
 
 
-def test_under_network_isolation_the_model_starts_offline_or_the_deploy_refuses_it(
-    container_python: Path,
-    model_dir: Path,
-    clean_frame: pd.DataFrame,
-    schema: Schema,
-    tmp_path: Path,
+def _train_job(python: Path, bundle: Path, model: Path, env: dict[str, str]) -> Any:
+    """The training step's container command: job_entry.py of the code channel, as SageMaker
+    runs it (``python3 job_entry.py <package>.train ... --bundle-inference-code``)."""
+    package = inference.__name__.split(".")[0]
+    return subprocess.run(
+        [
+            *(str(python), str(bundle / "job_entry.py"), f"{package}.train"),
+            *("--train-dir", str(PROJECT / "data" / "raw"), "--model-dir", str(model)),
+            "--bundle-inference-code",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=bundle.parent,
+        env=env,
+    )
+
+
+def test_under_network_isolation_the_job_and_the_model_install_with_no_index(
+    image_python: Path, clean_frame: pd.DataFrame, schema: Schema, tmp_path: Path
 ) -> None:
-    """The image's own install step (sagemaker-containers) with no network, and the deploy's
-    verdict on the same code/ (pipelines/offline_install.py): the code/ training ships today dies
-    at start and is refused; a code/ carrying the wheels the environment lacks starts and is
-    accepted. The verdict is asked for this environment (the image's libraries with the locked
-    runtime already installed) and, for the shipped code/, for the image as recorded."""
+    """On the image as it ships, with pip's index dead: the training job's entry installs the
+    locked runtime from the bundle's wheels (by hash) and trains; the model it writes installs
+    its code/ with the image's own install step (sagemaker-containers) and answers; the deploy's
+    offline-start check accepts that code/. Without the wheels the same job stops at its start."""
     offline = _offline_pip(tmp_path)
-    python = _image_overlay(container_python, tmp_path)
-    emulated = _as_image(python)
-    case = _cases(clean_frame, schema)[0]  # a CSV prediction
-    for variant in ("shipped", "vendored"):
-        base = tmp_path / variant
-        model = base / "model"
-        shutil.copytree(model_dir, model)
-        code = model / "code"
-        code.mkdir(exist_ok=True)
-        shutil.copy(inference.__file__, code / "inference.py")
-        requirements = RUNTIME_REQUIREMENTS.read_text()
-        if variant == "vendored":
-            (code / "wheels").mkdir()
-            shutil.copy(_setuptools_wheel(), code / "wheels")
-            probe = _probe_wheel(code / "wheels")
-            requirements = f"--no-index\n--find-links wheels\n{requirements}{probe}\n"
-        (code / "requirements.txt").write_text(requirements)
-        verdict = pipelines.offline_install.blockers(requirements, _code_files(code), emulated)
-        result = subprocess.run(
-            [str(python), str(HARNESS), str(base), "--install"],
-            input=json.dumps([case]),
-            capture_output=True,
-            text=True,
-            check=False,
-            cwd=base,
-            env=offline,
-        )
-        if variant == "shipped":
-            # The container would exit before serving; the deploy refuses this model instead.
-            assert result.returncode != 0
-            assert "InstallModuleError" in result.stderr
-            assert "setuptools" in result.stderr
-            assert verdict == [
-                "setuptools>=40.8.0 (pip builds code/ in an isolated environment)",
-                "requirements.txt lacks --no-index and --find-links",
-            ]
-            recorded = pipelines.offline_install.load_image()
-            assert "pandas==" in " ".join(
-                pipelines.offline_install.blockers(requirements, _code_files(code), recorded)
-            )
-        else:
-            assert result.returncode == 0, result.stderr[-3000:]
-            # pip's output comes first (the image's install step), the answers last.
-            *install, answers = result.stdout.strip().splitlines()
-            assert "Successfully installed inference-1.0.0 offline-probe-1.0" in install
-            (answer,) = json.loads(answers)
-            assert answer["status"] == 200
-            assert verdict == []
+
+    plain = code_bundle.collect(isolated=False).write(tmp_path / "plain" / "code")
+    python = _image_overlay(image_python, tmp_path / "plain" / "env")
+    stopped = _train_job(python, plain, tmp_path / "plain" / "model", offline)
+    assert stopped.returncode == 3, stopped.stderr[-3000:]  # job_entry.CANNOT_INSTALL
+    assert "could not install the locked versions" in stopped.stderr
+
+    bundle = code_bundle.collect(isolated=True)
+    assert any(wheel.filename.startswith("pandas-") for wheel in bundle.wheels)
+    code_input = bundle.write(tmp_path / "job" / "code")
+    python = _image_overlay(image_python, tmp_path / "job" / "env")
+    model = tmp_path / "serve" / "model"
+    trained = _train_job(python, code_input, model, offline)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    assert "installing the locked runtime" in trained.stderr  # the image lacked them
+
+    code = model / "code"
+    requirements = (code / "requirements.txt").read_text()
+    assert requirements.startswith("--no-index\n--find-links wheels\n")
+    recorded = pipelines.offline_install.load_image()
+    assert pipelines.offline_install.blockers(requirements, _code_files(code), recorded) == []
+
+    served = _image_overlay(image_python, tmp_path / "serve" / "env")
+    result = subprocess.run(
+        [str(served), str(HARNESS), str(model.parent), "--install"],
+        input=json.dumps([_cases(clean_frame, schema)[0]]),  # a CSV prediction
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=model.parent,
+        env=offline,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    # pip's output comes first (the image's install step), the answers last.
+    *install, answers = result.stdout.strip().splitlines()
+    assert any("Successfully installed" in line and "pandas-3" in line for line in install)
+    (answer,) = json.loads(answers)
+    assert answer["status"] == 200

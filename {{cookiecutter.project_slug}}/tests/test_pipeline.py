@@ -26,6 +26,7 @@ from pipeline_definition import (
 
 from pipelines import run
 from pipelines.code_bundle import collect
+from pipelines.offline_install import parse_requirements
 from pipelines.settings import LOWER_IS_BETTER, Standards, load_settings, load_standards
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -184,7 +185,6 @@ def test_the_chosen_framework_trains_on_the_scikit_learn_image(definition: dict[
     scikit-learn image: its hyperparameters reach the training job in its own names, its library
     reaches every job in the shipped requirements.txt at the version trained with here, and the
     model package records which it is."""
-    from packaging.requirements import Requirement
 
     package = load_settings(SETTINGS_ENV).package
     estimator = importlib.import_module(f"{package}.estimator")
@@ -207,10 +207,10 @@ def test_the_chosen_framework_trains_on_the_scikit_learn_image(definition: dict[
     image = json.loads((PROJECT / "pipelines" / "image_versions.json").read_text())
     on_image = {"python_version": image["python"], "python_full_version": f"{image['python']}.0"}
     on_image |= {"sys_platform": "linux", "platform_system": "Linux"}
-    shipped = (PROJECT / "src" / "requirements.txt").read_text().splitlines()
+    shipped = parse_requirements((PROJECT / "src" / "requirements.txt").read_text())
     pins = {
         requirement.name: {spec.version for spec in requirement.specifier}
-        for requirement in (Requirement(line) for line in shipped if line and line[0] != "#")
+        for requirement in shipped.pins
         if requirement.marker is None or requirement.marker.evaluate(on_image)
     }
     assert "requirements.txt" in collect().files
@@ -251,13 +251,14 @@ def test_upsert_and_start(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
     assert described["PipelineDefinition"] == run.definition(settings)
     executions = sagemaker.list_pipeline_executions(PipelineName="churn-prod-pipeline")
     assert len(executions["PipelineExecutionSummaries"]) == 1
-    # The code the definition points at is there, file for file, under its content hash.
+    # The code the definition points at is there, file for file (and under network isolation
+    # wheel for wheel), under its content hash.
     bundle = collect()
     listed = boto3.client("s3").list_objects_v2(
         Bucket=settings.bucket, Prefix=f"{settings.project_name}/code/"
     )
     keys = {o["Key"] for o in listed["Contents"]}
-    assert keys == {f"{settings.project_name}/code/{bundle.digest}/{f}" for f in bundle.files}
+    assert keys == {f"{settings.project_name}/code/{bundle.digest}/{f}" for f in bundle.contents()}
     assert bundle.uri(settings.prefix) in described["PipelineDefinition"]
 
 

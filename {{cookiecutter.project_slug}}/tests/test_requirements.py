@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import subprocess
 import sys
 import tomllib
+import zipfile
 from pathlib import Path
 
 from packaging.requirements import Requirement
 
 from pipelines import requirements as runtime
 from pipelines.code_bundle import collect
+from pipelines.offline_install import parse_requirements
 from pipelines.settings import DEFAULTS_FILE
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -44,10 +47,7 @@ def applies(requirement: Requirement, python: str) -> bool:
 def pins_for(python: str) -> dict[str, str]:
     """The exported pins that apply on ``python`` (as the image's interpreter evaluates them)."""
     pins = {}
-    for line in runtime.REQUIREMENTS.read_text().splitlines():
-        if not line or line.startswith("#"):
-            continue
-        requirement = Requirement(line)
+    for requirement in parse_requirements(runtime.REQUIREMENTS.read_text()).pins:
         if applies(requirement, python):
             (specifier,) = requirement.specifier
             pins[requirement.name] = specifier.version
@@ -72,7 +72,47 @@ def test_requirements_ship_with_every_job_and_the_model(tmp_path: Path) -> None:
     train = importlib.import_module(f"{package}.train")
     arguments = ["--train-dir", str(PROJECT / "data" / "raw"), "--model-dir", str(model)]
     assert train.main([*arguments, "--bundle-inference-code"]) == 0
-    assert (model / "code" / "requirements.txt").read_text() == runtime.REQUIREMENTS.read_text()
+    # The locked pins without their hashes: the image's `pip install . -r requirements.txt`
+    # refuses hashes beside the folder it installs (model_code.py).
+    shipped = (model / "code" / "requirements.txt").read_text()
+    locked = parse_requirements(runtime.REQUIREMENTS.read_text()).pins
+    assert parse_requirements(shipped).pins == locked
+    assert "--hash" not in shipped and not (model / "code" / "wheels").exists()  # no isolation here
+
+
+def test_every_shipped_pin_carries_the_locks_hashes() -> None:
+    """pip's --require-hashes (job_entry.py) refuses a file where any pin lacks its hashes."""
+    for path in runtime.files().values():
+        lines = [line for line in path.read_text().splitlines() if line and line[0] != "#"]
+        assert lines and all(" --hash=sha256:" in line for line in lines), path.name
+
+
+def test_job_entry_installs_by_hash_from_the_bundles_wheels_alone(tmp_path: Path) -> None:
+    """With wheels/ beside it, job_entry.py's pip reads that folder alone and checks each file
+    against the requirement's hash: a wheel whose bytes differ is refused before anything is
+    installed, and the job stops naming what it needed."""
+    bundle = tmp_path / "code"
+    (bundle / "wheels").mkdir(parents=True)
+    (bundle / "job_entry.py").write_text((PROJECT / "src" / "job_entry.py").read_text())
+    wheel = bundle / "wheels" / "offline_probe-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr("offline_probe.py", "VENDORED = True\n")
+    (bundle / "requirements.txt").write_text(f"offline-probe==1.0 --hash=sha256:{'0' * 64}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_"))}
+    # An index nothing answers on: a pip that asked one would fail differently (no hash named).
+    env |= {"PIP_CONFIG_FILE": os.devnull, "PIP_INDEX_URL": "http://127.0.0.1:9/simple"}
+    result = subprocess.run(
+        [sys.executable, str(bundle / "job_entry.py"), "json.tool", "--help"],
+        cwd=tmp_path,
+        env=env | {"PIP_RETRIES": "0", "PIP_TIMEOUT": "2"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 3, result.stderr[-2000:]  # job_entry.CANNOT_INSTALL
+    assert "DO NOT MATCH THE HASHES" in result.stderr, result.stderr[-2000:]
+    assert "127.0.0.1" not in result.stderr  # the index was never asked
+    assert "from the bundle's wheels/ (no index)" in result.stderr
 
 
 def test_the_image_and_the_lock_agree_on_scikit_learn() -> None:

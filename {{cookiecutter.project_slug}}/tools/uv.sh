@@ -34,7 +34,7 @@ install_private() {
             echo "uv not found: installing it into $PRIVATE (needs the package index)" >&2
             rm -rf "$PRIVATE"
             "$python" -m venv "$PRIVATE" >&2 \
-                && "$PRIVATE/bin/python" -m pip install --quiet --disable-pip-version-check uv >&2 \
+                && "$PRIVATE/bin/python" -m pip install --quiet --disable-pip-version-check uv==0.13.9 >&2 \
                 && works "$PRIVATE/bin/uv" && return 0
             break
         fi

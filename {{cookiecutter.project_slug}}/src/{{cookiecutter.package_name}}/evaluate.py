@@ -28,6 +28,7 @@ from sklearn import metrics as skm
 
 from .data import SCHEMA_PATH, DataValidationError, Schema, load_schema, read_csv_dir, validate
 from .inference import load_model
+from .model_code import without_hashes
 from .params import load_params
 from .plots import PLOTS_DIR, write_plots
 from .tracking import write_run_file
@@ -261,7 +262,8 @@ def track(
 def _requirement_lines(path: Path) -> list[str] | None:
     if not path.exists():
         return None
-    lines = (line.strip() for line in path.read_text().splitlines())
+    # The pins without their hashes: MLflow records what to install, the lock checks the files.
+    lines = (line.strip() for line in without_hashes(path.read_text()).splitlines())
     return [line for line in lines if line and not line.startswith("#")]
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import joblib
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
+from . import model_code
 from .data import SCHEMA_PATH, DataValidationError, Schema, load_schema, read_csv_dir, validate
 from .drift import category_counts
 from .estimator import HYPERPARAMETERS, build_estimator
@@ -129,7 +129,7 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, dict[str, An
     parser.add_argument(
         "--bundle-inference-code",
         action="store_true",
-        help="copy inference.py into <model-dir>/code for the SageMaker container",
+        help="write <model-dir>/code for the SageMaker container (inference.py, requirements)",
     )
     for name, kind in HYPERPARAMETERS.items():
         # SageMaker passes hyperparameters as --name value; both spellings are accepted.
@@ -160,13 +160,10 @@ def main(argv: list[str] | None = None) -> int:
     model = train(frame, schema, hyperparameters)
     save(model, schema, frame, args.model_dir, hyperparameters)
     if args.bundle_inference_code:
-        # The SageMaker scikit-learn container serves <model>/code/inference.py (SAGEMAKER_PROGRAM).
-        (args.model_dir / "code").mkdir(exist_ok=True)
-        shutil.copy(Path(__file__).with_name("inference.py"), args.model_dir / "code")
-        # The container pip-installs code/requirements.txt before serving: the locked runtime.
-        requirements = Path(__file__).resolve().parent.parent / "requirements.txt"
-        if requirements.exists():
-            shutil.copy(requirements, args.model_dir / "code")
+        # The SageMaker scikit-learn container serves <model>/code/inference.py (SAGEMAKER_PROGRAM)
+        # after pip-installing code/ (model_code.py: the locked runtime, and under network
+        # isolation the wheels to install it offline).
+        model_code.write(args.model_dir / "code")
     print(f"trained {schema.problem_type} model on {len(frame)} rows -> {args.model_dir}")
     return 0
 

@@ -1,0 +1,392 @@
+"""Every documented call of the running system, decided against the policies that govern it.
+
+The calls live as data in tests/aws_calls.py (with the AWS page for each); here each is made
+concrete for every distinct render and decided by tests/iam_policy.py against the caller's
+rendered identity policies and the resource's policy (the key policy of a KMS key, the bucket
+policy of an S3 object): what AWS would refuse fails here. moto checks none of it (its IAM
+enforcement compares non-S3 requests with resource ``*``, and KMS key policies not at all).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from . import aws_calls as calls
+from . import iam_model as iam
+from .conftest import MATRIX, load_yaml, matrix_id
+from .iam_policy import Decision, Request, decide, explain
+from .test_permissions import rendered_stacks
+
+PROJECT = "tumour"
+
+
+class Policies:
+    """The resource policies of a layout: key ARN -> key policy, bucket name -> bucket policy."""
+
+    def __init__(self, stacks: Iterable[iam.Stack]) -> None:
+        self.keys: dict[str, dict[str, Any]] = {}
+        self.buckets: dict[str, dict[str, Any]] = {}
+        for stack in stacks:
+            for logical, resource in stack.active():
+                properties = resource.get("Properties", {})
+                if resource["Type"] == "AWS::KMS::Key":
+                    self.keys[stack.arn(logical)] = stack.resolve(properties["KeyPolicy"])
+                elif resource["Type"] == "AWS::S3::BucketPolicy":
+                    bucket = str(stack.resolve(properties["Bucket"]))
+                    self.buckets[bucket] = stack.resolve(properties["PolicyDocument"])
+
+    def of(self, arn: str) -> dict[str, Any] | None:
+        if arn.startswith("arn:aws:kms:"):
+            return self.keys[arn]  # every key the project uses has its policy here
+        if arn.startswith("arn:aws:s3:::"):
+            return self.buckets.get(arn.removeprefix("arn:aws:s3:::").split("/", 1)[0])
+        return None
+
+
+def refused(
+    caller: str,
+    identity: list[dict[str, Any]],
+    policies: Policies,
+    requested: Iterable[calls.Call],
+    values: dict[str, str],
+    owners: dict[str, str] | None = None,
+) -> list[str]:
+    """Each call AWS would refuse, with the reason (``owners``: bucket -> owning account)."""
+    refusals = []
+    for call in requested:
+        action, resource, context = call.concrete(values)
+        context = {"aws:SecureTransport": "true"} | context
+        if resource.startswith("arn:aws:s3:::") and owners:
+            bucket = resource.removeprefix("arn:aws:s3:::").split("/", 1)[0]
+            context["aws:ResourceAccount"] = owners.get(bucket, iam.ACCOUNT)
+        request = Request(caller, action, resource, context)
+        resource_policy = policies.of(resource)
+        if decide(request, identity, resource_policy) is not Decision.ALLOW:
+            refusals.append(f"{explain(request, identity, resource_policy)} [{call.source}]")
+    return refusals
+
+
+def values_for(foundation: iam.Stack, **extra: str) -> dict[str, str]:
+    exports = foundation.outputs()
+    bucket = exports[f"{PROJECT}-artifact-bucket"]
+    return {
+        "partition": iam.PARTITION,
+        "region": iam.REGION,
+        "account": foundation.account,
+        "project": PROJECT,
+        "bucket": bucket,
+        "key": exports[f"{PROJECT}-kms-key-arn"],
+        "role": exports[f"{PROJECT}-sagemaker-role-arn"],
+        "group": exports[f"{PROJECT}-model-package-group"],
+        "data_bucket": bucket,
+        "data_key": exports[f"{PROJECT}-kms-key-arn"],
+    } | extra
+
+
+BATCH_ROWS = [row for row in MATRIX if row.get("inference_mode") == "batch"]
+
+
+@pytest.mark.parametrize("extra", MATRIX, ids=matrix_id)
+def test_the_build_pipelines_steps_and_jobs_are_allowed(
+    baked_matrix: dict[str, Path], extra: dict[str, str]
+) -> None:
+    """The model-building pipeline's role (the foundation's execution role, which its jobs and
+    in one account the model also run as) may make every call of its step types and jobs."""
+    stacks = dict(rendered_stacks(baked_matrix[matrix_id(extra)]))
+    foundation = stacks["foundation.yaml"]
+    role = foundation.arn("SageMakerExecutionRole")
+    identity = iam.role_documents(foundation, "SageMakerExecutionRole")
+    requested = [
+        *calls.PIPELINE_STEPS["Processing"],
+        *calls.PIPELINE_STEPS["Training"],
+        *calls.PIPELINE_STEPS["RegisterModel"],
+        *calls.JOB_CALLS,
+        *calls.MODEL_CALLS,
+    ]
+    values = values_for(foundation, data_prefix="")
+    assert refused(role, identity, Policies([foundation]), requested, values) == []
+
+
+@pytest.mark.parametrize("extra", BATCH_ROWS, ids=matrix_id)
+@pytest.mark.parametrize("stage", ["staging", "prod"])
+def test_the_batch_pipeline_may_run_its_transform(
+    baked_matrix: dict[str, Path], extra: dict[str, str], stage: str
+) -> None:
+    """Defect: the scheduled batch pipeline runs as the model execution role, which could not
+    create, watch or stop its transform job. In one account that role is the foundation's."""
+    stacks = dict(rendered_stacks(baked_matrix[matrix_id(extra)]))
+    foundation = stacks["foundation.yaml"]
+    stage_stack = stacks[f"endpoint.yaml[{stage}]"]
+    pipeline = stage_stack.resolve(stage_stack.resources["BatchPipeline"]["Properties"])
+    role = foundation.arn("SageMakerExecutionRole")
+    assert pipeline["RoleArn"] == role
+    identity = iam.role_documents(foundation, "SageMakerExecutionRole")
+    requested = [
+        *calls.PIPELINE_STEPS["Transform"],
+        *calls.PIPELINE_STEPS["JsonGet"],
+        *calls.TRANSFORM_JOB_CALLS,
+        *calls.MODEL_CALLS,
+    ]
+    values = values_for(foundation, data_prefix=f"{PROJECT}/batch/{stage}")
+    assert refused(role, identity, Policies([foundation]), requested, values) == []
+
+
+def test_the_batch_grant_is_scoped_to_the_projects_jobs(baked_matrix: dict[str, Path]) -> None:
+    """A transform job without the project's tag (another project's) is refused."""
+    stacks = dict(rendered_stacks(baked_matrix[matrix_id(BATCH_ROWS[0])]))
+    foundation = stacks["foundation.yaml"]
+    role = foundation.arn("SageMakerExecutionRole")
+    identity = iam.role_documents(foundation, "SageMakerExecutionRole")
+    values = values_for(foundation, project="other", data_prefix="")
+    transform = calls.PIPELINE_STEPS["Transform"]
+    assert len(refused(role, identity, Policies([foundation]), transform, values)) == len(transform)
+
+
+# --- every service that uses a project key, as AWS documents it ---------------------------
+
+
+def key_users(stack: iam.Stack) -> Iterable[tuple[str, str, str, list[calls.Call], dict[str, str]]]:
+    """(resource, caller, key ARN, calls, extra values) for each resource that encrypts with a
+    KMS key: the service principal or role that then uses the key, with the documented calls."""
+    for logical, resource in stack.active():
+        kind = resource["Type"]
+        properties = stack.resolve(resource.get("Properties", {}))
+        if kind == "AWS::Logs::LogGroup" and "KmsKeyId" in properties:
+            group = stack.arn(logical).removesuffix(":*")
+            yield (
+                logical,
+                f"logs.{iam.REGION}.amazonaws.com",
+                properties["KmsKeyId"],
+                calls.LOGS_KEY_CALLS,
+                {"log_group": group},
+            )
+        elif kind == "AWS::CodeBuild::Project" and "EncryptionKey" in properties:
+            yield (
+                logical,
+                properties["ServiceRole"],
+                properties["EncryptionKey"],
+                calls.S3_KEY_CALLS,
+                {},
+            )
+        elif kind == "AWS::CodePipeline::Pipeline":
+            store = properties.get("ArtifactStore", {}).get("EncryptionKey")
+            if store:
+                yield logical, properties["RoleArn"], store["Id"], calls.S3_KEY_CALLS, {}
+
+
+def _role_documents_by_arn(stacks: Iterable[iam.Stack]) -> dict[str, list[dict[str, Any]]]:
+    return {
+        stack.arn(logical): iam.role_documents(stack, logical)
+        for stack in stacks
+        for logical, resource in stack.active()
+        if resource["Type"] == "AWS::IAM::Role"
+    }
+
+
+@pytest.mark.parametrize("extra", MATRIX, ids=matrix_id)
+def test_every_service_using_the_project_key_is_allowed_by_its_key_policy(
+    baked_matrix: dict[str, Path], extra: dict[str, str]
+) -> None:
+    """Defect: the build and deploy log groups are encrypted with the project key, whose policy
+    did not let CloudWatch Logs use it (the stacks fail to create). Each resource that names
+    the key: the service (or its role, through S3) may make the calls AWS documents."""
+    stacks = dict(rendered_stacks(baked_matrix[matrix_id(extra)]))
+    layout = [
+        stacks["foundation.yaml"],
+        stacks["build-pipeline.yaml"],
+        stacks["deploy-pipeline.yaml"],
+    ]
+    policies = Policies([stacks["foundation.yaml"]])
+    roles = _role_documents_by_arn(layout)
+    users = [user for stack in layout for user in key_users(stack)]
+    assert users  # the check is not vacuous: every layout has encrypted log groups or builds
+    refusals = []
+    for logical, caller, key, requested, extra_values in users:
+        values = {"region": iam.REGION, "key": key} | extra_values
+        identity = roles.get(caller, [])
+        refusals += [
+            f"{logical}: {line}" for line in refused(caller, identity, policies, requested, values)
+        ]
+    assert refusals == []
+
+
+@pytest.mark.parametrize(
+    "extra", [r for r in MATRIX if r.get("inference_mode") != "batch"], ids=matrix_id
+)
+def test_the_endpoint_key_is_usable_by_the_role_creating_the_endpoint(
+    baked_matrix: dict[str, Path], extra: dict[str, str]
+) -> None:
+    """The endpoint configuration names the project key: the deploying role (CloudFormation's)
+    may describe it and create the volumes' grant, by its identity policy and the key policy."""
+    stacks = dict(rendered_stacks(baked_matrix[matrix_id(extra)]))
+    deploy = stacks["deploy-pipeline.yaml"]
+    caller = deploy.arn("CloudFormationRole")
+    identity = iam.role_documents(deploy, "CloudFormationRole")
+    policies = Policies([stacks["foundation.yaml"]])
+    for label, stack in stacks.items():
+        if not label.startswith("endpoint.yaml"):
+            continue
+        config = stack.resolve(stack.resources["EndpointConfig"]["Properties"])
+        values = {"region": iam.REGION, "key": config["KmsKeyId"]}
+        assert config["KmsKeyId"] in policies.keys, label
+        assert refused(caller, identity, policies, calls.ENDPOINT_KEY_CALLS, values) == [], label
+
+
+def test_the_logs_statement_admits_only_the_projects_log_groups(
+    baked_matrix: dict[str, Path],
+) -> None:
+    stacks = dict(rendered_stacks(baked_matrix[matrix_id(MATRIX[0])]))
+    policies = Policies([stacks["foundation.yaml"]])
+    key = stacks["foundation.yaml"].arn("ProjectKey")
+    other = f"arn:aws:logs:{iam.REGION}:{iam.ACCOUNT}:log-group:/aws/codebuild/other-build"
+    values = {"key": key, "log_group": other}
+    logs = f"logs.{iam.REGION}.amazonaws.com"
+    assert len(refused(logs, [], policies, calls.LOGS_KEY_CALLS, values)) == len(
+        calls.LOGS_KEY_CALLS
+    )
+
+
+# --- S3 server access logs ----------------------------------------------------------------
+
+
+def access_log_targets(stack: iam.Stack) -> dict[str, dict[str, Any]]:
+    """Logical id -> resolved properties of each bucket another bucket logs to."""
+    buckets = {
+        logical: stack.resolve(resource.get("Properties", {}))
+        for logical, resource in stack.active()
+        if resource["Type"] == "AWS::S3::Bucket"
+    }
+    names = {stack.physical_name(logical): logical for logical in buckets}
+    return {
+        names[target]: buckets[names[target]]
+        for properties in buckets.values()
+        if (target := properties.get("LoggingConfiguration", {}).get("DestinationBucketName"))
+    }
+
+
+@pytest.mark.parametrize("extra", MATRIX, ids=matrix_id)
+def test_access_log_buckets_use_sse_s3(
+    baked_matrix: dict[str, Path], extra: dict[str, str]
+) -> None:
+    """Amazon S3 User Guide, "Enabling Amazon S3 server access logging" (enable-server-access-
+    logging.html): the destination bucket's default encryption may be SSE-S3 (AES256) only;
+    server access logs are not delivered to a bucket that encrypts by default with SSE-KMS."""
+    project = baked_matrix[matrix_id(extra)]
+    targets = {}
+    for path in sorted((project / "infrastructure").glob("*.yaml")):
+        if path.stem == "endpoint":
+            continue
+        stack = iam.Stack(load_yaml(path), f"{PROJECT}-{path.stem}", {}, _exports(project))
+        targets |= {f"{path.name}:{k}": v for k, v in access_log_targets(stack).items()}
+    assert {name.split(":")[0] for name in targets} == {"foundation.yaml", "target-account.yaml"}
+    for name, properties in targets.items():
+        rules = properties["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+        algorithms = {rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] for rule in rules}
+        assert algorithms == {"AES256"}, f"{name} [{calls.ACCESS_LOGS}]"
+
+
+def _exports(project: Path) -> dict[str, Any]:
+    foundation = iam.Stack(load_yaml(project / "infrastructure" / "foundation.yaml"), "f")
+    return foundation.outputs()
+
+
+# --- the batch pipeline in a stage's own account --------------------------------------------
+
+from .test_accounts import (  # noqa: E402  (module-scoped renders with separate accounts)
+    ACCOUNTS,
+    BUILD,
+    build_stacks,
+    mode_renders,
+    renders,
+    target_stacks,
+)
+
+__all__ = ["mode_renders", "renders"]  # fixtures used by name
+
+
+@pytest.mark.parametrize("stage", list(ACCOUNTS))
+def test_the_batch_pipeline_may_run_its_transform_in_a_target_account(
+    mode_renders: dict[str, Path], stage: str
+) -> None:
+    """Defect: in a stage's own account the batch pipeline runs as target-account.yaml's model
+    role, which could not create its transform job. The job and the model then read the build
+    account's artifact across accounts (its bucket and key policies must agree)."""
+    project = mode_renders["batch"]
+    foundation = build_stacks(project, separate=True)["foundation"]
+    stacks = target_stacks(project, stage)
+    target, stage_stack = stacks["target"], stacks["endpoint"]
+    role = target.arn("ModelExecutionRole")
+    pipeline = stage_stack.resolve(stage_stack.resources["BatchPipeline"]["Properties"])
+    assert pipeline["RoleArn"] == role
+    identity = iam.role_documents(target, "ModelExecutionRole")
+    values = values_for(
+        foundation,
+        account=ACCOUNTS[stage],
+        role=role,
+        data_bucket=target.physical_name("DataBucket"),
+        data_key=target.arn("StageKey"),
+        data_prefix=f"{PROJECT}/batch/{stage}",
+    )
+    requested = [
+        *calls.PIPELINE_STEPS["Transform"],
+        *calls.PIPELINE_STEPS["JsonGet"],
+        *calls.TRANSFORM_JOB_CALLS,
+        *calls.MODEL_CALLS,
+    ]
+    owners = {values["bucket"]: BUILD, values["data_bucket"]: ACCOUNTS[stage]}
+    policies = Policies([foundation, target])
+    assert refused(role, identity, policies, requested, values, owners) == []
+
+
+# S3 uses the bucket's default key with the credentials of whoever writes or reads an object.
+KEY_OF_OBJECT_CALL = {"s3:PutObject": "kms:GenerateDataKey", "s3:GetObject": "kms:Decrypt"}
+
+
+def objects_a_role_may_touch(
+    identity: list[dict[str, Any]], bucket: str
+) -> Iterable[tuple[str, str]]:
+    """(S3 action, an object ARN) for each statement of a role granting it on the bucket."""
+    for document in identity:
+        for statement in iam.statements(document):
+            if statement.get("Effect") != "Allow":
+                continue
+            for pattern in map(str, iam._as_list(statement.get("Resource", []))):
+                if not pattern.startswith(f"arn:aws:s3:::{bucket}/"):
+                    continue
+                for action in KEY_OF_OBJECT_CALL:
+                    if any(
+                        iam.policy.action_matches(a, action)
+                        for a in iam._as_list(statement.get("Action", []))
+                    ):
+                        yield action, pattern.replace("*", "x")
+
+
+@pytest.mark.parametrize("extra", MATRIX, ids=matrix_id)
+def test_every_role_that_reads_or_writes_an_encrypted_bucket_may_use_its_key(
+    baked_matrix: dict[str, Path], extra: dict[str, str]
+) -> None:
+    """Each role granted s3:PutObject/GetObject on an SSE-KMS bucket may also make the KMS call
+    S3 then makes with its credentials (SSE_KMS), by its policy and the key policy."""
+    stacks = dict(rendered_stacks(baked_matrix[matrix_id(extra)]))
+    foundation = stacks["foundation.yaml"]
+    layout = [s for label, s in stacks.items() if label != "target-account.yaml"]
+    policies = Policies([foundation])
+    checked, refusals = 0, []
+    for bucket, key in iam.encrypted_buckets(foundation).items():
+        for arn, identity in _role_documents_by_arn(layout).items():
+            for action, obj in objects_a_role_may_touch(identity, bucket):
+                request = Request(arn, action, obj, {"aws:SecureTransport": "true"})
+                if decide(request, identity, policies.of(obj)) is not Decision.ALLOW:
+                    continue  # a narrower grant elsewhere; not a use of the key
+                checked += 1
+                use = calls.Call(KEY_OF_OBJECT_CALL[action], "{key}", calls.SSE_KMS, calls.VIA_S3)
+                values = {"key": key, "region": iam.REGION}
+                refusals += [
+                    f"{obj}: {line}" for line in refused(arn, identity, policies, [use], values)
+                ]
+    assert checked
+    assert refusals == []
