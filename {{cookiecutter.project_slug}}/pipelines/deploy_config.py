@@ -614,12 +614,13 @@ def upload_definition(settings: Settings, s3: Any, kind: str, definition: dict[s
     return key
 
 
-def upload_definitions(settings: Settings, s3: Any) -> dict[str, str]:
+def upload_definitions(settings: Settings, s3: Any, monitor_role: str) -> dict[str, str]:
     """Upload the definitions of the pipelines the stage stacks create, and the job code the
     monitoring pipeline runs; return the stack parameters naming them.
 
     Every stage stack of a realtime or batch project monitors its prod
     (``pipelines/monitoring.py``); a batch stack also runs batch inference (``pipelines/batch.py``).
+    The monitoring job runs as ``monitor_role``, prod's model role.
     """
     # The SageMaker SDK: imported only when a deploy needs a definition.
     from . import batch, monitoring
@@ -636,7 +637,10 @@ def upload_definitions(settings: Settings, s3: Any) -> dict[str, str]:
     parameters = {
         "PipelineDefinitionBucket": settings.bucket,
         "MonitorPipelineDefinitionKey": upload_definition(
-            settings, s3, "monitoring", monitoring.definition(settings, code)
+            settings,
+            s3,
+            "monitoring",
+            monitoring.definition(dataclasses.replace(settings, role_arn=monitor_role), code),
         ),
     }
     if settings.inference_mode == "batch":
@@ -761,6 +765,13 @@ def write_configs(
     """
     sagemaker, s3 = clients
     definitions: dict[str, str] = {}
+    # The monitoring job runs in prod, as the role prod's model runs as (stage_config).
+    prod_account = (accounts or {}).get("prod")
+    prod_role = (
+        target_account("prod", prod_account, settings).model_role_arn
+        if prod_account
+        else settings.role_arn
+    )
     action = requested_arn if requested_arn in (PROMOTE, DISCARD) else DEPLOY
     realtime = settings.inference_mode == "realtime"
     new: Package | None = None
@@ -775,7 +786,7 @@ def write_configs(
                 if package is not None and package.baseline is not None:
                     check_baseline(s3, package.baseline, features())
         template = endpoint_template(settings.project_name, features())
-        definitions = upload_definitions(settings, s3)
+        definitions = upload_definitions(settings, s3, prod_role)
     elif new is None:
         raise DeployConfigError(
             f"nothing to {action}: {settings.inference_mode} inference has no challenger"
@@ -787,7 +798,7 @@ def write_configs(
         }
         if settings.inference_mode == "batch":
             check_baseline(s3, required_baseline(new), features())
-            definitions = upload_definitions(settings, s3)
+            definitions = upload_definitions(settings, s3, prod_role)
             template = endpoint_template(settings.project_name, features())
         else:
             template = load_template()

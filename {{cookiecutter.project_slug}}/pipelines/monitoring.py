@@ -18,8 +18,10 @@ hourly with an EventBridge Scheduler schedule, passing:
 - ``ModelDataUri``: the deployed package's ``model.tar.gz``, whose ``baseline.json`` is the
   training baseline drift is measured against and whose ``model_meta.json`` names its classes;
 - ``Stage``: the ``Stage`` dimension of the CloudWatch metrics; ``ReportUri``: where the HTML and
-  JSON report land; ``RoleArn``: the role the job runs as, the stage's model role (with stages in
-  accounts of their own, that account's, not the build account's).
+  JSON report land.
+
+The job runs as prod's model role: the deploy build builds the definition with it (with stages in
+accounts of their own, the prod account's role, not the build account's).
 
 The job publishes its findings to the project's CloudWatch namespace (``drift_alarms.namespace``),
 which the stage stack's drift, quality and silence alarms watch, and logs its report to the
@@ -62,7 +64,6 @@ PARAMETERS = (
     "ModelDataUri",
     "Stage",
     "ReportUri",
-    "RoleArn",
 )
 
 
@@ -75,7 +76,6 @@ def parameters(settings: Settings) -> dict[str, ParameterString]:
         "ModelDataUri": f"{settings.prefix}/model.tar.gz",
         "Stage": "prod",
         "ReportUri": f"{settings.prefix}/monitoring/prod",
-        "RoleArn": settings.role_arn,
     }
     return {name: ParameterString(name, default_value=defaults[name]) for name in PARAMETERS}
 
@@ -124,7 +124,6 @@ def monitoring_request(
         # prod's job cannot reach it, and its report stays in S3 and CloudWatch.
         environment=None if settings.standards.accounts else tracking_environment(settings),
     )
-    request["RoleArn"] = given["RoleArn"]
     # It calls S3, CloudWatch and MLflow itself (module docstring): never network-isolated.
     network = request.get("NetworkConfig")
     if network is not None:
