@@ -151,10 +151,12 @@ def test_separate_accounts_stage_configs_name_each_stages_own_account(
         single = written_parameters(tmp_path / "single", stage)
         named = {key: _account_of(str(value)) for key, value in parameters.items()}
         # the package, its model artifact (the monitor's baseline) and the monitoring
-        # pipeline's definition stay in the build account's registry and bucket
+        # pipeline's definition stay in the build account's registry and bucket; the definition
+        # names the prod account's role, so it differs from the one-account definition
         assert named["ModelPackageArn"] == BUILD_ACCOUNT
-        for key in ("ModelDataUri", "PipelineDefinitionBucket", "MonitorPipelineDefinitionKey"):
+        for key in ("ModelDataUri", "PipelineDefinitionBucket"):
             assert parameters[key] == single[key], key
+        assert parameters["MonitorPipelineDefinitionKey"] != single["MonitorPipelineDefinitionKey"]
         assert parameters["BuildAccountId"] == BUILD_ACCOUNT
         # what the endpoint runs as, encrypts with and writes to is the stage account's own
         for key in ("ModelExecutionRoleArn", "KmsKeyArn", "DataCaptureUri", "MonitoringOutputUri"):
