@@ -23,8 +23,10 @@ uv: ## Find uv, or install a private copy when none works; print which one is us
 env: uv ## Install the template's locked tool environment (.venv)
 	$(UV) sync --locked
 
-demo: env ## Render a default project and run it end to end (summary here, all output in DEMO_DIR/demo.log)
-	$(UV) run --locked python tools/run_demo.py --output-dir $(DEMO_DIR)
+demo: uv ## Render a default project and run it end to end (summary here, all output in DEMO_DIR/demo.log)
+	@# Standard library only, so no environment is synced (and listed) before it: it installs the
+	@# template's tools itself, into the log.
+	$(UV) run --no-project python tools/run_demo.py --uv '$(UV)' --output-dir '$(DEMO_DIR)'
 
 browser: ## Install Debian's chromium for the browser test (as root with apt-get; else say how)
 	@if command -v chromium >/dev/null 2>&1; then echo "chromium: $$(command -v chromium)"; \

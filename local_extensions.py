@@ -1,5 +1,6 @@
-"""Jinja extensions cookiecutter loads for this template (``_extensions`` in cookiecutter.json),
-both to render faster without changing a byte of the output.
+"""Jinja extensions cookiecutter loads for this template (``_extensions`` in cookiecutter.json):
+:class:`OrganisationStandards` hands the templates the organisation standards; the other two
+render faster without changing a byte of the output.
 
 Cookiecutter renders every path of the template, and every answer, as a Jinja template of its
 own (``Environment.from_string``): about 150 strings per render, nearly all without a single
@@ -16,6 +17,7 @@ import contextlib
 import hashlib
 import json
 import pickle
+import sys
 from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,30 @@ import jinja2
 from jinja2 import Environment
 from jinja2.bccache import Bucket, FileSystemBytecodeCache
 from jinja2.ext import Extension
+
+
+class OrganisationStandards(Extension):
+    """The organisation standards (hooks/org_standards.py: the file, its schema) as the Jinja
+    global ``org_standards``, for what a template writes from them: the subscribers of the
+    notification topic and the budget (templates/notifications.j2).
+
+    Cookiecutter builds its environment before the pre-generation hook runs, and that hook refuses
+    a file the schema rejects with one line naming the field, before any file is written; so a
+    file that does not load is handed over as no standards here, never raised.
+    """
+
+    def __init__(self, environment: Environment) -> None:
+        super().__init__(environment)
+        hooks = str(Path(__file__).resolve().parent / "hooks")
+        if hooks not in sys.path:
+            sys.path.append(hooks)
+        import org_standards
+
+        try:
+            standards = org_standards.load(org_standards.locate(Path(__file__).resolve().parent))
+        except org_standards.StandardsError:
+            standards = {}
+        environment.globals["org_standards"] = standards
 
 
 class LiteralTemplate:

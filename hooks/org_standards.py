@@ -91,6 +91,41 @@ SCHEMA: dict[str, Any] = {
             "properties": {stage: NETWORK for stage in TARGET_STAGES},
         },
         "minimum_quality_gate": {"type": "object", "additionalProperties": {"type": "number"}},
+        # Who is told when a pipeline, a deploy or a batch transform fails, an endpoint update
+        # rolls back, a model waits for approval, an alarm fires or the budget is crossed
+        # (templates/notifications.j2 subscribes them to each project's topic).
+        "notifications": {
+            "type": "object",
+            "additionalProperties": False,
+            "minProperties": 1,
+            "properties": {
+                "emails": {
+                    "type": "array",
+                    "minItems": 1,
+                    "uniqueItems": True,
+                    "items": {"type": "string", "pattern": r"^[^@\s\"]+@[^@\s\"]+\.[^@\s\"]+$"},
+                },
+                # AWS Chatbot: the Slack workspace (team) id and channel id, as the console of
+                # AWS Chatbot shows them once the workspace is authorised
+                # (AWS::Chatbot::SlackChannelConfiguration's patterns).
+                "chatbot_slack": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["workspace_id", "channel_id"],
+                    "properties": {
+                        "workspace_id": {"type": "string", "pattern": r"^[0-9A-Z]{1,255}$"},
+                        "channel_id": {"type": "string", "pattern": r"^[A-Za-z0-9]+$"},
+                    },
+                },
+            },
+        },
+        # Each project's monthly cost budget (AWS Budgets, on its sagemaker:project-name tag).
+        "budget": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["monthly_usd"],
+            "properties": {"monthly_usd": {"type": "number", "exclusiveMinimum": 0}},
+        },
     },
 }
 # The template's own gate defaults (params.yaml) per problem type.

@@ -6,9 +6,11 @@ logic is importable and unit-tested.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import re
 import shutil
+import struct
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -33,6 +35,7 @@ VARIANT_CHOICES: dict[str, tuple[str, ...]] = {
 ENDPOINT_PATHS = (
     "pipelines/endpoint_test.py",
     "buildspec-test.yml",
+    "buildspec-verify.yml",
     "tests/test_endpoint_smoke.py",
 )
 # Paths (relative to the project) that exist only when a choice has a given value.
@@ -140,10 +143,56 @@ def fill_answers(project: Path, answers: Mapping[str, Any]) -> list[str]:
     return filled
 
 
+# statx(2) on Linux: the only way to a folder's creation time there (os.stat has none).
+AT_FDCWD = -100
+STATX_BTIME = 0x800
+STATX_SIZE = 256  # sizeof(struct statx)
+STATX_BTIME_OFFSET = 80  # struct statx: stx_btime {s64 tv_sec; u32 tv_nsec}
+# Cookiecutter makes ``a`` and ``a/b`` in one os.makedirs call, microseconds apart; a folder born
+# longer than this before the project existed before the run.
+SAME_RUN_SECONDS = 0.2
+
+
+def birth_time(path: Path) -> float | None:
+    """When ``path`` was created, or None where the system or filesystem does not record it."""
+    birth = getattr(path.stat(), "st_birthtime", None)  # macOS, the BSDs, Windows
+    if birth is not None:
+        return float(birth)
+    if os.name != "posix":
+        return None
+    statx = getattr(ctypes.CDLL(None, use_errno=True), "statx", None)
+    if statx is None:
+        return None
+    buffer = ctypes.create_string_buffer(STATX_SIZE)
+    if statx(AT_FDCWD, os.fsencode(path), 0, STATX_BTIME, buffer) != 0:
+        return None
+    (mask,) = struct.unpack_from("=I", buffer.raw, 0)
+    if not mask & STATX_BTIME:
+        return None
+    seconds, nanoseconds = struct.unpack_from("=qI", buffer.raw, STATX_BTIME_OFFSET)
+    return float(seconds + nanoseconds / 1e9)
+
+
 def created_parents(project_dir: Path, slug: str) -> list[Path]:
-    """Folders cookiecutter made above the project for a slug like ``a/b``, innermost first."""
+    """Folders cookiecutter made above the project for a slug like ``a/b``, innermost first.
+
+    Only folders born with the project: a folder ``a`` that existed before the run is the user's,
+    even if empty. Where creation times are not recorded, none is claimed (an empty folder left
+    behind is better than one of the user's removed).
+    """
     depth = len(Path(slug).parts) - 1
-    return list(project_dir.parents[:depth]) if depth > 0 else []
+    if depth <= 0:
+        return []
+    project_birth = birth_time(project_dir)
+    if project_birth is None:
+        return []
+    made: list[Path] = []
+    for parent in project_dir.parents[:depth]:
+        born = birth_time(parent)
+        if born is None or born < project_birth - SAME_RUN_SECONDS:
+            break
+        made.append(parent)
+    return made
 
 
 def remove_created_parents_later(project_dir: Path, slug: str) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -64,6 +65,8 @@ class Options:
     launch_role: str = "AmazonSageMakerServiceCatalogProductsLaunchRole"
     domain_id: str = ""
     region: str = "us-east-1"
+    # The organisation's SageMaker execution role every project uses; "": each creates its own.
+    execution_role_arn: str = ""
 
 
 @dataclass
@@ -111,6 +114,10 @@ def call(client: Any, operation: str, **kwargs: Any) -> Any:
 NO_ACCOUNT = "none"
 
 
+# foundation.yaml's ExecutionRoleArn pattern.
+EXECUTION_ROLE = re.compile(r"arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]+")
+
+
 def nested_templates_url(options: Options, base: str) -> str:
     return f"https://{options.bucket}.s3.{options.region}.amazonaws.com/{base}/templates"
 
@@ -140,6 +147,8 @@ def product_template(options: Options, built: seed.Seed, base: str) -> str:
             # the seed's org-standards.json vpc (comma-separated); "none": no network named
             "SubnetIds": ",".join(built.vpc.get("subnets", [])) or NO_ACCOUNT,
             "SecurityGroupIds": ",".join(built.vpc.get("security_groups", [])) or NO_ACCOUNT,
+            # the publisher's --execution-role-arn; "none": each project creates its own
+            "ExecutionRoleArn": options.execution_role_arn or NO_ACCOUNT,
         }
     )
     # The organisation's tags join the SageMaker Projects tags product.yaml gives each nested
@@ -173,19 +182,70 @@ def check_arguments(options: Options) -> None:
         raise PublishError("--target s3 needs --domain-id (the SageMaker domain to tag)")
     if options.target not in ("s3", "service-catalog"):
         raise PublishError(f"unknown --target {options.target}")
+    if options.execution_role_arn and not EXECUTION_ROLE.fullmatch(options.execution_role_arn):
+        raise PublishError(
+            f"--execution-role-arn {options.execution_role_arn!r} is not an IAM role ARN "
+            "(arn:aws:iam::<account>:role/<name>)"
+        )
 
 
-def check_preconditions(clients: Clients, options: Options) -> str:
-    """Read-only checks of everything the writes need; returns the SageMaker domain ARN (s3)."""
-    call(clients.s3, "head_bucket", Bucket=options.bucket)
+def check_version(version: Mapping[str, str]) -> None:
+    """A published version never changes, so it must name one commit of the template."""
+    name = version["version"]
+    if name == "unknown" or name.endswith("-dirty"):
+        raise PublishError(
+            f"template version {name!r} is not one commit: publish from a clean git checkout "
+            "(commit or stash the changes)"
+        )
+
+
+def check_preconditions(clients: Clients, options: Options) -> tuple[str, str]:
+    """Read-only checks of everything the writes need; returns this account (the bucket's
+    expected owner) and the SageMaker domain ARN (s3 target; "" otherwise)."""
+    account = str(call(clients.sts, "get_caller_identity")["Account"])
+    # Every S3 call names the owner it expects: a bucket of that name in another account (a
+    # deleted and re-created name) is refused by S3 instead of receiving the seed.
+    call(clients.s3, "head_bucket", Bucket=options.bucket, ExpectedBucketOwner=account)
     if options.target != "s3":
-        return ""
-    account = call(clients.sts, "get_caller_identity")["Account"]
+        return account, ""
     call(clients.sagemaker, "describe_domain", DomainId=options.domain_id)
-    return f"arn:aws:sagemaker:{options.region}:{account}:domain/{options.domain_id}"
+    return account, f"arn:aws:sagemaker:{options.region}:{account}:domain/{options.domain_id}"
 
 
-def upload(clients: Clients, bucket: str, key: str, body: bytes, tags: str = "") -> None:
+def published_body(clients: Clients, bucket: str, owner: str, key: str) -> bytes | None:
+    """The object's bytes, or None when there is none."""
+    try:
+        response = clients.s3.get_object(Bucket=bucket, Key=key, ExpectedBucketOwner=owner)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            return None
+        code = error.response.get("Error", {}).get("Code")
+        raise PublishError(f"S3 GetObject failed: {code} ({PERMISSIONS_HINT})") from None
+    return bytes(response["Body"].read())
+
+
+def check_unpublished(
+    clients: Clients, bucket: str, owner: str, objects: Mapping[str, bytes]
+) -> dict[str, bytes]:
+    """The objects still to upload. A version's objects never change: one that exists with
+    other bytes refuses the whole publish before anything is written; one with the same bytes
+    (a re-run after a partial publish) is left as it is."""
+    todo = {}
+    for key, body in objects.items():
+        existing = published_body(clients, bucket, owner, key)
+        if existing is None:
+            todo[key] = body
+        elif existing != body:
+            raise PublishError(
+                f"s3://{bucket}/{key} is already published with other content: a published "
+                "version never changes; tag a new version of the template and publish that"
+            )
+    return todo
+
+
+def upload(
+    clients: Clients, bucket: str, key: str, body: bytes, tags: str = "", *, owner: str
+) -> None:
     extra = {"Tagging": tags} if tags else {}
     call(
         clients.s3,
@@ -194,14 +254,17 @@ def upload(clients: Clients, bucket: str, key: str, body: bytes, tags: str = "")
         Key=key,
         Body=body,
         ServerSideEncryption="aws:kms",
+        ExpectedBucketOwner=owner,
         **extra,
     )
 
 
-def merge_cors(clients: Clients, bucket: str, log: Callable[[str], None]) -> None:
+def merge_cors(clients: Clients, bucket: str, owner: str, log: Callable[[str], None]) -> None:
     """Add Studio's rule to the bucket's CORS configuration, keeping every existing rule."""
     try:
-        rules = list(clients.s3.get_bucket_cors(Bucket=bucket)["CORSRules"])
+        rules = list(
+            clients.s3.get_bucket_cors(Bucket=bucket, ExpectedBucketOwner=owner)["CORSRules"]
+        )
     except ClientError as error:
         if error.response.get("Error", {}).get("Code") != "NoSuchCORSConfiguration":
             raise PublishError(
@@ -215,6 +278,7 @@ def merge_cors(clients: Clients, bucket: str, log: Callable[[str], None]) -> Non
         clients.s3,
         "put_bucket_cors",
         Bucket=bucket,
+        ExpectedBucketOwner=owner,
         CORSConfiguration={"CORSRules": [*rules, STUDIO_CORS_RULE]},
     )
     log(f"bucket CORS allows {STUDIO_ORIGIN} (kept {len(rules)} existing rule(s))")
@@ -346,9 +410,9 @@ def ensure_principals(
 
 
 def publish_s3_target(
-    clients: Clients, options: Options, domain_arn: str, log: Callable[[str], None]
+    clients: Clients, options: Options, owner: str, domain_arn: str, log: Callable[[str], None]
 ) -> None:
-    merge_cors(clients, options.bucket, log)
+    merge_cors(clients, options.bucket, owner, log)
     location = f"s3://{options.bucket}/{options.prefix}/"
     call(
         clients.sagemaker,
@@ -395,6 +459,7 @@ def publish(
     log: Callable[[str], None] = print,
 ) -> dict[str, str]:
     check_arguments(options)
+    check_version(version)
     built = seed.build_seed(options.answers)
     base = f"{options.prefix}/{version['version']}"
     template = product_template(options, built, base)
@@ -403,19 +468,27 @@ def publish(
         errors += [f"{name}: {error}" for error in lint_errors(body.decode(), options.region)]
     if errors:
         raise PublishError("product template fails cfn-lint; not publishing: " + "; ".join(errors))
-    domain_arn = check_preconditions(clients, options)
-    # Writes from here on; each is idempotent.
+    owner, domain_arn = check_preconditions(clients, options)
     seed_key = f"{base}/seed.zip"
-    upload(clients, options.bucket, seed_key, built.zip)
-    for name, body in built.templates.items():
-        upload(clients, options.bucket, f"{base}/templates/{name}", body)
     template_key = f"{base}/product.json"
+    objects = {
+        seed_key: built.zip,
+        **{f"{base}/templates/{name}": body for name, body in built.templates.items()},
+        template_key: template.encode(),
+    }
+    # Writes from here on: only objects the version does not have yet.
+    todo = check_unpublished(clients, options.bucket, owner, objects)
     visibility = "sagemaker:studio-visibility=true" if options.target == "s3" else ""
-    upload(clients, options.bucket, template_key, template.encode(), tags=visibility)
-    log(f"uploaded {built.slug} seed ({len(built.zip)} bytes) to s3://{options.bucket}/{seed_key}")
+    for key, body in todo.items():
+        tags = visibility if key == template_key else ""
+        upload(clients, options.bucket, key, body, tags, owner=owner)
+    log(
+        f"{built.slug} seed ({len(built.zip)} bytes) at s3://{options.bucket}/{seed_key}"
+        + ("" if todo else " (already published, unchanged)")
+    )
     result = {"seed_key": seed_key, "template_key": template_key}
     if options.target == "s3":
-        publish_s3_target(clients, options, domain_arn, log)
+        publish_s3_target(clients, options, owner, domain_arn, log)
         return result
     url = f"https://{options.bucket}.s3.{options.region}.amazonaws.com/{template_key}"
     sc = clients.servicecatalog
@@ -443,35 +516,68 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--launch-role", default=Options.launch_role)
     parser.add_argument("--domain-id", default="", help="SageMaker domain (with --target s3)")
     parser.add_argument("--region", default=boto3.session.Session().region_name or "us-east-1")
+    parser.add_argument(
+        "--execution-role-arn",
+        default="",
+        help=(
+            "the organisation's role every project's SageMaker jobs, models and monitoring run "
+            "as (fixed in the product; launchers cannot choose one); default: each project "
+            "creates its own"
+        ),
+    )
     parser.add_argument("--dry-run", action="store_true", help="print the plan; call no AWS API")
     return parser.parse_args(argv)
 
 
 def load_answers(path: Path | None) -> dict[str, Any]:
+    """The answers file's mapping; a file that cannot be one is a one-line PublishError."""
     if path is None:
         return {}
-    data: dict[str, Any] = yaml.safe_load(path.read_text()) or {}
-    return dict(data.get("default_context", data))
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as error:
+        raise PublishError(f"--answers {path}: {error.strerror or error}") from None
+    except yaml.YAMLError as error:
+        where = getattr(error, "problem_mark", None)
+        line = f" line {where.line + 1}" if where is not None else ""
+        problem = getattr(error, "problem", None) or type(error).__name__
+        raise PublishError(f"--answers {path}{line}: not YAML ({problem})") from None
+    data = data if data is not None else {}
+    answers = data.get("default_context", data) if isinstance(data, dict) else data
+    if not isinstance(answers, dict):
+        raise PublishError(
+            f"--answers {path}: must be a mapping of cookiecutter answers (or default_context:)"
+        )
+    return dict(answers)
 
 
 def main(argv: list[str] | None = None, clients: Clients | None = None) -> int:
     args = parse_args(argv)
-    options = Options(
-        bucket=args.bucket,
-        prefix=args.prefix.strip("/"),
-        answers=load_answers(args.answers),
-        target=args.target,
-        portfolio_name=args.portfolio_name,
-        product_name=args.product_name,
-        provider=args.provider,
-        principal_arns=args.principal_arns,
-        launch_role=args.launch_role,
-        domain_id=args.domain_id,
-        region=args.region,
-    )
     version = seed.template_version()
     try:
+        # Bad input (arguments, the answers file, answers the template refuses): one line and
+        # exit 2, before anything is rendered or any AWS API called; --dry-run checks the same.
+        options = Options(
+            bucket=args.bucket,
+            prefix=args.prefix.strip("/"),
+            answers=load_answers(args.answers),
+            target=args.target,
+            portfolio_name=args.portfolio_name,
+            product_name=args.product_name,
+            provider=args.provider,
+            principal_arns=args.principal_arns,
+            launch_role=args.launch_role,
+            domain_id=args.domain_id,
+            region=args.region,
+            execution_role_arn=args.execution_role_arn,
+        )
         check_arguments(options)
+        seed.validate_answers(options.answers)
+        check_version(version)
+    except (PublishError, seed.AnswersError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    try:
         if args.dry_run:
             print(f"plan (dry run, template version {version['version']}):")
             for number, step in enumerate(plan(options, version), start=1):

@@ -56,6 +56,32 @@ def resolved_answers(answers: Mapping[str, Any], template: Path = TEMPLATE) -> d
         sys.path.remove(str(template))
 
 
+class AnswersError(ValueError):
+    """Answers the template refuses; the message is the hook's one line."""
+
+
+def validate_answers(answers: Mapping[str, Any], template: Path = TEMPLATE) -> None:
+    """The pre-generation hook's checks (the template's rules and the organisation's
+    standards), without rendering: what a render with these answers would refuse."""
+    try:
+        resolved = resolved_answers(answers, template)
+    except Exception as error:  # cookiecutter's own refusal of the answers, whatever its type
+        raise AnswersError(str(error).splitlines()[0] if str(error) else repr(error)) from None
+    sys.path.insert(0, str(template / "hooks"))
+    try:
+        import org_standards
+        import template_rules
+
+        try:
+            template_rules.validate(resolved)
+            standards = org_standards.load(org_standards.locate(template))
+            org_standards.check(standards, resolved)
+        except (template_rules.AnswerError, org_standards.StandardsError) as error:
+            raise AnswersError(str(error)) from None
+    finally:
+        sys.path.remove(str(template / "hooks"))
+
+
 def render_seed(answers: Mapping[str, Any], output_dir: Path) -> Path:
     """Render the template non-interactively; the post-generation hook commits every file."""
     return Path(

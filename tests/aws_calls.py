@@ -65,6 +65,7 @@ ACCESS_LOGS = (
 SAGEMAKER = "arn:{partition}:sagemaker:{region}:{account}"
 VIA_S3 = {"kms:ViaService": "s3.{region}.amazonaws.com"}
 TO_SAGEMAKER = {"iam:PassedToService": "sagemaker.amazonaws.com"}
+PENDING_APPROVAL = {"sagemaker:ModelApprovalStatus": "PendingManualApproval"}
 # The project's tags on every job and pipeline (pipelines/settings.py load_settings, with the
 # SAGEMAKER_PROJECT_NAME the build and deploy builds set).
 PROJECT_TAG = {"aws:RequestTag/sagemaker:project-name": "{project}"}
@@ -117,10 +118,20 @@ PIPELINE_STEPS: dict[str, list[Call]] = {
         *_job("training-job", "pipelines-0a1b2c3d4e5f-train-x1y2z3"),
         Call("iam:PassRole", "{role}", PIPELINES, TO_SAGEMAKER),
     ],
+    # The step registers with the definition's ModelApprovalStatus parameter, whose default (and
+    # the only value the role's condition admits) is PendingManualApproval.
     "RegisterModel": [
-        Call("sagemaker:CreateModelPackage", f"{SAGEMAKER}:model-package/{{group}}/3", PIPELINES),
         Call(
-            "sagemaker:CreateModelPackage", f"{SAGEMAKER}:model-package-group/{{group}}", PIPELINES
+            "sagemaker:CreateModelPackage",
+            f"{SAGEMAKER}:model-package/{{group}}/3",
+            PIPELINES,
+            PENDING_APPROVAL,
+        ),
+        Call(
+            "sagemaker:CreateModelPackage",
+            f"{SAGEMAKER}:model-package-group/{{group}}",
+            PIPELINES,
+            PENDING_APPROVAL,
         ),
         Call("sagemaker:AddTags", f"{SAGEMAKER}:model-package/{{group}}/3", API_PERMISSIONS),
     ],
@@ -135,11 +146,19 @@ PIPELINE_STEPS: dict[str, list[Call]] = {
     ],
 }
 
+# Where a training job of the pipeline writes its model: the step's output path
+# (pipelines/pipeline.py: <project>/pipeline/<execution id>/model), then SageMaker's
+# <job name>/output/model.tar.gz under it (CreateTrainingJob, OutputDataConfig.S3OutputPath).
+MODEL_ARTIFACT = (
+    "arn:{partition}:s3:::{bucket}/{project}/pipeline/0a1b2c3d4e5f/model"
+    "/pipelines-0a1b2c3d4e5f-Train-x1y2z3/output/model.tar.gz"
+)
+
 # What each job does as its execution role (the same role in this project): its inputs and
 # outputs under the project's prefix of the artifact bucket, their key through S3, its logs.
 JOB_CALLS: list[Call] = [
     Call("s3:GetObject", "arn:{partition}:s3:::{bucket}/{project}/data/processed/train.csv", ROLES),
-    Call("s3:PutObject", "arn:{partition}:s3:::{bucket}/{project}/runs/0a1b/model.tar.gz", ROLES),
+    Call("s3:PutObject", MODEL_ARTIFACT, ROLES),
     Call("s3:ListBucket", "arn:{partition}:s3:::{bucket}", ROLES),
     Call("kms:Decrypt", "{key}", SSE_KMS, VIA_S3),
     Call("kms:GenerateDataKey", "{key}", SSE_KMS, VIA_S3),
@@ -181,7 +200,7 @@ TRANSFORM_JOB_CALLS: list[Call] = [
 
 # The model's role reading the approved package's artifact (build account's bucket and key).
 MODEL_CALLS: list[Call] = [
-    Call("s3:GetObject", "arn:{partition}:s3:::{bucket}/{project}/runs/0a1b/model.tar.gz", ROLES),
+    Call("s3:GetObject", MODEL_ARTIFACT, ROLES),
     Call("kms:Decrypt", "{key}", SSE_KMS, VIA_S3),
 ]
 

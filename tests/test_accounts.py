@@ -292,12 +292,13 @@ def _resource_policy_allows(
     action: str,
     resource: str,
     context: dict[str, str] | None = None,
+    caller: str | None = None,
 ) -> bool:
-    """Whether a build-account resource's policies let a principal of ``account`` perform
-    ``action``: decided by tests/iam_policy.py for a role of that account whose own policies
-    allow it, so that the resource policy's side alone decides (S3 and KMS calls as S3 makes
-    them: over TLS, a key used through S3)."""
-    caller = f"arn:aws:iam::{account}:role/caller"
+    """Whether a build-account resource's policies let a principal of ``account`` (the role
+    ``caller``, when the policy names roles) perform ``action``: decided by tests/iam_policy.py
+    for a role of that account whose own policies allow it, so that the resource policy's side
+    alone decides (S3 and KMS calls as S3 makes them: over TLS, a key used through S3)."""
+    caller = caller or f"arn:aws:iam::{account}:role/caller"
     anything = {"Statement": [{"Effect": "Allow", "Action": action, "Resource": "*"}]}
     merged = {"Statement": [s for document in documents for s in iam.statements(document)]}
     keys = {"aws:ResourceAccount": BUILD, "aws:SecureTransport": "true"}
@@ -315,6 +316,8 @@ def _build_resources(build: dict[str, iam.Stack]) -> dict[str, tuple[str, list[d
     return {
         foundation.arn("ProjectKey"): ("key", [policies["foundation:ProjectKey"]]),
         f"{bucket}/*": ("bucket", [policies["foundation:ArtifactBucketPolicy"]]),
+        # The bucket itself: the monitoring job lists its code prefix (a processing input).
+        str(bucket): ("bucket", [policies["foundation:ArtifactBucketPolicy"]]),
         f"arn:aws:sagemaker:{iam.REGION}:{BUILD}:model-package/{PROJECT}/*": (
             "package group",
             [policies["foundation:ModelPackageGroup"]],
@@ -324,8 +327,9 @@ def _build_resources(build: dict[str, iam.Stack]) -> dict[str, tuple[str, list[d
 
 def _uses_of_build_resources(
     target: iam.Stack, resources: dict[str, Any]
-) -> set[tuple[str, str, str]]:
-    """(action, build resource pattern, role) the target account's roles are allowed."""
+) -> set[tuple[str, str, str, str]]:
+    """(action, build resource pattern, role, the role's own resource ARN) the target account's
+    roles are allowed."""
     uses = set()
     for logical, resource in target.active():
         if resource["Type"] != "AWS::IAM::Role":
@@ -336,7 +340,7 @@ def _uses_of_build_resources(
                     for pattern in resources:
                         if iam._glob(arn, pattern, case=True) or iam._glob(pattern, arn, case=True):
                             uses |= {
-                                (action, pattern, logical)
+                                (action, pattern, logical, arn)
                                 for action in iam._as_list(statement["Action"])
                                 if iam.action_can_target(action, pattern.replace("*", "x"))
                             }
@@ -354,19 +358,27 @@ def test_target_accounts_are_granted_exactly_what_their_roles_use(
     project = mode_renders[mode]
     build = build_stacks(project, separate=True)
     resources = _build_resources(build)
-    uses = _uses_of_build_resources(target_stacks(project, stage)["target"], resources)
-    assert {label for _, pattern, _ in uses for label in [resources[pattern][0]]} == {
+    target = target_stacks(project, stage)["target"]
+    uses = _uses_of_build_resources(target, resources)
+    assert {label for _, pattern, _, _ in uses for label in [resources[pattern][0]]} == {
         "key",
         "bucket",
         "package group",
     }
-    for action, pattern, role in sorted(uses):
+    for action, pattern, role, granted in sorted(uses):
         label, policies = resources[pattern]
-        concrete = pattern.replace("*", "model.tar.gz" if label == "bucket" else "1")
-        assert _resource_policy_allows(policies, ACCOUNTS[stage], action, concrete), (
-            f"{role} may {action} on the {label}, whose policy does not grant it to {stage}"
-        )
-    used_actions = {(action.lower(), pattern) for action, pattern, _ in uses}
+        # What the role touches: the narrower of its own grant and the build resource's pattern.
+        narrower = granted if iam._glob(pattern, granted, case=True) else pattern
+        concrete = narrower.replace("*", "model.tar.gz" if label == "bucket" else "1")
+        caller = str(target.resolve({"Fn::GetAtt": [role, "Arn"]}))
+        # The one listing a target role makes: the monitoring job's code prefix.
+        listing = {"s3:prefix": f"{PROJECT}/code/1"} if action == "s3:ListBucket" else None
+        assert _resource_policy_allows(
+            policies, ACCOUNTS[stage], action, concrete, listing, caller=caller
+        ), f"{role} may {action} on the {label}, whose policy does not grant it to {stage}"
+    # One resource policy covers the bucket and its objects: an action is used if any role uses
+    # it on either.
+    used_actions = {(action.lower(), resources[pattern][0]) for action, pattern, _, _ in uses}
     for pattern, (label, policies) in resources.items():
         for document in policies:
             for statement in iam.statements(document):
@@ -377,7 +389,7 @@ def test_target_accounts_are_granted_exactly_what_their_roles_use(
                 if f"arn:aws:iam::{ACCOUNTS[stage]}:root" not in principals:
                     continue
                 for action in iam._as_list(statement["Action"]):
-                    assert (action.lower(), pattern) in used_actions, (
+                    assert (action.lower(), label) in used_actions, (
                         f"the {label} grants {action} to {stage}; no role there uses it"
                     )
 
@@ -547,7 +559,8 @@ def test_a_prod_alarm_starts_the_build_accounts_pipeline(
     """Prod alarm -> prod rule -> build account default bus (policy) -> build rule -> pipeline."""
     project = mode_renders[mode]
     deploy = build_stacks(project, separate=True)["deploy"]
-    prod = target_stacks(project, "prod")["endpoint"]
+    prod_stacks = target_stacks(project, "prod")
+    prod, prod_account = prod_stacks["endpoint"], prod_stacks["target"]
 
     def matches(rule: dict[str, Any], event: dict[str, Any]) -> bool:
         return bool(EventPattern.load(json.dumps(rule["EventPattern"])).matches_event(event))
@@ -565,7 +578,9 @@ def test_a_prod_alarm_starts_the_build_accounts_pipeline(
         assert matches(prod_rule, event), alarm
         (forward,) = prod_rule["Targets"]
         assert forward["Arn"] == bus and "SageMakerPipelineParameters" not in forward
-        retrain_role = iam.role_documents(prod, "RetrainRole")
+        # the rule runs as the role the target-account stack created (the stage stack creates none)
+        assert forward["RoleArn"] == prod_account.arn("RetrainRole")
+        retrain_role = iam.role_documents(prod_account, "RetrainRole")
         assert iam.allows(retrain_role, "events:PutEvents", bus)
         alarm_keys = {"events:source": event["source"], "events:detail-type": event["detail-type"]}
         assert _resource_policy_allows(
@@ -628,7 +643,7 @@ def test_each_stage_runs_in_its_own_accounts_network(
     """The deploy build's parameters for the stage, on the stage stack resolved in its account:
     the CreateModel request CloudFormation makes (what the endpoint, or the batch transform,
     runs) passes botocore's ParamValidator with exactly that account's subnets and security
-    groups, and so do the monitoring job definitions' (prod)."""
+    groups; prod alone has the monitoring pipeline."""
     project = mode_renders[mode]
     with _rendered_pipelines(project):
         deploy_config = importlib.import_module("pipelines.deploy_config")
@@ -644,20 +659,23 @@ def test_each_stage_runs_in_its_own_accounts_network(
             version=1,
             status="Approved",
             baseline=deploy_config.Baseline("s3://b/statistics.json", "s3://b/constraints.json"),
+            model_data="s3://b/model.tar.gz",
         )
+        # What upload_definitions returns once the definitions are uploaded.
+        definitions = {"PipelineDefinitionBucket": "b", "MonitorPipelineDefinitionKey": "m.json"}
+        if mode == "batch":
+            definitions["PipelineDefinitionKey"] = "d.json"
         deployment = deploy_config.stage_deployment(stage) if mode == "realtime" else None
         config = deploy_config.stage_config(
             stage,
             settings,
             deploy_config.StagePlan(package, None, deployment),
             f"arn:aws:kms:{iam.REGION}:{BUILD}:key/{iam.KEY_ID}",
-            "monitor-image",
+            definitions,
             deploy_config.target_account(stage, ACCOUNTS[stage], settings),
             BUILD,
         )
         parameters = config["Parameters"]
-        if mode == "batch":  # what write_configs adds once the definition is uploaded
-            parameters |= {"PipelineDefinitionBucket": "b", "PipelineDefinitionKey": "d.json"}
         monkeypatch.setitem(requests.PSEUDO, "AWS::AccountId", ACCOUNTS[stage])
         template = deploy_config.load_template()
         stack = requests.Resolver(template, parameters)
@@ -670,17 +688,9 @@ def test_each_stage_runs_in_its_own_accounts_network(
         assert model["ExecutionRoleArn"].split(":")[4] == ACCOUNTS[stage]
         if mode == "realtime":  # the endpoint configuration serving that model
             requests.endpoint_requests(template, parameters)
-        monitored = [
-            logical
-            for logical, resource in template["Resources"].items()
-            if resource["Type"].endswith("JobDefinition") and stack.active(logical)
-        ]
-        assert bool(monitored) == (stage == "prod")
-        for logical in monitored:
-            kind = template["Resources"][logical]["Type"].rsplit("::", 1)[1]
-            generated = {"JobDefinitionName": f"{logical}-generated"}  # a CloudFormation name
-            request = requests.validate(f"Create{kind}", generated | stack.properties(logical))
-            assert request["NetworkConfig"]["VpcConfig"] == expected
+        # The monitoring job's network is in its pipeline definition (pipelines/monitoring.py,
+        # which needs the SageMaker SDK: the render's tests/test_deploy_realtime.py checks it).
+        assert stack.active("MonitorPipeline") == (stage == "prod")
 
 
 # The EC2 calls SageMaker makes as a model's (or transform or monitoring job's) execution role in

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+import template_files
 
 from .conftest import TEMPLATE, copy_template, run_cookiecutter
 
@@ -162,3 +163,19 @@ def test_answers_are_rendered_by_cookiecutter_before_the_hook(tmp_path: Path) ->
     result = run_cookiecutter(tmp_path, "description={{ 7*7 }}")
     assert result.returncode == 0, result.stderr
     assert 'description = "49"' in (tmp_path / "tumour-classifier" / "pyproject.toml").read_text()
+
+
+@pytest.mark.usefixtures("isolated_home")
+def test_an_empty_folder_that_existed_before_the_run_is_kept(tmp_path: Path) -> None:
+    """A refused nested slug removes the folders the run made, not an empty one of the user's."""
+    (tmp_path / "pre").mkdir()
+    time.sleep(2 * template_files.SAME_RUN_SECONDS)  # the user's folder, made before the run
+    result = run_cookiecutter(tmp_path, "project_slug=pre/sub")
+    assert result.returncode != 0
+    time.sleep(1.0)  # the detached cleanup runs after cookiecutter exits
+    assert wait_until_empty(tmp_path, seconds=0) == ["pre"]
+    # What the run made is still removed: both levels of a new nested slug.
+    result = run_cookiecutter(tmp_path, "project_slug=made/by/run")
+    assert result.returncode != 0
+    time.sleep(1.0)
+    assert wait_until_empty(tmp_path, seconds=0) == ["pre"]

@@ -132,6 +132,22 @@ def test_strict_file_loads(tmp_path: Path) -> None:
             },
             "stage_vpc.prod.security_groups: sg-1c2d is also in stage_vpc.staging",
         ),
+        (
+            {"notifications": {"emails": ["oncall"]}},
+            "notifications/emails/0: 'oncall' does not match",
+        ),
+        ({"notifications": {}}, "notifications: {} should be non-empty"),
+        (
+            {"notifications": {"chatbot_slack": {"workspace_id": "T0123ABCD"}}},
+            "notifications/chatbot_slack: 'channel_id' is a required property",
+        ),
+        (
+            {"notifications": {"chatbot_slack": {"workspace_id": "t01", "channel_id": "C1"}}},
+            "notifications/chatbot_slack/workspace_id: 't01' does not match",
+        ),
+        ({"notifications": {"sms": ["+15550100"]}}, "notifications: Additional properties"),
+        ({"budget": {"monthly_usd": 0}}, "budget/monthly_usd: 0 is less than or equal to"),
+        ({"budget": {}}, "budget: 'monthly_usd' is a required property"),
     ],
 )
 def test_schema_errors_name_the_place(tmp_path: Path, broken: dict[str, Any], where: str) -> None:
@@ -217,6 +233,24 @@ def test_render_refuses_what_the_standards_forbid(
         "error: invalid answer for 'aws_region' = 'us-east-1': organisation "
         "standards allow only eu-west-1, eu-central-1"
     ]
+    assert list(out.iterdir()) == []
+
+
+@pytest.mark.usefixtures("isolated_home")
+def test_a_broken_notifications_standard_stops_the_render_with_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The templates read the standards while cookiecutter renders (the subscribers): a file the
+    schema refuses is still refused by the hook, before anything is written."""
+    broken = {"notifications": {"emails": ["ml-oncall@example.com", "oncall"]}}
+    monkeypatch.setenv("MLOPS_ORG_STANDARDS", str(write(tmp_path, broken)))
+    out = tmp_path / "out"
+    out.mkdir()
+    result = run_cookiecutter(out)
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "notifications/emails/1: 'oncall' does not match" in errors[0]
+    assert "Traceback" not in result.stderr
     assert list(out.iterdir()) == []
 
 

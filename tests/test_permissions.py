@@ -61,30 +61,37 @@ def _kind(document: iam.PolicyDocument) -> str:
 DEPLOY_MODES = ("replace", "shadow", "ab")
 
 
-def rendered_stacks(project: Path) -> list[tuple[str, iam.Stack]]:
-    """Each rendered template resolved as the deploy flow names its stack."""
+def rendered_stacks(
+    project: Path, name: str = "tumour", parameters: dict[str, Any] | None = None
+) -> list[tuple[str, iam.Stack]]:
+    """Each rendered template resolved as the deploy flow names its stack, for the project
+    ``name`` (with ``parameters``, e.g. its id and bucket, on every stack)."""
     infrastructure = project / "infrastructure"
-    foundation = iam.Stack(load_yaml(infrastructure / "foundation.yaml"), "tumour-foundation")
+    given = {"SageMakerProjectName": name} | (parameters or {})
+    foundation = iam.Stack(
+        load_yaml(infrastructure / "foundation.yaml"), f"{name}-foundation", dict(given)
+    )
     exports = foundation.outputs()
     stacks = []
     for path in sorted(infrastructure.glob("*.yaml")):
         template = load_yaml(path)
         if path.stem == "endpoint":
             # with the drift alarms the deploy build adds to the stage stack
-            template = stage_template(project, "tumour")
+            template = stage_template(project, name)
             # Each stage in each deploy mode (replace, shadow, ab): the modes add resources
             # (challenger model, alarms, autoscaling) the deploying role must be able to create.
             for stage in ("staging", "prod"):
                 for mode in DEPLOY_MODES:
                     stack = iam.Stack(
                         template,
-                        f"tumour-endpoint-{stage}",
+                        f"{name}-endpoint-{stage}",
                         # batch: the deploy build uploads the pipeline definition to the
                         # artifact bucket (pipelines/deploy_config.py, settings.bucket)
-                        {
+                        given
+                        | {
                             "StageName": stage,
                             "DeployMode": mode,
-                            "PipelineDefinitionBucket": exports["tumour-artifact-bucket"],
+                            "PipelineDefinitionBucket": exports[f"{name}-artifact-bucket"],
                         },
                         exports,
                         bucket_keys=iam.encrypted_buckets(foundation),
@@ -96,7 +103,9 @@ def rendered_stacks(project: Path) -> list[tuple[str, iam.Stack]]:
                     )
                     stacks.append((label, stack))
         else:
-            stacks.append((path.name, iam.Stack(template, f"tumour-{path.stem}", {}, exports)))
+            stacks.append(
+                (path.name, iam.Stack(template, f"{name}-{path.stem}", dict(given), exports))
+            )
     return stacks
 
 
@@ -300,6 +309,17 @@ def excess_grants(stacks: list[iam.Stack], documents: list[dict[str, Any]]) -> l
     return sorted(set(excess))
 
 
+def _stack_arns(stack: iam.Stack) -> set[str]:
+    """The ARNs of the stack's resources that have one."""
+    arns = set()
+    for logical, _ in stack.active():
+        try:
+            arns.add(stack.arn(logical))
+        except KeyError:  # a type without an ARN of its own (a policy, an alias)
+            continue
+    return arns
+
+
 def request_context(stack: iam.Stack, logical: str, action: str, arn: str) -> dict[str, str]:
     """The condition keys AWS sets on a call CloudFormation makes for a resource.
 
@@ -310,8 +330,15 @@ def request_context(stack: iam.Stack, logical: str, action: str, arn: str) -> di
       (``<service>.<region>.amazonaws.com``); a grant SageMaker creates for its instances'
       volumes carries ``kms:GrantIsForAWSResource`` (AWS KMS Developer Guide, condition keys).
       A key named in an endpoint configuration is used by SageMaker; an object's data key by S3.
+    * A call on a resource of the stack that exists (any but the resource's own Create*; e.g.
+      CreateEndpoint on the configuration created before it): ``aws:ResourceTag/
+      sagemaker:project-id``, the stack tag every resource of the project carries (what keeps
+      one project off another's resources with generated names).
     """
     service = stack.arn(logical).split(":")[2]
+    creating = arn == stack.arn(logical) and action.split(":")[1].startswith("Create")
+    if not creating and arn in _stack_arns(stack):
+        return {"aws:ResourceTag/sagemaker:project-id": str(stack.values["SageMakerProjectId"])}
     if action == "iam:PassRole":
         return {"iam:PassedToService": f"{service}.amazonaws.com"}
     if action == "iam:CreateServiceLinkedRole":
@@ -479,20 +506,23 @@ def test_the_check_catches_a_missing_permission(baked_matrix: dict[str, Path]) -
 
 
 GITHUB_ROW = next(row for row in MATRIX if row.get("ci_system") == "github-actions")
+AUDIENCE = "sts.amazonaws.com"
 
 
 @pytest.mark.parametrize(
     ("subject", "audience", "admitted"),
     [
-        ("repo:example-org/tumour-classifier:ref:refs/heads/main", "sts.amazonaws.com", True),
-        ("repo:example-org/tumour-classifier:pull_request", "sts.amazonaws.com", False),
-        ("repo:example-org/tumour-classifier:ref:refs/heads/feature", "sts.amazonaws.com", False),
-        ("repo:example-org/tumour-classifier:environment:sagemaker", "sts.amazonaws.com", False),
-        ("repo:someone-else/tumour-classifier:ref:refs/heads/main", "sts.amazonaws.com", False),
-        ("repo:example-org/tumour-classifier:ref:refs/heads/main", "other-audience", False),
+        ("repo:example-org/tumour-classifier:environment:sagemaker-pipeline", AUDIENCE, True),
+        # the branch alone (a job without the protected environment) is not enough
+        ("repo:example-org/tumour-classifier:ref:refs/heads/main", AUDIENCE, False),
+        ("repo:example-org/tumour-classifier:pull_request", AUDIENCE, False),
+        ("repo:example-org/tumour-classifier:ref:refs/heads/feature", AUDIENCE, False),
+        ("repo:example-org/tumour-classifier:environment:sagemaker", AUDIENCE, False),
+        ("repo:someone-else/tumour-classifier:environment:sagemaker-pipeline", AUDIENCE, False),
+        ("repo:example-org/tumour-classifier:environment:sagemaker-pipeline", "other", False),
     ],
 )
-def test_github_build_role_admits_only_the_main_branch_of_the_repository(
+def test_github_build_role_admits_only_the_protected_environment_of_the_repository(
     baked_matrix: dict[str, Path], subject: str, audience: str, admitted: bool
 ) -> None:
     """The subject formats are the ones GitHub documents for its OIDC tokens."""
@@ -509,7 +539,7 @@ def test_github_build_role_admits_only_the_main_branch_of_the_repository(
 
 
 def test_only_the_main_branch_job_assumes_the_build_role(baked_matrix: dict[str, Path]) -> None:
-    """Its token then carries the one subject the role trusts (an environment would change it)."""
+    """It runs in the environment the build role trusts, so its token carries that subject."""
     workflow = load_yaml(
         baked_matrix[matrix_id(GITHUB_ROW)] / ".github" / "workflows" / "build.yml"
     )
@@ -521,7 +551,10 @@ def test_only_the_main_branch_job_assumes_the_build_role(baked_matrix: dict[str,
     assert list(assuming) == ["start-pipeline"]
     job = assuming["start-pipeline"]
     assert job["if"] == "github.ref == 'refs/heads/main'"
-    assert "environment" not in job
+    build = load_yaml(
+        baked_matrix[matrix_id(GITHUB_ROW)] / "infrastructure" / "build-pipeline.yaml"
+    )
+    assert job["environment"] == build["Parameters"]["GitHubEnvironment"]["Default"]
     assert job["permissions"]["id-token"] == "write"
     assert workflow["permissions"] == {"contents": "read"}
 

@@ -408,7 +408,7 @@ def test_missing_domain_id_is_refused_before_anything_is_written(
     aws = clients(moto_endpoint)
     aws.s3.create_bucket(Bucket=BUCKET)
     status = publish.main(["--bucket", BUCKET, "--target", "s3"], clients=aws)
-    assert status == 1
+    assert status == 2
     assert capsys.readouterr().err == (
         "error: --target s3 needs --domain-id (the SageMaker domain to tag)\n"
     )
@@ -417,6 +417,13 @@ def test_missing_domain_id_is_refused_before_anything_is_written(
         aws.s3.get_bucket_cors(Bucket=BUCKET)
 
 
+@pytest.fixture()
+def clean_version(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The template as a clean checkout of one tagged commit (the working tree may be dirty)."""
+    monkeypatch.setattr(publish.seed, "template_version", lambda: dict(VERSION))
+
+
+@pytest.mark.usefixtures("clean_version")
 def test_dry_run_calls_nothing(capsys: pytest.CaptureFixture[str]) -> None:
     assert (
         publish.main(
@@ -742,3 +749,118 @@ def test_answers_file_may_be_cookiecutters_user_config(tmp_path: Path) -> None:
     assert publish.load_answers(user_config) == answers
     assert publish.load_answers(bare) == answers
     assert publish.load_answers(None) == {}
+
+
+# --- integrity: the bucket's owner, immutable versions, bad input -------------------------------
+
+
+def test_every_s3_call_names_the_bucket_owner(moto_endpoint: str) -> None:
+    """A bucket of that name in another account (deleted and re-created by someone else) is
+    refused by S3 itself: every S3 request carries ExpectedBucketOwner, this account."""
+    aws = clients(moto_endpoint)
+    aws.s3.create_bucket(Bucket=BUCKET)
+    account = aws.sts.get_caller_identity()["Account"]
+    seen: list[tuple[str, str | None]] = []
+
+    def record(params: dict[str, Any], model: Any, **_: Any) -> None:
+        seen.append((model.name, params.get("ExpectedBucketOwner")))
+
+    aws.s3.meta.events.register("provide-client-params.s3.*", record)
+    with Stubber(aws.sagemaker) as stub:
+        _stub_domain(stub, account)
+        publish.publish(options(target="s3", domain_id="d-abc123"), aws, VERSION, log=print)
+    operations = {name for name, _ in seen}
+    assert {"HeadBucket", "GetObject", "PutObject", "GetBucketCors", "PutBucketCors"} <= operations
+    assert [call for call in seen if call[1] != account] == []
+
+
+def _objects(aws: publish.Clients) -> dict[str, bytes]:
+    listing = aws.s3.list_objects_v2(Bucket=BUCKET).get("Contents", [])
+    return {
+        o["Key"]: aws.s3.get_object(Bucket=BUCKET, Key=o["Key"])["Body"].read() for o in listing
+    }
+
+
+def test_a_published_version_never_changes(moto_endpoint: str) -> None:
+    """Publishing other content under a version that exists is refused before any write; the
+    same content again (a re-run) writes nothing."""
+    aws = clients(moto_endpoint)
+    aws.s3.create_bucket(Bucket=BUCKET)
+    s3_only = options(target="s3", domain_id="d-abc123")
+    account = aws.sts.get_caller_identity()["Account"]
+    with Stubber(aws.sagemaker) as stub:
+        _stub_domain(stub, account)
+        publish.publish(s3_only, aws, VERSION, log=lambda _: None)
+        first = _objects(aws)
+        other = options(target="s3", domain_id="d-abc123", answers={"organisation": "other"})
+        stub.add_response("describe_domain", {}, {"DomainId": "d-abc123"})  # read-only check
+        with pytest.raises(publish.PublishError, match="already published with other content"):
+            publish.publish(other, aws, VERSION, log=lambda _: None)
+        assert _objects(aws) == first
+        _stub_domain(stub, account)
+        logs: list[str] = []
+        publish.publish(s3_only, aws, VERSION, log=logs.append)
+    assert _objects(aws) == first
+    assert any("already published, unchanged" in line for line in logs)
+    versions = aws.s3.list_object_versions(Bucket=BUCKET).get("Versions", [])
+    assert len(versions) == len(first)  # nothing was written twice
+
+
+@pytest.mark.parametrize("name", ["v1.0.0-3-gabc1234-dirty", "unknown"])
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_a_version_that_is_not_one_commit_is_refused(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], name: str, dry_run: bool
+) -> None:
+    monkeypatch.setattr(publish.seed, "template_version", lambda: {"version": name, "commit": ""})
+    argv = ["--bucket", BUCKET, *(["--dry-run"] if dry_run else [])]
+    assert publish.main(argv, clients=None) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: template version") and err.count("\n") == 1
+
+
+BAD_ANSWERS = {
+    "missing": (None, "No such file or directory"),
+    "not-yaml": ("organisation: [acme\n", "not YAML"),
+    "a-list": ("- organisation\n", "must be a mapping"),
+    "bad-slug": ("project_slug: Not A Slug\n", "project_slug"),
+    "bad-region": ("aws_region: mars-1\n", "aws_region"),
+}
+
+
+@pytest.mark.usefixtures("clean_version")
+@pytest.mark.parametrize("case", list(BAD_ANSWERS))
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_a_bad_answers_file_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str, dry_run: bool
+) -> None:
+    text, expected = BAD_ANSWERS[case]
+    path = tmp_path / "answers.yaml"
+    if text is not None:
+        path.write_text(text)
+    argv = ["--bucket", BUCKET, "--answers", str(path), *(["--dry-run"] if dry_run else [])]
+    assert publish.main(argv, clients=None) == 2  # no client: nothing may be called
+    captured = capsys.readouterr()
+    assert captured.err.startswith("error: ") and captured.err.count("\n") == 1, captured.err
+    assert expected in captured.err and "Traceback" not in captured.err
+    assert captured.out == ""
+
+
+def test_the_execution_role_is_the_publishers_not_the_launchers() -> None:
+    """Launchers cannot name a role (no ExecutionRoleArn launch parameter); the publisher may
+    fix the organisation's, which the foundation then uses; without it each project has its own."""
+    answers = {"organisation": "acme"}
+    built = BUILD_SEED(answers)
+    org_role = "arn:aws:iam::123456789012:role/org-sagemaker"
+    for given, expected in ((org_role, org_role), ("", None)):
+        product = json.loads(
+            publish.product_template(
+                options(answers=answers, execution_role_arn=given), built, "t/v1"
+            )
+        )
+        assert "ExecutionRoleArn" not in product["Parameters"]
+        parameters = iam.Stack(product, "sc-tumour", {"SageMakerProjectName": "tumour"}).resolve(
+            product["Resources"]["Foundation"]["Properties"]["Parameters"]
+        )
+        assert parameters.get("ExecutionRoleArn") == expected
+    with pytest.raises(publish.PublishError, match="not an IAM role ARN"):
+        publish.check_arguments(options(execution_role_arn="arn:aws:iam::1:user/x"))

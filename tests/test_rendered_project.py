@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .conftest import bake, user_shell_env
+from tools.ports import free_port, wait_for_port
+
+from .conftest import bake, run_cookiecutter, user_shell_env
 
 pytestmark = pytest.mark.slow
 
@@ -37,14 +42,71 @@ def make(project: Path, target: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_default_project_suite_passes(cookies: Any) -> None:
-    assert_suite_passes(cookies, DEFAULT, FULL)
+# The default project is rendered into a folder whose name has a space, and every target that runs
+# offline runs there: FULL, then these (cheap once `make repro` has run), then the two servers.
+SPACED_FOLDER = "my projects"
+OFFLINE = (
+    "help",
+    "metrics",
+    "experiments",
+    "predict",
+    "monitor",
+    "check-cache",
+    "pipeline-definition",
+    "clean",
+)
+SERVERS = {"serve": ("PORT", "/ping"), "mlflow-ui": ("MLFLOW_PORT", "/")}
+
+
+def test_default_project_suite_passes(tmp_path: Path) -> None:
+    config = tmp_path / "cookiecutter.yaml"  # replays stay out of the home folder
+    config.write_text(f"replay_dir: {tmp_path / 'replay'}\n")
+    rendered = run_cookiecutter(tmp_path / SPACED_FOLDER, "--config-file", str(config))
+    assert rendered.returncode == 0, rendered.stderr[-3000:]
+    project = tmp_path / SPACED_FOLDER / "tumour-classifier"
+    assert_targets_pass(project, DEFAULT, FULL + OFFLINE)
+    for target, (variable, path) in SERVERS.items():
+        assert_server_answers(project, target, variable, path)
+
+
+def assert_server_answers(project: Path, target: str, variable: str, path: str) -> None:
+    """`make <target> <variable>=<port>` starts a server that answers GET ``path`` with 200."""
+    port = free_port()
+    server = subprocess.Popen(
+        ["make", target, f"{variable}={port}"],
+        cwd=project,
+        env=user_shell_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # make, uv and the server in one group, stopped together
+    )
+    try:
+        started = wait_for_port(port, timeout=120)
+        if not started:
+            server.kill()
+            _, errors = server.communicate(timeout=30)
+            pytest.fail(f"make {target} did not start:\n{errors.decode()[-3000:]}")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=30) as answer:
+            assert answer.status == 200, f"make {target}: GET {path}"
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
 
 
 def assert_suite_passes(cookies: Any, extra: dict[str, str], targets: tuple[str, ...]) -> Path:
     """Render with `extra` answers, run each make target, and check what the full run leaves;
     return the project."""
     project = bake(cookies, **extra)
+    assert_targets_pass(project, extra, targets)
+    return project
+
+
+def assert_targets_pass(project: Path, extra: dict[str, str], targets: tuple[str, ...]) -> None:
+    """Run each make target in ``project`` (rendered with ``extra``) and check what they leave."""
     for target in targets:
         result = make(project, target)
         assert result.returncode == 0, (
@@ -58,7 +120,6 @@ def assert_suite_passes(cookies: Any, extra: dict[str, str], targets: tuple[str,
         report = json.loads((project / "reports" / "pipeline-local.json").read_text())
         assert report["status"] == "Succeeded" and report["model_package_arn"]
         assert_hooks_run_on_commit_from_a_plain_shell(project)
-    return project
 
 
 def assert_hooks_run_on_commit_from_a_plain_shell(project: Path) -> None:

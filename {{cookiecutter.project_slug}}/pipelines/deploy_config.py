@@ -361,6 +361,12 @@ def endpoint_template(project: str, features: list[str]) -> dict[str, Any]:
     return template
 
 
+def template_text(template: dict[str, Any]) -> str:
+    """The stage template as the deploy artifact carries it (the CloudFormation action's
+    TemplatePath)."""
+    return yaml.safe_dump(template, sort_keys=False, width=1000)
+
+
 def template_parameters(template: Path = INFRASTRUCTURE / "endpoint.yaml") -> dict[str, Any]:
     return dict(load_template(template)["Parameters"])
 
@@ -823,7 +829,7 @@ def write_configs(
             endpoint_requests.endpoint_requests(template, configs[stage]["Parameters"])
         endpoint_requests.model_requests(template, configs[stage]["Parameters"])
     output.mkdir(parents=True, exist_ok=True)
-    (output / "endpoint.yaml").write_text(yaml.safe_dump(template, sort_keys=False, width=1000))
+    (output / "endpoint.yaml").write_text(template_text(template))
     for stage, config in configs.items():
         (output / f"{stage}-config.json").write_text(json.dumps(config, indent=2) + "\n")
     subject = new or plans["prod"][0].champion

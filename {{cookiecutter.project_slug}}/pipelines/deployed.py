@@ -3,10 +3,17 @@
 Read from the live endpoint (DescribeEndpoint, DescribeEndpointConfig, DescribeModel), not from a
 record of what was last deployed: an update SageMaker rolled back leaves the endpoint on its
 previous configuration, and that is what the next deploy starts from.
+
+After each stage deploy the deploy pipeline runs ``python -m pipelines.deployed --verify STAGE``
+(``make verify-stage``): the stage's endpoint must be InService on the configuration and models its
+stack created. A blue/green update SageMaker rolled back on its alarms returns the endpoint to
+InService on the previous configuration; this fails the stage with one line saying so.
 """
 
 from __future__ import annotations
 
+import argparse
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,3 +92,91 @@ def serving(sagemaker: Any, endpoint: str) -> Serving | None:
             return None
         raise EndpointReadError(f"cannot read the live endpoint {endpoint}: {message}") from error
     return Serving(endpoint, production, shadow)
+
+
+# The stack states in which a deploy action has finished creating or updating the stack.
+DEPLOYED_STACK_STATES = ("CREATE_COMPLETE", "UPDATE_COMPLETE")
+
+
+def stage_stack(project_name: str, stage: str) -> str:
+    """The stage's stack, as the deploy pipeline's CloudFormation actions name it."""
+    return f"{project_name}-endpoint-{stage}"
+
+
+def _name(physical_id: str) -> str:
+    """A SageMaker resource's name from its physical id (its ARN or its name)."""
+    return physical_id.rsplit("/", 1)[-1] if physical_id.startswith("arn:") else physical_id
+
+
+def verify_stage(cloudformation: Any, sagemaker: Any, stack: str) -> str | None:
+    """None when the stack's endpoint serves what the stack created; else one line saying how
+    the live endpoint differs (rolled back, not in service, models the stack did not make)."""
+    try:
+        status = cloudformation.describe_stacks(StackName=stack)["Stacks"][0]["StackStatus"]
+        resources = cloudformation.describe_stack_resources(StackName=stack)["StackResources"]
+    except ClientError as error:
+        return f"cannot read the stack {stack}: {error.response['Error']['Message']}"
+    if status not in DEPLOYED_STACK_STATES:
+        return f"stack {stack} is {status}, not {' or '.join(DEPLOYED_STACK_STATES)}"
+    created: dict[str, set[str]] = {}
+    for resource in resources:
+        if resource.get("PhysicalResourceId"):
+            created.setdefault(resource["ResourceType"], set()).add(
+                _name(resource["PhysicalResourceId"])
+            )
+    endpoints = created.get("AWS::SageMaker::Endpoint", set())
+    configs = created.get("AWS::SageMaker::EndpointConfig", set())
+    if len(endpoints) != 1 or len(configs) != 1:
+        return (
+            f"stack {stack} has {len(endpoints)} endpoints and {len(configs)} endpoint "
+            "configurations, not one each"
+        )
+    (endpoint,), (config,) = endpoints, configs
+    try:
+        live = sagemaker.describe_endpoint(EndpointName=endpoint)
+        live_config = sagemaker.describe_endpoint_config(
+            EndpointConfigName=live["EndpointConfigName"]
+        )
+    except ClientError as error:
+        return f"cannot read the endpoint {endpoint}: {error.response['Error']['Message']}"
+    if live["EndpointStatus"] != "InService":
+        reason = live.get("FailureReason")
+        return f"endpoint {endpoint} is {live['EndpointStatus']}, not InService" + (
+            f": {reason}" if reason else ""
+        )
+    if live["EndpointConfigName"] != config:
+        return (
+            f"endpoint {endpoint} serves configuration {live['EndpointConfigName']}, not the "
+            f"stack's {config}: the update was rolled back (its events say why)"
+        )
+    variants = live_config.get("ProductionVariants", []) + live_config.get(
+        "ShadowProductionVariants", []
+    )
+    models = created.get("AWS::SageMaker::Model", set())
+    foreign = sorted({v["ModelName"] for v in variants} - models)
+    if foreign:
+        return f"endpoint {endpoint} serves models {foreign} that the stack {stack} did not create"
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    import boto3
+
+    from .settings import load_settings
+
+    parser = argparse.ArgumentParser(description="Check a stage's endpoint serves its stack.")
+    parser.add_argument("--verify", required=True, metavar="STAGE", choices=("staging", "prod"))
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    stack = stage_stack(settings.project_name, args.verify)
+    session = boto3.Session(region_name=settings.region)
+    failure = verify_stage(session.client("cloudformation"), session.client("sagemaker"), stack)
+    if failure:
+        print(f"error: {failure}", file=sys.stderr)
+        return 1
+    print(f"{stack}: the endpoint serves the stack's configuration")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

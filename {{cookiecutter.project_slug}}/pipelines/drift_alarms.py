@@ -54,6 +54,11 @@ TREAT_MISSING_DATA = "ignore"
 # A day without any drift datapoint (no traffic, monitoring failing, or metrics the alarms do not
 # recognise) turns the silence alarm to ALARM: 24 one-hour periods, the longest an alarm evaluates.
 SILENT_PERIODS = 24
+# The notification topic of the account the stack runs in (templates/notifications.j2 names it).
+NOTIFICATION_TOPIC = (
+    "arn:${AWS::Partition}:sns:${AWS::Region}:${AWS::AccountId}:"
+    "${SageMakerProjectName}-notifications"
+)
 # Characters that would break the composite rule's quoting or CloudFormation's ${} syntax.
 _UNSAFE = re.compile(r'["\\$\x00-\x1f]')
 
@@ -170,6 +175,11 @@ def silence_alarm(project: str, features: Sequence[str]) -> dict[str, dict[str, 
                 "Threshold": 0,
                 "ComparisonOperator": "LessThanThreshold",
                 "TreatMissingData": "breaching",
+                # People hear of it (and of its end) on the project's topic in the stage's
+                # account, the one infrastructure/foundation.yaml or target-account.yaml creates.
+                # (a Fn::Sub each: one object twice would be a YAML alias in the template)
+                "AlarmActions": [{"Fn::Sub": NOTIFICATION_TOPIC}],
+                "OKActions": [{"Fn::Sub": NOTIFICATION_TOPIC}],
             },
         }
     }

@@ -394,6 +394,7 @@ class Execution:
     failure_message: str | None = None
     model_package_arn: str | None = None
     model_metrics_uri: str | None = None
+    model_card: dict[str, Any] | None = None
 
     @property
     def execution_id(self) -> str:
@@ -720,6 +721,8 @@ class Execution:
         self.model_package_arn = arn
         statistics = request.get("ModelMetrics", {}).get("ModelQuality", {}).get("Statistics", {})
         self.model_metrics_uri = statistics.get("S3Uri")
+        # moto's registry does not keep a package's card: the report keeps what was sent.
+        self.model_card = request.get("ModelCard")
         return {**request, "ModelPackageArn": arn}
 
     def _model(self, step: dict[str, Any], record: StepRecord) -> dict[str, Any]:
@@ -818,6 +821,7 @@ class Execution:
             "steps": [self.records[name].as_dict() for name in order],
             "model_package_arn": self.model_package_arn,
             "model_metrics_uri": self.model_metrics_uri,
+            "model_card": self.model_card,
             "failure_message": self.failure_message,
             "step_caching": "ignored: every step runs",
         }

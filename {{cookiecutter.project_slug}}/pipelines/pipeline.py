@@ -443,6 +443,7 @@ def get_pipeline(
 
     report = PropertyFile(name="EvaluationReport", output_name="evaluation", path="metrics.json")
     lineage = PropertyFile(name="EvaluationLineage", output_name="evaluation", path="lineage.json")
+    card = PropertyFile(name="ModelCard", output_name="evaluation", path="model_card.json")
     evaluate = RequestStep(
         "EvaluateModel",
         StepTypeEnum.PROCESSING,
@@ -471,6 +472,10 @@ def get_pipeline(
                 code.digest,
                 "--template-version",
                 template_version(settings),
+                "--intended-use",
+                settings.intended_use,
+                "--image",
+                image,
             ],
             [
                 _s3_input("model", model_data, "/opt/ml/processing/model"),
@@ -481,7 +486,7 @@ def get_pipeline(
             environment=tracking_environment(settings),
         ),
         cache_config=cache,
-        property_files=[report, lineage],
+        property_files=[report, lineage, card],
     )
     evaluation = evaluate.properties.ProcessingOutputConfig.Outputs["evaluation"].S3Output.S3Uri
 
@@ -518,6 +523,13 @@ def get_pipeline(
                     }
                 },
                 "ModelDataQuality": data_quality,
+            },
+            # The model card the evaluation wrote (src/<package>/model_card.py), for review.
+            "ModelCard": {
+                "ModelCardContent": JsonGet(
+                    step_name=evaluate.name, property_file=card, json_path="content"
+                ),
+                "ModelCardStatus": "PendingReview",
             },
             # What deployment reads to monitor data quality against the training data.
             "DriftCheckBaselines": {"ModelDataQuality": data_quality},

@@ -105,6 +105,8 @@ class Settings:
     inference_mode: str = "realtime"
     # The MLflow tracking server the pipeline's jobs log to; None: the pipeline tracks nothing.
     mlflow_tracking_arn: str | None = None
+    # What the model is for, in its model card (pipelines/defaults.json "intended_use").
+    intended_use: str = ""
 
     @property
     def pipeline_name(self) -> str:
@@ -152,6 +154,7 @@ def load_settings(
         standards=standards,
         inference_mode=inference_mode(defaults),
         mlflow_tracking_arn=tracking_arn(env, standards),
+        intended_use=str(defaults.get("intended_use", "")),
     )
 
 

@@ -197,10 +197,12 @@ def test_promoting_or_discarding_with_nothing_deployed_is_a_clear_error(
 def test_replace_after_ab_removes_the_challenger_in_one_unguarded_step(
     tmp_path: Path, registry: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with_deployment(monkeypatch, Mode="ab", ChallengerPercent=10)
-    deploy_new_version(tmp_path, registry, 1)
-    deploy_new_version(tmp_path, registry, 2)
-    monkeypatch.undo()
+    # Only the A/B settings are undone afterwards: monkeypatch.undo() would also undo fake_aws,
+    # restoring the build's own AWS settings (credentials, endpoint) in the middle of the test.
+    with monkeypatch.context() as ab:
+        with_deployment(ab, Mode="ab", ChallengerPercent=10)
+        deploy_new_version(tmp_path, registry, 1)
+        deploy_new_version(tmp_path, registry, 2)
     _, line = deploy_new_version(tmp_path, registry, 3)
     assert "prod: version 3 serves alone (variants change" in line
     _, requests = stage_requests(tmp_path / "3", "prod")

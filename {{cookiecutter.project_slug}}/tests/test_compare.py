@@ -222,11 +222,14 @@ def test_make_compare_writes_html_with_a_plot_and_json(
     output = tmp_path / "report"
     arguments = ["--captures", str(root), "--params", str(PROJECT / "params.yaml")]
     arguments += ["--labelled-data", str(labelled), "--output-dir", str(output)]
-    assert compare.main(arguments) == 0
+    card = tmp_path / "model_card.html"
+    card.write_text("<html>card</html>")
+    assert compare.main([*arguments, "--model-card", str(card)]) == 0
     report = json.loads((output / "report.json").read_text())
     assert report["winner"].startswith(CHAMPION)
     page = (output / "report.html").read_text()
     assert '<img src="data:image/png;base64,' in page
+    assert '<a href="../model_card.html">' in page  # the card, relative to the report
     assert (output / "comparison.png").read_bytes().startswith(b"\x89PNG")
     assert f"winner: {report['winner']}" in capsys.readouterr().out
 

@@ -146,6 +146,9 @@ def _cases(frame: pd.DataFrame, schema: Schema) -> list[dict[str, Any]]:
     width = len(schema.feature_names)
     good_csv = features.head(3).to_csv(index=False, header=False).encode()
     ones = ["1"] * (width - 1)
+    header_csv = features.head(2).to_csv(index=False).encode()
+    first = schema.feature_names[0]
+    repeated_key = ("{" + f'"{first}": 1, "{first}": 2' + "}").encode()
     bodies: list[tuple[str, str, dict[str, str], bytes]] = [
         ("POST", "/invocations", {"Content-Type": "text/csv"}, good_csv),
         ("POST", "/invocations", {"Content-Type": "text/csv", "Accept": "text/csv"}, good_csv),
@@ -175,6 +178,30 @@ def _cases(frame: pd.DataFrame, schema: Schema) -> list[dict[str, Any]]:
             ",".join([*ones, "7" * 400]).encode(),
         ),
         ("POST", "/invocations", {"Content-Type": "application/x-npy"}, b"\x93NUMPY\x01\x00\xff"),
+        # CSV and JSON as people send them: a byte-order mark, another separator, a declared
+        # charset (the worker then passes bytes), an unknown one, a repeated JSON key.
+        ("POST", "/invocations", {"Content-Type": "text/csv"}, b"\xef\xbb\xbf" + header_csv),
+        ("POST", "/invocations", {"Content-Type": "text/csv"}, header_csv.replace(b",", b";")),
+        (
+            "POST",
+            "/invocations",
+            {"Content-Type": "text/csv; charset=utf-16"},
+            header_csv.decode().encode("utf-16"),
+        ),
+        ("POST", "/invocations", {"Content-Type": "text/csv; charset=x-nope"}, good_csv),
+        ("POST", "/invocations", {"Content-Type": "application/json"}, repeated_key),
+        (
+            "POST",
+            "/invocations",
+            {"Content-Type": "text/csv", "Accept": "application/json;q=0, text/csv"},
+            good_csv,
+        ),
+        (
+            "POST",
+            "/invocations",
+            {"Content-Type": "text/csv", "Accept": "application/json;q=0, text/csv;q=0"},
+            good_csv,
+        ),
         ("POST", "/invocations", {"Content-Type": "text/csv", "Accept": "image/png"}, good_csv),
         ("POST", "/invocations", {}, good_csv),  # no Content-Type: the container assumes JSON
         (

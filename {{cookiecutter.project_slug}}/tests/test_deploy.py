@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import stat
 import subprocess
 import sys
@@ -226,10 +227,10 @@ def test_the_approval_event_starts_the_pipeline_with_that_package(tmp_path: Path
     calls = tmp_path / "calls.json"
     aws = tmp_path / "bin" / "aws"
     aws.parent.mkdir()
-    aws.write_text(
-        f"#!{sys.executable}\nimport json, sys\n"
-        f"open({str(calls)!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n"
-    )
+    # A shell script that runs this Python: a shebang line cannot hold a path with a space.
+    record = f"import json, sys; open({str(calls)!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')"
+    python = shlex.quote(sys.executable)
+    aws.write_text(f'#!/bin/sh\nexec {python} -c {shlex.quote(record)} "$@"\n')
     aws.chmod(aws.stat().st_mode | stat.S_IEXEC)
     env = (
         os.environ

@@ -157,3 +157,151 @@ def test_the_entry_point_module_is_what_the_container_accepts() -> None:
     assert callable(inference.transform_fn) and callable(inference.model_fn)
     for name in ("input_fn", "predict_fn", "output_fn"):
         assert not hasattr(inference, name)
+
+
+# --- CSV and JSON as people send them -----------------------------------------------------------
+
+
+def _error(answer: inference.Answer) -> str:
+    assert answer.content_type == "application/json"
+    return str(json.loads(answer.body)["error"])
+
+
+def test_a_byte_order_mark_before_the_header_is_accepted(
+    model_dir: Path, clean_frame: pd.DataFrame, schema: Schema
+) -> None:
+    """Spreadsheet exports start with a UTF-8 BOM; it made the first feature 'missing'."""
+    model = model_fn(str(model_dir))
+    text = _csv(clean_frame[schema.feature_names].head(3), header=True)
+    plain = transform_fn(model, text, "text/csv", "application/json")
+    # As the container passes it: text for a bare text/csv, bytes when a charset is declared.
+    for body, content_type in (
+        ("\ufeff" + text, "text/csv"),
+        (b"\xef\xbb\xbf" + text.encode(), "text/csv; charset=utf-8"),
+    ):
+        answer = transform_fn(model, body, content_type, "application/json")
+        assert answer.status == 200, _error(answer)
+        assert answer.body == plain.body
+
+
+@pytest.mark.parametrize(("separator", "name"), [(";", "semicolon"), ("\t", "tab")])
+@pytest.mark.parametrize("header", [True, False])
+def test_rows_with_another_separator_are_refused_naming_it(
+    model_dir: Path,
+    clean_frame: pd.DataFrame,
+    schema: Schema,
+    separator: str,
+    name: str,
+    header: bool,
+) -> None:
+    model = model_fn(str(model_dir))
+    rows = clean_frame[schema.feature_names].head(3)
+    bodies = [rows.to_csv(index=False, header=header, sep=separator)]
+    if separator == ";":  # and with decimal commas, as European spreadsheets write it
+        bodies.append(rows.to_csv(index=False, header=header, sep=";", decimal=","))
+    for body in bodies:
+        answer = transform_fn(model, body, "text/csv", "application/json")
+        assert answer.status == 400
+        message = _error(answer)
+        assert name in message and "','" in message, message
+
+
+def test_a_semicolon_inside_a_quoted_value_is_not_a_separator() -> None:
+    assert inference.foreign_separator('1,2,"a;b",4') is None
+    assert inference.foreign_separator("1,2,3") is None
+    assert inference.foreign_separator("1;2;3") == "';' (semicolon)"
+
+
+@pytest.mark.parametrize(
+    ("accept", "expected"),
+    [
+        ("application/json;q=0, text/csv", "text/csv"),
+        ("text/csv;q=0.4, application/json;q=0.9", "application/json"),
+        ("application/json;q=0.5, text/*", "text/csv"),
+        ("*/*;q=0.1, text/csv;q=0", "application/json"),
+        ("text/csv", "text/csv"),
+        ("*/*", "application/json"),
+        ("image/png, text/csv;q=0.5", "text/csv"),
+    ],
+)
+def test_accept_q_values_are_honoured(accept: str, expected: str) -> None:
+    assert response_type(accept) == expected
+
+
+@pytest.mark.parametrize(
+    ("accept", "status"),
+    [
+        ("application/json;q=0, text/csv;q=0", 406),
+        ("*/*;q=0", 406),
+        ("text/*, text/csv;q=0", 406),  # the most specific range decides
+        ("text/*;q=0, application/json;q=0.0", 406),
+        ("text/csv;q=2", 400),
+        ("text/csv;q=high", 400),
+    ],
+)
+def test_an_accept_that_excludes_both_types_is_refused(
+    model_dir: Path, clean_frame: pd.DataFrame, schema: Schema, accept: str, status: int
+) -> None:
+    model = model_fn(str(model_dir))
+    body = _csv(clean_frame[schema.feature_names].head(1))
+    answer = transform_fn(model, body, "text/csv", accept)
+    assert answer.status == status
+    assert "accept" in _error(answer).lower()
+
+
+def test_json_duplicate_keys_are_refused_naming_the_key(model_dir: Path, schema: Schema) -> None:
+    model = model_fn(str(model_dir))
+    first = schema.feature_names[0]
+    pairs = [f'"{name}": 1.0' for name in schema.feature_names] + [f'"{first}": 2.0']
+    for body in ("{" + ", ".join(pairs) + "}", '{"instances": [], "instances": []}'):
+        answer = transform_fn(model, body, "application/json", "application/json")
+        assert answer.status == 400
+        message = _error(answer)
+        assert "twice" in message
+        assert (first if "instances" not in body else "instances") in message
+
+
+@pytest.mark.parametrize("charset", ["latin-1", "utf-16", "cp1252"])
+def test_a_declared_charset_is_decoded(
+    model_dir: Path, clean_frame: pd.DataFrame, schema: Schema, charset: str
+) -> None:
+    model = model_fn(str(model_dir))
+    text = _csv(clean_frame[schema.feature_names].head(2), header=True)
+    plain = transform_fn(model, text, "text/csv", "application/json")
+    answer = transform_fn(
+        model, text.encode(charset), f"text/csv; charset={charset}", "application/json"
+    )
+    assert answer.status == 200, _error(answer)
+    assert answer.body == plain.body
+
+
+def test_an_unknown_charset_is_415(model_dir: Path) -> None:
+    model = model_fn(str(model_dir))
+    answer = transform_fn(model, b"1,2", "text/csv; charset=klingon", "application/json")
+    assert answer.status == 415
+    assert "klingon" in _error(answer)
+
+
+@pytest.mark.parametrize("cell", ["1_0", "\u0661\u0662", "\uff11", "0x10", "1e", "--1", "1.2.3"])
+def test_numbers_follow_one_rule_in_the_handler_and_the_monitor(
+    model_dir: Path, schema: Schema, cell: str
+) -> None:
+    """Python's float() takes '1_0' and Unicode digits; the monitor counted them non-numeric."""
+    from {{ cookiecutter.package_name }}.monitor import Thresholds, check_feature
+
+    model = model_fn(str(model_dir))
+    row = ",".join(["1"] * (len(schema.feature_names) - 1) + [cell])
+    answer = transform_fn(model, row, "text/csv", "application/json")
+    assert answer.status == 400
+    assert "expected a number" in _error(answer)
+    base = {"min": 0.0, "max": 1.0, "sample": [0.5] * 10, "quantile_edges": [0.0, 1.0]}
+    report = check_feature("x", base, pd.Series([cell, "0.5"], dtype=object), Thresholds())
+    assert any("non-numeric" in problem for problem in report.problems)
+
+
+@pytest.mark.parametrize("cell", ["12", "-0.5", ".5", "5.", "+1e-3", " 2.5 ", "1E5"])
+def test_decimal_notation_is_a_number_everywhere(cell: str) -> None:
+    from {{ cookiecutter.package_name }}.monitor import numeric_values
+
+    assert inference.as_number(cell) == float(cell)
+    assert numeric_values(pd.Series([cell], dtype=object)).tolist() == [float(cell)]

@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 import pytest
 import yaml
+from test_model_card import assert_card_carries
 
 from pipelines import local
 from pipelines.deploy_config import load_template
@@ -132,6 +133,10 @@ def test_two_executions_keep_their_own_outputs_and_metrics(
     assert set(statuses(first).values()) == {"Succeeded", "Skipped"}
     first_metrics = metrics_of(aws, first["model_package_arn"])
     assert aws.read(first["model_metrics_uri"]) == first_metrics
+    # The registered package's model card (ModelCardContent) carries these metrics.
+    assert first["model_card"]["ModelCardStatus"] == "PendingReview"
+    card = json.loads(first["model_card"]["ModelCardContent"])
+    assert_card_carries(card, json.loads(first_metrics))
 
     dataset = project / "data" / "raw" / "dataset.csv"
     frame = pd.read_csv(dataset)

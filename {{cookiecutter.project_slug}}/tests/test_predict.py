@@ -98,6 +98,9 @@ def test_every_csv_of_a_folder_is_scored_into_its_own_file(
         ("a,b\n1,2\n", "no column"),
         ("{header}\n{row},9\n", "row 1: expected"),
         ("{header}\n{bad}\n", "row 1, column"),
+        # A spreadsheet's export with another separator: named, with the one expected.
+        ("{semicolon_header}\n{semicolon_row}\n", "separated by ';' (semicolon)"),
+        ("{tab_header}\n{tab_row}\n", "separated by tab"),
     ],
 )
 def test_bad_files_fail_with_one_line_and_write_nothing(
@@ -115,6 +118,10 @@ def test_bad_files_fail_with_one_line_and_write_nothing(
             header=",".join(schema.feature_names),
             row=",".join(["1"] * width),
             bad=",".join(["x"] * width),
+            semicolon_header=";".join(schema.feature_names),
+            semicolon_row=";".join(["1,5"] * width),
+            tab_header="\t".join(schema.feature_names),
+            tab_row="\t".join(["1"] * width),
         )
     )
     out = tmp_path / "out"

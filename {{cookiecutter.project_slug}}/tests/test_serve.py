@@ -285,3 +285,157 @@ def test_a_hostile_inference_id_is_cleaned_before_it_is_captured(
     ]
     cleaned = [value for value in ids if value and "forged" in value]
     assert cleaned == [("[2Jforged-" + "x" * 200)[:MAX_INFERENCE_ID]]
+
+
+# --- CSV and JSON as people send them, over HTTP -----------------------------------------------
+
+
+def exchange(
+    server: tuple[str, int], body: bytes, headers: dict[str, str]
+) -> tuple[int, str, bytes]:
+    """POST /invocations; the status, content type and raw body of the answer."""
+    connection = http.client.HTTPConnection(*server, timeout=10)
+    try:
+        connection.request("POST", "/invocations", body=body, headers=headers)
+        response = connection.getresponse()
+        return response.status, response.getheader("Content-Type") or "", response.read()
+    finally:
+        connection.close()
+
+
+def test_messy_csv_is_scored_or_refused_with_what_to_change(
+    server: tuple[str, int], clean_frame: pd.DataFrame, schema: Schema
+) -> None:
+    rows = clean_frame[schema.feature_names].head(2)
+    text = rows.to_csv(index=False)
+    ok, _, plain = exchange(server, text.encode(), {"Content-Type": "text/csv"})
+    assert ok == 200
+    # A UTF-8 byte-order mark before the header, as spreadsheet exports write it.
+    answer = exchange(server, b"\xef\xbb\xbf" + text.encode(), {"Content-Type": "text/csv"})
+    assert answer[0] == 200 and answer[2] == plain, answer
+    # Another charset, declared.
+    latin = exchange(server, text.encode("utf-16"), {"Content-Type": "text/csv; charset=utf-16"})
+    assert latin[0] == 200 and latin[2] == plain, latin
+    unknown = exchange(server, text.encode(), {"Content-Type": "text/csv; charset=x-nope"})
+    assert unknown[0] == 415 and b"x-nope" in unknown[2]
+    # Semicolons and tabs: the message names the separator found and the one expected.
+    for separator, name in ((";", b"semicolon"), ("\t", b"tab")):
+        body = rows.to_csv(index=False, sep=separator).encode()
+        status, _, got = exchange(server, body, {"Content-Type": "text/csv"})
+        assert status == 400 and name in got and b"','" in got, got
+
+
+def test_accept_q_values_choose_the_answer_type(
+    server: tuple[str, int], clean_frame: pd.DataFrame, schema: Schema
+) -> None:
+    body = csv_rows(clean_frame, schema, 2)
+    csv_type = {"Content-Type": "text/csv", "Accept": "application/json;q=0, text/csv"}
+    status, content_type, got = exchange(server, body, csv_type)
+    assert (status, content_type) == (200, "text/csv"), got
+    assert len(got.decode().splitlines()) == 2
+    neither = {"Content-Type": "text/csv", "Accept": "application/json;q=0, text/csv;q=0"}
+    status, _, got = exchange(server, body, neither)
+    assert status == 406 and b"accept" in got
+
+
+def test_json_with_a_repeated_key_is_refused(server: tuple[str, int], schema: Schema) -> None:
+    first = schema.feature_names[0]
+    pairs = [f'"{name}": 1.0' for name in schema.feature_names] + [f'"{first}": 2.0']
+    body = ("{" + ", ".join(pairs) + "}").encode()
+    status, _, got = exchange(server, body, {"Content-Type": "application/json"})
+    assert status == 400
+    assert first.encode() in got and b"twice" in got
+
+
+@pytest.mark.parametrize("lengths", [(5, 6), (5, 5, 6)])
+def test_conflicting_content_lengths_are_400(
+    server: tuple[str, int], lengths: tuple[int, ...]
+) -> None:
+    """RFC 9112 section 6.3: where the body ends is ambiguous; never guess."""
+    head = b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
+    head += b"".join(f"Content-Length: {length}\r\n".encode() for length in lengths)
+    answer = raw_exchange(server, head + b"\r\n1,2,3", half_close=True)
+    assert answer.startswith(b"HTTP/1.1 400 "), answer[:80]
+    assert b"conflicting Content-Length" in answer
+
+
+def test_repeated_equal_content_lengths_are_one(
+    server: tuple[str, int], clean_frame: pd.DataFrame, schema: Schema
+) -> None:
+    body = csv_rows(clean_frame, schema, 1)
+    head = (
+        "POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nConnection: close\r\n"
+        f"Content-Length: {len(body)}\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    answer = raw_exchange(server, head + body)
+    assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
+
+
+# --- load: no connection is ever dropped --------------------------------------------------------
+
+FRESH_CLIENTS = 32
+FRESH_PER_CLIENT = 60
+KEEP_ALIVE_CLIENTS = 8
+KEEP_ALIVE_REQUESTS = 2_000
+
+
+def _client(
+    server: tuple[str, int], body: bytes, count: int, fresh: bool, errors: list[str]
+) -> None:
+    """``count`` requests, each on a new connection when ``fresh``; errors are recorded."""
+    connection = None
+    for _ in range(count):
+        try:
+            if connection is None:
+                connection = http.client.HTTPConnection(*server, timeout=30)
+            connection.request(
+                "POST", "/invocations", body=body, headers={"Content-Type": "text/csv"}
+            )
+            response = connection.getresponse()
+            response.read()
+            if response.status != 200:
+                errors.append(f"HTTP {response.status}")
+        except OSError as error:  # ConnectionResetError, refused, timed out
+            errors.append(repr(error))
+            connection = None
+        if fresh and connection is not None:
+            connection.close()
+            connection = None
+    if connection is not None:
+        connection.close()
+
+
+@pytest.mark.slow
+def test_no_connection_is_dropped_under_load(
+    model_dir: Path, clean_frame: pd.DataFrame, schema: Schema
+) -> None:
+    """32 clients x 60 fresh connections, then 2,000 keep-alive requests: zero errors.
+
+    With the listen backlog at socketserver's default of 5, bursts of fresh connections overflowed
+    it and the kernel reset some of them.
+    """
+    instance = make_server(model_dir, "127.0.0.1", 0)
+    serve_in_thread(instance)
+    server = ("127.0.0.1", instance.server_address[1])
+    body = csv_rows(clean_frame, schema, 1)
+    errors: list[str] = []
+    start = time.monotonic()
+    try:
+        for clients, count, fresh in (
+            (FRESH_CLIENTS, FRESH_PER_CLIENT, True),
+            (KEEP_ALIVE_CLIENTS, KEEP_ALIVE_REQUESTS // KEEP_ALIVE_CLIENTS, False),
+        ):
+            threads = [
+                threading.Thread(target=_client, args=(server, body, count, fresh, errors))
+                for _ in range(clients)
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(timeout=120)
+            assert not any(thread.is_alive() for thread in threads), "a client hung"
+    finally:
+        instance.shutdown()
+        instance.server_close()
+    assert errors == [], f"{len(errors)} errors, first: {errors[:3]}"
+    assert time.monotonic() - start < 240

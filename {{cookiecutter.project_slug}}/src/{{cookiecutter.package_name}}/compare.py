@@ -31,6 +31,7 @@ import html
 import io
 import json
 import math
+import os
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -450,6 +451,7 @@ def write_reports(
     pairs: tuple[list[Any], list[Any]],
     latencies: dict[str, list[float]],
     output: Path,
+    model_card: Path | None = None,
 ) -> None:
     output.mkdir(parents=True, exist_ok=True)
     (output / "report.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -475,6 +477,10 @@ def write_reports(
         f"<h2>Agreement</h2><ul>{agreement_items}</ul>",
         f'<img src="data:image/png;base64,{base64.b64encode(image).decode("ascii")}">',
     ]
+    # The champion's model card (make model-card writes it beside the reports).
+    if model_card is not None and model_card.exists():
+        link = html.escape(os.path.relpath(model_card.resolve(), output.resolve()))
+        parts.append(f'<p>The model card: <a href="{link}">{link}</a></p>')
     (output / "report.html").write_text(
         "<!doctype html><meta charset=utf-8><title>Champion and challenger</title>" + "".join(parts)
     )
@@ -494,6 +500,12 @@ def argument_parser() -> argparse.ArgumentParser:
         "--labelled-data", type=Path, help="CSV file or folder with the features and the target"
     )
     parser.add_argument("--output-dir", type=Path, default=Path("reports/compare"))
+    parser.add_argument(
+        "--model-card",
+        type=Path,
+        default=Path("reports/model_card.html"),
+        help="the champion's model card (make model-card), linked from the report",
+    )
     return parser
 
 
@@ -515,7 +527,7 @@ def main(argv: list[str] | None = None) -> int:
     except (CompareError, DataValidationError, OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    write_reports(report, pairs, latencies, args.output_dir)
+    write_reports(report, pairs, latencies, args.output_dir, args.model_card)
     shared = report["agreement"]
     if "agreement_rate" in shared:
         print(f"agreement {shared['agreement_rate']:.1%} over {shared['paired_rows']} paired rows")

@@ -288,6 +288,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-pointer", type=Path, help="the raw data's .dvc file (data version)")
     parser.add_argument("--code-digest", default="", help="the job code's SHA-256 (run tag)")
     parser.add_argument("--template-version", default="", help="the template commit (run tag)")
+    parser.add_argument("--intended-use", default="", help="the model card's intended use")
+    parser.add_argument("--image", default="", help="the image the model is registered with")
     parser.add_argument(
         "--track-locally",
         action="store_true",
@@ -330,6 +332,28 @@ def main(argv: list[str] | None = None) -> int:
             mlflow_run_id=run["run_id"] if run else None,
         )
         (args.output_dir / LINEAGE_FILE).write_text(json.dumps(record, indent=2) + "\n")
+        if gate is not None:
+            from . import model_card
+
+            card = model_card.from_project(
+                report,
+                gate_metric=gate.metric,
+                gate_threshold=gate.threshold,
+                data_version=args.data_version,
+                data_uri=args.data_uri,
+                intended_use=args.intended_use,
+                image=args.image,
+                lineage={
+                    "pipeline_execution_id": args.execution_id,
+                    "code_sha256": args.code_digest,
+                    "model_sha256": record["model"]["sha256"],
+                    "mlflow_run_id": record["mlflow_run_id"],
+                },
+            )
+            # The register step reads the card as text (JsonGet of "content"): ModelCardContent.
+            (args.output_dir / model_card.CARD_FILE).write_text(
+                json.dumps({"content": json.dumps(card)}) + "\n"
+            )
     print(json.dumps(report))
     if not args.enforce_gate or gate is None:
         return 0

@@ -18,9 +18,18 @@ a classifier ``probability`` (the predicted label's) and ``probability_<label>``
 in the order of ``model_meta.json`` ``classes``. CSV answers have no header: the prediction first.
 
 Accepted payloads:
-- ``text/csv``: one row per line, features in schema order; an optional header row of feature names.
+- ``text/csv``: one row per line, values separated by commas, features in schema order; an optional
+  header row of feature names, which may start with a UTF-8 byte-order mark (as spreadsheet exports
+  write it). Rows separated by ``;`` or tabs are refused with a message naming the separator.
 - ``application/json``: ``{"instances": [[...], ...]}``, ``[[...], ...]``, ``[{"feature": value}]``
-  or a single record ``{"feature": value, ...}``.
+  or a single record ``{"feature": value, ...}``; an object naming a key twice is refused.
+
+The body is UTF-8 unless the content type declares another ``charset`` that Python's codecs know
+(``latin-1``, ``utf-16``, ``cp1252``, ...): that one is decoded; an unknown charset is a 415. The
+answer is JSON or CSV as the ``Accept`` header prefers, q-values included (``q=0`` excludes a type);
+406 when it accepts neither.
+
+A number is what ``as_number`` accepts - one rule, which the monitor applies to the same values.
 
 Numeric features take numbers; categorical features (``model_meta.json`` ``categorical_features``)
 take text - a JSON string, or the CSV cell as written. A missing value (an empty cell, JSON ``null``
@@ -33,10 +42,12 @@ encoder ignores it), not refused; the monitor reports how often that happens.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
 import math
+import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from http import HTTPStatus
@@ -128,19 +139,49 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+# What a number is in a payload, for the endpoint and the monitor alike: ASCII decimal notation
+# with an optional sign, fraction and exponent ("12", "-0.5", ".5", "1e-3"), spaces around it
+# allowed. Python's float() alone also takes Unicode digits ("\u0661\u0662"), underscores
+# ("1_0") and the words inf/nan, which pandas (the monitor's reader) does not: a value the
+# endpoint scored would then count as non-numeric in the monitor's report.
+NUMBER = re.compile(r"\s*[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\s*")
+# Written like a number but not finite: refused with that reason rather than "expected a number".
+NON_FINITE = re.compile(r"\s*[+-]?(?:inf|infinity|nan)\s*", re.IGNORECASE)
+
+
+def _as_float(value: Any) -> float | None:
+    """``value`` as a float, finite or not, when the number rule accepts its notation."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float):
+        return value
+    if isinstance(value, int | np.integer):
+        try:
+            return float(int(value))
+        except OverflowError:  # an integer beyond the float range
+            return math.inf
+    if isinstance(value, str) and (NUMBER.fullmatch(value) or NON_FINITE.fullmatch(value)):
+        return float(value)  # digits beyond the float range give inf
+    return None
+
+
+def as_number(value: Any) -> float | None:
+    """The one rule for a feature value: the finite float it is, or None when it is none.
+
+    A JSON number or a text in ``NUMBER`` notation whose value is a finite 64-bit float.
+    """
+    number = _as_float(value)
+    return number if number is not None and math.isfinite(number) else None
+
+
 def _number(value: Any, row: int, column: str) -> float:
+    number = as_number(value)
+    if number is not None:
+        return number
     where = f"row {row}, column '{column}'"
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
+    if _as_float(value) is None:
         raise InvalidInputError(f"{where}: expected a number, got {_shown(value)}")
-    try:
-        number = float(value)
-    except OverflowError:  # an integer beyond the float range
-        number = math.inf
-    except ValueError:
-        raise InvalidInputError(f"{where}: expected a number, got {_shown(value)}") from None
-    if not math.isfinite(number):
-        raise InvalidInputError(f"{where}: {_shown(value)} is not a finite 64-bit number")
-    return number
+    raise InvalidInputError(f"{where}: {_shown(value)} is not a finite 64-bit number")
 
 
 def is_missing(value: Any) -> bool:
@@ -164,16 +205,76 @@ def _media_type(header: str) -> str:
     return header.split(";")[0].strip().lower()
 
 
-def _decode(body: bytes | str) -> str:
-    if isinstance(body, bytes):
+def _parameters(header: str) -> dict[str, str]:
+    """The ``name=value`` parameters of a media type or media range, names lowercased."""
+    parameters = {}
+    for parameter in header.split(";")[1:]:
+        name, _, value = parameter.partition("=")
+        parameters[name.strip().lower()] = value.strip().strip('"')
+    return parameters
+
+
+def _decode(body: bytes | str, content_type: str) -> str:
+    """The body as text: UTF-8 unless the content type declares a charset Python's codecs know.
+
+    The container's worker hands over text already (decoded as UTF-8) exactly when the content
+    type is bare ``text/csv`` or ``application/json``; with a declared charset it passes bytes.
+    """
+    if isinstance(body, str):
+        text = body
+    else:
+        charset = _parameters(content_type).get("charset") or "utf-8"
         try:
-            return body.decode("utf-8")
+            codec = codecs.lookup(charset).name
+        except LookupError:
+            raise InvalidInputError(
+                f"unknown charset {charset[:40]!r}; send UTF-8 or name a standard charset",
+                status=415,
+            ) from None
+        try:
+            text = body.decode(codec)
         except UnicodeDecodeError:
-            raise InvalidInputError("the body is not valid UTF-8") from None
-    return body
+            raise InvalidInputError(
+                f"the body is not valid {charset[:40]}; send UTF-8 or declare its charset"
+            ) from None
+    # A byte-order mark before the first row (spreadsheet exports write one) is not data.
+    return text.removeprefix("\ufeff")
+
+
+# Separators spreadsheets write instead of the comma, by name.
+FOREIGN_SEPARATORS = {";": "';' (semicolon)", "\t": "tab"}
+_QUOTED = re.compile(r'"(?:[^"]|"")*"')
+
+
+def foreign_separator(line: str) -> str | None:
+    """The name of the separator a CSV line uses when it is not the comma, else None.
+
+    Outside quoted values, a separator that occurs at least as often as the commas, less the
+    decimal commas of a row that also writes "1,5" for 1.5: a ``;`` inside a comma-separated
+    value stays allowed.
+    """
+    bare = _QUOTED.sub("", line)
+    commas = bare.count(",")
+    for separator, name in FOREIGN_SEPARATORS.items():
+        found = bare.count(separator)
+        if found and found + 1 >= commas:
+            return name
+    return None
+
+
+def _refuse_foreign_separator(text: str) -> None:
+    # The first non-blank line, without splitting a body of up to 6 MB into a list of lines.
+    first = next((line for line in io.StringIO(text) if line.strip()), "")
+    name = foreign_separator(first)
+    if name:
+        raise InvalidInputError(
+            f"the rows are separated by {name}; send values separated by ',' (comma), "
+            "with '.' as the decimal point"
+        )
 
 
 def _parse_csv(text: str, features: Sequence[str] | None = None) -> list[Any]:
+    _refuse_foreign_separator(text)
     try:
         rows = [row for row in csv.reader(io.StringIO(text)) if row and any(c.strip() for c in row)]
     except csv.Error as error:  # stray carriage returns, NUL bytes, unbalanced quotes
@@ -192,11 +293,7 @@ def _parse_csv(text: str, features: Sequence[str] | None = None) -> list[Any]:
 
 
 def _looks_numeric(cell: str) -> bool:
-    try:
-        float(cell)
-    except ValueError:
-        return False
-    return True
+    return _as_float(cell) is not None
 
 
 def _json_integer(digits: str) -> float:
@@ -205,9 +302,25 @@ def _json_integer(digits: str) -> float:
     return float(digits)
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are all different: a repeated key would silently lose a value."""
+    record = dict(pairs)
+    if len(record) < len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise InvalidInputError(
+                    f"the JSON object names the key {_shown(key)} twice; send each key once"
+                )
+            seen.add(key)
+    return record
+
+
 def _parse_json(text: str) -> list[Any]:
     try:
-        payload = json.loads(text, parse_int=_json_integer)
+        payload = json.loads(text, parse_int=_json_integer, object_pairs_hook=_unique_keys)
+    except InvalidInputError:
+        raise
     except (ValueError, RecursionError) as error:
         raise InvalidInputError(f"the body is not valid JSON: {str(error)[:80]}") from None
     if isinstance(payload, dict) and "instances" in payload:
@@ -234,7 +347,7 @@ def parse_rows(
             "application/json",
             status=415,
         )
-    text = _decode(body)
+    text = _decode(body, content_type)
     rows = _parse_csv(text, features) if media_type == "text/csv" else _parse_json(text)
     if not rows:
         raise InvalidInputError("the payload has no rows")
@@ -322,19 +435,50 @@ def score(rows: list[Any], model: Model, first_row: int = 1) -> list[dict[str, A
         ]
 
 
+def _quality(media_range: str) -> float:
+    text = _parameters(media_range).get("q", "1")
+    try:
+        quality = float(text)
+    except ValueError:
+        quality = math.nan
+    if not 0 <= quality <= 1:  # NaN too
+        raise InvalidInputError(
+            f"Accept: q={text[:20]!r} is not a weight between 0 and 1", status=400
+        )
+    return quality
+
+
 def response_type(accept: str) -> str:
-    """The first media type of an Accept header this handler can write (``*/*``: JSON)."""
-    for media_range in (accept or JSON).split(","):
+    """The answer's media type for an Accept header, as RFC 9110 section 12.5.1 ranks them.
+
+    Each type this handler writes takes the weight (q, default 1) of the most specific range
+    that matches it (``text/csv`` before ``text/*`` before ``*/*``); ``q=0`` means "not this".
+    The heavier type wins; on a tie, the one whose range comes first, then JSON.
+    """
+    weights: dict[str, tuple[int, float, int]] = {}  # type -> (specificity, q, position)
+    for position, media_range in enumerate((accept or JSON).split(",")):
         media_type = _media_type(media_range)
-        if media_type in CONTENT_TYPES:
-            return media_type
-        if media_type in ("*/*", "application/*"):
-            return JSON
-        if media_type == "text/*":
-            return "text/csv"
-    raise InvalidInputError(
-        f"unsupported accept type {accept[:80]!r}; use application/json or text/csv", status=406
-    )
+        if not media_type:
+            continue
+        for candidate in CONTENT_TYPES:
+            kind = candidate.split("/")[0]
+            specificity = {candidate: 2, f"{kind}/*": 1, "*/*": 0}.get(media_type)
+            if specificity is None:
+                continue
+            known = weights.get(candidate)
+            if known is None or specificity > known[0]:
+                weights[candidate] = (specificity, _quality(media_range), position)
+    acceptable = [
+        (-q, position, candidate != JSON, candidate)
+        for candidate, (_, q, position) in weights.items()
+        if q > 0
+    ]
+    if not acceptable:
+        raise InvalidInputError(
+            f"unsupported accept type {accept[:80]!r}; use application/json or text/csv",
+            status=406,
+        )
+    return min(acceptable)[-1]
 
 
 def render(predictions: list[dict[str, Any]], media_type: str) -> str:

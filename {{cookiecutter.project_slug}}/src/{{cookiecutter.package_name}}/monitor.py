@@ -59,7 +59,7 @@ from .evaluate import (
     metrics_from_predictions,
     unpack_model_dir,
 )
-from .inference import InvalidInputError, is_missing, load_model, parse_rows
+from .inference import InvalidInputError, as_number, is_missing, load_model, parse_rows
 from .params import load_params
 
 
@@ -152,6 +152,14 @@ def categorical_features(baseline: dict[str, Any]) -> list[str]:
     ]
 
 
+def numeric_values(column: pd.Series) -> pd.Series:
+    """The column's numbers by the endpoint's rule (``inference.as_number``), NaN elsewhere."""
+    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        values = column.astype(float)
+        return values.where(np.isfinite(values))
+    return pd.Series([as_number(value) for value in column], index=column.index, dtype=float)
+
+
 def check_missing(report: FeatureReport, base: dict[str, Any], limits: Thresholds) -> None:
     """Flag a missing fraction risen more than ``missing_shift`` above the training baseline's:
     a feature that was 20% missing in training may be 20% missing now, not 40%."""
@@ -167,7 +175,7 @@ def check_feature(
     name: str, base: dict[str, Any], column: pd.Series, limits: Thresholds
 ) -> FeatureReport:
     report = FeatureReport(name)
-    values = pd.to_numeric(column, errors="coerce")
+    values = numeric_values(column)
     non_numeric = int((values.isna() & column.notna()).sum())
     if non_numeric:
         report.problems.append(f"{non_numeric} non-numeric value(s) (new category?)")
@@ -559,7 +567,7 @@ def _plot(name: str, base: dict[str, Any], current: pd.Series) -> str:
     else:
         axis.hist(base["sample"], bins=20, alpha=0.6, density=True, label="training baseline")
         axis.hist(
-            pd.to_numeric(current, errors="coerce").dropna(),
+            numeric_values(current).dropna(),
             bins=20,
             alpha=0.6,
             density=True,

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from .inference import InvalidInputError, Model, model_fn, score
+from .inference import InvalidInputError, Model, foreign_separator, model_fn, score
 
 CHUNK_ROWS = 10_000
 
@@ -49,6 +49,12 @@ def feature_chunks(source: TextIO, model: Model, name: str) -> Iterator[tuple[in
     except csv.Error as error:
         raise BatchInputError(f"{name}: not valid CSV: {error}") from None
     missing = [feature for feature in model.features if feature not in header]
+    separator = foreign_separator(header[0]) if missing and len(header) == 1 else None
+    if separator:
+        raise BatchInputError(
+            f"{name}: the columns are separated by {separator}; save the file with ',' (comma) "
+            "between values and '.' as the decimal point"
+        )
     if missing:
         raise BatchInputError(f"{name}: no column '{missing[0]}' in the header")
     columns = [header.index(feature) for feature in model.features]

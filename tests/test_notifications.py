@@ -1,0 +1,458 @@
+"""Who is told what: the notification topic, its rules, its publishers and its subscribers.
+
+Every rule runs in moto's EventBridge against AWS's documented sample event of its source
+(tests/aws_events, SOURCES.md names each page): the failure this project's resources emit
+matches and reaches the target as a readable message; the sample's own event, and the same
+event of another project, do not match.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from cookiecutter.main import cookiecutter
+from moto.events.models import EventPattern
+from moto.events.utils import EventTemplateParser
+
+from . import iam_model as iam
+from .conftest import MATRIX, TEMPLATE, matrix_id, stage_template
+from .iam_policy import Decision, Request, decide
+from .test_accounts import ACCOUNTS, PROJECT, build_stacks, target_stacks
+from .test_infrastructure import tool
+
+EVENTS = Path(__file__).parent / "aws_events"
+REGION = iam.REGION
+ACCOUNT = iam.ACCOUNT
+STANDARDS = {
+    "notifications": {
+        "emails": ["ml-oncall@example.com", "lead@example.org"],
+        "chatbot_slack": {"workspace_id": "T0123ABCD", "channel_id": "C0456EFGH"},
+    },
+    "budget": {"monthly_usd": 250},
+}
+REALTIME = matrix_id(MATRIX[0])
+BATCH = next(matrix_id(row) for row in MATRIX if row.get("inference_mode") == "batch")
+
+
+def sample(name: str) -> dict[str, Any]:
+    event: dict[str, Any] = json.loads((EVENTS / f"{name}.json").read_text())
+    return event | {"account": ACCOUNT, "region": REGION}
+
+
+def _pipeline_failed(project: str, pipeline: str = "pipeline") -> dict[str, Any]:
+    event = sample("sagemaker-pipeline-execution-status-change")
+    arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:pipeline/{project}-{pipeline}"
+    event["resources"] = [arn, f"{arn}/execution/p4jn9xou8a8s"]
+    event["detail"] |= {
+        "pipelineArn": arn,
+        "pipelineExecutionArn": f"{arn}/execution/p4jn9xou8a8s",
+        "currentPipelineExecutionStatus": "Failed",
+    }
+    return event
+
+
+def _package_pending(project: str) -> dict[str, Any]:
+    event = sample("sagemaker-model-package-state-change")
+    arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/{project}/2"
+    event["resources"] = [arn]
+    event["detail"] |= {
+        "ModelPackageGroupName": project,
+        "ModelPackageArn": arn,
+        "ModelApprovalStatus": "PendingManualApproval",
+    }
+    return event
+
+
+def _codepipeline_failed(project: str, pipeline: str = "deploy") -> dict[str, Any]:
+    event = sample("codepipeline-pipeline-execution-state-change")
+    name = f"{project}-{pipeline}"
+    event["resources"] = [f"arn:aws:codepipeline:{REGION}:{ACCOUNT}:{name}"]
+    event["detail"] |= {"pipeline": name, "state": "FAILED", "execution-id": "0a1b2c3d-4e5f"}
+    return event
+
+
+def _endpoint_rolled_back(project: str, stage: str = "prod") -> dict[str, Any]:
+    event = sample("sagemaker-endpoint-deployment-state-change")
+    name = f"{project}-{stage}"
+    arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/{name}"
+    event["resources"] = [arn]
+    event["detail"] |= {"EndpointName": name, "EndpointArn": arn, "EndpointStatus": "ROLLING_BACK"}
+    return event
+
+
+def _transform_failed(project: str) -> dict[str, Any]:
+    event = sample("sagemaker-transform-job-state-change")
+    event["detail"] |= {
+        "TransformJobName": "pipelines-x1y2-BatchTransform-a1b2c3",
+        "TransformJobStatus": "Failed",
+        "FailureReason": "ClientError: no input under s3://bucket/tumour/batch/input/2026-12-01",
+        "Tags": {"sagemaker:project-name": project, "project": "tumour-classifier"},
+    }
+    return event
+
+
+# Rule -> (this project's failure event, the samples and variants that must not match, what the
+# message must say besides the project's name).
+Failure = Callable[[str], dict[str, Any]]
+CASES: dict[str, tuple[Failure, list[Callable[[], dict[str, Any]]], list[str]]] = {
+    "PipelineFailedRule": (
+        _pipeline_failed,
+        [lambda: sample("sagemaker-pipeline-execution-status-change")],
+        ["FAILED", "/execution/p4jn9xou8a8s", "list-pipeline-execution-steps"],
+    ),
+    "PackagePendingRule": (
+        _package_pending,
+        [lambda: sample("sagemaker-model-package-state-change")],
+        ["Model version 2", "waits for approval", "model-package/tumour/2"],
+    ),
+    "CodePipelineFailedRule": (
+        _codepipeline_failed,
+        [
+            lambda: sample("codepipeline-pipeline-execution-state-change"),
+            lambda: (
+                _codepipeline_failed(PROJECT)
+                | {
+                    "detail": {
+                        "pipeline": f"{PROJECT}-deploy",
+                        "state": "SUCCEEDED",
+                        "execution-id": "1",
+                    }
+                }
+            ),
+        ],
+        [
+            "tumour-deploy FAILED",
+            "/codesuite/codepipeline/pipelines/tumour-deploy/executions/0a1b2c3d-4e5f/",
+        ],
+    ),
+    "EndpointRollbackRule": (
+        _endpoint_rolled_back,
+        [lambda: sample("sagemaker-endpoint-deployment-state-change")],
+        ["tumour-prod", "rolled back", "#/endpoints/tumour-prod"],
+    ),
+    "TransformFailedRule": (
+        _transform_failed,
+        [lambda: sample("sagemaker-transform-job-state-change")],
+        ["pipelines-x1y2-BatchTransform-a1b2c3", "FAILED", "no input under", "#/transform-jobs/"],
+    ),
+}
+
+
+def rules(stack: iam.Stack) -> dict[str, dict[str, Any]]:
+    return {
+        logical: stack.resolve(resource["Properties"])
+        for logical, resource in stack.active()
+        if resource["Type"] == "AWS::Events::Rule" and logical in CASES
+    }
+
+
+def message(rule: dict[str, Any], event: dict[str, Any]) -> Any:
+    """What the rule's target receives for the event: moto's implementation of EventBridge's
+    input transformer (its PutEvents runs the same parser; its delivery to a queue mistakes a
+    text containing "time" for an event, so the parser is called directly)."""
+    (target,) = rule["Targets"]
+    transformer = target["InputTransformer"]
+    return EventTemplateParser.parse(
+        input_template=transformer["InputTemplate"],
+        input_paths_map=transformer["InputPathsMap"],
+        event=event | {"ingestion-time": "0"},
+    )
+
+
+def matches(rule: dict[str, Any], event: dict[str, Any]) -> bool:
+    """Moto's implementation of EventBridge's documented pattern matching (its server does not
+    answer TestEventPattern; its PutEvents runs the same matcher)."""
+    return bool(EventPattern.load(json.dumps(rule["EventPattern"])).matches_event(event))
+
+
+def foundation(project: Path) -> iam.Stack:
+    return build_stacks(project, separate=False)["foundation"]
+
+
+@pytest.mark.parametrize(
+    ("row", "expected"),
+    [
+        (
+            REALTIME,
+            {
+                "PipelineFailedRule",
+                "PackagePendingRule",
+                "CodePipelineFailedRule",
+                "EndpointRollbackRule",
+            },
+        ),
+        (
+            BATCH,
+            {
+                "PipelineFailedRule",
+                "PackagePendingRule",
+                "CodePipelineFailedRule",
+                "TransformFailedRule",
+            },
+        ),
+    ],
+)
+def test_each_failure_reaches_the_topic_as_a_readable_message(
+    baked_matrix: dict[str, Path], row: str, expected: set[str]
+) -> None:
+    stack = foundation(baked_matrix[row])
+    found = rules(stack)
+    assert set(found) == expected
+    topic = stack.arn("NotificationTopic")
+    for logical, rule in found.items():
+        failure, others, says = CASES[logical]
+        assert [t["Arn"] for t in rule["Targets"]] == [topic], logical
+        event = failure(PROJECT)
+        assert matches(rule, event), logical
+        for other in [*others, lambda failure=failure: failure("another-project")]:  # type: ignore[misc]
+            assert not matches(rule, other()), logical
+        told = message(rule, event)
+        assert isinstance(told, str), logical
+        assert f"project {PROJECT}" in told, told
+        for text in says:
+            assert text in told, (logical, text, told)
+        assert "https://us-east-1.console.aws.amazon.com/" in told, told
+        assert not re.search(r"<[a-z-]+>", told), told  # every placeholder was filled
+
+
+def test_a_batch_pipeline_failure_is_told_and_the_model_pipeline_of_another_stage_name_is_not(
+    baked_matrix: dict[str, Path],
+) -> None:
+    rule = rules(foundation(baked_matrix[BATCH]))["PipelineFailedRule"]
+    assert matches(rule, _pipeline_failed(PROJECT, "prod-batch"))
+    assert not matches(rule, _pipeline_failed(PROJECT, "dev-batch"))
+
+
+def _admits(
+    document: dict[str, Any], caller: str, action: str, arn: str, context: dict[str, str]
+) -> bool:
+    """The resource policy alone lets the caller (a service principal, or a role that has no
+    identity policy granting it) make the request (tests/iam_policy.py, AWS's evaluation logic)."""
+    request = Request(caller, action, arn, context)
+    return decide(request, [], document) is Decision.ALLOW
+
+
+def _publishers(stack: iam.Stack, build: bool) -> dict[str, str]:
+    """Each publisher of the topic and the ARN of the project's resource that publishes."""
+    where = f"{iam.REGION}:{stack.account}"
+    account = stack.account
+    publishers = {
+        "cloudwatch.amazonaws.com": f"arn:aws:cloudwatch:{where}:alarm:{PROJECT}-data-drift",
+        "events.amazonaws.com": f"arn:aws:events:{where}:rule/{PROJECT}-notify-pipeline-failed",
+    }
+    if build:
+        publishers["budgets.amazonaws.com"] = f"arn:aws:budgets::{account}:budget/{PROJECT}-monthly"
+    return publishers
+
+
+@pytest.mark.parametrize("where", ["build", "staging", "prod"])
+def test_only_the_projects_publishers_may_publish_and_use_the_key(
+    baked_matrix: dict[str, Path], where: str
+) -> None:
+    """The topic policy and the key's publisher statement admit each publisher for the
+    project's own alarms, rules and budget in the topic's account, and nothing else: another
+    project's alarm, another account's rule, a service that is not a publisher."""
+    project = baked_matrix[REALTIME]
+    if where == "build":
+        stack, key = foundation(project), "ProjectKey"
+    else:
+        stack, key = target_stacks(project, where)["target"], "StageKey"
+    resources = dict(stack.active())
+    topic = stack.arn("NotificationTopic")
+    (policy,) = [
+        stack.resolve(r["Properties"]["PolicyDocument"])
+        for r in resources.values()
+        if r["Type"] == "AWS::SNS::TopicPolicy"
+    ]
+    key_policy = stack.resolve(resources[key]["Properties"]["KeyPolicy"])
+    key_arn = stack.arn(key)
+    publishers = _publishers(stack, build=where == "build")
+    for service, source in publishers.items():
+        context = {"aws:SourceAccount": stack.account, "aws:SourceArn": source}
+        assert _admits(policy, service, "sns:Publish", topic, context), service
+        data_key = context | {"kms:EncryptionContext:aws:sns:topicArn": topic}
+        for action in ("kms:GenerateDataKey", "kms:Decrypt"):
+            assert _admits(key_policy, service, action, key_arn, data_key), (service, action)
+        assert not _admits(
+            key_policy,
+            service,
+            "kms:Decrypt",
+            key_arn,
+            context | {"kms:EncryptionContext:aws:sns:topicArn": topic.replace(PROJECT, "other")},
+        ), "the key serves this topic only"
+        other_project = source.replace(f"{PROJECT}-", "other-")
+        other_account = source.replace(stack.account, "999999999999")
+        for wrong in (
+            {"aws:SourceAccount": stack.account, "aws:SourceArn": other_project},
+            {"aws:SourceAccount": "999999999999", "aws:SourceArn": other_account},
+        ):
+            if "budgets" not in service or wrong["aws:SourceAccount"] != stack.account:
+                assert not _admits(policy, service, "sns:Publish", topic, wrong), (service, wrong)
+    strangers = [
+        "sagemaker.amazonaws.com",
+        "s3.amazonaws.com",
+        *(["budgets.amazonaws.com"] if "budgets.amazonaws.com" not in publishers else []),
+        f"arn:aws:iam::{stack.account}:role/{PROJECT}-sagemaker-execution",
+        f"arn:aws:iam::999999999999:role/{PROJECT}-notifier",
+    ]
+    for stranger in strangers:
+        context = {"aws:SourceAccount": stack.account, "aws:SourceArn": f"arn:aws:s3:::{PROJECT}-x"}
+        for action in ("sns:Publish", "sns:Subscribe", "sns:SetTopicAttributes"):
+            assert not _admits(policy, stranger, action, topic, context), (stranger, action)
+    for service in publishers:  # a publisher may publish, nothing more
+        context = {"aws:SourceAccount": stack.account, "aws:SourceArn": publishers[service]}
+        for action in ("sns:Subscribe", "sns:SetTopicAttributes", "sns:DeleteTopic"):
+            assert not _admits(policy, service, action, topic, context), (service, action)
+
+
+TOLD_ALARMS = ("DriftAlarm", "DriftMonitoringSilentAlarm", "QualityAlarm")
+
+
+def test_the_monitoring_alarms_tell_the_topic_of_their_account(
+    baked_matrix: dict[str, Path],
+) -> None:
+    """The drift, silence and quality alarms (with the drift alarms the deploy build adds) name
+    the topic their account's stack creates (the foundation in the build account,
+    target-account.yaml in a stage's own), when they fire and when they clear; their names are
+    the ones the topic policy admits."""
+    project = baked_matrix[REALTIME]
+    same_account = iam.Stack(
+        stage_template(project, PROJECT), f"{PROJECT}-endpoint-prod", {"StageName": "prod"}
+    )
+    separate = target_stacks(project, "prod")
+    for owner, endpoint in (
+        (foundation(project), same_account),
+        (separate["target"], separate["endpoint"]),
+    ):
+        topic = owner.arn("NotificationTopic")
+        alarms = {
+            logical: endpoint.resolve(r["Properties"])
+            for logical, r in endpoint.active()
+            if logical in TOLD_ALARMS
+        }
+        assert set(alarms) == set(TOLD_ALARMS)
+        for logical, alarm in alarms.items():
+            assert alarm["AlarmActions"] == [topic] == alarm["OKActions"], logical
+            assert alarm["AlarmName"].startswith(f"{PROJECT}-"), logical
+
+
+@pytest.fixture(scope="module")
+def with_notifications(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The default answers and batch, rendered under a notifications and budget standard."""
+    root = tmp_path_factory.mktemp("notifications")
+    path = root / "org-standards.yaml"
+    path.write_text(yaml.safe_dump(STANDARDS))
+    renders = {}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HOME", str(tmp_path_factory.mktemp("home")))
+        patch.setenv("MLOPS_ORG_STANDARDS", str(path))
+        for mode in ("realtime", "batch"):
+            renders[mode] = Path(
+                cookiecutter(
+                    str(TEMPLATE),
+                    no_input=True,
+                    output_dir=str(root / mode),
+                    extra_context={"inference_mode": mode},
+                )
+            )
+    return renders
+
+
+def test_a_notifications_standard_subscribes_its_addresses_in_every_account(
+    with_notifications: dict[str, Path],
+) -> None:
+    project = with_notifications["realtime"]
+    stacks = [foundation(project), *(target_stacks(project, s)["target"] for s in ACCOUNTS)]
+    for stack in stacks:
+        topic = stack.arn("NotificationTopic")
+        resolved = {logical: stack.resolve(r) for logical, r in stack.active()}
+        emails = sorted(
+            r["Properties"]["Endpoint"]
+            for r in resolved.values()
+            if r["Type"] == "AWS::SNS::Subscription"
+            and r["Properties"] == r["Properties"] | {"Protocol": "email", "TopicArn": topic}
+        )
+        assert emails == sorted(STANDARDS["notifications"]["emails"]), stack.name
+        slack = resolved["SlackChannel"]["Properties"]
+        assert slack["SnsTopicArns"] == [topic]
+        assert (slack["SlackWorkspaceId"], slack["SlackChannelId"]) == ("T0123ABCD", "C0456EFGH")
+        assert slack["GuardrailPolicies"] == ["arn:aws:iam::aws:policy/AWSDenyAll"]
+        role = resolved["SlackChannelRole"]["Properties"]
+        assert "Policies" not in role and "ManagedPolicyArns" not in role  # relays, runs nothing
+        assert (
+            stack.resolve(stack.template["Resources"]["NotificationTopic"]["Properties"])[
+                "KmsMasterKeyId"
+            ]
+            == iam.KEY_ID
+        )
+
+
+def test_the_budget_watches_the_projects_tag_and_tells_the_topic(
+    with_notifications: dict[str, Path], baked_matrix: dict[str, Path]
+) -> None:
+    for project, amount in ((with_notifications["realtime"], 250), (baked_matrix[REALTIME], 1000)):
+        stack = foundation(project)
+        budget = stack.resolve(stack.template["Resources"]["ProjectBudget"]["Properties"])
+        assert budget["Budget"]["BudgetLimit"] == {"Amount": amount, "Unit": "USD"}
+        assert budget["Budget"]["CostFilters"] == {
+            "TagKeyValue": [f"user:sagemaker:project-name${PROJECT}"]
+        }
+        topic = stack.arn("NotificationTopic")
+        told = {
+            (n["Notification"]["NotificationType"], n["Notification"]["Threshold"])
+            for n in budget["NotificationsWithSubscribers"]
+            if n["Subscribers"] == [{"SubscriptionType": "SNS", "Address": topic}]
+        }
+        assert told == {("FORECASTED", 80), ("ACTUAL", 100)}
+
+
+def test_renders_with_notifications_are_lint_and_checkov_clean(
+    with_notifications: dict[str, Path],
+) -> None:
+    files = [
+        f
+        for p in with_notifications.values()
+        for f in sorted((p / "infrastructure").glob("*.yaml"))
+    ]
+    lint = subprocess.run(
+        [tool("cfn-lint"), *map(str, files)], capture_output=True, text=True, check=False
+    )
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    for project in with_notifications.values():
+        result = subprocess.run(
+            [tool("checkov"), "-d", str(project / "infrastructure"), "--framework",
+             "cloudformation", "--output", "json", "--skip-download"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        report = json.loads(result.stdout)
+        assert report["summary"]["failed"] == 0, report["results"]["failed_checks"]
+
+
+def test_a_project_without_the_standard_has_a_topic_and_no_subscriber(
+    baked_matrix: dict[str, Path],
+) -> None:
+    stack = foundation(baked_matrix[REALTIME])
+    kinds = [r["Type"] for _, r in stack.active()]
+    assert kinds.count("AWS::SNS::Topic") == 1
+    assert "AWS::SNS::Subscription" not in kinds
+    assert "AWS::Chatbot::SlackChannelConfiguration" not in kinds
+
+
+def test_the_readme_says_who_is_told_what(baked_matrix: dict[str, Path]) -> None:
+    readme = (baked_matrix[REALTIME] / "README.md").read_text()
+    section = readme.split("## Who is told what", 1)[1].split("\n## ", 1)[0]
+    for said in (
+        "notifications.emails",
+        "chatbot_slack",
+        "waits for approval",
+        "rolled back",
+        "budget",
+    ):
+        assert said in section, said
