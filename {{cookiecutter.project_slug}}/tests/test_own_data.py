@@ -29,7 +29,14 @@ import pytest
 import yaml
 from threadpoolctl import threadpool_limits
 
-from {{ cookiecutter.package_name }} import data, evaluate, monitor, predict, quality_baseline, train
+from {{ cookiecutter.package_name }} import (
+    data,
+    evaluate,
+    monitor,
+    predict,
+    quality_baseline,
+    train,
+)
 from {{ cookiecutter.package_name }}.data import DataValidationError, load_schema
 from {{ cookiecutter.package_name }}.estimator import HYPERPARAMETERS
 from {{ cookiecutter.package_name }}.inference import (
