@@ -379,7 +379,7 @@ def test_target_accounts_are_granted_exactly_what_their_roles_use(
     # One resource policy covers the bucket and its objects: an action is used if any role uses
     # it on either.
     used_actions = {(action.lower(), resources[pattern][0]) for action, pattern, _, _ in uses}
-    for pattern, (label, policies) in resources.items():
+    for label, policies in resources.values():
         for document in policies:
             for statement in iam.statements(document):
                 principal = statement.get("Principal", {})
