@@ -49,9 +49,14 @@ OPTION_PATHS: dict[tuple[str, str], tuple[str, ...]] = {
         "tests/test_drift_alarms.py",
         "tests/test_rollout.py",
         "tests/test_champion_challenger.py",
+        "tests/test_monitoring_job.py",
     ),
     ("inference_mode", "serverless"): (*ENDPOINT_PATHS, "tests/test_deploy_serverless.py"),
-    ("inference_mode", "batch"): ("tests/test_deploy_batch.py", "tests/test_drift_alarms.py"),
+    ("inference_mode", "batch"): (
+        "tests/test_deploy_batch.py",
+        "tests/test_drift_alarms.py",
+        "tests/test_monitoring_job.py",
+    ),
 }
 LICENSE_FILE_ABSENT_FOR = ("Proprietary",)
 # Files without template logic are copied verbatim (cookiecutter.json's ``_copy_without_render``):

@@ -240,3 +240,51 @@ ENDPOINT_KEY_CALLS: list[Call] = [
         },
     ),
 ]
+
+# CloudWatch User Guide, "Using condition keys to limit access to CloudWatch namespaces": a
+# PutMetricData request carries the namespace as ``cloudwatch:namespace``; the action has no
+# resource-level permission.
+CLOUDWATCH_NAMESPACE = "https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/iam-cw-condition-keys-namespace.html"
+
+# Prod's monitoring job (templates/monitoring.j2, pipelines/monitoring.py), a processing job as
+# the model's role: reads its code (a processing input SageMaker lists first), the model
+# artifact's baseline, the stage's captured requests and ground truth under the stage's data
+# prefix, writes its report there, and publishes its metrics into the project's namespace.
+MONITORING_JOB_CALLS: list[Call] = [
+    Call("s3:ListBucket", "arn:{partition}:s3:::{bucket}", ROLES),
+    Call(
+        "s3:GetObject",
+        "arn:{partition}:s3:::{bucket}/{project}/code/0a1b2c3d/monitor.tar.gz",
+        ROLES,
+    ),
+    Call("s3:GetObject", MODEL_ARTIFACT, ROLES),
+    Call(
+        "s3:GetObject",
+        "arn:{partition}:s3:::{data_bucket}/{data_prefix}/data-capture/prod/x/AllTraffic/2026/01/01/00/a.jsonl",
+        ROLES,
+    ),
+    Call(
+        "s3:GetObject",
+        "arn:{partition}:s3:::{data_bucket}/{data_prefix}/ground-truth/prod/a.jsonl",
+        ROLES,
+    ),
+    Call(
+        "s3:PutObject",
+        "arn:{partition}:s3:::{data_bucket}/{data_prefix}/monitoring/prod/report.json",
+        ROLES,
+    ),
+    Call("kms:Decrypt", "{key}", SSE_KMS, VIA_S3),
+    Call("kms:Decrypt", "{data_key}", SSE_KMS, VIA_S3),
+    Call("kms:GenerateDataKey", "{data_key}", SSE_KMS, VIA_S3),
+    Call(
+        "cloudwatch:PutMetricData",
+        "*",
+        CLOUDWATCH_NAMESPACE,
+        {"cloudwatch:namespace": "{project}/monitoring"},
+    ),
+    Call(
+        "logs:PutLogEvents",
+        "arn:{partition}:logs:{region}:{account}:log-group:/aws/sagemaker/ProcessingJobs:log-stream:x",
+        ROLES,
+    ),
+]

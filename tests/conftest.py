@@ -142,11 +142,7 @@ def stage_template(project: Path, project_name: str) -> Any:
         return template
     with rendered_pipelines(project):
         deploy_config = importlib.import_module("pipelines.deploy_config")
-        drift_alarms = importlib.import_module("pipelines.drift_alarms")
-        mode = importlib.import_module("pipelines.settings").load_settings({}).inference_mode
-        deployed = deploy_config.endpoint_template(
-            project_name, deploy_config.features(), drift_alarms.MONITORED_METRICS[mode]
-        )
+        deployed = deploy_config.endpoint_template(project_name, deploy_config.features())
     added = {k: v for k, v in deployed["Resources"].items() if k not in template["Resources"]}
     template["Resources"] |= added
     return template

@@ -111,6 +111,27 @@ def test_the_build_pipelines_steps_and_jobs_are_allowed(
     assert refused(role, identity, Policies([foundation]), requested, values) == []
 
 
+MONITORED_ROWS = [row for row in MATRIX if row.get("inference_mode") != "serverless"]
+
+
+@pytest.mark.parametrize("extra", MONITORED_ROWS, ids=matrix_id)
+def test_the_monitoring_pipeline_may_run_its_job(
+    baked_matrix: dict[str, Path], extra: dict[str, str]
+) -> None:
+    """Prod's monitoring pipeline runs its processing job as the model's role (in one account
+    the foundation's execution role), which may make every call of the job."""
+    stacks = dict(rendered_stacks(baked_matrix[matrix_id(extra)]))
+    foundation = stacks["foundation.yaml"]
+    prod = stacks["endpoint.yaml[prod]"]
+    pipeline = prod.resolve(prod.resources["MonitorPipeline"]["Properties"])
+    role = foundation.arn("SageMakerExecutionRole")
+    assert pipeline["RoleArn"] == role
+    identity = iam.role_documents(foundation, "SageMakerExecutionRole")
+    requested = [*calls.PIPELINE_STEPS["Processing"], *calls.MONITORING_JOB_CALLS]
+    values = values_for(foundation, data_prefix=PROJECT)
+    assert refused(role, identity, Policies([foundation]), requested, values) == []
+
+
 @pytest.mark.parametrize("extra", BATCH_ROWS, ids=matrix_id)
 @pytest.mark.parametrize("stage", ["staging", "prod"])
 def test_the_batch_pipeline_may_run_its_transform(

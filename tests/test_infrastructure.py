@@ -221,12 +221,21 @@ def test_prod_monitors_data_and_model_quality_and_retrains_on_either_alarm(
 ) -> None:
     project = baked_matrix[matrix_id(extra)]
     resources = load_yaml(project / "infrastructure" / "endpoint.yaml")["Resources"]
-    schedules = {
-        resource["Properties"]["MonitoringScheduleConfig"]["MonitoringType"]: resource
+    # SageMaker Model Monitor is closed to new customers: the project's own monitor runs as a
+    # scheduled pipeline instead (the rendered tests/test_monitoring_job.py resolves it).
+    assert not {
+        resource["Type"]
         for resource in resources.values()
-        if resource["Type"] == "AWS::SageMaker::MonitoringSchedule"
+        if resource["Type"].startswith("AWS::SageMaker::")
+        and resource["Type"].endswith(("JobDefinition", "MonitoringSchedule"))
     }
-    assert set(schedules) == {"DataQuality", "ModelQuality"}
+    schedule = resources["MonitorSchedule"]["Properties"]["Target"]
+    assert schedule["Arn"]["Sub"].endswith(":pipeline/${MonitorPipeline}")
+    passed = {
+        p["Name"]: p["Value"]
+        for p in schedule["SageMakerPipelineParameters"]["PipelineParameterList"]
+    }
+    assert passed["GroundTruthUri"] == {"Ref": "GroundTruthUri"}
     # The endpoint's rollback alarms (every stage; the rendered tests/test_rollout.py shows
     # they fire) are not monitoring: they guard updates and start no retraining.
     deployment_config = repr(resources["Endpoint"]["Properties"]["DeploymentConfig"])
@@ -246,12 +255,38 @@ def test_prod_monitors_data_and_model_quality_and_retrains_on_either_alarm(
     monitoring = [
         resource
         for name, resource in resources.items()
-        if resource["Type"].endswith(("JobDefinition", "MonitoringSchedule", "Alarm"))
+        if (name.startswith("Monitor") or resource["Type"].endswith("Alarm"))
         and name not in rollback
     ]
     assert all(resource.get("Condition") == "IsProd" for resource in monitoring)
-    quality_job = resources["ModelQualityJobDefinition"]["Properties"]
-    assert quality_job["ModelQualityJobInput"]["GroundTruthS3Input"]["S3Uri"] == {
-        "Ref": "GroundTruthUri"
-    }
-    assert quality_job["NetworkConfig"]["EnableNetworkIsolation"] is True
+
+
+@pytest.mark.parametrize(
+    "extra", [row for row in MATRIX if row.get("inference_mode") == "serverless"], ids=matrix_id
+)
+def test_the_serverless_readme_says_what_is_watched_and_what_is_not(
+    baked_matrix: dict[str, Path], extra: dict[str, str]
+) -> None:
+    """A serverless endpoint captures nothing, so it has no monitoring job: the rendered README
+    names every alarm its stage stack does create, with the metric it watches, and says that the
+    monitoring job (drift, data and model quality) and its alarms are not there."""
+    project = baked_matrix[matrix_id(extra)]
+    resources = load_yaml(project / "infrastructure" / "endpoint.yaml")["Resources"]
+    readme = (project / "README.md").read_text()
+    types = {resource["Type"] for resource in resources.values()}
+    assert not types & {"AWS::SageMaker::Pipeline", "AWS::Scheduler::Schedule"}
+    alarms = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"]
+    assert alarms
+    for alarm in alarms:
+        name = (
+            alarm["AlarmName"]["Sub"]
+            .replace("${SageMakerProjectName}", "<project>")
+            .replace("${StageName}", "<stage>")
+        )
+        assert f"`{name}`" in readme, name
+        assert f"`{alarm['MetricName']}`" in readme, alarm["MetricName"]
+    (not_watched,) = [
+        line for line in readme.splitlines() if line.startswith("| data capture, hence")
+    ]
+    for missing in ("monitoring job", "drift", "model quality", "retraining rule"):
+        assert missing in not_watched, missing

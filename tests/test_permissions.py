@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 import warnings
@@ -20,7 +21,7 @@ from typing import Any
 import pytest
 
 from . import iam_model as iam
-from .conftest import MATRIX, load_yaml, matrix_id, stage_template
+from .conftest import MATRIX, load_yaml, matrix_id, rendered_pipelines, stage_template
 from .rendered_tag_propagation import tag_propagation
 
 with warnings.catch_warnings():
@@ -419,16 +420,19 @@ def test_the_check_catches_a_grant_of_another_mode(baked_matrix: dict[str, Path]
 VIA_S3 = {"kms:ViaService": f"s3.{iam.REGION}.amazonaws.com"}
 
 
-def test_batch_definition_is_read_from_the_artifact_bucket_only(
-    baked_matrix: dict[str, Path],
+@pytest.mark.parametrize("mode", ["batch", "realtime"])
+def test_pipeline_definitions_are_read_from_the_artifact_bucket_only(
+    baked_matrix: dict[str, Path], mode: str
 ) -> None:
-    """The batch role reads the pipeline definition where the deploy build uploads it (the
-    artifact bucket, under the project's definitions prefix), decrypting through S3 only."""
-    stacks = dict(rendered_stacks(baked_matrix[matrix_id(BATCH_ROW)]))
+    """The stage stack's role reads the pipeline definitions (batch inference; monitoring, in
+    realtime and batch) where the deploy build uploads them (the artifact bucket, under the
+    project's definitions prefixes), decrypting through S3 only."""
+    row = next(row for row in MATRIX if row.get("inference_mode", "realtime") == mode)
+    stacks = dict(rendered_stacks(baked_matrix[matrix_id(row)]))
     deploy = stacks["deploy-pipeline.yaml"]
     role = iam.role_documents(deploy, "CloudFormationRole")
-    # Where the deploy build uploads it: ARTIFACT_BUCKET of its CodeBuild environment
-    # (pipelines/settings.py), under <project>/batch/definitions/ (pipelines/deploy_config.py).
+    # Where the deploy build uploads them: ARTIFACT_BUCKET of its CodeBuild environment
+    # (pipelines/settings.py), under <project>/<kind>/definitions/ (pipelines/deploy_config.py).
     (bucket,) = {
         variable["Value"]
         for logical, resource in deploy.active()
@@ -439,18 +443,27 @@ def test_batch_definition_is_read_from_the_artifact_bucket_only(
         if variable["Name"] == "ARTIFACT_BUCKET"
     }
     key = deploy.imports["tumour-kms-key-arn"]
-    for stack in stage_stacks(stacks):  # what each stage's pipeline reads, and that it is granted
-        definition = stack.resolve(stack.resources["BatchPipeline"]["Properties"])[
-            "PipelineDefinition"
-        ]["PipelineDefinitionS3Location"]
-        assert definition["Bucket"] == bucket
-        assert iam.allows(role, "s3:GetObject", f"arn:aws:s3:::{bucket}/{definition['Key']}")
+    pipelines = ["MonitorPipeline"] + (["BatchPipeline"] if mode == "batch" else [])
+    read = 0
+    for stack in stage_stacks(stacks):  # what each stage's pipelines read, and that it is granted
+        for logical in pipelines:
+            if logical not in dict(stack.active()):
+                continue  # the monitoring pipeline: prod only
+            definition = stack.resolve(stack.resources[logical]["Properties"])[
+                "PipelineDefinition"
+            ]["PipelineDefinitionS3Location"]
+            assert definition["Bucket"] == bucket
+            assert iam.allows(role, "s3:GetObject", f"arn:aws:s3:::{bucket}/{definition['Key']}")
+            read += 1
+    assert read >= len(pipelines)
     definitions = "tumour/batch/definitions/0123abcd.json"
     refused = [
         f"arn:aws:s3:::another-bucket/{definitions}",
         f"arn:aws:s3:::{bucket}-copy/{definitions}",
         f"arn:aws:s3:::{bucket}/tumour/data/raw/train.csv",
         f"arn:aws:s3:::{bucket}/other-project/batch/definitions/0123abcd.json",
+        f"arn:aws:s3:::{bucket}/other-project/monitoring/definitions/0123abcd.json",
+        f"arn:aws:s3:::{bucket}/tumour/monitoring/prod/report.json",
     ]
     for arn in refused:
         assert not iam.allows(role, "s3:GetObject", arn), arn
@@ -671,3 +684,28 @@ def test_no_tracking_server_means_no_mlflow_grant_and_none_exported(
     assert not {"MlflowTrackingServer", "MlflowTrackingServerRole"} & set(dict(foundation.active()))
     role = iam.role_documents(foundation, "SageMakerExecutionRole")
     assert not any(iam.allows_on_some_resource(role, action) for action in MLFLOW_PRIVILEGES)
+
+
+def test_the_monitoring_job_publishes_into_the_project_namespace_only(
+    baked_matrix: dict[str, Path],
+) -> None:
+    """The monitoring job's role, in one account (the execution role) and in accounts of their
+    own (the target account's model role), may put metrics into the namespace the job publishes
+    to and the alarms watch (the rendered ``drift_alarms.namespace``), and into no other."""
+    project = baked_matrix[matrix_id(MATRIX[0])]
+    with rendered_pipelines(project):
+        namespace = importlib.import_module("pipelines.drift_alarms").namespace("tumour")
+    stacks = dict(rendered_stacks(project))
+    roles = {
+        "one account": iam.role_documents(stacks["foundation.yaml"], "SageMakerExecutionRole"),
+        "own accounts": iam.role_documents(stacks["target-account.yaml"], "ModelExecutionRole"),
+    }
+    for layout, role in roles.items():
+        published = {"cloudwatch:namespace": namespace}
+        assert iam.allows_in_context(role, "cloudwatch:PutMetricData", "*", published), layout
+        for other in ("AWS/SageMaker", "other/monitoring", f"{namespace}-copy"):
+            context = {"cloudwatch:namespace": other}
+            assert not iam.allows_in_context(role, "cloudwatch:PutMetricData", "*", context), (
+                layout,
+                other,
+            )

@@ -9,10 +9,11 @@ metric for every feature is refused. Without ``MODEL_PACKAGE_ARN`` (a manual run
 newest Approved package is deployed, and the build says so.
 
 It writes ``endpoint.yaml`` (the template plus one drift alarm per feature of the data contract,
-``pipelines/drift_alarms.py``, on the metrics of the endpoint's or the batch capture's monitoring)
-and ``<stage>-config.json`` into the output folder, merging
-``infrastructure/<stage>-config.json`` with what only the account knows (package, baseline, role,
-key, buckets, monitor image).
+``pipelines/drift_alarms.py``, on the metrics the stage's monitoring job publishes) and
+``<stage>-config.json`` into the output folder, merging ``infrastructure/<stage>-config.json``
+with what only the account knows (package, model artifact, role, key, buckets), and uploads the
+definitions of the pipelines the stage stacks create (monitoring; batch: batch inference too) with
+the job code they run.
 
 A real-time stage's ``Deployment`` settings (``pipelines/rollout.py``) say how its endpoint is
 updated (blue/green, rolled back on its alarms) and what the package does there: ``replace`` the
@@ -350,14 +351,12 @@ def load_template(template: Path = INFRASTRUCTURE / "endpoint.yaml") -> dict[str
     return dict(yaml.load(template.read_text(), Loader=_CloudFormationLoader))  # noqa: S506
 
 
-def endpoint_template(
-    project: str, features: list[str], metrics: drift_alarms.MonitoredMetrics
-) -> dict[str, Any]:
+def endpoint_template(project: str, features: list[str]) -> dict[str, Any]:
     """``endpoint.yaml`` with one drift alarm per feature (the composite created after them) and
-    the alarm for a day without drift data, on the metrics prod's monitoring publishes."""
+    the alarm for a day without drift data, on the metrics prod's monitoring job publishes."""
     template = load_template()
-    alarms = drift_alarms.feature_alarms(project, features, metrics)
-    template["Resources"] |= alarms | drift_alarms.silence_alarm(project, features, metrics)
+    alarms = drift_alarms.feature_alarms(project, features)
+    template["Resources"] |= alarms | drift_alarms.silence_alarm(project, features)
     template["Resources"]["DriftAlarm"]["DependsOn"] = sorted(alarms)
     return template
 
@@ -382,18 +381,11 @@ def features() -> list[str]:
 
 
 def model_quality_parameters(params_file: Path = PARAMS) -> dict[str, str]:
-    """The training quality gate, restated for Model Monitor and the prod quality alarm."""
-    schema = _schema(params_file.parent)  # the project the params belong to
-    if schema["problem_type"] == "regression":
-        problem_type = "Regression"
-    elif len(schema["target"].get("allowed", ())) == 2:
-        problem_type = "BinaryClassification"
-    else:
-        problem_type = "MulticlassClassification"
+    """The training quality gate, restated for the prod quality alarm on the metric the
+    monitoring job publishes."""
     gate = pipeline_inputs(params_file)
     metric = gate["gate_metric"]
     return {
-        "ModelQualityProblemType": problem_type,
         "QualityMetric": metric,
         "QualityThreshold": str(gate["gate_threshold"]),
         "QualityAlarmComparison": (
@@ -432,16 +424,17 @@ def stage_config(
     settings: Settings,
     plan: StagePlan,
     kms_key_arn: str,
-    monitor_image: str,
+    definitions: Mapping[str, str],
     target: TargetAccount | None = None,
     build_account: str = "",
 ) -> dict[str, Any]:
     """``infrastructure/<stage>-config.json`` completed with what only the account knows.
 
-    ``target``: the stage's own account (with ``build_account``). A realtime endpoint also gets
+    ``target``: the stage's own account (with ``build_account``); ``definitions``: the uploaded
+    pipeline definitions' parameters (:func:`upload_definitions`). A realtime endpoint also gets
     its network, data capture, monitoring and alarm parameters; a serverless one has none of
-    those (SageMaker supports neither VPC, data capture nor Model Monitor for it), so the
-    template asks for none.
+    those (SageMaker supports neither VPC nor data capture for it), so the template asks for
+    none.
     """
     config = read_stage_settings(stage)
     config.pop("Deployment", None)  # the deploy settings become template parameters below
@@ -466,19 +459,19 @@ def stage_config(
         )
         standards.check_instance("serving", serving)
         config["Parameters"] |= realtime_parameters(
-            stage, settings, package, monitor_image, target, build_account
-        )
+            stage, settings, package, target, build_account
+        ) | dict(definitions)
         if plan.deployment is not None:
             config["Parameters"] |= {
                 "ChallengerPackageArn": (plan.challenger or package).arn
             } | rollout.template_parameters(plan.deployment, plan.guarded)
     elif settings.inference_mode == "batch":
         config["Parameters"] |= batch_parameters(
-            stage, settings, package, monitor_image, target, build_account
-        )
+            stage, settings, package, target, build_account
+        ) | dict(definitions)
     else:
         check_serverless(stage, config["Parameters"], standards)
-    check_parameters(stage, config["Parameters"], complete=settings.inference_mode != "batch")
+    check_parameters(stage, config["Parameters"])
     config["Tags"] = stack_tags(settings, stage) | config.get("Tags", {})
     return dict(config)
 
@@ -524,7 +517,6 @@ def realtime_parameters(
     stage: str,
     settings: Settings,
     package: Package,
-    monitor_image: str,
     target: TargetAccount | None = None,
     build_account: str = "",
 ) -> dict[str, str]:
@@ -533,7 +525,7 @@ def realtime_parameters(
     return (
         isolation_parameters(settings.standards)
         | network_parameters(stage, settings, target)
-        | monitoring_parameters(stage, data, package, monitor_image)
+        | monitoring_parameters(stage, data, package)
         | drift_parameters(settings, target, build_account)
         | {
             "DataCaptureUri": f"{data}/data-capture/{stage}",
@@ -591,18 +583,15 @@ def network_parameters(
     }
 
 
-def monitoring_parameters(
-    stage: str, data: str, package: Package, monitor_image: str
-) -> dict[str, str]:
-    """Model Monitor's data-quality parameters: live (or batch) inputs are compared with the
-    baseline of the model that answers them, and the reports land under ``data``."""
-    baseline = required_baseline(package)
-    return {
-        "MonitoringOutputUri": f"{data}/monitoring/{stage}",
-        "MonitorImageUri": monitor_image,
-        "BaselineStatisticsUri": baseline.statistics_uri,
-        "BaselineConstraintsUri": baseline.constraints_uri,
-    }
+def monitoring_parameters(stage: str, data: str, package: Package) -> dict[str, str]:
+    """What the stage's monitoring job needs: the model artifact whose ``baseline.json`` live (or
+    batch) inputs are compared with, and where its reports land (under ``data``)."""
+    if not package.model_data.startswith("s3://"):
+        raise DeployConfigError(
+            f"model package {package.arn} names no ModelDataUrl: its monitoring job would have "
+            "no training baseline"
+        )
+    return {"MonitoringOutputUri": f"{data}/monitoring/{stage}", "ModelDataUri": package.model_data}
 
 
 def required_baseline(package: Package) -> Baseline:
@@ -613,52 +602,77 @@ def required_baseline(package: Package) -> Baseline:
     return package.baseline
 
 
-def upload_batch_definition(settings: Settings, s3: Any) -> str:
-    """Upload the batch-inference pipeline's definition under its SHA-256; return the key.
-
-    Both stages' stacks create their pipeline from it (AWS::SageMaker::Pipeline reads it from S3);
-    their schedules pass each stage's model and prefixes as pipeline parameters.
-    """
+def upload_definition(settings: Settings, s3: Any, kind: str, definition: dict[str, Any]) -> str:
+    """Upload a pipeline definition under ``<project>/<kind>/definitions/<SHA-256>.json``; return
+    the key. Both stages' stacks create their pipeline from it (AWS::SageMaker::Pipeline reads it
+    from S3); their schedules pass each stage's values as pipeline parameters."""
     import hashlib
 
-    from . import batch  # the SageMaker SDK: imported only when a batch deploy needs it
-
-    body = json.dumps(batch.definition(settings, _schema()), sort_keys=True).encode()
-    key = f"{settings.project_name}/batch/definitions/{hashlib.sha256(body).hexdigest()}.json"
+    body = json.dumps(definition, sort_keys=True).encode()
+    key = f"{settings.project_name}/{kind}/definitions/{hashlib.sha256(body).hexdigest()}.json"
     try:
         s3.put_object(Bucket=settings.bucket, Key=key, Body=body)
     except ClientError as error:
         raise DeployConfigError(
-            f"cannot upload the batch pipeline definition to s3://{settings.bucket}/{key}: "
+            f"cannot upload the {kind} pipeline definition to s3://{settings.bucket}/{key}: "
             f"{error.response['Error']['Message']}"
         ) from error
     return key
+
+
+def upload_definitions(settings: Settings, s3: Any, monitor_role: str) -> dict[str, str]:
+    """Upload the definitions of the pipelines the stage stacks create, and the job code the
+    monitoring pipeline runs; return the stack parameters naming them.
+
+    Every stage stack of a realtime or batch project monitors its prod
+    (``pipelines/monitoring.py``); a batch stack also runs batch inference (``pipelines/batch.py``).
+    The monitoring job runs as ``monitor_role``, prod's model role.
+    """
+    # The SageMaker SDK: imported only when a deploy needs a definition.
+    from . import batch, monitoring
+    from .code_bundle import collect
+
+    code = collect()
+    try:
+        code.upload(s3, settings.bucket, settings.project_name)
+    except ClientError as error:
+        raise DeployConfigError(
+            f"cannot upload the job code to {code.uri(settings.prefix)}: "
+            f"{error.response['Error']['Message']}"
+        ) from error
+    parameters = {
+        "PipelineDefinitionBucket": settings.bucket,
+        "MonitorPipelineDefinitionKey": upload_definition(
+            settings,
+            s3,
+            "monitoring",
+            monitoring.definition(dataclasses.replace(settings, role_arn=monitor_role), code),
+        ),
+    }
+    if settings.inference_mode == "batch":
+        parameters["PipelineDefinitionKey"] = upload_definition(
+            settings, s3, "batch", batch.definition(settings, _schema())
+        )
+    return parameters
 
 
 def batch_parameters(
     stage: str,
     settings: Settings,
     package: Package,
-    monitor_image: str,
     target: TargetAccount | None = None,
     build_account: str = "",
 ) -> dict[str, str]:
-    """Where the stage's batch pipeline reads and writes, its data-quality monitoring and the
-    drift alarms on it."""
+    """Where the stage's batch pipeline reads and writes, its monitoring job and the drift
+    alarms on it."""
     data = stage_data_prefix(settings, target)
     return (
         isolation_parameters(settings.standards)
         | network_parameters(stage, settings, target)
         | {"BatchDataUri": f"{data}/batch/{stage}"}
-        | monitoring_parameters(stage, data, package, monitor_image)
+        | monitoring_parameters(stage, data, package)
         | drift_parameters(settings, target, build_account)
     )
-
-
-def monitor_image_uri(region: str) -> str:
-    from sagemaker.core.image_uris import retrieve  # slow import, only when writing configs
-
-    return str(retrieve(framework="model-monitor", region=region))
 
 
 def endpoint_name(settings: Settings, stage: str) -> str:
@@ -742,7 +756,6 @@ def write_configs(
     settings: Settings,
     clients: tuple[Any, Any],
     kms_key_arn: str,
-    monitor_image: str,
     requested_arn: str | None = None,
     accounts: Mapping[str, str] | None = None,
     build_account: str = "",
@@ -757,7 +770,14 @@ def write_configs(
     (:func:`target_accounts`; none: this account), ``build_account`` this one.
     """
     sagemaker, s3 = clients
-    definition_key = ""
+    definitions: dict[str, str] = {}
+    # The monitoring job runs in prod, as the role prod's model runs as (stage_config).
+    prod_account = (accounts or {}).get("prod")
+    prod_role = (
+        target_account("prod", prod_account, settings).model_role_arn
+        if prod_account
+        else settings.role_arn
+    )
     action = requested_arn if requested_arn in (PROMOTE, DISCARD) else DEPLOY
     realtime = settings.inference_mode == "realtime"
     new: Package | None = None
@@ -771,24 +791,21 @@ def write_configs(
             for package in (plan.champion, plan.challenger):
                 if package is not None and package.baseline is not None:
                     check_baseline(s3, package.baseline, features())
-        template = endpoint_template(
-            settings.project_name, features(), drift_alarms.MONITORED_METRICS["realtime"]
-        )
+        template = endpoint_template(settings.project_name, features())
+        definitions = upload_definitions(settings, s3, prod_role)
     elif new is None:
         raise DeployConfigError(
             f"nothing to {action}: {settings.inference_mode} inference has no challenger"
         )
-    else:  # serverless: no Model Monitor, hence no drift alarms; batch: monitors its capture
+    else:  # serverless: nothing captured, hence no drift alarms; batch: monitors its input
         plans = {
             stage: (StagePlan(new, None, None), f"{stage}: version {new.version}")
             for stage in STAGES
         }
         if settings.inference_mode == "batch":
             check_baseline(s3, required_baseline(new), features())
-            definition_key = upload_batch_definition(settings, s3)
-            template = endpoint_template(
-                settings.project_name, features(), drift_alarms.MONITORED_METRICS["batch"]
-            )
+            definitions = upload_definitions(settings, s3, prod_role)
+            template = endpoint_template(settings.project_name, features())
         else:
             template = load_template()
     if settings.standards.network_isolation and settings.inference_mode != "serverless":
@@ -806,15 +823,9 @@ def write_configs(
         stage_account = (accounts or {}).get(stage)
         target = target_account(stage, stage_account, settings) if stage_account else None
         configs[stage] = stage_config(
-            stage, settings, plan, kms_key_arn, monitor_image, target, build_account
+            stage, settings, plan, kms_key_arn, definitions, target, build_account
         )
-        if definition_key:  # batch: both stages' pipelines are created from this definition
-            configs[stage]["Parameters"] |= {
-                "PipelineDefinitionBucket": settings.bucket,
-                "PipelineDefinitionKey": definition_key,
-            }
-            check_parameters(stage, configs[stage]["Parameters"])
-        else:  # refuse what SageMaker would reject before anything is written
+        if settings.inference_mode != "batch":  # refuse what SageMaker would reject first
             endpoint_requests.endpoint_requests(template, configs[stage]["Parameters"])
         endpoint_requests.model_requests(template, configs[stage]["Parameters"])
     output.mkdir(parents=True, exist_ok=True)
@@ -882,7 +893,6 @@ def main(argv: list[str] | None = None) -> int:
                 boto3.client("s3", region_name=settings.region),
             ),
             kms_key_arn,
-            monitor_image_uri(settings.region),
             args.model_package_arn.strip() or None,
             accounts,
             build_account,

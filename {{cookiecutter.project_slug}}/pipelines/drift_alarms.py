@@ -1,13 +1,17 @@
 """The data-drift alarms: one CloudWatch alarm per feature of the data contract, one composite.
 
-Model Monitor's data-quality job publishes ``feature_baseline_drift_<feature>`` (the distance
-between the feature's live distribution and the package's baseline) for every feature, once per
-monitoring run. Which alarm shape covers every feature is set by CloudWatch's limits:
+The project's own monitor (``<package>/monitor.py``, the code ``make monitor`` runs) runs as a
+scheduled SageMaker job (``pipelines/monitoring.py``) and publishes, per feature, ``Drift`` (1 when
+the feature drifted by the monitor's rule, PSI and KS or chi-square against the training baseline,
+else 0) into the project's namespace (:func:`namespace`) with the dimensions ``Stage`` and
+``Feature``. The drift decision is the monitor's; an alarm only says that it was made. Which alarm
+shape covers every feature is set by CloudWatch's limits:
 
 - a metric-math alarm may reference at most 10 metrics (a hard limit, CloudWatch user guide,
   "Limits that apply to alarms based on metric math expressions"), so a ``MAX`` over 30 features
   needs several alarms anyway, and they would have to be regrouped whenever the schema changes;
-- a Metrics Insights query aggregates one metric name only, and every feature is its own name.
+- a Metrics Insights query over ``Drift`` grouped by ``Feature`` would do, but an alarm on it
+  cannot say which feature drifted.
 
 So each feature gets its own alarm (its name says which feature drifted), and a composite alarm,
 ``ALARM(a) OR ALARM(b) OR ...``, is what starts retraining: one retraining run per drift episode,
@@ -17,40 +21,27 @@ CloudFormation schema of AWS::CloudWatch::CompositeAlarm); a schema beyond that 
 
 Drift alarms cannot fire on data that never arrives, so a silence alarm,
 ``<project>-drift-monitoring-silent``, goes to ALARM after a day without any drift datapoint (it
-does not start retraining).
+does not start retraining). The monitor leaves the per-feature figures out of a window too small
+to judge (``monitor.min_rows``), so a day without enough traffic counts as silence too.
 
 The feature list is the data contract (``src/<package>/schema.json``), read when the deploy build
 runs, so a team that brings its own data gets alarms for its own columns. The alarms are added to
 the copy of ``infrastructure/endpoint.yaml`` the deploy build writes; the template itself carries
-the schedule, the composite and the retraining rule (``templates/retraining.j2`` of the cookiecutter
-template, shared by the realtime and batch stage stacks).
-
-Where the metrics are depends on what is monitored (:data:`MONITORED_METRICS`, by inference mode).
-Model Monitor publishes the same ``feature_baseline_drift_<feature>`` names for an endpoint in
-``aws/sagemaker/Endpoints/data-metrics`` with the ``Endpoint`` and ``MonitoringSchedule``
-dimensions, and for batch transform capture in ``aws/sagemaker/ModelMonitoring/data-metrics``
-with the ``MonitoringSchedule`` dimension alone (SageMaker Developer Guide, "CloudWatch Metrics
-for Bring Your Own Containers" and "CloudWatch Metrics" of Model Monitor; the SageMaker Python
-SDK's data-quality dashboard, ``sagemaker/dashboard/data_quality_dashboard.py``, spells both
-namespaces without a leading slash). The alarms, their thresholds and the missing-data rules are
-the same for both: one definition. What the container really publishes cannot be observed offline,
-and the sources are not unanimous (that dashboard also searches a ``Feature`` dimension): an alarm
-whose dimensions miss the published ones never fires, and then the silence alarm, which watches
-the same metric, goes to ALARM after a day and says so.
+the monitoring job's schedule, the composite and the retraining rule (``templates/retraining.j2``
+of the cookiecutter template, shared by the realtime and batch stage stacks).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
-METRIC_PREFIX = "feature_baseline_drift_"
+DRIFT_METRIC = "Drift"  # monitor.DRIFT_METRIC: what the monitoring job publishes per feature
 MAX_ALARMS_IN_RULE = 100  # PutCompositeAlarm: "as many as 100 underlying alarms"
 MAX_RULE_LENGTH = 10240  # AWS::CloudWatch::CompositeAlarm AlarmRule maxLength
-MAX_NAME_LENGTH = 255  # AlarmName and MetricName maxLength
-# Model Monitor runs hourly (the schedule's cron); one datapoint per feature and run.
+MAX_NAME_LENGTH = 255  # AlarmName and dimension value maxLength
+# The monitoring job runs hourly (its schedule in the stage stack); one datapoint per feature.
 PERIOD_SECONDS = 3600
 # Two periods, one breaching datapoint is enough: a run's datapoint may be stamped in the hour
 # before the one being evaluated, and it still counts.
@@ -76,25 +67,10 @@ class DriftAlarmError(ValueError):
     """A feature list the alarms cannot cover."""
 
 
-@dataclass(frozen=True)
-class MonitoredMetrics:
-    """Where a data-quality monitoring schedule's per-feature metrics are published.
-
-    ``dimensions``: (dimension name, logical id of the stage stack's resource, its attribute that
-    is the dimension's value), in the order Model Monitor names them.
-    """
-
-    namespace: str
-    dimensions: tuple[tuple[str, str, str], ...]
-
-
-_SCHEDULE = ("MonitoringSchedule", "MonitoringSchedule", "MonitoringScheduleName")
-ENDPOINT_METRICS = MonitoredMetrics(
-    "aws/sagemaker/Endpoints/data-metrics", (("Endpoint", "Endpoint", "EndpointName"), _SCHEDULE)
-)
-BATCH_METRICS = MonitoredMetrics("aws/sagemaker/ModelMonitoring/data-metrics", (_SCHEDULE,))
-# Inference modes whose prod stage runs Model Monitor's data-quality job (serverless: none).
-MONITORED_METRICS = {"realtime": ENDPOINT_METRICS, "batch": BATCH_METRICS}
+def namespace(project: str) -> str:
+    """The project's CloudWatch namespace: what its monitoring job may publish to (the
+    ``cloudwatch:namespace`` condition of its role) and what its alarms watch."""
+    return f"{project}/monitoring"
 
 
 def feature_alarm_name(project: str, feature: str) -> str:
@@ -115,7 +91,7 @@ def _check(project: str, features: Sequence[str]) -> None:
     for feature in features:
         if _UNSAFE.search(feature):
             raise DriftAlarmError(f"feature name {feature!r} has a quote, backslash, $ or control")
-        for name in (feature_alarm_name(project, feature), METRIC_PREFIX + feature):
+        for name in (feature_alarm_name(project, feature), feature):
             if len(name) > MAX_NAME_LENGTH:
                 raise DriftAlarmError(f"{name!r} is longer than {MAX_NAME_LENGTH} characters")
 
@@ -132,22 +108,20 @@ def composite_rule(project: str, features: Sequence[str]) -> str:
     return rule
 
 
-def _metric(feature: str, metrics: MonitoredMetrics) -> dict[str, Any]:
+def _metric(project: str, feature: str) -> dict[str, Any]:
     return {
-        "Namespace": metrics.namespace,
-        "MetricName": METRIC_PREFIX + feature,
+        "Namespace": namespace(project),
+        "MetricName": DRIFT_METRIC,
         "Dimensions": [
-            {"Name": name, "Value": {"Fn::GetAtt": [resource, attribute]}}
-            for name, resource, attribute in metrics.dimensions
+            {"Name": "Stage", "Value": {"Ref": "StageName"}},
+            {"Name": "Feature", "Value": feature},
         ],
         "Statistic": "Maximum",
         "Period": PERIOD_SECONDS,
     }
 
 
-def feature_alarms(
-    project: str, features: Sequence[str], metrics: MonitoredMetrics
-) -> dict[str, dict[str, Any]]:
+def feature_alarms(project: str, features: Sequence[str]) -> dict[str, dict[str, Any]]:
     """CloudFormation resources, one drift alarm per feature, created with the prod schedule."""
     _check(project, features)
     return {
@@ -157,12 +131,13 @@ def feature_alarms(
             "Properties": {
                 "AlarmName": feature_alarm_name(project, feature),
                 "AlarmDescription": (
-                    f"Model Monitor's baseline drift of feature {feature} crossed DriftThreshold."
+                    f"The monitoring job found feature {feature} drifted from its training "
+                    "baseline (params.yaml monitor: PSI and KS or chi-square)."
                 ),
-                **_metric(feature, metrics),
+                **_metric(project, feature),
                 "EvaluationPeriods": EVALUATION_PERIODS,
                 "DatapointsToAlarm": DATAPOINTS_TO_ALARM,
-                "Threshold": {"Ref": "DriftThreshold"},
+                "Threshold": 0,  # Drift is 1 for a drifted feature, 0 otherwise
                 "ComparisonOperator": "GreaterThanThreshold",
                 "TreatMissingData": TREAT_MISSING_DATA,
             },
@@ -171,18 +146,16 @@ def feature_alarms(
     }
 
 
-def silence_alarm(
-    project: str, features: Sequence[str], metrics: MonitoredMetrics
-) -> dict[str, dict[str, Any]]:
+def silence_alarm(project: str, features: Sequence[str]) -> dict[str, dict[str, Any]]:
     """An alarm for a day without drift data: the feature alarms cannot fire on what never comes.
 
-    It watches the first feature's drift metric (every run publishes all of them together); a
-    distance is never below zero, so only missing periods, counted as breaching, can fire it. It
-    does not start retraining: new data is not the remedy for an endpoint without traffic, a batch
-    pipeline that did not run, or a broken monitoring job. A day is the longest CloudWatch lets an
-    alarm look back (Period times EvaluationPeriods at most 86,400 s, as PutMetricAlarm's text in
-    the locked botocore model says), so batch inference must run at least daily for silence to
-    mean something is wrong.
+    It watches the first feature's drift metric (every judged run publishes all of them
+    together); ``Drift`` is never below zero, so only missing periods, counted as breaching, can
+    fire it. It does not start retraining: new data is not the remedy for an endpoint without
+    traffic, a batch pipeline that did not run, or a broken monitoring job. A day is the longest
+    CloudWatch lets an alarm look back (Period times EvaluationPeriods at most 86,400 s, as
+    PutMetricAlarm's text in the locked botocore model says), so batch inference must run at
+    least daily for silence to mean something is wrong.
     """
     _check(project, features)
     return {
@@ -192,11 +165,11 @@ def silence_alarm(
             "Properties": {
                 "AlarmName": silence_alarm_name(project),
                 "AlarmDescription": (
-                    "No Model Monitor drift data for a day: nothing to monitor (no traffic, no "
-                    "batch run), a failing monitoring job, or features the baseline does not "
-                    "name. The drift alarms cannot fire."
+                    "No drift data for a day: too little to monitor (traffic below "
+                    "monitor.min_rows, no batch run), or a failing monitoring job. The drift "
+                    "alarms cannot fire."
                 ),
-                **_metric(features[0], metrics),
+                **_metric(project, features[0]),
                 "EvaluationPeriods": SILENT_PERIODS,
                 "DatapointsToAlarm": SILENT_PERIODS,
                 "Threshold": 0,

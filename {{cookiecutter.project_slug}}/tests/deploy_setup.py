@@ -30,6 +30,11 @@ ENV = {
     "SAGEMAKER_PIPELINE_ROLE_ARN": "arn:aws:iam::123456789012:role/pipeline",
 }
 KMS = "arn:aws:kms:us-east-1:123456789012:key/project"
+# The stack parameters naming the uploaded pipeline definitions (deploy_config.upload_definitions).
+DEFINITIONS = {
+    "PipelineDefinitionBucket": "artifacts",
+    "MonitorPipelineDefinitionKey": "churn/monitoring/definitions/0123abcd.json",
+}
 # What `train --bundle-inference-code` copies into the model's code/ folder.
 RUNTIME_REQUIREMENTS = deploy_config.PROJECT / "src" / "requirements.txt"
 
@@ -127,10 +132,10 @@ def register(
     baseline: bool = True,
     group: str = "churn",
     constraints_file: dict[str, Any] | None = None,
-    model_data: str | None = None,
+    model_data: str = "s3://artifacts/churn/m/model.tar.gz",
 ) -> str:
-    """Register the group's next package version with ``status`` (and ``model_data``, the
-    artifact's URI, when given); returns its ARN."""
+    """Register the group's next package version with ``status`` and ``model_data`` (the
+    artifact's URI, an empty string for none); returns its ARN."""
     version = len(
         sagemaker.list_model_packages(ModelPackageGroupName=group)["ModelPackageSummaryList"]
     )
@@ -164,15 +169,14 @@ def package(version: int) -> deploy_config.Package:
         version=version,
         status="Approved",
         baseline=deploy_config.Baseline("s3://b/statistics.json", "s3://b/constraints.json"),
+        model_data=f"s3://artifacts/churn/run-{version}/model.tar.gz",
     )
 
 
 def write(output: Path, sagemaker: Any, arn: str | None) -> tuple[deploy_config.Package, str]:
     """The deploy build's ``deploy_config`` run for ``arn``, writing the artifact to ``output``."""
     clients = (sagemaker, boto3.client("s3", region_name="us-east-1"))
-    return deploy_config.write_configs(
-        output, project_settings(), clients, KMS, "monitor-image", arn
-    )
+    return deploy_config.write_configs(output, project_settings(), clients, KMS, arn)
 
 
 def written_parameters(output: Path, stage: str) -> dict[str, str]:
@@ -187,9 +191,7 @@ def write_for_model(
     for it under ``standards``; returns the package ARN (the build may refuse it: it raises)."""
     arn = register(sagemaker, "Approved", model_data=model_artifact("churn/m/model.tar.gz", code))
     clients = (sagemaker, boto3.client("s3", region_name="us-east-1"))
-    deploy_config.write_configs(
-        output, project_settings(standards), clients, KMS, "monitor-image", arn
-    )
+    deploy_config.write_configs(output, project_settings(standards), clients, KMS, arn)
     return arn
 
 

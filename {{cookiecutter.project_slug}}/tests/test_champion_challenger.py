@@ -89,7 +89,9 @@ def apply(output: Path, sagemaker: Any, number: int) -> None:
 def deploy_new_version(tmp_path: Path, sagemaker: Any, number: int) -> tuple[str, str]:
     """Register version ``number`` Approved, write its deploy into ``tmp_path/<number>`` and
     apply it; its ARN and the deploy's one-line summary."""
-    arn = register(sagemaker, "Approved")
+    arn = register(
+        sagemaker, "Approved", model_data=f"s3://artifacts/churn/run-{number}/model.tar.gz"
+    )
     _, line = write(tmp_path / str(number), sagemaker, arn)
     apply(tmp_path / str(number), sagemaker, number)
     return arn, line
@@ -125,7 +127,7 @@ def test_shadow_puts_the_approved_package_beside_the_live_champion_then_promotes
     parameters = written_parameters(tmp_path / "2", "prod")
     assert (parameters["ModelPackageArn"], parameters["ChallengerPackageArn"]) == (v1, v2)
     # Monitoring compares live inputs with the baseline of the champion that answers them.
-    assert parameters["BaselineStatisticsUri"].endswith("run-1/baseline/statistics.json")
+    assert parameters["ModelDataUri"] == "s3://artifacts/churn/run-1/model.tar.gz"
 
     # A newer challenger replaces the old one: same variants, so a guarded update.
     v3, line = deploy_new_version(tmp_path, registry, 3)

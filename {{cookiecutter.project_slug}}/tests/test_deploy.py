@@ -114,7 +114,6 @@ def test_cli_prints_one_line_for_a_deploy_and_one_for_a_refusal(
     # As the deploy stack sets them for this project's org-standards.json (separate accounts).
     for stage, account in load_settings(ENV).standards.accounts.items():
         monkeypatch.setenv(deploy_config.ACCOUNT_VARIABLES[stage], account)
-    monkeypatch.setattr(deploy_config, "monitor_image_uri", lambda region: "monitor-image")
     # A model that starts without network: this project's standards may require isolation.
     offline = model_artifact("churn/m/model.tar.gz", vendored_code())
     approved = register(registry, "Approved", model_data=offline)

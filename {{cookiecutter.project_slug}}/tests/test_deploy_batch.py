@@ -77,24 +77,6 @@ def test_each_stage_runs_the_uploaded_definition_on_its_own_prefixes(
     assert states == {"staging": "DISABLED", "prod": "ENABLED"}
 
 
-def test_prod_monitors_the_batch_capture_against_the_packages_baseline(
-    tmp_path: Path, registry: Any
-) -> None:
-    write(tmp_path, registry, register(registry, "Approved"))
-    template = deploy_config.load_template(tmp_path / "endpoint.yaml")
-    job = template["Resources"]["DataQualityJobDefinition"]
-    assert job["Condition"] == "IsProd"
-    batch_input = job["Properties"]["DataQualityJobInput"]["BatchTransformInput"]
-    parameters = written_parameters(tmp_path, "prod")
-    assert (
-        batch_input["DataCapturedDestinationS3Uri"]["Fn::Sub"].replace(
-            "${BatchDataUri}", parameters["BatchDataUri"]
-        )
-        == "s3://artifacts/churn/batch/prod/capture"
-    )
-    assert parameters["BaselineConstraintsUri"].endswith("run-1/baseline/constraints.json")
-
-
 def test_in_accounts_of_their_own_prods_drift_alarm_goes_to_the_build_accounts_bus(
     tmp_path: Path, registry: Any
 ) -> None:
@@ -108,7 +90,6 @@ def test_in_accounts_of_their_own_prods_drift_alarm_goes_to_the_build_accounts_b
         project_settings(Standards(accounts=separate)),
         (registry, boto3.client("s3", region_name="us-east-1")),
         KMS,
-        "monitor-image",
         register(registry, "Approved"),
         accounts,
         build,

@@ -3,7 +3,6 @@ alarm and the organisation's network, built against a loopback registry (moto)."
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +10,7 @@ import boto3
 import pytest
 import yaml
 from deploy_setup import (
+    DEFINITIONS,
     ENV,
     KMS,
     constraints,
@@ -30,15 +30,13 @@ pytestmark = pytest.mark.usefixtures("fake_aws")
 def test_each_stage_monitors_against_the_deployed_packages_own_baseline(
     tmp_path: Path, registry: Any
 ) -> None:
-    v1 = register(registry, "Approved")
-    register(registry, "Approved")
+    v1 = register(registry, "Approved", model_data="s3://artifacts/churn/run-1/model.tar.gz")
+    register(registry, "Approved", model_data="s3://artifacts/churn/run-2/model.tar.gz")
     write(tmp_path, registry, v1)
     for stage in deploy_config.STAGES:
         parameters = written_parameters(tmp_path, stage)
-        assert parameters["BaselineStatisticsUri"] == (
-            "s3://artifacts/churn/executions/run-1/baseline/statistics.json"
-        )
-        assert parameters["BaselineConstraintsUri"].endswith("run-1/baseline/constraints.json")
+        # the model.tar.gz whose baseline.json the monitoring job compares live inputs with
+        assert parameters["ModelDataUri"] == "s3://artifacts/churn/run-1/model.tar.gz"
         assert parameters["DataCaptureUri"] == f"s3://artifacts/churn/data-capture/{stage}"
         assert parameters["GroundTruthUri"] == f"s3://artifacts/churn/ground-truth/{stage}"
 
@@ -103,9 +101,6 @@ def test_quality_alarm_fires_on_the_wrong_side_of_the_training_gate(
     assert quality["QualityMetric"] == metric
     assert float(quality["QualityThreshold"]) == threshold
     assert quality["QualityAlarmComparison"] == comparison
-    schema = json.loads(schema_file.read_text())
-    expected = {"regression": "Regression", "classification": "BinaryClassification"}
-    assert quality["ModelQualityProblemType"] == expected[schema["problem_type"]]
 
 
 def test_standards_put_endpoints_in_the_vpc_with_the_org_key() -> None:
@@ -116,9 +111,7 @@ def test_standards_put_endpoints_in_the_vpc_with_the_org_key() -> None:
         instance_types={"serving": ("ml.m5.large",)},
     )
     plan = deploy_config.StagePlan(package(1), None, deploy_config.stage_deployment("prod"))
-    config = deploy_config.stage_config(
-        "prod", project_settings(standards), plan, KMS, "monitor-image"
-    )
+    config = deploy_config.stage_config("prod", project_settings(standards), plan, KMS, DEFINITIONS)
     assert config["Parameters"]["KmsKeyArn"] == standards.kms_key_arn
     assert config["Parameters"]["SubnetIds"] == "subnet-0a"
     assert config["Parameters"]["SecurityGroupIds"] == "sg-0b"
@@ -151,17 +144,19 @@ def test_separate_accounts_stage_configs_name_each_stages_own_account(
     accounts = deploy_config.target_accounts(SEPARATE, BUILD_ACCOUNT, DEPLOY_STACK_ENV)
     clients = (registry, boto3.client("s3", region_name="us-east-1"))
     separate = project_settings(Standards(accounts=SEPARATE))
-    deploy_config.write_configs(
-        tmp_path, separate, clients, KMS, "monitor-image", arn, accounts, BUILD_ACCOUNT
-    )
+    deploy_config.write_configs(tmp_path, separate, clients, KMS, arn, accounts, BUILD_ACCOUNT)
     write(tmp_path / "single", registry, arn)
     for stage, account in SEPARATE.items():
         parameters = written_parameters(tmp_path, stage)
         single = written_parameters(tmp_path / "single", stage)
         named = {key: _account_of(str(value)) for key, value in parameters.items()}
-        # the package and its baseline stay in the build account's registry and bucket
+        # the package, its model artifact (the monitor's baseline) and the monitoring
+        # pipeline's definition stay in the build account's registry and bucket; the definition
+        # names the prod account's role, so it differs from the one-account definition
         assert named["ModelPackageArn"] == BUILD_ACCOUNT
-        assert parameters["BaselineConstraintsUri"] == single["BaselineConstraintsUri"]
+        for key in ("ModelDataUri", "PipelineDefinitionBucket"):
+            assert parameters[key] == single[key], key
+        assert parameters["MonitorPipelineDefinitionKey"] != single["MonitorPipelineDefinitionKey"]
         assert parameters["BuildAccountId"] == BUILD_ACCOUNT
         # what the endpoint runs as, encrypts with and writes to is the stage account's own
         for key in ("ModelExecutionRoleArn", "KmsKeyArn", "DataCaptureUri", "MonitoringOutputUri"):
@@ -209,7 +204,6 @@ def test_cli_refuses_a_separate_account_that_is_the_build_account(
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("PROD_ACCOUNT_ID", SEPARATE["prod"])
     monkeypatch.setenv("MODEL_PACKAGE_ARN", register(registry, "Approved"))
-    monkeypatch.setattr(deploy_config, "monitor_image_uri", lambda region: "monitor-image")
     monkeypatch.setattr(
         deploy_config, "load_settings", lambda: project_settings(Standards(accounts=same))
     )
@@ -246,9 +240,7 @@ def test_separate_accounts_with_a_vpc_put_each_stage_in_its_own_accounts_network
     accounts = deploy_config.target_accounts(SEPARATE, BUILD_ACCOUNT, DEPLOY_STACK_ENV)
     clients = (registry, boto3.client("s3", region_name="us-east-1"))
     separate = project_settings(_vpc_standards(STAGE_NETWORKS))
-    deploy_config.write_configs(
-        tmp_path, separate, clients, KMS, "monitor-image", arn, accounts, BUILD_ACCOUNT
-    )
+    deploy_config.write_configs(tmp_path, separate, clients, KMS, arn, accounts, BUILD_ACCOUNT)
     for stage, network in STAGE_NETWORKS.items():
         parameters = written_parameters(tmp_path, stage)
         assert parameters["SubnetIds"] == ",".join(network.subnets)
@@ -286,7 +278,6 @@ def test_cli_refuses_a_vpc_standard_edited_to_leave_a_stage_without_its_network(
     for name, value in ENV.items() | DEPLOY_STACK_ENV.items() | {"KMS_KEY_ARN": KMS}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("MODEL_PACKAGE_ARN", register(registry, "Approved"))
-    monkeypatch.setattr(deploy_config, "monitor_image_uri", lambda region: "monitor-image")
     monkeypatch.setattr(deploy_config, "load_settings", lambda: project_settings(standards))
     assert deploy_config.main(["--output-dir", str(tmp_path)]) == 1
     (line,) = capsys.readouterr().err.strip().splitlines()
@@ -307,8 +298,6 @@ def test_a_stage_network_sagemaker_would_refuse_is_refused_before_anything_is_wr
     with pytest.raises(
         ValueError, match=r"CreateModel would be rejected: .*SecurityGroupIds"
     ) as caught:
-        deploy_config.write_configs(
-            tmp_path, settings, clients, KMS, "monitor-image", arn, accounts, BUILD_ACCOUNT
-        )
+        deploy_config.write_configs(tmp_path, settings, clients, KMS, arn, accounts, BUILD_ACCOUNT)
     assert "\n" not in str(caught.value)
     assert not list(tmp_path.glob("*-config.json"))

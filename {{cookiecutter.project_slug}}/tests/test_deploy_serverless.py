@@ -80,7 +80,7 @@ def test_no_monitoring_or_network_parameters_reach_a_serverless_stack(
     }
     for stage in deploy_config.STAGES:
         parameters = written_parameters(tmp_path, stage)
-        assert not {"DataCaptureUri", "SubnetIds", "MonitorImageUri"} & set(parameters)
+        assert not {"DataCaptureUri", "SubnetIds", "ModelDataUri"} & set(parameters)
 
 
 def test_provisioned_concurrency_above_the_maximum_is_refused_before_deploying(
@@ -115,7 +115,6 @@ def test_standards_a_serverless_endpoint_cannot_meet_are_refused(
             project_settings(standards),
             (registry, None),
             KMS,
-            "monitor-image",
             arn,
         )
 

@@ -3,13 +3,13 @@ And does the alarm's state change start retraining?
 
 The alarms come from the deploy build's own output (``deploy_config.write_configs`` against moto's
 registry, for this project's inference mode), are created in moto's CloudWatch through boto3
-(botocore validates each PutMetricAlarm request), and fed the metrics Model Monitor publishes
-after a run: one ``feature_baseline_drift_<feature>`` datapoint per feature, where AWS documents
-them (:data:`PUBLISHED`). The drift values are the two-sample Kolmogorov-Smirnov distance (0..1)
-between the training data and a batch, standing in for the distance the Model Monitor container
-computes; the container itself does not run here. The alarms are then evaluated with CloudWatch's
-rules (``cloudwatch_rules``). The retraining rule is created in moto's EventBridge, which matches
-its pattern against the composite alarm's state change.
+(botocore validates each PutMetricAlarm request), and fed what the monitoring job publishes after
+a run: the project's own monitor (``<package>/monitor.py``) judges a batch against the trained
+model's baseline and puts its per-feature ``Drift`` datapoints into moto's CloudWatch
+(``monitor.metric_data``, ``monitor.publish_metrics``; in one test the whole job, reading
+captures from moto's S3). The alarms are then evaluated with CloudWatch's rules
+(``cloudwatch_rules``). The retraining rule is created in moto's EventBridge, which matches its
+pattern against the composite alarm's state change.
 """
 
 from __future__ import annotations
@@ -28,9 +28,11 @@ from botocore.validate import ParamValidator
 from cloudwatch_rules import composite_state, evaluate, period_values
 from deploy_setup import project_settings, register, write, written_parameters
 from moto import mock_aws
-from scipy import stats
 
 from pipelines import deploy_config, drift_alarms, endpoint_requests
+from {{ cookiecutter.package_name }} import monitor
+from {{ cookiecutter.package_name }}.capture import CaptureWriter
+from {{ cookiecutter.package_name }}.params import load_params
 
 pytestmark = pytest.mark.usefixtures("fake_aws")
 PROJECT = "churn"
@@ -38,21 +40,8 @@ ACCOUNT = "123456789012"
 REGION = "us-east-1"
 HOUR = timedelta(hours=1)
 SETTINGS = project_settings()
-# Where Model Monitor's data-quality job publishes its per-feature metrics, as AWS documents it
-# (SageMaker Developer Guide, "CloudWatch Metrics for Bring Your Own Containers"): an endpoint's
-# in aws/sagemaker/Endpoints/data-metrics with the Endpoint and MonitoringSchedule dimensions,
-# batch transform capture's in aws/sagemaker/ModelMonitoring/data-metrics with MonitoringSchedule
-# only. The schedules are the prod stack's (infrastructure/endpoint.yaml).
-PUBLISHED = {
-    "realtime": (
-        "aws/sagemaker/Endpoints/data-metrics",
-        {"Endpoint": f"{PROJECT}-prod", "MonitoringSchedule": f"{PROJECT}-data-quality"},
-    ),
-    "batch": (
-        "aws/sagemaker/ModelMonitoring/data-metrics",
-        {"MonitoringSchedule": f"{PROJECT}-batch-data-quality"},
-    ),
-}
+NAMESPACE = drift_alarms.namespace(PROJECT)
+LIMITS = monitor.Thresholds(**load_params(deploy_config.PARAMS, "monitor"))
 # Hours without a monitoring run: an endpoint without traffic, or the day between two daily
 # batch runs (the batch schedule's default, cron(0 2 * * ? *)).
 QUIET_HOURS = 23
@@ -101,31 +90,42 @@ def metric_alarm_requests(deploy_output: Path) -> list[dict[str, Any]]:
     return requests
 
 
-def publish_run(cloudwatch: Any, distances: dict[str, float], at: datetime) -> None:
-    """What a Model Monitor run publishes: one drift datapoint per feature."""
-    namespace, published = PUBLISHED[SETTINGS.inference_mode]
-    dimensions = [{"Name": name, "Value": value} for name, value in published.items()]
-    data = [
-        {
-            "MetricName": drift_alarms.METRIC_PREFIX + feature,
-            "Dimensions": dimensions,
-            "Timestamp": at,
-            "Value": distance,
-        }
-        for feature, distance in distances.items()
+@pytest.fixture(scope="module")
+def baseline(model_dir: Path) -> dict[str, Any]:
+    """The trained model's baseline, what the monitoring job reads from its model.tar.gz."""
+    return dict(json.loads((model_dir / "baseline.json").read_text()))
+
+
+def judged(baseline: dict[str, Any], batch: pd.DataFrame) -> dict[str, Any]:
+    """The monitor's report on a batch, with the project's thresholds (params.yaml)."""
+    return monitor.monitor(baseline, batch, LIMITS)
+
+
+def publish_run(cloudwatch: Any, result: dict[str, Any], at: datetime) -> None:
+    """What a monitoring run publishes: the monitor's datapoints, one ``Drift`` per feature."""
+    monitor.publish_metrics(cloudwatch, NAMESPACE, monitor.metric_data(result, "prod", at))
+
+
+def drift_alarm_requests(deploy_output: Path) -> list[dict[str, Any]]:
+    """The per-feature drift alarms (not the silence alarm, which watches the same metric)."""
+    silent = drift_alarms.silence_alarm_name(PROJECT)
+    return [
+        request
+        for request in metric_alarm_requests(deploy_output)
+        if request["MetricName"] == drift_alarms.DRIFT_METRIC and request["AlarmName"] != silent
     ]
-    cloudwatch.put_metric_data(Namespace=namespace, MetricData=data)
 
 
-def distances(training: pd.DataFrame, batch: pd.DataFrame) -> dict[str, float]:
-    return {
-        name: float(stats.ks_2samp(training[name], batch[name]).statistic)
-        for name in training.columns
-    }
+def evaluate_all(
+    cloudwatch: Any, alarms: list[dict[str, Any]], states: dict[str, str], at: datetime
+) -> None:
+    for alarm in alarms:
+        values = period_values(cloudwatch, alarm, at)
+        states[alarm["AlarmName"]] = evaluate(alarm, values, states[alarm["AlarmName"]])
 
 
 def test_a_drift_in_any_feature_fires_its_alarm_and_the_retraining_alarm(
-    deploy_output: Path, clean_frame: pd.DataFrame
+    deploy_output: Path, clean_frame: pd.DataFrame, baseline: dict[str, Any]
 ) -> None:
     features = deploy_config.features()
     training = clean_frame[features]
@@ -138,32 +138,24 @@ def test_a_drift_in_any_feature_fires_its_alarm_and_the_retraining_alarm(
 
     with mock_aws():
         cloudwatch = boto3.client("cloudwatch", region_name=REGION)
-        silent = drift_alarms.silence_alarm_name(PROJECT)
-        for request in metric_alarm_requests(deploy_output):
-            if request["MetricName"].startswith(drift_alarms.METRIC_PREFIX):
-                cloudwatch.put_metric_alarm(**request)  # botocore validates the request
+        for request in drift_alarm_requests(deploy_output):
+            cloudwatch.put_metric_alarm(**request)  # botocore validates the request
         shape = cloudwatch.meta.service_model.operation_model("PutCompositeAlarm").input_shape
         report = ParamValidator().validate(composite, shape)
         assert not report.has_errors(), report.generate_report()
-        alarms = [
-            alarm
-            for alarm in cloudwatch.describe_alarms()["MetricAlarms"]
-            if alarm["AlarmName"] != silent
-        ]
+        alarms = cloudwatch.describe_alarms()["MetricAlarms"]
         # Every feature of the data contract has its alarm, and the composite names each one.
-        assert sorted(a["MetricName"] for a in alarms) == sorted(
-            drift_alarms.METRIC_PREFIX + f for f in features
-        )
+        assert sorted(
+            d["Value"] for a in alarms for d in a["Dimensions"] if d["Name"] == "Feature"
+        ) == sorted(features)
         states = {alarm["AlarmName"]: "INSUFFICIENT_DATA" for alarm in alarms}
 
         def hour(offset: int, batch: pd.DataFrame | None) -> str:
             """A monitoring run (or an hour without one), then every alarm evaluated."""
             at = start + offset * HOUR
             if batch is not None:
-                publish_run(cloudwatch, distances(training, batch), at + timedelta(minutes=20))
-            for alarm in alarms:
-                values = period_values(cloudwatch, alarm, at + HOUR)
-                states[alarm["AlarmName"]] = evaluate(alarm, values, states[alarm["AlarmName"]])
+                publish_run(cloudwatch, judged(baseline, batch), at + timedelta(minutes=20))
+            evaluate_all(cloudwatch, alarms, states, at + HOUR)
             return composite_state(composite["AlarmRule"], states)
 
         drifted_alarm = drift_alarms.feature_alarm_name(PROJECT, drifted_feature)
@@ -269,25 +261,9 @@ def test_the_drift_alarm_starts_the_model_building_pipeline(deploy_output: Path)
     assert not report.has_errors(), report.generate_report()
 
 
-def test_the_default_threshold_stays_above_the_noise_of_clean_hourly_batches(
-    clean_frame: pd.DataFrame,
+def test_a_day_without_drift_data_fires_the_silence_alarm(
+    deploy_output: Path, clean_frame: pd.DataFrame, baseline: dict[str, Any]
 ) -> None:
-    """20 clean 200-row batches: no feature's distance reaches 0.2; 0.1 would fire on some."""
-    training = clean_frame[deploy_config.features()]
-    threshold = float(
-        json.loads((deploy_config.INFRASTRUCTURE / "prod-config.json").read_text())["Parameters"][
-            "DriftThreshold"
-        ]
-    )
-    worst = [
-        max(distances(training, training.sample(200, replace=True, random_state=seed)).values())
-        for seed in range(20)
-    ]
-    assert max(worst) < threshold
-    assert max(worst) > 0.1
-
-
-def test_a_day_without_drift_data_fires_the_silence_alarm(deploy_output: Path) -> None:
     """Monitoring that publishes nothing cannot fire a drift alarm; this one says so.
 
     Runs a day apart (an endpoint with some traffic every day, or the daily batch) keep it OK;
@@ -299,7 +275,10 @@ def test_a_day_without_drift_data_fires_the_silence_alarm(deploy_output: Path) -
         if r["AlarmName"] == drift_alarms.silence_alarm_name(PROJECT)
     ]
     start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - 120 * HOUR
-    clean = dict.fromkeys(deploy_config.features(), 0.05)
+    training = clean_frame[deploy_config.features()]
+    clean = judged(baseline, training.sample(200, replace=True, random_state=0))
+    # A window too small to judge publishes no drift: to the silence alarm, it is no run.
+    tiny = judged(baseline, training.head(LIMITS.min_rows - 1))
     with mock_aws():
         cloudwatch = boto3.client("cloudwatch", region_name=REGION)
         cloudwatch.put_metric_alarm(**request)
@@ -307,8 +286,11 @@ def test_a_day_without_drift_data_fires_the_silence_alarm(deploy_output: Path) -
         state = "INSUFFICIENT_DATA"
         states = []
         for hour in range(1, 98):
+            when = start + hour * HOUR + timedelta(minutes=20)
             if hour in (1, 25, 49):  # daily runs, then none after the third
-                publish_run(cloudwatch, clean, start + hour * HOUR + timedelta(minutes=20))
+                publish_run(cloudwatch, clean, when)
+            elif hour > 49:
+                publish_run(cloudwatch, tiny, when)
             state = evaluate(alarm, period_values(cloudwatch, alarm, start + hour * HOUR), state)
             states.append(state)
         # OK from the first run until a full day has passed since the third, ALARM from then on.
@@ -335,8 +317,82 @@ def test_feature_lists_the_alarms_cannot_cover_are_refused() -> None:
     with pytest.raises(drift_alarms.DriftAlarmError, match="at most 100"):
         drift_alarms.composite_rule(PROJECT, [f"f{i}" for i in range(101)])
     with pytest.raises(drift_alarms.DriftAlarmError, match="quote"):
-        drift_alarms.feature_alarms(PROJECT, ['bad"name'], drift_alarms.BATCH_METRICS)
+        drift_alarms.feature_alarms(PROJECT, ['bad"name'])
     with pytest.raises(drift_alarms.DriftAlarmError, match="no features"):
         drift_alarms.composite_rule(PROJECT, [])
     with pytest.raises(drift_alarms.DriftAlarmError, match="10240"):
         drift_alarms.composite_rule(PROJECT, [f"{'x' * 120}{i}" for i in range(90)])
+
+
+def capture_requests(root: Path, frame: pd.DataFrame) -> None:
+    """Requests of 10 rows each as an endpoint captures them (text/csv in, JSON out)."""
+    writer = CaptureWriter(root)
+    for start in range(0, len(frame), 10):
+        body = frame.iloc[start : start + 10].to_csv(index=False, header=False)
+        writer.write(body, "text/csv", '{"predictions": []}', "application/json")
+
+
+def test_the_monitoring_job_publishes_drift_the_alarms_fire_and_clean_data_returns_them_to_ok(
+    deploy_output: Path,
+    clean_frame: pd.DataFrame,
+    model_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The job as the monitoring pipeline runs it (``python -m <package>.monitor --data
+    s3://<capture prefix> --hours 1 --publish-metrics <namespace>``) reads an hour of captures from
+    S3 and publishes; the drifted feature's alarm, the composite and nothing else fire. The next
+    run, over clean traffic two hours later, turns them back to OK."""
+    features = deploy_config.features()
+    training = clean_frame[features]
+    drifted_feature = features[-1]
+    drifted = training.sample(200, replace=True, random_state=1)
+    drifted[drifted_feature] = drifted[drifted_feature] + 1.5 * training[drifted_feature].std()
+    clean = training.sample(200, replace=True, random_state=2)
+    composite = prod(deploy_output).properties("DriftAlarm")
+    first = datetime.now(UTC).replace(minute=20, second=0, microsecond=0) - 6 * HOUR
+    prefix = "captures/churn-prod/champion"
+    with mock_aws():
+        s3 = boto3.client("s3", region_name=REGION)
+        s3.create_bucket(Bucket="stage-data")
+        cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+        for request in drift_alarm_requests(deploy_output):
+            cloudwatch.put_metric_alarm(**request)
+        alarms = cloudwatch.describe_alarms()["MetricAlarms"]
+        states = {alarm["AlarmName"]: "INSUFFICIENT_DATA" for alarm in alarms}
+
+        def run(at: datetime, frame: pd.DataFrame) -> str:
+            """Traffic captured in the hour of ``at``, then the job at ``at``, then the alarms."""
+            local = tmp_path / at.strftime("%H")
+            capture_requests(local, frame)
+            for file in local.rglob("*.jsonl"):
+                hourly = f"{prefix}/{at:%Y/%m/%d/%H}/{file.name}"
+                s3.upload_file(str(file), "stage-data", hourly)
+            monkeypatch.setattr(monitor, "_now", lambda: at)
+            code = monitor.main(
+                [
+                    "--data",
+                    f"s3://stage-data/{prefix}",
+                    "--hours",
+                    "1",
+                    "--model-dir",
+                    str(model_dir),
+                    "--params",
+                    str(deploy_config.PARAMS),
+                    "--output-dir",
+                    str(tmp_path / "report"),
+                    "--stage",
+                    "prod",
+                    "--publish-metrics",
+                    NAMESPACE,
+                ]
+            )
+            assert code == 0  # findings are metrics, not a failed job
+            evaluate_all(cloudwatch, alarms, states, at + timedelta(minutes=30))
+            return composite_state(composite["AlarmRule"], states)
+
+        assert run(first, drifted) == "ALARM"
+        drifted_alarm = drift_alarms.feature_alarm_name(PROJECT, drifted_feature)
+        assert [name for name, state in states.items() if state == "ALARM"] == [drifted_alarm]
+        assert run(first + 2 * HOUR, clean) == "OK"
+        assert set(states.values()) == {"OK"}

@@ -22,10 +22,10 @@ import numpy as np
 import pytest
 import yaml
 from cloudwatch_rules import evaluate
-from deploy_setup import KMS, package, project_settings
+from deploy_setup import DEFINITIONS, KMS, package, project_settings
 from moto import mock_aws
 
-from pipelines import deploy_config, drift_alarms, endpoint_requests, rollout
+from pipelines import deploy_config, endpoint_requests, rollout
 
 pytestmark = pytest.mark.usefixtures("fake_aws")
 WHERE = "prod-config.json Deployment"
@@ -36,14 +36,12 @@ def stage_parameters(
 ) -> dict[str, str]:
     challenger = None if deployment.mode == "replace" else package(2)
     plan = deploy_config.StagePlan(package(1), challenger, deployment, guarded)
-    config = deploy_config.stage_config(stage, project_settings(), plan, KMS, "monitor-image")
+    config = deploy_config.stage_config(stage, project_settings(), plan, KMS, DEFINITIONS)
     return dict(config["Parameters"])
 
 
 def template() -> dict[str, Any]:
-    return deploy_config.endpoint_template(
-        "churn", deploy_config.features(), drift_alarms.MONITORED_METRICS["realtime"]
-    )
+    return deploy_config.endpoint_template("churn", deploy_config.features())
 
 
 @pytest.mark.parametrize(

@@ -143,8 +143,9 @@ def payload_text(payload: dict[str, Any]) -> str:
     return data
 
 
-def download_prefix(uri: str, target: Path) -> Path:
-    """Copy every ``.jsonl`` object below an ``s3://bucket/prefix`` into ``target``, keys kept.
+def download_prefix(uri: str, target: Path, suffixes: tuple[str, ...] = (".jsonl",)) -> Path:
+    """Copy every object below an ``s3://bucket/prefix`` whose key ends with one of ``suffixes``
+    (captures: ``.jsonl``) into ``target``, keys kept.
 
     boto3 resolves credentials, region and ``AWS_ENDPOINT_URL`` as usual (tests use a loopback
     moto server). Raises ValueError for a URI that is not ``s3://bucket/...``.
@@ -162,7 +163,7 @@ def download_prefix(uri: str, target: Path) -> Path:
         for page in pages:
             for item in page.get("Contents", []):
                 key = item["Key"]
-                if not key.endswith(".jsonl"):
+                if not key.endswith(suffixes):
                     continue
                 destination = target / key[len(prefix) :]
                 destination.parent.mkdir(parents=True, exist_ok=True)

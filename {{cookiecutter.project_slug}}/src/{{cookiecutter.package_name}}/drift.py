@@ -12,10 +12,8 @@ A batch is compared with the baseline's counts by:
 - the chi-square test of homogeneity between the two count tables (``chi2_p_value``): is the
   difference more than sampling noise;
 - the L-infinity distance between the two frequency tables (``linf_distance``), the largest
-  change in any category's share. Model Monitor's data-quality job publishes this number as
-  ``feature_baseline_drift_<feature>`` for a string feature (``categorical_drift_method``
-  ``LInfinity`` in ``constraints.json``), which is what the CloudWatch drift alarms compare with
-  ``DriftThreshold``; the local report shows the same number;
+  change in any category's share (the distance ``constraints.json`` names with
+  ``categorical_drift_method`` ``LInfinity``), shown in the report;
 - the new-category rate: the share of the batch's values that training never saw.
 """
 

@@ -10,12 +10,19 @@ sample; a feature drifts when both cross their thresholds, which keeps false ala
 many features. Per categorical feature (``drift.py``) it computes the PSI over the training
 categories (plus one bin for unseen ones) and a chi-square test of the category counts, under the
 same rule (PSI above ``psi_threshold`` and p-value below ``chi2_p_value``), the L-infinity distance
-Model Monitor publishes for the feature on AWS, and the share of values in categories training
+(the largest change of a category's share), and the share of values in categories training
 never saw (a violation above ``max_new_category_fraction``). A feature's missing
-fraction is a violation when it rises more than ``missing_shift`` above the training baseline's
-(Model Monitor's ``completeness`` constraint says the same on AWS: ``quality_baseline``). Writes
-``report.json`` and ``report.html`` (with a plot per drifted feature) and exits 1 when a
+fraction is a violation when it rises more than ``missing_shift`` above the training baseline's.
+Writes ``report.json`` and ``report.html`` (with a plot per drifted feature) and exits 1 when a
 threshold is crossed, so CI or a schedule can start retraining.
+
+On AWS the same module runs as a scheduled SageMaker processing job (``pipelines/monitoring.py``)
+over the endpoint's captured requests or the batch pipeline's input, and with
+``--publish-metrics`` it puts its findings into CloudWatch (:func:`metric_data`): per feature
+(dimensions ``Stage`` and ``Feature``) ``Drift`` (1 when the feature drifted by the rule above, else
+0), ``PSI`` and ``MissingFraction``; per stage ``Rows``, ``Violations`` and, once ground truth
+arrives for captured requests (``--ground-truth``), the gate's metric. The stage stack's alarms
+watch those metrics, so the drift decision is made here, once, on a laptop and in the cloud.
 
 Below ``min_rows`` rows (``params.yaml``) a batch is too small to judge: with a handful of rows the
 PSI of ten bins and the KS test flag nearly every feature, and one odd value is a large fraction.
@@ -27,12 +34,15 @@ from __future__ import annotations
 
 import argparse
 import base64
+import csv
 import html
 import io
 import json
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +50,15 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .capture import payload_text, read_records
+from .capture import download_prefix, payload_text, read_records
 from .drift import category_counts, category_drift, psi_of_shares
-from .evaluate import Gate, compute_metrics, metric_value
+from .evaluate import (
+    Gate,
+    compute_metrics,
+    metric_value,
+    metrics_from_predictions,
+    unpack_model_dir,
+)
 from .inference import InvalidInputError, as_number, is_missing, load_model, parse_rows
 from .params import load_params
 
@@ -68,8 +84,8 @@ class FeatureReport:
     ks_p_value: float | None = None
     missing_fraction: float = 0.0
     out_of_range_fraction: float = 0.0
-    # The distance Model Monitor publishes as feature_baseline_drift_<name> (KS statistic for a
-    # numeric feature, largest change of a category's share for a categorical one).
+    # The largest distance between the two distributions (KS statistic for a numeric feature,
+    # largest change of a category's share for a categorical one), on one 0..1 scale.
     linf_distance: float | None = None
     # Categorical features: the chi-square p-value and the categories unseen in training.
     chi2_p_value: float | None = None
@@ -180,8 +196,7 @@ def check_feature(
     report.psi = psi(base["quantile_edges"], sample, present)
     ks = stats.ks_2samp(sample, present)
     report.ks_p_value = float(ks.pvalue)
-    # The largest gap between the two cumulative distributions: the distance Model Monitor
-    # publishes for a numeric feature.
+    # The largest gap between the two cumulative distributions.
     report.linf_distance = float(ks.statistic)
     report.drifted = report.psi > limits.psi_threshold and report.ks_p_value < limits.ks_p_value
     if report.drifted:
@@ -285,6 +300,250 @@ def model_quality(
     }
 
 
+def _label(value: Any) -> str:
+    """A label as text, so that ``1``, ``1.0`` and ``"1"`` from JSON, CSV and ground truth agree."""
+    text = str(value).strip()
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return str(int(number)) if number.is_integer() else repr(number)
+
+
+def answered(output: dict[str, Any]) -> list[tuple[str, float | None]]:
+    """The (prediction, probability) of each row a captured answer holds, in any answer type the
+    endpoint gives (``inference.render``): JSON ``{"predictions": [{"prediction": ...,
+    "probability": ..., "probability_<label>": ...}]}`` (no ``Accept``, or ``application/json``)
+    or headerless CSV ``prediction[,probability,...]`` rows (``text/csv``, a text label quoted as
+    the csv module writes it). A refusal's answer holds none."""
+    text = payload_text(output)
+    kind = str(output.get("observedContentType", "")).split(";")[0].strip().lower()
+    rows: list[tuple[str, float | None]] = []
+    if kind == "application/json":
+        try:
+            predictions = json.loads(text).get("predictions", [])
+        except (ValueError, AttributeError):
+            return []
+        for item in predictions:
+            if isinstance(item, dict) and "prediction" in item:
+                probability = item.get("probability")
+                rows.append(
+                    (str(item["prediction"]), None if probability is None else float(probability))
+                )
+        return rows
+    for cells in csv.reader(io.StringIO(text)):
+        if cells and cells[0].strip():
+            probability = cells[1].strip() if len(cells) > 1 else ""
+            rows.append((cells[0].strip(), float(probability) if probability else None))
+    return rows
+
+
+def read_ground_truth(folder: Path) -> dict[str, str]:
+    """Labels by inference id, from the ground-truth JSON lines ``capture.py`` writes."""
+    labels: dict[str, str] = {}
+    for _, record in read_records(folder):
+        labels[str(record["eventMetadata"]["eventId"])] = str(record["groundTruthData"]["data"])
+    return labels
+
+
+def captured_quality(
+    captures: Path,
+    ground_truth: Path,
+    meta: dict[str, Any],
+    gate: Gate,
+    training_metrics: dict[str, Any] | None,
+) -> dict[str, Any] | None:
+    """The gate's metric on captured answers whose label has arrived; None when none has.
+
+    Requests are joined to their labels by inference id (``InvokeEndpoint(InferenceId=...)``, the
+    ground truth's ``eventId``), as model-quality monitoring joins them; a request of several rows
+    has one id for all of them, so only single-row requests can be scored. Only the serving
+    variant's captures are read (the job is pointed at its folder).
+    """
+    labels = read_ground_truth(ground_truth) if ground_truth.is_dir() else {}
+    truth: list[str] = []
+    predicted: list[str] = []
+    probability: list[float | None] = []
+    for _, event in read_records(captures):
+        inference_id = event.get("eventMetadata", {}).get("inferenceId")
+        if inference_id not in labels:
+            continue
+        rows = answered(event["captureData"]["endpointOutput"])
+        if len(rows) != 1:
+            continue
+        truth.append(labels[inference_id])
+        predicted.append(rows[0][0])
+        probability.append(rows[0][1])
+    if not truth:
+        return None
+    classes = list(meta.get("classes", []))
+    if meta["problem_type"] == "regression":
+        y_true: list[Any] = [float(v) for v in truth]
+        y_pred: list[Any] = [float(v) for v in predicted]
+    else:
+        # Each label as the model's own class (an int for 0/1 labels), whatever text it came as.
+        known = {_label(c): c for c in classes}
+        y_true = [known.get(_label(v), _label(v)) for v in truth]
+        y_pred = [known.get(_label(v), _label(v)) for v in predicted]
+    positive = None
+    if len(classes) == 2 and all(p is not None for p in probability):
+        # The answer carries the winning class's probability; AUC needs the positive class's.
+        shares = [
+            float(p) if label == classes[1] else 1.0 - float(p)  # type: ignore[arg-type]
+            for label, p in zip(y_pred, probability, strict=True)
+        ]
+        positive = lambda: shares  # noqa: E731
+    report = metrics_from_predictions(
+        meta["problem_type"], y_true, y_pred, classes, positive_probability=positive
+    )
+    value = metric_value(report, gate.metric)
+    return {
+        "rows": len(truth),
+        "metric": gate.metric,
+        "value": value,
+        "training_value": metric_value(training_metrics, gate.metric) if training_metrics else None,
+        "threshold": gate.threshold,
+        "passed": gate.passes(value),
+        "metrics": report,
+    }
+
+
+# What the stage stack's alarms watch (pipelines/drift_alarms.py): per feature with the Stage and
+# Feature dimensions, per stage with Stage alone.
+DRIFT_METRIC = "Drift"
+FEATURE_METRICS = {DRIFT_METRIC: "drifted", "PSI": "psi", "MissingFraction": "missing_fraction"}
+# PutMetricData takes at most 1,000 metrics per call (botocore's CloudWatch service model).
+MAX_METRICS_PER_CALL = 1000
+
+
+def metric_data(result: dict[str, Any], stage: str, when: datetime) -> list[dict[str, Any]]:
+    """The report as CloudWatch datapoints (PutMetricData ``MetricData``).
+
+    Per-feature figures are left out of a batch too small to judge: a drift alarm keeps its
+    state through such hours (its missing data is ignored), and the silence alarm notices a day
+    of them.
+    """
+    stage_only = [{"Name": "Stage", "Value": stage}]
+    data: list[dict[str, Any]] = [
+        {
+            "MetricName": "Rows",
+            "Dimensions": stage_only,
+            "Value": float(result["rows"]),
+            "Unit": "Count",
+            "Timestamp": when,
+        },
+        {
+            "MetricName": "Violations",
+            "Dimensions": stage_only,
+            "Value": float(len(result["violations"])),
+            "Unit": "Count",
+            "Timestamp": when,
+        },
+    ]
+    if not result.get("insufficient_rows"):
+        for feature in result["features"]:
+            dimensions = [*stage_only, {"Name": "Feature", "Value": feature["name"]}]
+            for metric, key in FEATURE_METRICS.items():
+                value = feature[key]
+                if value is None:
+                    continue
+                data.append(
+                    {
+                        "MetricName": metric,
+                        "Dimensions": dimensions,
+                        "Value": float(value),
+                        "Timestamp": when,
+                    }
+                )
+    quality = result.get("model_quality")
+    if quality is not None:
+        data.append(
+            {
+                "MetricName": quality["metric"],
+                "Dimensions": stage_only,
+                "Value": float(quality["value"]),
+                "Timestamp": when,
+            }
+        )
+    return data
+
+
+def publish_metrics(cloudwatch: Any, namespace: str, data: list[dict[str, Any]]) -> int:
+    """Put the datapoints into ``namespace``; return how many were sent."""
+    for start in range(0, len(data), MAX_METRICS_PER_CALL):
+        cloudwatch.put_metric_data(
+            Namespace=namespace, MetricData=data[start : start + MAX_METRICS_PER_CALL]
+        )
+    return len(data)
+
+
+def hour_prefixes(uri: str, hours: int, now: datetime) -> list[str]:
+    """The hourly capture folders (``yyyy/mm/dd/hh``) of the last ``hours`` hours below ``uri``."""
+    base = uri.rstrip("/")
+    return [
+        f"{base}/{(now - timedelta(hours=back)).strftime('%Y/%m/%d/%H')}/" for back in range(hours)
+    ]
+
+
+def fetch_data(uri: str, target: Path, hours: int | None, now: datetime) -> Path:
+    """What ``--data s3://...`` names, copied below ``target``: the captures of the last
+    ``hours`` hours under a capture prefix, or the CSV files of the prefix a batch input pointer
+    (``.../newest.json``, ``{"uri": ...}``) names."""
+    if uri.endswith(".json"):
+        import boto3
+
+        bucket, _, key = uri[5:].partition("/")
+        body = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+        return download_prefix(str(json.loads(body)["uri"]), target, (".csv",))
+    base = uri.rstrip("/")
+    for prefix in hour_prefixes(base, hours, now) if hours else [f"{base}/"]:
+        download_prefix(prefix, target / prefix[len(base) + 1 :])
+    return target
+
+
+def read_batch_input(folder: Path, features: list[str], categorical: Sequence[str]) -> pd.DataFrame:
+    """The batch pipeline's input: headerless CSV, the record id first, then the features in
+    schema order (``pipelines/batch.py``)."""
+    files = sorted(folder.rglob("*.csv"))
+    if not files:
+        raise FileNotFoundError(f"no CSV files in {folder}")
+    text = dict.fromkeys(categorical, str)
+    frames = [
+        pd.read_csv(file, header=None, names=["__id__", *features], dtype=text) for file in files
+    ]
+    return pd.concat(frames, ignore_index=True).drop(columns="__id__")
+
+
+def log_to_mlflow(result: dict[str, Any], output: Path, stage: str) -> dict[str, str] | None:
+    """The report as an MLflow run, when a tracking server is configured (``tracking.py``)."""
+    from . import tracking
+
+    target = tracking.destination(local=False, default_experiment=tracking.default_experiment())
+    if target is None:
+        return None
+    metrics = {
+        "rows": float(result["rows"]),
+        "violations": float(len(result["violations"])),
+        "drifted_features": float(len(result["drifted_features"])),
+    }
+    for feature in result["features"]:
+        if feature["psi"] is not None:
+            metrics[f"psi.{feature['name']}"] = float(feature["psi"])
+    if result.get("model_quality"):
+        metrics[f"live.{result['model_quality']['metric']}"] = float(
+            result["model_quality"]["value"]
+        )
+    record = tracking.RunRecord(
+        params={"stage": stage, **{f"monitor.{k}": v for k, v in result["thresholds"].items()}},
+        metrics=metrics,
+        tags={"monitor.result": "failed" if result["failed"] else "passed"},
+        artifacts=[
+            path for path in (output / "report.json", output / "report.html") if path.exists()
+        ],
+    )
+    return tracking.log_run(target, record, run_name=f"monitor-{stage}")
+
+
 def _plot(name: str, base: dict[str, Any], current: pd.Series) -> str:
     import matplotlib
 
@@ -352,7 +611,10 @@ def write_reports(
         f"<th>drifted</th></tr>{rows}</table>"
     )
     for name in result["drifted_features"]:
-        image = _plot(name, baseline["features"][name], batch[name])
+        try:
+            image = _plot(name, baseline["features"][name], batch[name])
+        except ImportError:  # a job without the plots group: the table says what drifted
+            continue
         (output / f"drift-{name}.png").write_bytes(base64.b64decode(image))
         parts.append(f'<h2>{html.escape(name)}</h2><img src="data:image/png;base64,{image}">')
     (output / "report.html").write_text(
@@ -360,10 +622,21 @@ def write_reports(
     )
 
 
+def _now() -> datetime:
+    """The run's time: its hourly capture window ends here and its datapoints carry it."""
+    return datetime.now(UTC)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--baseline", type=Path, default=Path("models/baseline.json"))
-    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument(
+        "--baseline", type=Path, help="default: baseline.json in --model-dir (its model.tar.gz)"
+    )
+    parser.add_argument(
+        "--data",
+        required=True,
+        help="CSV file or folder, capture folder, or s3:// capture prefix or batch input pointer",
+    )
     parser.add_argument("--params", type=Path, help="params.yaml; its 'monitor' section")
     parser.add_argument("--output-dir", type=Path, default=Path("reports/monitor"))
     parser.add_argument(
@@ -373,29 +646,100 @@ def main(argv: list[str] | None = None) -> int:
         help="with a labelled batch: also check model quality against the gate",
     )
     parser.add_argument("--training-metrics", type=Path, default=Path("reports/metrics.json"))
+    parser.add_argument(
+        "--params-json",
+        help="the 'monitor' and 'gate' sections as JSON, instead of --params (the scheduled job)",
+    )
+    parser.add_argument(
+        "--data-format",
+        choices=("auto", "batch-input"),
+        default="auto",
+        help="batch-input: the batch pipeline's input, headerless CSV with the record id first",
+    )
+    parser.add_argument(
+        "--hours", type=int, help="with an s3:// capture prefix: read its last HOURS hourly folders"
+    )
+    parser.add_argument(
+        "--ground-truth", help="folder or s3:// prefix of ground-truth JSON lines (capture.py)"
+    )
+    parser.add_argument(
+        "--publish-metrics",
+        metavar="NAMESPACE",
+        help="put the findings into this CloudWatch namespace (the scheduled job does)",
+    )
+    parser.add_argument("--stage", default="local", help="the Stage dimension of the metrics")
     args = parser.parse_args(argv)
-    baseline = json.loads(args.baseline.read_text())
-    limits = Thresholds(**load_params(args.params, "monitor")) if args.params else Thresholds()
+    now = _now()
+    with tempfile.TemporaryDirectory(prefix="monitor-") as scratch:
+        try:
+            data = (
+                fetch_data(args.data, Path(scratch) / "data", args.hours, now)
+                if args.data.startswith("s3://")
+                else Path(args.data)
+            )
+            truth = (
+                fetch_data(args.ground_truth, Path(scratch) / "truth", args.hours, now)
+                if args.ground_truth and args.ground_truth.startswith("s3://")
+                else Path(args.ground_truth or Path(scratch) / "none")
+            )
+        except (OSError, ValueError, KeyError) as error:
+            print(f"error: cannot read {args.data}: {error}", file=sys.stderr)
+            return 2
+        return run(args, data, truth, now)
+
+
+def run(args: argparse.Namespace, data: Path, truth: Path, now: datetime) -> int:
+    """The monitor over local files: report, exit status, and (when asked) metrics and a run."""
+    model_dir = unpack_model_dir(args.model_dir)
+    baseline_file = args.baseline or model_dir / "baseline.json"
+    baseline = json.loads(baseline_file.read_text())
+    sections = json.loads(args.params_json) if args.params_json else {}
+
+    def section(name: str) -> dict[str, Any]:
+        return dict(sections.get(name, {})) if args.params_json else load_params(args.params, name)
+
+    configured = bool(args.params or args.params_json)
+    limits = Thresholds(**section("monitor")) if configured else Thresholds()
+    names, categorical = list(baseline["features"]), categorical_features(baseline)
     try:
-        batch = read_batch(args.data, list(baseline["features"]), categorical_features(baseline))
+        if args.data_format == "batch-input":
+            batch = read_batch_input(data, names, categorical)
+        elif data.is_dir() and not any(data.rglob("*")):
+            batch = pd.DataFrame(columns=names)  # no traffic in the window
+        else:
+            batch = read_batch(data, names, categorical)
     except (FileNotFoundError, pd.errors.ParserError, pd.errors.EmptyDataError) as error:
         print(f"error: cannot read {args.data}: {error}", file=sys.stderr)
         return 2
     result = monitor(baseline, batch, limits)
-    if args.params and (args.model_dir / "model.joblib").exists():
+    if configured and (model_dir / "model.joblib").exists():
         training = (
             json.loads(args.training_metrics.read_text())
             if args.training_metrics.exists()
             else None
         )
-        gate = Gate(**load_params(args.params, "gate"))
-        quality = model_quality(args.model_dir, batch, gate, training)
-        if quality is not None and not result["insufficient_rows"]:
+        gate = Gate(**section("gate"))
+        if truth.is_dir() and data.is_dir():
+            meta = json.loads((model_dir / "model_meta.json").read_text())
+            quality = captured_quality(data, truth, meta, gate, training)
+        else:
+            quality = model_quality(model_dir, batch, gate, training)
+        if quality is not None and (truth.is_dir() or not result["insufficient_rows"]):
             result["model_quality"] = quality
             if not quality["passed"]:
                 result["failed"] = True
                 result["violations"].append(gate.describe(quality["value"]))
     write_reports(result, baseline, batch, args.output_dir)
+    if args.publish_metrics:
+        import boto3
+
+        sent = publish_metrics(
+            boto3.client("cloudwatch"), args.publish_metrics, metric_data(result, args.stage, now)
+        )
+        print(f"published {sent} datapoints to CloudWatch namespace {args.publish_metrics}")
+    run_ids = log_to_mlflow(result, args.output_dir, args.stage)
+    if run_ids:
+        print(f"report logged to MLflow run {run_ids['run_id']}")
     summary = (
         f"{len(result['drifted_features'])} drifted feature(s), "
         f"{len(result['violations'])} violation(s) in {result['rows']} rows"
@@ -406,7 +750,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {violation}", file=sys.stderr)
         for name in result["drifted_features"]:
             print(f"  drift: {name}", file=sys.stderr)
-        return 1
+        # The scheduled job's findings are its metrics; a finding is not a failed job.
+        return 0 if args.publish_metrics else 1
     if result["insufficient_rows"]:
         print(f"monitor: {result['insufficient_rows']}; nothing judged, not failing")
         return 0
