@@ -29,7 +29,10 @@ from cloudwatch_rules import composite_state, evaluate, period_values
 from deploy_setup import project_settings, register, write, written_parameters
 from moto import mock_aws
 
-from pipelines import deploy_config, drift_alarms, endpoint_requests
+# Straight imports: isort puts them before the package's from-imports whatever its name.
+import pipelines.deploy_config as deploy_config
+import pipelines.drift_alarms as drift_alarms
+import pipelines.endpoint_requests as endpoint_requests
 from {{ cookiecutter.package_name }} import monitor
 from {{ cookiecutter.package_name }}.capture import CaptureWriter
 from {{ cookiecutter.package_name }}.params import load_params

@@ -24,7 +24,10 @@ from botocore.validate import ParamValidator
 from deploy_setup import project_settings, register, write, written_parameters
 from pipeline_definition import Execution, validate_request
 
-from pipelines import deploy_config, drift_alarms, endpoint_requests
+# Straight imports: isort puts them before the package's from-imports whatever its name.
+import pipelines.deploy_config as deploy_config
+import pipelines.drift_alarms as drift_alarms
+import pipelines.endpoint_requests as endpoint_requests
 from {{ cookiecutter.package_name }} import evaluate, monitor
 from {{ cookiecutter.package_name }}.capture import write_ground_truth
 from {{ cookiecutter.package_name }}.data import Schema
