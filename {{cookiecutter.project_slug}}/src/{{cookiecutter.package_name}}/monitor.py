@@ -279,6 +279,22 @@ def monitor(baseline: dict[str, Any], batch: pd.DataFrame, limits: Thresholds) -
     }
 
 
+def quality_verdict(
+    report: dict[str, Any], rows: int, gate: Gate, training_metrics: dict[str, Any] | None
+) -> dict[str, Any]:
+    """A labelled batch's metrics judged by the training gate, beside the training value."""
+    value = metric_value(report, gate.metric)
+    return {
+        "rows": rows,
+        "metric": gate.metric,
+        "value": value,
+        "training_value": metric_value(training_metrics, gate.metric) if training_metrics else None,
+        "threshold": gate.threshold,
+        "passed": gate.passes(value),
+        "metrics": report,
+    }
+
+
 def model_quality(
     model_dir: Path, batch: pd.DataFrame, gate: Gate, training_metrics: dict[str, Any] | None
 ) -> dict[str, Any] | None:
@@ -288,16 +304,7 @@ def model_quality(
         return None
     labelled = batch.dropna(subset=[meta["target"]])
     report = compute_metrics(model, meta, labelled)
-    value = metric_value(report, gate.metric)
-    return {
-        "rows": len(labelled),
-        "metric": gate.metric,
-        "value": value,
-        "training_value": metric_value(training_metrics, gate.metric) if training_metrics else None,
-        "threshold": gate.threshold,
-        "passed": gate.passes(value),
-        "metrics": report,
-    }
+    return quality_verdict(report, len(labelled), gate, training_metrics)
 
 
 def _label(value: Any) -> str:
@@ -396,16 +403,7 @@ def captured_quality(
     report = metrics_from_predictions(
         meta["problem_type"], y_true, y_pred, classes, positive_probability=positive
     )
-    value = metric_value(report, gate.metric)
-    return {
-        "rows": len(truth),
-        "metric": gate.metric,
-        "value": value,
-        "training_value": metric_value(training_metrics, gate.metric) if training_metrics else None,
-        "threshold": gate.threshold,
-        "passed": gate.passes(value),
-        "metrics": report,
-    }
+    return quality_verdict(report, len(truth), gate, training_metrics)
 
 
 # What the stage stack's alarms watch (pipelines/drift_alarms.py): per feature with the Stage and
