@@ -30,14 +30,25 @@ class Policies:
     def __init__(self, stacks: Iterable[iam.Stack]) -> None:
         self.keys: dict[str, dict[str, Any]] = {}
         self.buckets: dict[str, dict[str, Any]] = {}
+        self.aliases: dict[str, str] = {}  # alias ARN -> the key ARN it names
         for stack in stacks:
             for logical, resource in stack.active():
                 properties = resource.get("Properties", {})
                 if resource["Type"] == "AWS::KMS::Key":
                     self.keys[stack.arn(logical)] = stack.resolve(properties["KeyPolicy"])
+                elif resource["Type"] == "AWS::KMS::Alias":
+                    name = stack.resolve(properties["AliasName"])
+                    target = properties["TargetKeyId"]
+                    assert set(target) == {"Ref"}, target  # the alias names a key of its stack
+                    alias = f"arn:{iam.PARTITION}:kms:{iam.REGION}:{stack.account}:{name}"
+                    self.aliases[alias] = stack.arn(target["Ref"])
                 elif resource["Type"] == "AWS::S3::BucketPolicy":
                     bucket = str(stack.resolve(properties["Bucket"]))
                     self.buckets[bucket] = stack.resolve(properties["PolicyDocument"])
+
+    def key(self, arn: str) -> str:
+        """The key ARN a KmsKeyId names (KMS authorizes a request naming an alias on its key)."""
+        return self.aliases.get(arn, arn)
 
     def of(self, arn: str) -> dict[str, Any] | None:
         if arn.startswith("arn:aws:kms:"):
@@ -271,6 +282,74 @@ def test_the_logs_statement_admits_only_the_projects_log_groups(
     )
 
 
+# --- the stage stacks' runtime uses of a key: schedules and captured data ----------------------
+
+
+def runtime_key_users(
+    stack: iam.Stack, policies: Policies
+) -> Iterable[tuple[str, str, str, list[calls.Call], dict[str, str]]]:
+    """(resource, caller, key ARN, calls, extra values) for each stage-stack resource whose key
+    a role uses at run time: a schedule's execution role decrypting it (SCHEDULER_KMS), each
+    model's role encrypting the endpoint's captured data (CAPTURE_KMS)."""
+    models = [
+        stack.resolve(resource["Properties"])["ExecutionRoleArn"]
+        for _, resource in stack.active()
+        if resource["Type"] == "AWS::SageMaker::Model"
+    ]
+    for logical, resource in stack.active():
+        properties = stack.resolve(resource.get("Properties", {}))
+        if resource["Type"] == "AWS::Scheduler::Schedule" and "KmsKeyArn" in properties:
+            schedule = (
+                f"arn:{iam.PARTITION}:scheduler:{iam.REGION}:{stack.account}:schedule/"
+                f"{properties.get('GroupName', 'default')}/{properties['Name']}"
+            )
+            key = policies.key(properties["KmsKeyArn"])
+            caller = properties["Target"]["RoleArn"]
+            yield logical, caller, key, calls.SCHEDULE_KEY_CALLS, {"schedule": schedule}
+        elif resource["Type"] == "AWS::SageMaker::EndpointConfig":
+            capture = properties.get("DataCaptureConfig", {}).get("KmsKeyId")
+            if capture:
+                for role in models:
+                    yield logical, role, policies.key(capture), calls.CAPTURE_KEY_CALLS, {}
+
+
+def runtime_key_refusals(
+    stage: iam.Stack, policies: Policies, roles: dict[str, list[dict[str, Any]]]
+) -> tuple[int, list[str]]:
+    """How many runtime key uses a stage stack has, and those its key and role policies refuse."""
+    users = list(runtime_key_users(stage, policies))
+    refusals = []
+    for logical, caller, key, requested, extra_values in users:
+        assert caller in roles, f"{logical}: {caller} is not a rendered role"
+        values = {"region": iam.REGION, "key": key} | extra_values
+        refusals += [
+            f"{logical}: {line}"
+            for line in refused(caller, roles[caller], policies, requested, values)
+        ]
+    return len(users), refusals
+
+
+@pytest.mark.parametrize("extra", MATRIX, ids=matrix_id)
+def test_every_runtime_use_of_the_project_key_is_allowed(
+    baked_matrix: dict[str, Path], extra: dict[str, str]
+) -> None:
+    """In one account the stage stacks encrypt schedules and captured data with the project
+    key: the schedule's role may decrypt it and the model's role may encrypt captures."""
+    stacks = dict(rendered_stacks(baked_matrix[matrix_id(extra)]))
+    policies = Policies([stacks["foundation.yaml"]])
+    roles = _role_documents_by_arn(  # one account: target-account.yaml is not deployed
+        stack for label, stack in stacks.items() if label != "target-account.yaml"
+    )
+    uses = 0
+    for label, stack in stacks.items():
+        if label.startswith("endpoint.yaml"):
+            count, refusals = runtime_key_refusals(stack, policies, roles)
+            uses += count
+            assert refusals == [], label
+    if extra.get("inference_mode") != "serverless":  # serverless: no schedule, no capture
+        assert uses
+
+
 # --- S3 server access logs ----------------------------------------------------------------
 
 
@@ -410,4 +489,76 @@ def test_every_role_that_reads_or_writes_an_encrypted_bucket_may_use_its_key(
                     f"{obj}: {line}" for line in refused(arn, identity, policies, [use], values)
                 ]
     assert checked
+    assert refusals == []
+
+
+@pytest.mark.parametrize("mode", ["realtime", "batch"])
+@pytest.mark.parametrize("stage", list(ACCOUNTS))
+def test_every_runtime_use_of_a_stage_key_is_allowed_in_its_account(
+    mode_renders: dict[str, Path], stage: str, mode: str
+) -> None:
+    """In a stage's own account the schedules and captured data use the stage's key, named by
+    its alias: the schedule's role may decrypt it and the model's role may encrypt captures."""
+    stacks = target_stacks(mode_renders[mode], stage)
+    target, stage_stack = stacks["target"], stacks["endpoint"]
+    policies = Policies([target])
+    uses, refusals = runtime_key_refusals(stage_stack, policies, _role_documents_by_arn([target]))
+    assert uses
+    assert refusals == []
+
+
+# --- the organisation's key -----------------------------------------------------------------
+
+ORGANISATION_KEY = f"arn:aws:kms:{iam.REGION}:{iam.ACCOUNT}:key/organisation"
+# The key is the organisation's, its policy not the project's: AWS's default key policy
+# (KMS developer guide, "Default key policy"), which lets the account's IAM policies decide.
+DEFAULT_KEY_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Sid": "Enable IAM User Permissions",
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:aws:iam::{iam.ACCOUNT}:root"},
+            "Action": "kms:*",
+            "Resource": "*",
+        }
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def organisation_key_render(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default answers under standards naming the organisation's key."""
+    from .test_accounts import _render
+
+    root = tmp_path_factory.mktemp("organisation-key")
+    return _render(root / "render", {"kms_key_arn": ORGANISATION_KEY}, root / "home")
+
+
+def test_the_organisations_key_is_usable_by_the_roles_sagemaker_uses_it_as(
+    organisation_key_render: Path,
+) -> None:
+    """Defect: under the kms_key_arn standard the pipeline's jobs name the organisation's key as
+    their volume and output key and the endpoint as its key, but no role could use it: every
+    training job and endpoint of such a project failed. The pipeline's role (which its jobs and
+    the model run as) may make the jobs' key calls, the deploying role the endpoint's."""
+    stacks = dict(
+        rendered_stacks(organisation_key_render, parameters={"KmsKeyArn": ORGANISATION_KEY})
+    )
+    policies = Policies([stacks["foundation.yaml"]])
+    policies.keys[ORGANISATION_KEY] = DEFAULT_KEY_POLICY
+    values = {"region": iam.REGION, "key": ORGANISATION_KEY}
+    foundation, deploy = stacks["foundation.yaml"], stacks["deploy-pipeline.yaml"]
+    job_role = foundation.arn("SageMakerExecutionRole")
+    identity = iam.role_documents(foundation, "SageMakerExecutionRole")
+    refusals = refused(job_role, identity, policies, calls.JOB_KEY_CALLS, values)
+    deployer = deploy.arn("CloudFormationRole")
+    identity = iam.role_documents(deploy, "CloudFormationRole")
+    refusals += refused(deployer, identity, policies, calls.ENDPOINT_KEY_CALLS, values)
+    roles = _role_documents_by_arn(  # one account: target-account.yaml is not deployed
+        stack for label, stack in stacks.items() if label != "target-account.yaml"
+    )
+    for label, stack in stacks.items():
+        if label.startswith("endpoint.yaml"):
+            refusals += runtime_key_refusals(stack, policies, roles)[1]
     assert refusals == []
