@@ -9,15 +9,17 @@ enforcement compares non-S3 requests with resource ``*``, and KMS key policies n
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cookiecutter.main import cookiecutter
 
 from . import aws_calls as calls
 from . import iam_model as iam
-from .conftest import MATRIX, load_yaml, matrix_id
+from .conftest import MATRIX, TEMPLATE, load_yaml, matrix_id
 from .iam_policy import Decision, Request, decide, explain
 from .test_permissions import rendered_stacks
 
@@ -527,23 +529,40 @@ DEFAULT_KEY_POLICY = {
 
 
 @pytest.fixture(scope="module")
-def organisation_key_render(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The default answers under standards naming the organisation's key."""
+def organisation_key_renders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Under standards naming the organisation's key: the default answers in one account, and
+    batch inference with stages in accounts of their own."""
     from .test_accounts import _render
 
     root = tmp_path_factory.mktemp("organisation-key")
-    return _render(root / "render", {"kms_key_arn": ORGANISATION_KEY}, root / "home")
+    single = _render(root / "single", {"kms_key_arn": ORGANISATION_KEY}, root / "home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HOME", str(root / "home"))
+        standards = root / "batch-standards.yaml"
+        standards.write_text(json.dumps({"kms_key_arn": ORGANISATION_KEY, "accounts": ACCOUNTS}))
+        patch.setenv("MLOPS_ORG_STANDARDS", str(standards))
+        batch = Path(
+            cookiecutter(
+                str(TEMPLATE),
+                no_input=True,
+                extra_context={"inference_mode": "batch"},
+                output_dir=str(root / "batch"),
+            )
+        )
+    return {"single": single, "batch": batch}
 
 
 def test_the_organisations_key_is_usable_by_the_roles_sagemaker_uses_it_as(
-    organisation_key_render: Path,
+    organisation_key_renders: dict[str, Path],
 ) -> None:
     """Defect: under the kms_key_arn standard the pipeline's jobs name the organisation's key as
     their volume and output key and the endpoint as its key, but no role could use it: every
     training job and endpoint of such a project failed. The pipeline's role (which its jobs and
     the model run as) may make the jobs' key calls, the deploying role the endpoint's."""
     stacks = dict(
-        rendered_stacks(organisation_key_render, parameters={"KmsKeyArn": ORGANISATION_KEY})
+        rendered_stacks(
+            organisation_key_renders["single"], parameters={"KmsKeyArn": ORGANISATION_KEY}
+        )
     )
     policies = Policies([stacks["foundation.yaml"]])
     policies.keys[ORGANISATION_KEY] = DEFAULT_KEY_POLICY
@@ -562,3 +581,32 @@ def test_the_organisations_key_is_usable_by_the_roles_sagemaker_uses_it_as(
         if label.startswith("endpoint.yaml"):
             refusals += runtime_key_refusals(stack, policies, roles)[1]
     assert refusals == []
+
+
+@pytest.mark.parametrize("stage", list(ACCOUNTS))
+def test_the_organisations_key_is_usable_by_the_batch_pipeline_in_a_target_account(
+    organisation_key_renders: dict[str, Path], stage: str
+) -> None:
+    """Defect: in a stage's own account the batch transform names the organisation's key as its
+    volume and output key (pipelines/batch.py), and the model role running the batch pipeline
+    could not use it. The organisation's key policy must admit the stage's account (the
+    organisation's part); the role's own policy is the project's."""
+    stacks = target_stacks(organisation_key_renders["batch"], stage)
+    target = stacks["target"]
+    policies = Policies([target])
+    policies.keys[ORGANISATION_KEY] = {
+        "Version": "2012-10-17",
+        "Statement": [
+            statement
+            | {
+                "Principal": {
+                    "AWS": [f"arn:aws:iam::{a}:root" for a in (BUILD, *ACCOUNTS.values())]
+                }
+            }
+            for statement in DEFAULT_KEY_POLICY["Statement"]
+        ],
+    }
+    role = target.arn("ModelExecutionRole")
+    identity = iam.role_documents(target, "ModelExecutionRole")
+    values = {"region": iam.REGION, "key": ORGANISATION_KEY}
+    assert refused(role, identity, policies, calls.JOB_KEY_CALLS, values) == []
