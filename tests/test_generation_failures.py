@@ -180,8 +180,8 @@ def test_the_templates_line_comes_first(tmp_path: Path) -> None:
         "ERROR: Stopping generation because pre_gen_project hook script didn't exit successfully"
     )
     assert lines[-1] == "Hook script failed (exit status: 1)"
-    readme = (TEMPLATE / "README.md").read_text()
-    shown = readme.split("<!-- bad-answer-output -->\n```text\n", 1)[1].split("```", 1)[0]
+    guide = (TEMPLATE / "docs" / "admin" / "answers.md").read_text()
+    shown = guide.split("<!-- bad-answer-output -->\n```text\n", 1)[1].split("```", 1)[0]
     shown_lines = shown.splitlines()
     assert shown_lines[:2] == lines[:2] and shown_lines[-1] == lines[-1]
     assert sum(line.startswith("Traceback") for line in shown_lines) == 1
