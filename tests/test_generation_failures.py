@@ -78,7 +78,14 @@ def test_the_hooks_find_their_helpers_wherever_the_generator_was_started(tmp_pat
     )
     for out, answers in (("good", []), ("bad", ["s3_bucket=Bad_Bucket"])):
         result = subprocess.run(
-            [sys.executable, "-c", generate, str(tmp_path / "start"), str(tmp_path / out), *answers],
+            [
+                sys.executable,
+                "-c",
+                generate,
+                str(tmp_path / "start"),
+                str(tmp_path / out),
+                *answers,
+            ],
             capture_output=True,
             text=True,
             cwd=tmp_path,

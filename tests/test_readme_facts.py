@@ -1,4 +1,4 @@
-"""README and user-guide sentences that state facts about the questions and the rendered projects."""
+"""README and user-guide sentences that state facts about the questions and the projects."""
 
 from __future__ import annotations
 
@@ -77,7 +77,8 @@ def test_the_framework_table_lists_every_choice_with_what_it_uses() -> None:
     assert 'framework="sklearn"' in pipeline and "version=settings.sklearn_version" in pipeline
     defaults = (project / "pipelines" / "defaults.json").read_text()
     image = re.search(r'"sklearn_version": "([^"]+)"', defaults)
-    assert image and f"SageMaker scikit-learn image ({image.group(1)})" in FRAMEWORKS_PAGE.read_text()
+    image_named = f"SageMaker scikit-learn image ({image.group(1)})" if image else None
+    assert image_named and image_named in FRAMEWORKS_PAGE.read_text()
     for framework, (_, on_sagemaker, locally) in table.items():
         assert "SageMaker scikit-learn image" in on_sagemaker, framework
         lock = tomllib.loads((project / f"uv.{framework}.lock").read_text())["package"]
