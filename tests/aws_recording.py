@@ -188,28 +188,36 @@ class Translator:
         if "ModelApprovalStatus" in params:
             base["sagemaker:ModelApprovalStatus"] = params["ModelApprovalStatus"]
         out = []
-        for arn in arns_of(params):
+        arns = arns_of(params)
+        for arn in arns:
             assert iam.action_can_target(action, arn), f"{action} cannot be scoped to {arn}"
             resource_tags = self.resource_tags.get(arn, {})
             context = base | {f"aws:ResourceTag/{k}": v for k, v in resource_tags.items()}
             out.append(IamRequest(call, action, arn, context | _tag_context(tags)))
-            for dependent in sorted(iam.dependent_actions(action)):
-                if dependent == "sagemaker:AddTags" and tags:
-                    out.append(IamRequest(call, dependent, arn, base | _tag_context(tags)))
-                elif dependent == "iam:PassRole":
-                    role = next(params[p] for p in ROLE_PARAMETERS if p in params)
-                    passed = {"iam:PassedToService": "sagemaker.amazonaws.com"}
-                    out.append(IamRequest(call, dependent, role, base | passed))
-            if call.operation.startswith("Create") and tags:
-                self.resource_tags[arn] = {tag["Key"]: tag["Value"] for tag in tags}
-            key = self.bucket_keys.get(params.get("Bucket", ""))
-            if (
-                key
-                and action in KEY_USE
-                and (action == "s3:PutObject" or call.operation in KEY_READING_OPERATIONS)
-            ):
-                via = {"kms:ViaService": f"s3.{iam.REGION}.amazonaws.com"}
-                out.append(IamRequest(call, KEY_USE[action], key, base | via))
+        # The dependent actions (Service Authorization Reference) on the resource the call creates.
+        for dependent in sorted(iam.dependent_actions(action)):
+            if dependent == "sagemaker:AddTags":
+                if tags:
+                    out.append(IamRequest(call, dependent, arns[0], base | _tag_context(tags)))
+            elif dependent == "iam:PassRole":
+                passed = {"iam:PassedToService": "sagemaker.amazonaws.com"}
+                out += [
+                    IamRequest(call, dependent, params[p], base | passed)
+                    for p in ROLE_PARAMETERS
+                    if p in params
+                ]
+            else:
+                raise LookupError(f"{call.describe()}: dependent action {dependent} not modelled")
+        if call.operation.startswith("Create") and tags:
+            self.resource_tags[arns[0]] = {tag["Key"]: tag["Value"] for tag in tags}
+        key = self.bucket_keys.get(params.get("Bucket", ""))
+        if (
+            key
+            and action in KEY_USE
+            and (action == "s3:PutObject" or call.operation in KEY_READING_OPERATIONS)
+        ):
+            via = {"kms:ViaService": f"s3.{iam.REGION}.amazonaws.com"}
+            out.append(IamRequest(call, KEY_USE[action], key, base | via))
         return out
 
 
