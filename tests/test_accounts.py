@@ -170,7 +170,7 @@ def target_stacks(
     )
     outputs = {key: target.resolve(o["Value"]) for key, o in target.template["Outputs"].items()}
     endpoint = iam.Stack(
-        stage_template(project, PROJECT),  # with the alarms the deploy build adds
+        stage_template(project),  # as the deploy build writes it
         f"{PROJECT}-endpoint-{endpoint_stage or stage}",
         {
             "StageName": endpoint_stage or stage,
@@ -549,7 +549,10 @@ def _alarm_event(account: str, alarm_arn: str) -> dict[str, Any]:
 
 
 # The prod alarms that start retraining, per inference mode (serverless: no monitoring, none).
-RETRAINING_ALARMS = {"realtime": ("DriftAlarm", "QualityAlarm"), "batch": ("DriftAlarm",)}
+RETRAINING_ALARMS = {
+    "realtime": ("DriftedFeaturesAlarm", "QualityAlarm"),
+    "batch": ("DriftedFeaturesAlarm",),
+}
 
 
 @pytest.mark.parametrize("mode", list(RETRAINING_ALARMS))
