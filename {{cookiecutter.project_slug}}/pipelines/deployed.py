@@ -7,12 +7,15 @@ previous configuration, and that is what the next deploy starts from.
 After each stage deploy the deploy pipeline runs ``python -m pipelines.deployed --verify STAGE``
 (``make verify-stage``): the stage's endpoint must be InService on the configuration and models its
 stack created. A blue/green update SageMaker rolled back on its alarms returns the endpoint to
-InService on the previous configuration; this fails the stage with one line saying so.
+InService on the previous configuration; this fails the stage with one line saying so. With the
+stage in an account of its own, it reads there as that account's read-only verify role
+(``VERIFY_ROLE_ARN``, set by the deploy pipeline; ``infrastructure/target-account.yaml``).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -160,16 +163,28 @@ def verify_stage(cloudformation: Any, sagemaker: Any, stack: str) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import boto3
-
+    from .endpoint_test import session_as
     from .settings import load_settings
 
     parser = argparse.ArgumentParser(description="Check a stage's endpoint serves its stack.")
     parser.add_argument("--verify", required=True, metavar="STAGE", choices=("staging", "prod"))
+    parser.add_argument(
+        "--role-arn",
+        default=os.environ.get("VERIFY_ROLE_ARN"),
+        help="role to read the stage as (default: $VERIFY_ROLE_ARN; none: as yourself)",
+    )
     args = parser.parse_args(argv)
     settings = load_settings()
     stack = stage_stack(settings.project_name, args.verify)
-    session = boto3.Session(region_name=settings.region)
+    try:
+        session = session_as(args.role_arn, "verify-stage", settings.region)
+    except ClientError as error:
+        print(
+            f"error: cannot assume {args.role_arn} to read the {args.verify} stage: "
+            f"{error.response['Error']['Message']}",
+            file=sys.stderr,
+        )
+        return 1
     failure = verify_stage(session.client("cloudformation"), session.client("sagemaker"), stack)
     if failure:
         print(f"error: {failure}", file=sys.stderr)

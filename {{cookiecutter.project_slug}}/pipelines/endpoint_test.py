@@ -59,17 +59,20 @@ def check_endpoint(runtime: Any, endpoint: str, rows: int = 3) -> list[str]:
     return failures
 
 
-def session_as(role_arn: str | None) -> boto3.Session:
+def session_as(
+    role_arn: str | None, session_name: str = "staging-endpoint-test", region: str | None = None
+) -> boto3.Session:
     """A session with this process's credentials, or with ``role_arn``'s when one is given."""
     if not role_arn:
-        return boto3.Session()
-    credentials = boto3.client("sts").assume_role(
-        RoleArn=role_arn, RoleSessionName="staging-endpoint-test"
+        return boto3.Session(region_name=region)
+    credentials = boto3.client("sts", region_name=region).assume_role(
+        RoleArn=role_arn, RoleSessionName=session_name
     )["Credentials"]
     return boto3.Session(
         aws_access_key_id=credentials["AccessKeyId"],
         aws_secret_access_key=credentials["SecretAccessKey"],
         aws_session_token=credentials["SessionToken"],
+        region_name=region,
     )
 
 
