@@ -13,13 +13,13 @@ retraining: one retraining run per drift episode, however many features drift in
 The features it names are in the job's report and in ``Drift``. Other shapes grow with the schema
 and stop at CloudWatch's or CloudFormation's limits:
 
-- one alarm per feature under a composite alarm made the stage template grow about 1 KB per
-  feature, past the 51,200 bytes of a template passed inline (CloudFormation quotas) at about 25
-  features, and a composite rule names at most 100 alarms (PutCompositeAlarm), its rule longer
-  than a 4,096-byte stack parameter well before that;
+- one alarm per feature under a composite alarm made the stage template grow by about 790 bytes
+  per feature, past the 51,200 bytes of a template body passed inline (CloudFormation quotas) at
+  33 features; its rule, a stack parameter, passed the 4,096 bytes a parameter value may have at
+  52 (with the longest project name), and a composite alarm names at most 100 alarms;
 - a metric-math alarm references at most 10 metrics, and an alarm cannot use SEARCH;
-- a Metrics Insights alarm evaluates only the latest 3 hours (a daily batch is silent for 23)
-  and an account has 200 of them by default.
+- a Metrics Insights alarm over all features evaluates only the latest 3 hours of data, so it
+  could not notice a day of silence, and an account has 200 such alarms by default.
 
 So the stage template is the same for every data contract, and the deploy build adds nothing to
 it. Drift alarms cannot fire on data that never arrives, so a silence alarm,
