@@ -61,4 +61,3 @@ def evaluate(alarm: dict[str, Any], values: list[float | None], state: str) -> s
     elif not present and treat == "missing":
         return "INSUFFICIENT_DATA"
     return "ALARM" if breaching >= needed else "OK"
-

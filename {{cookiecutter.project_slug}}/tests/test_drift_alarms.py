@@ -149,56 +149,56 @@ def evaluate_all(
         states[alarm["AlarmName"]] = evaluate(alarm, values, states[alarm["AlarmName"]])
 
 
+# The first and the last feature: each one alone fires the one alarm over all of them.
+@pytest.mark.parametrize("position", [0, -1], ids=["first feature", "last feature"])
 def test_a_drift_in_any_feature_fires_the_drift_alarm_until_the_data_recovers(
-    deploy_output: Path, clean_frame: pd.DataFrame, baseline: dict[str, Any]
+    deploy_output: Path, clean_frame: pd.DataFrame, baseline: dict[str, Any], position: int
 ) -> None:
     features = deploy_config.features()
     training = clean_frame[features]
     start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - 60 * HOUR
-    request = drift_alarm_request(deploy_output)
     clean = training.sample(200, replace=True, random_state=0)
+    drifted_feature = features[position]
+    drifted = training.sample(200, replace=True, random_state=1)
+    drifted[drifted_feature] = drifted[drifted_feature] + 1.5 * training[drifted_feature].std()
 
-    # The first and the last feature: each one alone fires the one alarm over all of them.
-    for drifted_feature in (features[0], features[-1]):
-        drifted = training.sample(200, replace=True, random_state=1)
-        drifted[drifted_feature] = drifted[drifted_feature] + 1.5 * training[drifted_feature].std()
-        with mock_aws():
-            cloudwatch = boto3.client("cloudwatch", region_name=REGION)
-            cloudwatch.put_metric_alarm(**request)  # botocore validates the request
-            (alarm,) = cloudwatch.describe_alarms(AlarmNames=[DRIFT_ALARM])["MetricAlarms"]
-            states = {DRIFT_ALARM: "INSUFFICIENT_DATA"}
+    with mock_aws():
+        cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+        cloudwatch.put_metric_alarm(**drift_alarm_request(deploy_output))  # botocore validates
+        alarms = cloudwatch.describe_alarms(AlarmNames=[DRIFT_ALARM])["MetricAlarms"]
+        states = {DRIFT_ALARM: "INSUFFICIENT_DATA"}
 
-            def hour(offset: int, batch: pd.DataFrame | None) -> str:
-                """A monitoring run (or an hour without one), then the alarm evaluated."""
-                at = start + offset * HOUR
-                if batch is not None:
-                    publish_run(cloudwatch, judged(baseline, batch), at + timedelta(minutes=20))
-                evaluate_all(cloudwatch, [alarm], states, at + HOUR)
-                return states[DRIFT_ALARM]
+        def hour(offset: int, batch: pd.DataFrame | None) -> str:
+            """A monitoring run (or an hour without one), then the alarm evaluated."""
+            at = start + offset * HOUR
+            if batch is not None:
+                publish_run(cloudwatch, judged(baseline, batch), at + timedelta(minutes=20))
+            evaluate_all(cloudwatch, alarms, states, at + HOUR)
+            return states[DRIFT_ALARM]
 
-            offset = 0
+        offset = 0
 
-            def quiet() -> None:
-                """Hours without a run leave the alarm where it was."""
-                nonlocal offset
-                before = dict(states)
-                for _ in range(QUIET_HOURS):
-                    offset += 1
-                    hour(offset, None)
-                    assert states == before
+        def quiet() -> None:
+            """Hours without a run leave the alarm where it was."""
+            nonlocal offset
+            before = dict(states)
+            for _ in range(QUIET_HOURS):
+                offset += 1
+                hour(offset, None)
+                assert states == before
 
-            assert hour(offset, clean) == "OK"
-            quiet()
-            offset += 1
-            assert hour(offset, drifted) == "ALARM"
-            # the run's Drift metric names the drifted feature, and no other
-            drift = published_drift(cloudwatch, start + (offset + 1) * HOUR)
-            assert set(drift) == set(features)
-            assert [name for name, value in drift.items() if value] == [drifted_feature]
-            # Without a run the drift stays reported until a run shows the data recovered.
-            quiet()
-            offset += 1
-            assert hour(offset, clean) == "OK"
+        assert hour(offset, clean) == "OK"
+        quiet()
+        offset += 1
+        assert hour(offset, drifted) == "ALARM"
+        # the run's Drift metric names the drifted feature, and no other
+        drift = published_drift(cloudwatch, start + (offset + 1) * HOUR)
+        assert set(drift) == set(features)
+        assert [name for name, value in drift.items() if value] == [drifted_feature]
+        # Without a run the drift stays reported until a run shows the data recovered.
+        quiet()
+        offset += 1
+        assert hour(offset, clean) == "OK"
 
 
 def alarm_event(alarm_name: str, state: str) -> dict[str, Any]:
@@ -289,9 +289,7 @@ def test_a_day_without_drift_data_fires_the_silence_alarm(
     the first full day without one turns it to ALARM, and the next run back to OK.
     """
     (request,) = [
-        r
-        for r in metric_alarm_requests(deploy_output)
-        if r["AlarmName"] == SILENCE_ALARM
+        r for r in metric_alarm_requests(deploy_output) if r["AlarmName"] == SILENCE_ALARM
     ]
     start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - 120 * HOUR
     training = clean_frame[deploy_config.features()]
