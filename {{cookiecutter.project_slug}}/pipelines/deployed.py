@@ -20,6 +20,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+import boto3
 from botocore.exceptions import ClientError
 
 from . import rollout
@@ -162,8 +163,25 @@ def verify_stage(cloudformation: Any, sagemaker: Any, stack: str) -> str | None:
     return None
 
 
+def session_as(
+    role_arn: str | None, session_name: str = "staging-endpoint-test", region: str | None = None
+) -> boto3.Session:
+    """A session with this process's credentials, or with ``role_arn``'s when one is given (the
+    deploy builds' way into a stage's own account: the staging test, the verify step)."""
+    if not role_arn:
+        return boto3.Session(region_name=region)
+    credentials = boto3.client("sts", region_name=region).assume_role(
+        RoleArn=role_arn, RoleSessionName=session_name
+    )["Credentials"]
+    return boto3.Session(
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+        region_name=region,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
-    from .endpoint_test import session_as
     from .settings import load_settings
 
     parser = argparse.ArgumentParser(description="Check a stage's endpoint serves its stack.")

@@ -13,7 +13,6 @@ import pytest
 from moto import mock_aws
 
 from pipelines import deployed
-from pipelines.endpoint_test import session_as
 
 pytestmark = pytest.mark.usefixtures("fake_aws")
 
@@ -142,7 +141,7 @@ def test_a_stage_in_its_own_account_is_verified_there_as_its_verify_role(
     monkeypatch.setenv("SAGEMAKER_PROJECT_NAME", PROJECT)
     stage_role = f"arn:aws:iam::{STAGE_ACCOUNT}:role/{PROJECT}-verify-stage"
     with mock_aws():
-        in_stage_account = session_as(stage_role, "deploy", "us-east-1")
+        in_stage_account = deployed.session_as(stage_role, "deploy", "us-east-1")
         _, sagemaker, endpoint = _deployed_stage(in_stage_account)
         # As itself the build reads its own account, where no stage stack is.
         assert deployed.main(["--verify", "staging"]) == 1
