@@ -289,6 +289,53 @@ MONITORING_JOB_CALLS: list[Call] = [
     ),
 ]
 
+# EventBridge Scheduler User Guide, "Encryption at rest" (encryption-rest.html): a schedule
+# encrypted with a customer managed key is decrypted, when it runs, with the credentials of its
+# execution role (the target's RoleArn), the schedule's ARN as encryption context; AWS CDK's
+# Schedule construct grants exactly that (aws-scheduler/lib/schedule.ts: key.grantDecrypt(
+# target role)). Creating the schedule needs no key permission (the CloudFormation resource
+# schema's create handler lists none).
+SCHEDULER_KMS = "https://docs.aws.amazon.com/scheduler/latest/UserGuide/encryption-rest.html"
+SCHEDULE_KEY_CALLS: list[Call] = [
+    Call(
+        "kms:Decrypt",
+        "{key}",
+        SCHEDULER_KMS,
+        {"kms:EncryptionContext:aws:scheduler:schedule-arn": "{schedule}"},
+    )
+]
+
+# SageMaker API reference: DataCaptureConfig ``KmsKeyId`` is the key "SageMaker AI uses to encrypt
+# the captured data at rest using Amazon S3 server-side encryption"; for a model's S3 output
+# (TransformOutput ``KmsKeyId``) "the KMS key policy must grant permission to the IAM role that
+# you specify in your CreateModel request", and OutputDataConfig ``KmsKeyId``: "the SageMaker
+# execution role must include permissions to call kms:Encrypt". So the model's role encrypts
+# the captured requests: kms:Encrypt, and kms:GenerateDataKey through S3 (SSE_KMS).
+CAPTURE_KMS = "https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DataCaptureConfig.html"
+TRANSFORM_OUTPUT_KMS = (
+    "https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_TransformOutput.html"
+)
+CAPTURE_KEY_CALLS: list[Call] = [
+    Call("kms:Encrypt", "{key}", TRANSFORM_OUTPUT_KMS),
+    Call("kms:GenerateDataKey", "{key}", CAPTURE_KMS, VIA_S3),
+]
+
+# The organisation's key (standards ``kms_key_arn``), which the pipeline definitions name as the
+# jobs' VolumeKmsKeyId and output KmsKeyId and the deploy build as the endpoint's KmsKeyId:
+# SageMaker API reference, ResourceConfig/ProcessingClusterConfig ``VolumeKmsKeyId`` and
+# OutputDataConfig ``KmsKeyId`` ("the SageMaker execution role must include permissions to call
+# kms:Encrypt"; "the KMS key policy must grant permission to the IAM role that you specify in
+# your CreateTrainingJob ... requests"). The job's role encrypts and reads its S3 output, and
+# the caller of the Create request lets SageMaker grant the volumes the key (ENDPOINT_KEY_CALLS).
+VOLUME_KMS = "https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ResourceConfig.html"
+OUTPUT_KMS = "https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_OutputDataConfig.html"
+JOB_KEY_CALLS: list[Call] = [
+    Call("kms:Encrypt", "{key}", OUTPUT_KMS),
+    Call("kms:GenerateDataKey", "{key}", OUTPUT_KMS, VIA_S3),
+    Call("kms:Decrypt", "{key}", OUTPUT_KMS, VIA_S3),
+    *[Call(c.action, c.resource, VOLUME_KMS, c.context) for c in ENDPOINT_KEY_CALLS],
+]
+
 # The verify build (buildspec-verify.yml, pipelines/deployed.py --verify) after a stage deploy,
 # in the stage's account: the stage stack and its resources, then the live endpoint and the
 # configuration it serves. The Service Authorization Reference (parliament's copy) authorizes
