@@ -109,9 +109,12 @@ def _parsed(path: Path) -> dict[str, Any]:
     return dict(load_yaml(path))
 
 
-def build_stacks(project: Path, separate: bool, network: bool = True) -> dict[str, iam.Stack]:
+def build_stacks(
+    project: Path, separate: bool, network: bool = True, standards: dict[str, str] | None = None
+) -> dict[str, iam.Stack]:
     """The build account's stacks (with ``network``: in the standards' vpc, which the
-    foundation's execution role may use)."""
+    foundation's execution role may use; ``standards``: further parameters the standards set,
+    e.g. NetworkIsolation)."""
     accounts = (
         {"StagingAccountId": ACCOUNTS["staging"], "ProdAccountId": ACCOUNTS["prod"]}
         if separate
@@ -125,12 +128,18 @@ def build_stacks(project: Path, separate: bool, network: bool = True) -> dict[st
         if network
         else {}
     )
+    given = standards or {}
     foundation = iam.Stack(
-        _infrastructure(project, "foundation"), f"{PROJECT}-foundation", accounts | subnets
+        _infrastructure(project, "foundation"),
+        f"{PROJECT}-foundation",
+        accounts | subnets | given,
     )
     exports = foundation.outputs()
     deploy = iam.Stack(
-        _infrastructure(project, "deploy-pipeline"), f"{PROJECT}-deploy", accounts, exports
+        _infrastructure(project, "deploy-pipeline"),
+        f"{PROJECT}-deploy",
+        accounts | {k: v for k, v in given.items() if k == "NetworkIsolation"},
+        exports,
     )
     return {"foundation": foundation, "deploy": deploy}
 
@@ -141,10 +150,12 @@ def target_stacks(
     deploy_mode: str = "replace",
     endpoint_stage: str | None = None,
     network: bool = True,
+    standards: dict[str, str] | None = None,
 ) -> dict[str, iam.Stack]:
     """``target-account.yaml`` and the stage's endpoint stack, in the stage's account (with
     ``endpoint_stage``: the endpoint stack of that stage, resolved in this stage's account), in
-    the account's own network (``stage_vpc``; ``network=False``: the standards name no vpc)."""
+    the account's own network (``stage_vpc``; ``network=False``: the standards name no vpc),
+    with ``standards``' further parameters on the target stack."""
     account = ACCOUNTS[stage]
     subnets = (
         {
@@ -165,7 +176,8 @@ def target_stacks(
             "ArtifactBucketName": exports[f"{PROJECT}-artifact-bucket"],
             "BuildKmsKeyArn": exports[f"{PROJECT}-kms-key-arn"],
         }
-        | subnets,
+        | subnets
+        | (standards or {}),
         account=account,
     )
     outputs = {key: target.resolve(o["Value"]) for key, o in target.template["Outputs"].items()}
