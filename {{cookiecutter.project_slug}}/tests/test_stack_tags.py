@@ -243,3 +243,28 @@ def test_each_accounts_stack_gets_its_own_network_from_the_standards(stage: str)
     for stack in ("target-account", "foundation", "deploy"):
         assert not {"SubnetIds", "SecurityGroupIds"} & set(sent(stack, Standards())), stack
     assert not {"SubnetIds", "SecurityGroupIds"} & set(sent("deploy", standards))
+
+
+def test_the_isolation_and_key_standards_reach_the_roles_that_enforce_them() -> None:
+    """``make stack`` gives the roles creating jobs and models the network_isolation and
+    kms_key_arn standards (the foundation's execution role, the deploy pipeline's stack role, a
+    target account's roles), and each stack only parameters its template declares (CloudFormation
+    refuses any other)."""
+    key = "arn:aws:kms:us-east-1:123456789012:key/org"
+    strict = Standards(network_isolation=True, kms_key_arn=key)
+    expected = {
+        "foundation": {"NetworkIsolation": "true", "OrganisationKmsKeyArn": key},
+        "deploy": {"NetworkIsolation": "true"},
+        "target-account": {"NetworkIsolation": "true", "OrganisationKmsKeyArn": key},
+        "build": {},
+    }
+    for stack, wanted in expected.items():
+        for standards, want in ((strict, wanted), (Standards(), {})):
+            request = stacks.stack_request(
+                project_settings(standards), stack, dict(REQUIRED_PARAMETERS)
+            )
+            sent = {p["ParameterKey"]: p["ParameterValue"] for p in request["Parameters"]}
+            given = {k: sent[k] for k in ("NetworkIsolation", "OrganisationKmsKeyArn") if k in sent}
+            assert given == want, stack
+            declared = request["TemplateBody"].split("\nConditions:", 1)[0]
+            assert all(f"\n  {k}:\n" in declared for k in given), stack
