@@ -95,3 +95,24 @@ def test_cfn_lint_and_checkov_are_clean() -> None:
     assert report["summary"]["failed"] == 0, report["results"]["failed_checks"]
     assert report["summary"]["passed"] > 0
 
+
+
+def test_the_baseline_creates_the_groups_before_any_job(moto_endpoint: str) -> None:
+    """Executed against loopback CloudFormation: the three groups exist, kept a year, once the
+    stack is created (moto's CloudFormation drops a log group's KmsKeyId: the key is checked
+    on the template above)."""
+    import boto3
+
+    cloudformation = boto3.client(
+        "cloudformation", endpoint_url=moto_endpoint, region_name="us-east-1"
+    )
+    cloudformation.create_stack(
+        StackName="sagemaker-account-baseline", TemplateBody=BASELINE.read_text()
+    )
+    (stack,) = cloudformation.describe_stacks(StackName="sagemaker-account-baseline")["Stacks"]
+    assert stack["StackStatus"] == "CREATE_COMPLETE"
+    logs = boto3.client("logs", endpoint_url=moto_endpoint, region_name="us-east-1")
+    groups = logs.describe_log_groups(logGroupNamePrefix="/aws/sagemaker/")["logGroups"]
+    assert {g["logGroupName"]: g.get("retentionInDays") for g in groups} == dict.fromkeys(
+        JOB_LOG_GROUPS, 365
+    )

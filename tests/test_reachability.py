@@ -528,6 +528,40 @@ def test_the_enforced_condition_keys_are_those_aws_sets_on_each_call(
     assert misplaced == []
 
 
+def test_a_target_accounts_model_and_monitoring_job_outside_its_network_are_denied(
+    renders: dict[str, Path],
+) -> None:
+    """With stage_vpc, a target account's stack role may create the stage's model, and its model
+    role the monitoring job, only in that account's subnets and security groups."""
+    from .test_accounts import STAGE_VPC
+
+    network = STAGE_VPC["prod"]
+    inside = {
+        "sagemaker:VpcSubnets": network["subnets"],
+        "sagemaker:VpcSecurityGroupIds": network["security_groups"],
+    }
+    outside = {
+        "sagemaker:VpcSubnets": STAGE_VPC["staging"]["subnets"],
+        "sagemaker:VpcSecurityGroupIds": network["security_groups"],
+    }
+    for has_network in (True, False):
+        target = target_stacks(renders["separate"], "prod", network=has_network)["target"]
+        for role, action, kind in (
+            ("StackRole", "sagemaker:CreateModel", "model"),
+            ("ModelExecutionRole", "sagemaker:CreateProcessingJob", "processing-job"),
+        ):
+            arn = f"arn:aws:sagemaker:{iam.REGION}:{target.account}:{kind}/x"
+            documents = iam.role_documents(target, role)
+            decided = {
+                case: policy.decide(
+                    policy.Request(target.arn(role), action, arn, context), documents
+                ).name
+                for case, context in (("inside", inside), ("outside", outside), ("none", {}))
+            }
+            denied = "EXPLICIT_DENY" if has_network else "ALLOW"
+            assert decided == {"inside": "ALLOW", "outside": denied, "none": denied}, role
+
+
 # --- cloudsplaining: privilege escalation, from AWS's IAM data ----------------------------------
 
 # cloudsplaining (Salesforce; AWS's IAM data through policy_sentry, offline) reports the action
