@@ -38,9 +38,7 @@ def key_refusals(stack: iam.Stack) -> list[str]:
 def test_the_job_log_groups_are_kept_and_encrypted_with_a_key_logs_may_use() -> None:
     stack = baseline()
     groups = {
-        stack.resolve(resource["Properties"]["LogGroupName"]): stack.resolve(
-            resource["Properties"]
-        )
+        stack.resolve(resource["Properties"]["LogGroupName"]): stack.resolve(resource["Properties"])
         for _, resource in stack.active()
         if resource["Type"] == "AWS::Logs::LogGroup"
     }
@@ -66,9 +64,7 @@ def test_the_check_fails_without_the_logs_statement() -> None:
     template = copy.deepcopy(load_yaml(BASELINE))
     statements = template["Resources"]["JobLogsKey"]["Properties"]["KeyPolicy"]["Statement"]
     statements[:] = [s for s in statements if s["Sid"] != "CloudWatchLogsEncryptsJobLogGroups"]
-    assert len(key_refusals(baseline(template))) == len(JOB_LOG_GROUPS) * len(
-        calls.LOGS_KEY_CALLS
-    )
+    assert len(key_refusals(baseline(template))) == len(JOB_LOG_GROUPS) * len(calls.LOGS_KEY_CALLS)
 
 
 def test_cfn_lint_and_checkov_are_clean() -> None:
@@ -94,7 +90,6 @@ def test_cfn_lint_and_checkov_are_clean() -> None:
     report: dict[str, Any] = json.loads(result.stdout)
     assert report["summary"]["failed"] == 0, report["results"]["failed_checks"]
     assert report["summary"]["passed"] > 0
-
 
 
 def test_the_baseline_creates_the_groups_before_any_job(moto_endpoint: str) -> None:

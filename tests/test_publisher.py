@@ -294,9 +294,12 @@ def test_product_hands_the_isolation_and_key_standards_to_the_roles(
     assert iam.allows(execution, "sagemaker:CreateTrainingJob", job, not_isolated) is not strict
     isolated = {"sagemaker:NetworkIsolation": "true"}
     assert iam.allows(stack_role, "sagemaker:CreateModel", model, isolated)
-    assert iam.allows(
-        stack_role, "sagemaker:CreateModel", model, {"sagemaker:NetworkIsolation": "false"}
-    ) is not strict
+    assert (
+        iam.allows(
+            stack_role, "sagemaker:CreateModel", model, {"sagemaker:NetworkIsolation": "false"}
+        )
+        is not strict
+    )
 
 
 @pytest.mark.parametrize("answers", ANSWER_SETS, ids=["github", "codecommit", "github-actions"])

@@ -524,7 +524,9 @@ def test_the_enforced_condition_keys_are_those_aws_sets_on_each_call(
                     continue
                 keys = {k for block in statement["Condition"].values() for k in block}
                 for action in iam._as_list(statement["Action"]):
-                    misplaced += [f"{label}:{role} {action} {k}" for k in keys - supported_keys(action)]
+                    misplaced += [
+                        f"{label}:{role} {action} {k}" for k in keys - supported_keys(action)
+                    ]
     assert misplaced == []
 
 
