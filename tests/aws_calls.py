@@ -313,6 +313,11 @@ _REQUEST_KEYS: dict[str, dict[str, tuple[str, ...]]] = {
         "sagemaker:VpcSubnets": ("NetworkConfig", "VpcConfig", "Subnets"),
         "sagemaker:VpcSecurityGroupIds": ("NetworkConfig", "VpcConfig", "SecurityGroupIds"),
     },
+    "sagemaker:CreateModel": {
+        "sagemaker:NetworkIsolation": ("EnableNetworkIsolation",),
+        "sagemaker:VpcSubnets": ("VpcConfig", "Subnets"),
+        "sagemaker:VpcSecurityGroupIds": ("VpcConfig", "SecurityGroupIds"),
+    },
     "sagemaker:CreateTransformJob": {
         "sagemaker:VolumeKmsKey": ("TransformResources", "VolumeKmsKeyId"),
         "sagemaker:OutputKmsKey": ("TransformOutput", "KmsKeyId"),

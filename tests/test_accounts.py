@@ -444,14 +444,19 @@ def test_target_stack_role_grants_exactly_what_the_resource_schemas_require(
     The stack names the stage key by its alias (the build account cannot read the target's
     outputs); KMS authorizes a request that names an alias against the key it points to.
     """
-    target = target_stacks(mode_renders[mode], stage)["target"]
+    # serverless: the standards name no stage_vpc (serverless endpoints cannot meet one)
+    network = mode != "serverless"
+    target = target_stacks(mode_renders[mode], stage, network=network)["target"]
     alias = target.resolve(target.template["Outputs"]["KmsKeyAliasArn"]["Value"])
     key = target.arn("StageKey")
     role = iam.role_documents(target, "StackRole")
     by_key = [
         json.loads(json.dumps(document).replace(key, alias)) for document in role
     ]  # the role's key statements, read as KMS reads them for a request naming the alias
-    own = [target_stacks(mode_renders[mode], stage, deploy)["endpoint"] for deploy in DEPLOY_MODES]
+    own = [
+        target_stacks(mode_renders[mode], stage, deploy, network=network)["endpoint"]
+        for deploy in DEPLOY_MODES
+    ]
     for stack in own:
         assert missing_permissions(stack, by_key) == []
     # target-account.yaml is one template for both accounts: its stack role is checked against
@@ -459,7 +464,9 @@ def test_target_stack_role_grants_exactly_what_the_resource_schemas_require(
     # carries prod's monitoring grants: see the README).
     other = next(name for name in ACCOUNTS if name != stage)
     both_stages = own + [
-        target_stacks(mode_renders[mode], stage, deploy, endpoint_stage=other)["endpoint"]
+        target_stacks(mode_renders[mode], stage, deploy, endpoint_stage=other, network=network)[
+            "endpoint"
+        ]
         for deploy in DEPLOY_MODES
     ]
     assert excess_grants(both_stages, by_key) == []

@@ -3,6 +3,7 @@ its pipelines make are the ones AWS lets the execution role make under those sta
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
@@ -93,6 +94,15 @@ def test_project_rendered_under_strict_standards_applies_them(
         assert result.returncode == 0, (
             f"make {target}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
         )
+    made, broken = decisions_of_the_projects_requests(project)
+    assert set(made.values()) == {"ALLOW"}, made
+    assert set(broken.values()) == {"EXPLICIT_DENY"}, broken
+
+
+def decisions_of_the_projects_requests(project: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """The execution role's decisions on the job requests the project's build and monitoring
+    pipelines make (their definitions, built in the render's own environment), and on the same
+    requests each breaking one standard, with the parameters ``make stack`` gives the foundation."""
     collected = subprocess.run(
         [UV, "run", "--locked", "python", "-c", COLLECT],
         cwd=project,
@@ -103,33 +113,36 @@ def test_project_rendered_under_strict_standards_applies_them(
         check=False,
     )
     assert collected.returncode == 0, collected.stderr[-3000:]
-    made = json.loads(collected.stdout.strip().splitlines()[-1])
+    collected_json = json.loads(collected.stdout.strip().splitlines()[-1])
     foundation = iam.Stack(
         load_yaml(project / "infrastructure" / "foundation.yaml"),
         "tumour-foundation",
-        made["foundation"],
+        collected_json["foundation"],
     )
     role = iam.role_documents(foundation, "SageMakerExecutionRole")
     caller = foundation.arn("SageMakerExecutionRole")
-    requests = job_requests([made["pipeline"], made["monitoring"]])
+    requests = job_requests([collected_json["pipeline"], collected_json["monitoring"]])
     assert {action for _, action, _ in requests} == set(CREATE.values())
-    assert set(decisions(role, caller, requests).values()) == {"ALLOW"}
 
     # the same requests, each breaking one standard
-    other_key = STRICT_STANDARDS["kms_key_arn"] + "-other"  # type: ignore[operator]
+    other_key = f"{STRICT_STANDARDS['kms_key_arn']}-other"
     broken: list[tuple[str, str, dict[str, Any]]] = []
     for name, action, request in requests:
-        changed = json.loads(json.dumps(request))
         if action == "sagemaker:CreateTrainingJob":
-            broken.append(
-                (f"{name} not isolated", action, changed | {"EnableNetworkIsolation": False})
-            )
-            changed["ResourceConfig"]["VolumeKmsKeyId"] = other_key
-            broken.append((f"{name} another volume key", action, changed))
+            not_isolated = copy.deepcopy(request) | {"EnableNetworkIsolation": False}
+            another_key = copy.deepcopy(request)
+            another_key["ResourceConfig"]["VolumeKmsKeyId"] = other_key
+            broken += [
+                (f"{name} not isolated", action, not_isolated),
+                (f"{name} another volume key", action, another_key),
+            ]
         else:
-            changed["ProcessingOutputConfig"]["KmsKeyId"] = other_key
-            broken.append((f"{name} another output key", action, changed))
-            outside = json.loads(json.dumps(request))
+            another_key = copy.deepcopy(request)
+            another_key["ProcessingOutputConfig"]["KmsKeyId"] = other_key
+            outside = copy.deepcopy(request)
             del outside["NetworkConfig"]["VpcConfig"]
-            broken.append((f"{name} no VPC", action, outside))
-    assert set(decisions(role, caller, broken).values()) == {"EXPLICIT_DENY"}
+            broken += [
+                (f"{name} another output key", action, another_key),
+                (f"{name} no VPC", action, outside),
+            ]
+    return decisions(role, caller, requests), decisions(role, caller, broken)
