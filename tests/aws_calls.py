@@ -360,3 +360,58 @@ VERIFY_STAGE_CALLS: list[Call] = [
         API_PERMISSIONS,
     ),
 ]
+
+
+# Where SageMaker reads each condition key of a Create call in its request (Service
+# Authorization Reference, SageMaker's condition keys: "Filters access by ..." the request's
+# network isolation, volume and output KMS keys, VPC subnets and security groups), by action.
+_REQUEST_KEYS: dict[str, dict[str, tuple[str, ...]]] = {
+    "sagemaker:CreateTrainingJob": {
+        "sagemaker:NetworkIsolation": ("EnableNetworkIsolation",),
+        "sagemaker:InterContainerTrafficEncryption": ("EnableInterContainerTrafficEncryption",),
+        "sagemaker:VolumeKmsKey": ("ResourceConfig", "VolumeKmsKeyId"),
+        "sagemaker:OutputKmsKey": ("OutputDataConfig", "KmsKeyId"),
+        "sagemaker:VpcSubnets": ("VpcConfig", "Subnets"),
+        "sagemaker:VpcSecurityGroupIds": ("VpcConfig", "SecurityGroupIds"),
+    },
+    "sagemaker:CreateProcessingJob": {
+        "sagemaker:NetworkIsolation": ("NetworkConfig", "EnableNetworkIsolation"),
+        "sagemaker:InterContainerTrafficEncryption": (
+            "NetworkConfig",
+            "EnableInterContainerTrafficEncryption",
+        ),
+        "sagemaker:VolumeKmsKey": ("ProcessingResources", "ClusterConfig", "VolumeKmsKeyId"),
+        "sagemaker:OutputKmsKey": ("ProcessingOutputConfig", "KmsKeyId"),
+        "sagemaker:VpcSubnets": ("NetworkConfig", "VpcConfig", "Subnets"),
+        "sagemaker:VpcSecurityGroupIds": ("NetworkConfig", "VpcConfig", "SecurityGroupIds"),
+    },
+    "sagemaker:CreateModel": {
+        "sagemaker:NetworkIsolation": ("EnableNetworkIsolation",),
+        "sagemaker:VpcSubnets": ("VpcConfig", "Subnets"),
+        "sagemaker:VpcSecurityGroupIds": ("VpcConfig", "SecurityGroupIds"),
+    },
+    "sagemaker:CreateTransformJob": {
+        "sagemaker:VolumeKmsKey": ("TransformResources", "VolumeKmsKeyId"),
+        "sagemaker:OutputKmsKey": ("TransformOutput", "KmsKeyId"),
+    },
+}
+
+
+def request_condition_keys(action: str, request: Mapping[str, object]) -> dict[str, object]:
+    """The condition keys AWS sets on a SageMaker Create call from its request (e.g. a pipeline
+    step's Arguments): the fields above, booleans as IAM's "true"/"false", and each tag as
+    ``aws:RequestTag/<key>``. A field the request leaves out sets no key."""
+    context: dict[str, object] = {}
+    for key, path in _REQUEST_KEYS[action].items():
+        value: object = request
+        for field_name in path:
+            value = value.get(field_name) if isinstance(value, Mapping) else None
+        if isinstance(value, bool):
+            context[key] = "true" if value else "false"
+        elif value is not None:
+            context[key] = value
+    tags = request.get("Tags", [])
+    if isinstance(tags, list):
+        for tag in tags:
+            context[f"aws:RequestTag/{tag['Key']}"] = tag["Value"]
+    return context

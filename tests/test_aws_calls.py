@@ -231,13 +231,21 @@ def test_every_service_using_the_project_key_is_allowed_by_its_key_policy(
 ) -> None:
     """Defect: the build and deploy log groups are encrypted with the project key, whose policy
     did not let CloudWatch Logs use it (the stacks fail to create). Each resource that names
-    the key: the service (or its role, through S3) may make the calls AWS documents."""
+    the key, the stage endpoints' log groups included: the service (or its role, through S3)
+    may make the calls AWS documents."""
     stacks = dict(rendered_stacks(baked_matrix[matrix_id(extra)]))
     layout = [
         stacks["foundation.yaml"],
         stacks["build-pipeline.yaml"],
         stacks["deploy-pipeline.yaml"],
     ]
+    groups = {
+        stacks["foundation.yaml"].resolve(r["Properties"]["LogGroupName"])
+        for _, r in stacks["foundation.yaml"].active()
+        if r["Type"] == "AWS::Logs::LogGroup"
+    }
+    endpoints = {f"/aws/sagemaker/Endpoints/{PROJECT}-{stage}" for stage in ("staging", "prod")}
+    assert endpoints <= groups if extra.get("inference_mode") != "batch" else not groups
     policies = Policies([stacks["foundation.yaml"]])
     roles = _role_documents_by_arn(layout)
     users = [user for stack in layout for user in key_users(stack)]
@@ -446,6 +454,32 @@ def test_the_batch_pipeline_may_run_its_transform_in_a_target_account(
     owners = {values["bucket"]: BUILD, values["data_bucket"]: ACCOUNTS[stage]}
     policies = Policies([foundation, target])
     assert refused(role, identity, policies, requested, values, owners) == []
+
+
+@pytest.mark.parametrize("stage", list(ACCOUNTS))
+def test_a_target_accounts_endpoint_log_group_is_encrypted_with_a_key_logs_may_use(
+    mode_renders: dict[str, Path], stage: str
+) -> None:
+    """In a stage's own account target-account.yaml creates the endpoint's log group with the
+    stage key, whose key policy lets CloudWatch Logs use it for that group only."""
+    target = target_stacks(mode_renders["realtime"], stage)["target"]
+    users = list(key_users(target))
+    assert [(logical, key) for logical, _, key, _, _ in users] == [
+        ("EndpointLogGroup", target.arn("StageKey"))
+    ]
+    group = target.resolve(target.resources["EndpointLogGroup"]["Properties"]["LogGroupName"])
+    assert group == f"/aws/sagemaker/Endpoints/{PROJECT}-{stage}"
+    policies = Policies([target])
+    for logical, caller, key, requested, extra_values in users:
+        values = {"region": iam.REGION, "key": key} | extra_values
+        assert refused(caller, [], policies, requested, values) == [], logical
+    # and for no other stage's group
+    other = "prod" if stage == "staging" else "staging"
+    group = f"arn:aws:logs:{iam.REGION}:{ACCOUNTS[stage]}:log-group:/aws/sagemaker/Endpoints/"
+    values = {"region": iam.REGION, "key": target.arn("StageKey"), "log_group": group + other}
+    assert len(
+        refused(f"logs.{iam.REGION}.amazonaws.com", [], policies, calls.LOGS_KEY_CALLS, values)
+    ) == len(calls.LOGS_KEY_CALLS)
 
 
 # S3 uses the bucket's default key with the credentials of whoever writes or reads an object.
