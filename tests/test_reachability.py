@@ -434,7 +434,7 @@ def creators(project: Path, standards: dict[str, str]) -> list[tuple[str, iam.St
     """(label, stack, role, Create action) for every role that creates jobs or models, in one
     account and with staging and prod in accounts of their own, without networks."""
     build = build_stacks(project, separate=False, network=False, standards=standards)
-    batch = "BatchPipeline" in stage_template(project, "tumour")["Resources"]
+    batch = "BatchPipeline" in stage_template(project)["Resources"]
     jobs = ["sagemaker:CreateTrainingJob", "sagemaker:CreateProcessingJob"]
     transform = ["sagemaker:CreateTransformJob"] if batch else []
     found = [
