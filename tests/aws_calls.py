@@ -158,7 +158,9 @@ MODEL_ARTIFACT = (
 # outputs under the project's prefix of the artifact bucket, their key through S3, its logs.
 # The object a DVC 3 remote (.dvc/config: s3://<bucket>/<project>/dvc) keeps a file under: its
 # MD5, split after two hex digits (dvc_data's HashFileDB.oid_to_path under files/md5).
-DVC_OBJECT = "arn:{partition}:s3:::{bucket}/{project}/dvc/files/md5/de/971c087c3c1ca0d4d74f726d4c5b81"
+DVC_OBJECT = (
+    "arn:{partition}:s3:::{bucket}/{project}/dvc/files/md5/de/971c087c3c1ca0d4d74f726d4c5b81"
+)
 
 JOB_CALLS: list[Call] = [
     Call("s3:GetObject", "arn:{partition}:s3:::{bucket}/{project}/data/processed/train.csv", ROLES),

@@ -1096,7 +1096,6 @@ def push_data(endpoint: str, env: Mapping[str, str]) -> str:
     return data.version
 
 
-
 def publish(
     trigger: str, parameters: Mapping[str, str], env: dict[str, str], aws: Aws, pipeline_name: str
 ) -> tuple[str, dict[str, str]]:

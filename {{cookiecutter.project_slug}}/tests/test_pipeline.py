@@ -25,8 +25,8 @@ from pipeline_definition import (
 )
 
 from pipelines import run
-from pipelines.local import Aws, loopback_environment
 from pipelines.code_bundle import collect
+from pipelines.local import Aws, loopback_environment
 from pipelines.offline_install import parse_requirements
 from pipelines.settings import LOWER_IS_BETTER, Standards, load_settings, load_standards
 
@@ -233,12 +233,17 @@ def test_cli_prints_the_definition(
         monkeypatch.setenv(key, value)
     assert run.main(["--definition-only"]) == 0
     printed = json.loads(capsys.readouterr().out)
-    assert printed["Version"] and len(printed["Steps"]) == 6
+    assert printed["Version"] and len(printed["Steps"]) == 5
 
 
 def test_upsert_and_start(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
     for key, value in SETTINGS_ENV.items():
         monkeypatch.setenv(key, value)
+    # What `make push` leaves in the DVC remote (test_a_run_reads_the_data_dvc_pushed pushes).
+    data = run.tracked_data()
+    bucket, key = data.url.removeprefix("s3://").split("/", 1)
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=b"a,b\n1,2\n")
     assert run.main(["--upsert", "--start"]) == 0
     assert run.main(["--upsert"]) == 0  # a second upsert updates, it does not duplicate
     sagemaker = boto3.client("sagemaker")
@@ -250,6 +255,11 @@ def test_upsert_and_start(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
     assert described["PipelineDefinition"] == run.definition(settings)
     executions = sagemaker.list_pipeline_executions(PipelineName="churn-prod-pipeline")
     assert len(executions["PipelineExecutionSummaries"]) == 1
+    (execution,) = executions["PipelineExecutionSummaries"]
+    started = sagemaker.list_pipeline_parameters_for_execution(
+        PipelineExecutionArn=execution["PipelineExecutionArn"]
+    )["PipelineParameters"]
+    assert started == [{"Name": "InputDataUrl", "Value": data.url}]
     # The code the definition points at is there, file for file (and under network isolation
     # wheel for wheel), under its content hash.
     bundle = collect()
@@ -520,7 +530,9 @@ def test_three_classes_pass_the_gate_path(tmp_path: Path) -> None:
     del inputs["problem_type"]
     from pipelines.pipeline import get_pipeline
 
-    definition = json.loads(get_pipeline(settings, **inputs).definition())
+    definition = json.loads(
+        get_pipeline(settings, data_url=run.tracked_data().url, **inputs).definition()
+    )
     (condition,) = walk_steps(definition)["QualityGate"]["Arguments"]["Conditions"]
     path = condition["LeftValue"]["Std:JsonGet"]["Path"]
 
@@ -557,11 +569,22 @@ def test_a_run_reads_the_data_dvc_pushed(workspace: Path, moto_endpoint: str) ->
     s3 = boto3.client("s3", endpoint_url=moto_endpoint)
     s3.create_bucket(Bucket=bucket)
     subprocess.run(
-        ["dvc", "remote", "modify", "--local", "s3", "endpointurl", moto_endpoint],
+        [
+            sys.executable,
+            "-m",
+            "dvc",
+            "remote",
+            "modify",
+            "--local",
+            "s3",
+            "endpointurl",
+            moto_endpoint,
+        ],
         cwd=workspace,
         check=True,
     )
-    subprocess.run(["dvc", "commit", "--force", "-q", DVC_FILE], cwd=workspace, check=True)
+    dvc = [sys.executable, "-m", "dvc"]
+    subprocess.run([*dvc, "commit", "--force", "-q", DVC_FILE], cwd=workspace, check=True)
 
     def start() -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -579,7 +602,7 @@ def test_a_run_reads_the_data_dvc_pushed(workspace: Path, moto_endpoint: str) ->
     assert line.startswith("error: data version ") and line.endswith("run `make push`")
     assert s3.list_objects_v2(Bucket=bucket).get("KeyCount") == 0  # nothing was uploaded
 
-    subprocess.run(["dvc", "push", "-q", DVC_FILE], cwd=workspace, check=True)
+    subprocess.run([*dvc, "push", "-q", DVC_FILE], cwd=workspace, check=True)
     (key,) = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
     resolved = subprocess.run(
         [sys.executable, "-c", "from pipelines import run; print(run.tracked_data().url)"],

@@ -34,7 +34,15 @@ PROBLEM_TYPE = json.loads(SCHEMA.read_text())["problem_type"]
 PARAMS = yaml.safe_load((PROJECT / "params.yaml").read_text())
 # The DVC configuration is copied (the remote the pipeline reads), not its cache or state.
 COPY_IGNORED = shutil.ignore_patterns(
-    ".venv", ".git", "cache", "tmp", "__pycache__", "*_cache", "build", "models", "processed",
+    ".venv",
+    ".git",
+    "cache",
+    "tmp",
+    "__pycache__",
+    "*_cache",
+    "build",
+    "models",
+    "processed",
     "reports",
 )
 DVC_FILE = "data/raw/dataset.csv.dvc"
