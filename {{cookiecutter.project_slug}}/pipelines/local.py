@@ -1083,11 +1083,17 @@ def push_data(endpoint: str, env: Mapping[str, str]) -> str:
     data = tracked_data(DATA_DVC_FILE)
     no_scm = {"core": {"no_scm": True}}
     try:
-        remote = Repo(str(PROJECT), config=no_scm).config["core"]["remote"]
-        with environment(env):
-            Repo(
-                str(PROJECT), config=no_scm | {"remote": {remote: {"endpointurl": endpoint}}}
-            ).push(targets=[str(DATA_DVC_FILE)], remote=remote)
+        with Repo(str(PROJECT), config=no_scm) as repo:
+            remote = repo.config["core"]["remote"]
+            cached = repo.cache.local.exists(data.version)
+        if not cached:  # DVC would only warn and push nothing
+            raise PipelineLocalError(
+                f"data version {data.version} is not in the DVC cache: run `make setup` "
+                f"(or `dvc commit {DATA_DVC_FILE.relative_to(PROJECT)}` after changing the data)"
+            )
+        loopback = no_scm | {"remote": {remote: {"endpointurl": endpoint}}}
+        with environment(env), Repo(str(PROJECT), config=loopback) as repo:
+            repo.push(targets=[str(DATA_DVC_FILE)], remote=remote)
     except DvcException as error:
         raise PipelineLocalError(
             f"cannot push data version {data.version} to the loopback DVC remote: {error}"

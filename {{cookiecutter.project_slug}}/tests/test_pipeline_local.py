@@ -159,6 +159,23 @@ def card_data_version(card: dict[str, Any]) -> str:
     return str(evaluation["metadata"]["data_version"])
 
 
+def test_data_missing_from_the_dvc_cache_is_refused_in_one_line(
+    endpoint: str, tmp_path: Path
+) -> None:
+    """A checkout whose data never reached the DVC cache: nothing to push, nothing is run."""
+    project = project_copy(tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "pipelines.local", "--endpoint-url", endpoint],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    (line,) = result.stderr.splitlines()
+    assert f"data version {data_version(project)} is not in the DVC cache: run `make setup`" in line
+
+
 def test_two_executions_keep_their_own_outputs_and_metrics(
     endpoint: str, aws: local.Aws, tmp_path: Path
 ) -> None:
