@@ -1069,7 +1069,7 @@ def environment(env: Mapping[str, str]) -> Iterator[None]:
         os.environ.update(saved)
 
 
-def push_data(endpoint: str, env: Mapping[str, str]) -> str:
+def push_data(endpoint: str, env: Mapping[str, str], aws: Aws) -> str:
     """``make push`` of the tracked data to the DVC remote on the loopback; return its version.
 
     The endpoint is a configuration override of this process only: nothing is written to the
@@ -1078,9 +1078,13 @@ def push_data(endpoint: str, env: Mapping[str, str]) -> str:
     from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
-    from .run import DATA_DVC_FILE, tracked_data
+    from .run import DATA_DVC_FILE, DataError, tracked_data
 
-    data = tracked_data(DATA_DVC_FILE)
+    try:
+        data = tracked_data(DATA_DVC_FILE)
+    except DataError as error:
+        raise PipelineLocalError(str(error)) from None
+    aws.ensure_bucket(split_s3_uri(data.url)[0])  # the DVC remote's bucket (.dvc/config)
     no_scm = {"core": {"no_scm": True}}
     try:
         with Repo(str(PROJECT), config=no_scm) as repo:
@@ -1097,7 +1101,6 @@ def push_data(endpoint: str, env: Mapping[str, str]) -> str:
     except DvcException as error:
         raise PipelineLocalError(
             f"cannot push data version {data.version} to the loopback DVC remote: {error}"
-            " (run `make setup` to put the data into the DVC cache)"
         ) from None
     return data.version
 
@@ -1167,12 +1170,7 @@ def execute(args: argparse.Namespace, endpoint: str, workdir: Path) -> dict[str,
     aws = Aws(env)
     aws.ensure_bucket(settings.bucket)
     aws.ensure_model_package_group(settings.model_package_group)
-    from .run import DataError
-
-    try:
-        push_data(endpoint, env)
-    except DataError as error:
-        raise PipelineLocalError(str(error)) from None
+    push_data(endpoint, env, aws)
     parameters = dict(args.parameter or [])
     arn, started_with = publish(args.trigger, parameters, env, aws, settings.pipeline_name)
     if args.definition:
