@@ -156,8 +156,15 @@ MODEL_ARTIFACT = (
 
 # What each job does as its execution role (the same role in this project): its inputs and
 # outputs under the project's prefix of the artifact bucket, their key through S3, its logs.
+# The object a DVC 3 remote (.dvc/config: s3://<bucket>/<project>/dvc) keeps a file under: its
+# MD5, split after two hex digits (dvc_data's HashFileDB.oid_to_path under files/md5).
+DVC_OBJECT = (
+    "arn:{partition}:s3:::{bucket}/{project}/dvc/files/md5/de/971c087c3c1ca0d4d74f726d4c5b81"
+)
+
 JOB_CALLS: list[Call] = [
     Call("s3:GetObject", "arn:{partition}:s3:::{bucket}/{project}/data/processed/train.csv", ROLES),
+    Call("s3:GetObject", DVC_OBJECT, ROLES),  # the prepare step's input: the tracked data
     Call("s3:PutObject", MODEL_ARTIFACT, ROLES),
     Call("s3:ListBucket", "arn:{partition}:s3:::{bucket}", ROLES),
     Call("kms:Decrypt", "{key}", SSE_KMS, VIA_S3),
@@ -176,6 +183,12 @@ JOB_CALLS: list[Call] = [
 
 # The batch transform job, as the model's role: reads the input prefix, writes predictions and
 # captured data in the stage's data bucket, with its key; logs to /aws/sagemaker/TransformJobs.
+# What no job may do: change or remove a data version in the DVC remote (only `make push` writes).
+JOB_REFUSED_CALLS: list[Call] = [
+    Call("s3:PutObject", DVC_OBJECT, ROLES),
+    Call("s3:DeleteObject", DVC_OBJECT, ROLES),
+]
+
 TRANSFORM_JOB_CALLS: list[Call] = [
     Call(
         "s3:GetObject",

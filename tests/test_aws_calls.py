@@ -122,6 +122,9 @@ def test_the_build_pipelines_steps_and_jobs_are_allowed(
     ]
     values = values_for(foundation, data_prefix="")
     assert refused(role, identity, Policies([foundation]), requested, values) == []
+    # The data versions in the DVC remote are read-only to the jobs.
+    outside = calls.JOB_REFUSED_CALLS
+    assert len(refused(role, identity, Policies([foundation]), outside, values)) == len(outside)
 
 
 MONITORED_ROWS = [row for row in MATRIX if row.get("inference_mode") != "serverless"]

@@ -472,7 +472,7 @@ def test_pipeline_definitions_are_read_from_the_artifact_bucket_only(
     refused = [
         f"arn:aws:s3:::another-bucket/{definitions}",
         f"arn:aws:s3:::{bucket}-copy/{definitions}",
-        f"arn:aws:s3:::{bucket}/tumour/data/raw/train.csv",
+        f"arn:aws:s3:::{bucket}/tumour/dvc/files/md5/de/971c087c3c1ca0d4d74f726d4c5b81",
         f"arn:aws:s3:::{bucket}/other-project/batch/definitions/0123abcd.json",
         f"arn:aws:s3:::{bucket}/other-project/monitoring/definitions/0123abcd.json",
         f"arn:aws:s3:::{bucket}/tumour/monitoring/prod/report.json",

@@ -306,7 +306,6 @@ def test_target_accounts_read_models_and_code_not_data(renders: dict[str, Path])
         "tumour/code/0f1e2d/pipelines/run.py",
     ]
     private = [
-        "tumour/data/current.json",
         "tumour/dvc/files/md5/ab/cdef",
         f"{run}/prepare/train/train.csv",
         f"{run}/evaluation/metrics.json",
