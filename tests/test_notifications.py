@@ -239,17 +239,15 @@ def _admits(
     return decide(request, [], document) is Decision.ALLOW
 
 
-def _publishers(stack: iam.Stack, build: bool) -> dict[str, str]:
+def _publishers(stack: iam.Stack) -> dict[str, str]:
     """Each publisher of the topic and the ARN of the project's resource that publishes."""
     where = f"{iam.REGION}:{stack.account}"
     account = stack.account
-    publishers = {
+    return {
         "cloudwatch.amazonaws.com": f"arn:aws:cloudwatch:{where}:alarm:{PROJECT}-data-drift",
         "events.amazonaws.com": f"arn:aws:events:{where}:rule/{PROJECT}-notify-pipeline-failed",
+        "budgets.amazonaws.com": f"arn:aws:budgets::{account}:budget/{PROJECT}-monthly",
     }
-    if build:
-        publishers["budgets.amazonaws.com"] = f"arn:aws:budgets::{account}:budget/{PROJECT}-monthly"
-    return publishers
 
 
 @pytest.mark.parametrize("where", ["build", "staging", "prod"])
@@ -273,7 +271,7 @@ def test_only_the_projects_publishers_may_publish_and_use_the_key(
     ]
     key_policy = stack.resolve(resources[key]["Properties"]["KeyPolicy"])
     key_arn = stack.arn(key)
-    publishers = _publishers(stack, build=where == "build")
+    publishers = _publishers(stack)
     for service, source in publishers.items():
         context = {"aws:SourceAccount": stack.account, "aws:SourceArn": source}
         assert _admits(policy, service, "sns:Publish", topic, context), service
@@ -298,7 +296,6 @@ def test_only_the_projects_publishers_may_publish_and_use_the_key(
     strangers = [
         "sagemaker.amazonaws.com",
         "s3.amazonaws.com",
-        *(["budgets.amazonaws.com"] if "budgets.amazonaws.com" not in publishers else []),
         f"arn:aws:iam::{stack.account}:role/{PROJECT}-sagemaker-execution",
         f"arn:aws:iam::999999999999:role/{PROJECT}-notifier",
     ]
@@ -397,20 +394,31 @@ def test_a_notifications_standard_subscribes_its_addresses_in_every_account(
 def test_the_budget_watches_the_projects_tag_and_tells_the_topic(
     with_notifications: dict[str, Path], baked_matrix: dict[str, Path]
 ) -> None:
+    """One budget in each account the project uses (the build account's, and a staging or prod
+    account of its own), each told to its own account's topic."""
     for project, amount in ((with_notifications["realtime"], 250), (baked_matrix[REALTIME], 1000)):
-        stack = foundation(project)
-        budget = stack.resolve(stack.template["Resources"]["ProjectBudget"]["Properties"])
-        assert budget["Budget"]["BudgetLimit"] == {"Amount": amount, "Unit": "USD"}
-        assert budget["Budget"]["CostFilters"] == {
-            "TagKeyValue": [f"user:sagemaker:project-name${PROJECT}"]
+        budgets = {f"{PROJECT}-monthly": foundation(project)} | {
+            f"{PROJECT}-{stage}-monthly": target_stacks(project, stage)["target"]
+            for stage in ACCOUNTS
         }
-        topic = stack.arn("NotificationTopic")
-        told = {
-            (n["Notification"]["NotificationType"], n["Notification"]["Threshold"])
-            for n in budget["NotificationsWithSubscribers"]
-            if n["Subscribers"] == [{"SubscriptionType": "SNS", "Address": topic}]
-        }
-        assert told == {("FORECASTED", 80), ("ACTUAL", 100)}
+        for name, stack in budgets.items():
+            _check_budget(stack, name, amount)
+
+
+def _check_budget(stack: iam.Stack, name: str, amount: int) -> None:
+    budget = stack.resolve(stack.template["Resources"]["ProjectBudget"]["Properties"])
+    assert budget["Budget"]["BudgetName"] == name
+    assert budget["Budget"]["BudgetLimit"] == {"Amount": amount, "Unit": "USD"}
+    assert budget["Budget"]["CostFilters"] == {
+        "TagKeyValue": [f"user:sagemaker:project-name${PROJECT}"]
+    }
+    topic = stack.arn("NotificationTopic")
+    told = {
+        (n["Notification"]["NotificationType"], n["Notification"]["Threshold"])
+        for n in budget["NotificationsWithSubscribers"]
+        if n["Subscribers"] == [{"SubscriptionType": "SNS", "Address": topic}]
+    }
+    assert told == {("FORECASTED", 80), ("ACTUAL", 100)}
 
 
 def test_renders_with_notifications_are_lint_and_checkov_clean(
