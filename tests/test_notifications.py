@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import botocore.session
 import pytest
 import yaml
 from cookiecutter.main import cookiecutter
@@ -78,12 +79,25 @@ def _codepipeline_failed(project: str, pipeline: str = "deploy") -> dict[str, An
     return event
 
 
-def _endpoint_rolled_back(project: str, stage: str = "prod") -> dict[str, Any]:
-    event = sample("sagemaker-endpoint-deployment-state-change")
-    name = f"{project}-{stage}"
-    arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/{name}"
-    event["resources"] = [arn]
-    event["detail"] |= {"EndpointName": name, "EndpointArn": arn, "EndpointStatus": "ROLLING_BACK"}
+def _stack_id(project: str, stage: str) -> str:
+    """A real stack id: arn:...:stack/<name>/<uuid> (the documented sample leaves out the uuid)."""
+    name = f"{project}-endpoint-{stage}"
+    return f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{name}/aaf549a0-a413-11df-adb3-5081b3858e83"
+
+
+def _endpoint_rolled_back(
+    project: str, stage: str = "prod", status: str = "UPDATE_ROLLBACK_COMPLETE"
+) -> dict[str, Any]:
+    event = sample("cloudformation-stack-status-change")
+    stack = _stack_id(project, stage)
+    event["resources"] = [stack]
+    event["detail"] |= {
+        "stack-id": stack,
+        "status-details": {
+            "status": status,
+            "status-reason": "Resource update cancelled: Endpoint rolled back (alarm fired)",
+        },
+    }
     return event
 
 
@@ -134,8 +148,22 @@ CASES: dict[str, tuple[Failure, list[Callable[[], dict[str, Any]]], list[str]]] 
     ),
     "EndpointRollbackRule": (
         _endpoint_rolled_back,
-        [lambda: sample("sagemaker-endpoint-deployment-state-change")],
-        ["tumour-prod", "rolled back", "#/endpoints/tumour-prod"],
+        [
+            lambda: sample("cloudformation-stack-status-change"),
+            lambda: _endpoint_rolled_back(PROJECT, status="UPDATE_COMPLETE"),
+            lambda: _endpoint_rolled_back(PROJECT, status="ROLLBACK_COMPLETE"),  # a first create
+            # The stack of another project whose name starts with this one's.
+            lambda: _endpoint_rolled_back(f"{PROJECT}-endpoint-prod"),
+            lambda: sample("sagemaker-endpoint-state-change"),
+            lambda: sample("sagemaker-endpoint-deployment-state-change"),
+        ],
+        [
+            "is rolled back (UPDATE_ROLLBACK_COMPLETE)",
+            "previous model keeps serving",
+            "stack/tumour-endpoint-prod/",
+            "Endpoint rolled back (alarm fired)",
+            "/cloudformation/home?region=us-east-1#/stacks/events?stackId=arn:aws:cloudformation:",
+        ],
     ),
     "TransformFailedRule": (
         _transform_failed,
@@ -228,6 +256,26 @@ def test_a_batch_pipeline_failure_is_told_and_the_model_pipeline_of_another_stag
     rule = rules(foundation(baked_matrix[BATCH]))["PipelineFailedRule"]
     assert matches(rule, _pipeline_failed(PROJECT, "prod-batch"))
     assert not matches(rule, _pipeline_failed(PROJECT, "dev-batch"))
+
+
+def test_a_rolled_back_update_of_either_endpoint_stack_is_told_with_cloudformations_statuses(
+    baked_matrix: dict[str, Path],
+) -> None:
+    """SageMaker's endpoint events document no rollback status, so the rule listens to the
+    endpoint stacks' documented CloudFormation statuses (botocore's StackStatus values): an
+    update rolled back, or one whose rollback failed too, of the staging or the prod stack."""
+    rule = rules(foundation(baked_matrix[REALTIME]))["EndpointRollbackRule"]
+    statuses = rule["EventPattern"]["detail"]["status-details"]["status"]
+    documented = botocore.session.get_session().get_service_model("cloudformation")
+    assert set(statuses) <= set(documented.shape_for("StackStatus").enum)
+    for stage in ("staging", "prod"):
+        for status in ("UPDATE_ROLLBACK_COMPLETE", "UPDATE_ROLLBACK_FAILED"):
+            assert matches(rule, _endpoint_rolled_back(PROJECT, stage, status)), (stage, status)
+        for status in ("UPDATE_COMPLETE", "UPDATE_ROLLBACK_IN_PROGRESS", "UPDATE_FAILED"):
+            assert not matches(rule, _endpoint_rolled_back(PROJECT, stage, status)), status
+    other_stack = _endpoint_rolled_back(PROJECT)
+    other_stack["detail"]["stack-id"] = _stack_id(PROJECT, "prod").replace("endpoint-", "build-")
+    assert not matches(rule, other_stack)
 
 
 def _admits(
