@@ -8,14 +8,17 @@ event of another project, do not match.
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
+import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import botocore.session
+import org_standards
 import pytest
 import yaml
 from cookiecutter.main import cookiecutter
@@ -23,7 +26,7 @@ from moto.events.models import EventPattern
 from moto.events.utils import EventTemplateParser
 
 from . import iam_model as iam
-from .conftest import MATRIX, TEMPLATE, matrix_id, stage_template
+from .conftest import MATRIX, TEMPLATE, matrix_id, rendered_pipelines, stage_template
 from .iam_policy import Decision, Request, decide
 from .test_accounts import ACCOUNTS, PROJECT, build_stacks, target_stacks
 from .test_infrastructure import tool
@@ -82,7 +85,8 @@ def _codepipeline_failed(project: str, pipeline: str = "deploy") -> dict[str, An
 def _stack_id(project: str, stage: str) -> str:
     """A real stack id: arn:...:stack/<name>/<uuid> (the documented sample leaves out the uuid)."""
     name = f"{project}-endpoint-{stage}"
-    return f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{name}/aaf549a0-a413-11df-adb3-5081b3858e83"
+    uuid = "aaf549a0-a413-11df-adb3-5081b3858e83"
+    return f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{name}/{uuid}"
 
 
 def _endpoint_rolled_back(
@@ -512,3 +516,104 @@ def test_the_readme_says_who_is_told_what(baked_matrix: dict[str, Path]) -> None
         "budget",
     ):
         assert said in section, said
+
+
+def _subscribers_request(project: Path, notifications: Any, tmp_path: Path) -> Any:
+    """`make stack STACK=subscribers`'s request (or its one-line refusal) in a copy of the
+    render whose deploy settings (pipelines/defaults.json) name ``notifications``."""
+    copy = tmp_path / project.name
+    shutil.copytree(project, copy, ignore=shutil.ignore_patterns(".git", "data", ".dvc"))
+    defaults = copy / "pipelines" / "defaults.json"
+    settings = json.loads(defaults.read_text())
+    assert settings["notifications"] == {
+        "emails": [],
+        "chatbot_slack": None,
+    }  # the field a team edits
+    defaults.write_text(json.dumps(settings | {"notifications": notifications}))
+    with rendered_pipelines(copy):
+        stacks = importlib.import_module("pipelines.stacks")
+        loaded = importlib.import_module("pipelines.settings").load_settings(
+            {"SAGEMAKER_PROJECT_NAME": PROJECT, "SAGEMAKER_PROJECT_ID": "p-1"}
+        )
+        try:
+            return stacks.stack_request(loaded, "subscribers", {})
+        except stacks.StackError as error:
+            return error
+
+
+def test_a_project_subscriber_from_the_deploy_settings_hears_the_topic_of_its_account(
+    with_notifications: dict[str, Path], tmp_path: Path
+) -> None:
+    """The team's own addresses and Slack channel (pipelines/defaults.json notifications) are
+    subscribed to the topic the foundation (or target-account) stack creates in the account, as
+    a stack of their own; an address the standards already subscribe is left to theirs."""
+    project = with_notifications["realtime"]
+    team = {
+        "emails": ["team@example.com", STANDARDS["notifications"]["emails"][0]],
+        "chatbot_slack": {"workspace_id": "T0999ZZZZ", "channel_id": "C0999ZZZZ"},
+    }
+    request = _subscribers_request(project, team, tmp_path)
+    assert request["StackName"] == f"{PROJECT}-subscribers"
+    template = json.loads(request["TemplateBody"])
+    parameters = {p["ParameterKey"]: p["ParameterValue"] for p in request["Parameters"]}
+    for owner in (foundation(project), target_stacks(project, "prod")["target"]):
+        stack = iam.Stack(template, request["StackName"], parameters, account=owner.account)
+        resolved = {logical: stack.resolve(r) for logical, r in stack.active()}
+        topic = owner.arn("NotificationTopic")
+        emails = [
+            r["Properties"]["Endpoint"]
+            for r in resolved.values()
+            if r["Type"] == "AWS::SNS::Subscription"
+            and r["Properties"]["TopicArn"] == topic
+            and r["Properties"]["Protocol"] == "email"
+        ]
+        assert emails == ["team@example.com"]
+        slack = resolved["ProjectSlackChannel"]["Properties"]
+        assert slack["SnsTopicArns"] == [topic]
+        assert (slack["SlackWorkspaceId"], slack["SlackChannelId"]) == ("T0999ZZZZ", "C0999ZZZZ")
+        assert slack["GuardrailPolicies"] == ["arn:aws:iam::aws:policy/AWSDenyAll"]
+        role = resolved["ProjectSlackChannelRole"]["Properties"]
+        assert "Policies" not in role and "ManagedPolicyArns" not in role
+    body = tmp_path / "subscribers.json"
+    body.write_text(request["TemplateBody"])
+    lint = subprocess.run(
+        [tool("cfn-lint"), str(body)], capture_output=True, text=True, check=False
+    )
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+@pytest.mark.parametrize(
+    ("notifications", "says"),
+    [
+        ({"emails": ["team-at-example.com"]}, "notifications.emails: 'team-at-example.com'"),
+        ({"emails": "team@example.com"}, "notifications.emails: must be a list"),
+        (
+            {"chatbot_slack": {"workspace_id": "t0123", "channel_id": "C1"}},
+            "notifications.chatbot_slack.workspace_id: 't0123'",
+        ),
+        ({"email": ["team@example.com"]}, "unknown key 'email'"),
+        ({"emails": [], "chatbot_slack": None}, "no subscriber of the project's own"),
+    ],
+)
+def test_a_bad_project_subscriber_is_refused_in_one_line(
+    baked_matrix: dict[str, Path], tmp_path: Path, notifications: Any, says: str
+) -> None:
+    refusal = _subscribers_request(baked_matrix[REALTIME], notifications, tmp_path)
+    assert isinstance(refusal, Exception), refusal
+    message = str(refusal)
+    assert "\n" not in message and message.startswith("defaults.json notifications"), message
+    assert says in message, message
+
+
+def test_the_deploy_settings_check_addresses_as_the_standards_schema_does(
+    baked_matrix: dict[str, Path],
+) -> None:
+    """One pattern for an address and a Slack id: the rendered check's are the standards
+    schema's (hooks/org_standards.py)."""
+    schema = org_standards.SCHEMA["properties"]["notifications"]["properties"]
+    with rendered_pipelines(baked_matrix[REALTIME]):
+        rendered = importlib.import_module("pipelines.subscribers")
+        assert rendered.EMAIL.pattern == schema["emails"]["items"]["pattern"]
+        slack = schema["chatbot_slack"]["properties"]
+        assert rendered.SLACK_WORKSPACE.pattern == slack["workspace_id"]["pattern"]
+        assert rendered.SLACK_CHANNEL.pattern == slack["channel_id"]["pattern"]
