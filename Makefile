@@ -11,7 +11,7 @@ DEMO_DIR ?= build/demo
 # Some images set PYTHONDONTWRITEBYTECODE; every process then recompiles scikit-learn and SciPy.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: help uv env browser demo test test-fast lint lock bench aws-acceptance clean
+.PHONY: help uv env browser demo test test-fast lint docs lock bench aws-acceptance clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -44,6 +44,9 @@ lint: env ## Ruff and mypy on the template's own code
 	$(UV) run --locked ruff check hooks service_catalog bench tools tests local_extensions.py
 	$(UV) run --locked ruff format --check hooks service_catalog bench tools tests local_extensions.py
 	$(UV) run --locked mypy
+
+docs: env ## Build the user guide (docs/, mkdocs --strict, offline) into build/site; tests/test_docs.py builds it in make test
+	$(UV) run --locked mkdocs build --strict
 
 lock: env ## Refresh the rendered project's uv.lock after changing its dependencies
 	$(UV) run --locked python tools/lock_rendered_project.py
