@@ -11,7 +11,7 @@ DEMO_DIR ?= build/demo
 # Some images set PYTHONDONTWRITEBYTECODE; every process then recompiles scikit-learn and SciPy.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: help uv env browser demo test test-fast lint lock platform-wheel bench aws-acceptance clean
+.PHONY: help uv env browser demo test test-fast lint docs lock platform-wheel bench aws-acceptance clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -53,6 +53,9 @@ platform-wheel: env ## Rebuild the platform library's wheel the rendered project
 	$(UV) build --wheel mlops-platform --out-dir build/platform-wheel
 	rm -f '{{cookiecutter.project_slug}}'/src/platform-wheels/*.whl
 	cp build/platform-wheel/*.whl '{{cookiecutter.project_slug}}/src/platform-wheels/'
+
+docs: env ## Build the user guide (docs/, mkdocs --strict, offline) into build/site; tests/test_docs.py builds it in make test
+	$(UV) run --locked mkdocs build --strict
 
 lock: env ## Refresh the rendered project's uv.lock after changing its dependencies
 	$(UV) run --locked python tools/lock_rendered_project.py

@@ -52,6 +52,26 @@ class OrganisationStandards(Extension):
         environment.globals["org_standards"] = standards
 
 
+class TemplateFolder(Extension):
+    """The template's folder as the Jinja global ``template_folder()``, for the hooks.
+
+    Cookiecutter runs a hook as a rendered copy written to a temp folder, away from the tested
+    helpers in the template's ``hooks/``. It renders that copy in the template's folder: hooks are
+    found there (``cookiecutter.hooks.find_hook`` must be called with the template as the working
+    directory, and ``run_hook_from_repo_dir`` makes it so, also when cruft renders a clone of a
+    template commit). So the working directory at render time is the folder the hook came from.
+    """
+
+    def __init__(self, environment: Environment) -> None:
+        super().__init__(environment)
+        environment.globals["template_folder"] = template_folder
+
+
+def template_folder() -> str:
+    """The folder cookiecutter renders the hooks in: the template's (:class:`TemplateFolder`)."""
+    return str(Path.cwd())
+
+
 class LiteralTemplate:
     """What ``Environment.from_string`` returns for text without Jinja markers: the text."""
 

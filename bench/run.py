@@ -13,6 +13,7 @@ renders so that load from other processes falls on both alike.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -73,9 +74,11 @@ def repeat(times: int, action: Callable[[], float]) -> dict[str, float]:
     return stats([action() for _ in range(times)])
 
 
-def render_ours(output: Path, *answers: str) -> float:
+def render_ours(output: Path, *answers: str, template: Path = ROOT) -> float:
     shutil.rmtree(output, ignore_errors=True)
-    return run([str(BIN / "cookiecutter"), "--no-input", str(ROOT), "-o", str(output), *answers])
+    return run(
+        [str(BIN / "cookiecutter"), "--no-input", str(template), "-o", str(output), *answers]
+    )
 
 
 def ccds_environment(work: Path) -> Path | None:
@@ -132,54 +135,61 @@ def with_cpu(render: Callable[[], float]) -> tuple[float, float]:
     return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
 
 
-def render_side_by_side(work: Path, runs: int, ccds_template: Path) -> dict[str, Any]:
-    """Our default render against ccds rendering its own default, interleaved run by run.
+def render_side_by_side(
+    work: Path, runs: int, ccds_template: Path, variants: dict[str, Path] | None = None
+) -> dict[str, Any]:
+    """Our default render against ccds rendering its own default, interleaved run by run, and
+    any other folders of this template (``--render-variant``: another commit, or the template
+    without a mechanism) in the same rounds.
 
-    Alternating the two spreads the load of other processes on the machine over both; CPU time
-    is reported beside wall time because it is the figure such load disturbs least.
+    Alternating the renders spreads the load of other processes on the machine over all of them;
+    CPU time is reported beside wall time because it is the figure such load disturbs least.
     """
+    variants = variants or {}
     has_template = (ccds_template / "ccds.json").is_file()
     ccds = ccds_environment(work) if has_template else None
+    renders: dict[str, Callable[[], float]] = {"this template": lambda: render_ours(work / "ours")}
+    for name, folder in variants.items():
+        renders[name] = functools.partial(render_ours, work / f"variant-{name}", template=folder)
     if ccds is None:
         why = (
             "uv could not install cookiecutter-data-science"
             if has_template
             else f"no cookiecutter-data-science template at {ccds_template} (--ccds-template)"
         )
-        return {"this template": repeat(runs, lambda: render_ours(work / "ours")), "ccds": why}
+        return {name: repeat(runs, render) for name, render in renders.items()} | {"ccds": why}
     reference: Path = ccds
-
-    def ours_render() -> float:
-        return render_ours(work / "ours")
-
-    def ccds_render() -> float:
-        return render_reference(reference, ccds_template, work / "ccds")
-
+    ccds_name = f"ccds {ccds_version(ccds)}, its default"
+    renders[ccds_name] = lambda: render_reference(reference, ccds_template, work / "ccds")
     # One unmeasured render each first: the fresh ccds environment compiles its bytecode then.
-    ours_render()
-    ccds_render()
+    for render in renders.values():
+        render()
     load_before = os.getloadavg()[0]
-    ours: list[tuple[float, float]] = []
-    theirs: list[tuple[float, float]] = []
+    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in renders}
     for _ in range(runs):
-        ours.append(with_cpu(ours_render))
-        theirs.append(with_cpu(ccds_render))
+        for name, render in renders.items():
+            samples[name].append(with_cpu(render))
     load_after = os.getloadavg()[0]
 
-    def median(samples: list[tuple[float, float]], index: int) -> float:
-        return statistics.median(sample[index] for sample in samples)
+    def median(name: str, index: int) -> float:
+        return statistics.median(sample[index] for sample in samples[name])
 
-    return {
-        "this template, default answers (wall)": stats([wall for wall, _ in ours]),
-        "this template (CPU)": stats([cpu for _, cpu in ours]),
-        f"ccds {ccds_version(ccds)}, its default (wall)": stats([wall for wall, _ in theirs]),
-        "ccds (CPU)": stats([cpu for _, cpu in theirs]),
-        "ratio of wall medians (ours / ccds, target <= 1.0)": median(ours, 0) / median(theirs, 0),
-        "ratio of CPU medians (ours / ccds)": median(ours, 1) / median(theirs, 1),
-        "1-minute load average before / after (machine shared with other jobs)": (
-            f"{load_before:.2f} / {load_after:.2f} on {os.cpu_count()} CPUs"
-        ),
-    }
+    results: dict[str, Any] = {}
+    for name in renders:
+        results[f"{name} (wall)"] = stats([wall for wall, _ in samples[name]])
+        results[f"{name} (CPU)"] = stats([cpu for _, cpu in samples[name]])
+    for name in renders:
+        if name != ccds_name:
+            results[f"ratio of wall medians ({name} / ccds, target <= 1.0)"] = median(
+                name, 0
+            ) / median(ccds_name, 0)
+            results[f"ratio of CPU medians ({name} / ccds)"] = median(name, 1) / median(
+                ccds_name, 1
+            )
+    results["1-minute load average before / after (machine shared with other jobs)"] = (
+        f"{load_before:.2f} / {load_after:.2f} on {os.cpu_count()} CPUs"
+    )
+    return results
 
 
 def ccds_version(ccds: Path) -> str:
@@ -679,6 +689,13 @@ def main() -> None:
         "--render-only", action="store_true", help="only the render comparison (row 1)"
     )
     parser.add_argument(
+        "--render-variant",
+        action="append",
+        default=[],
+        metavar="NAME=FOLDER",
+        help="also render this folder of the template (e.g. another commit) in the same rounds",
+    )
+    parser.add_argument(
         "--serving-only", action="store_true", help="only the serving figures (row 4)"
     )
     parser.add_argument(
@@ -759,8 +776,12 @@ def main() -> None:
             results |= frameworks_and_groups(work, min(args.runs, 3), cold)
             report(results, "frameworks.json")
             return
+        variants = dict(item.split("=", 1) for item in args.render_variant)
         results["1 render (s), interleaved with ccds"] = render_side_by_side(
-            work, args.render_runs, args.ccds_template.resolve()
+            work,
+            args.render_runs,
+            args.ccds_template.resolve(),
+            {name: Path(folder).resolve() for name, folder in variants.items()},
         )
         if args.render_only:
             report(results, "render.json")

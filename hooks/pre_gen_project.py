@@ -15,26 +15,18 @@ import json  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 ANSWERS = json.loads(r'''{{ cookiecutter | tojson }}''')
+# Cookiecutter runs this file as a rendered copy in a temp folder; the tested helpers are in the
+# template's hooks/ folder, which local_extensions.TemplateFolder names as the file is rendered.
+TEMPLATE = Path(json.loads(r'''{{ template_folder() | tojson }}'''))
+sys.path.insert(0, str(TEMPLATE / "hooks"))
 {% raw %}
-# Cookiecutter runs this file as a rendered copy in a temp folder, so the tested helpers beside it
-# are found through the template folder: _repo_dir (cookiecutter) or _template (cruft), which may be
-# relative to where the command was started (the shell's PWD; the parent's cwd on Linux).
-for base in (os.environ.get("PWD", ""), f"/proc/{os.getppid()}/cwd", ""):
-    for template in (ANSWERS.get("_repo_dir"), ANSWERS.get("_template")):
-        helpers = Path(base, template or "\0", "hooks")
-        if (helpers / "template_rules.py").is_file():
-            sys.path.insert(0, str(helpers.resolve()))
-            break
-    else:
-        continue
-    break
 
 import org_standards  # noqa: E402
 import template_rules  # noqa: E402
 
 try:
     template_rules.validate(ANSWERS)
-    standards_file = org_standards.locate(Path(sys.path[0]).parent)
+    standards_file = org_standards.locate(TEMPLATE)
     org_standards.check(org_standards.load(standards_file), ANSWERS)
 except (template_rules.AnswerError, org_standards.StandardsError) as error:
     if isinstance(ANSWERS.get("project_slug"), str):

@@ -82,7 +82,7 @@ class Clients:
         return cls(*(session.client(name) for name in ("s3", "servicecatalog", "sagemaker", "sts")))
 
 
-PERMISSIONS_HINT = "the caller needs the permissions listed in the README's admin section"
+PERMISSIONS_HINT = "the caller needs the permissions listed in docs/admin/publishing.md"
 HINTS = {
     "AccessDenied": PERMISSIONS_HINT,
     "AccessDeniedException": PERMISSIONS_HINT,

@@ -444,7 +444,7 @@ def test_target_stack_role_grants_exactly_what_the_resource_schemas_require(
         assert missing_permissions(stack, by_key) == []
     # target-account.yaml is one template for both accounts: its stack role is checked against
     # what the stage stacks of both stages need, resolved in this account (so staging's role
-    # carries prod's monitoring grants: see the README).
+    # carries prod's monitoring grants: see docs/guide/inference-modes.md).
     other = next(name for name in ACCOUNTS if name != stage)
     both_stages = own + [
         target_stacks(mode_renders[mode], stage, deploy, endpoint_stage=other)["endpoint"]

@@ -3,7 +3,7 @@ moto implements the services, and its teardown removes what it created.
 
 moto implements STS, S3 and the model registry, but not the Service Catalog calls the publisher
 makes (SearchProductsAsAdmin, ...) nor SageMaker's CreateProject: the stages from provisioning on
-run only in a real account (the README's "What is proven offline").
+run only in a real account (docs/admin/acceptance.md, "What runs where").
 """
 
 from __future__ import annotations

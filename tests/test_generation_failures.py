@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -61,6 +62,42 @@ def test_the_hooks_import_nothing_from_the_temp_folder_they_run_from(
     assert result.returncode == 0, result.stderr[-2000:]
     assert "planted" not in result.stdout + result.stderr
     assert (tmp_path / "out" / "tumour-classifier" / ".git").is_dir()
+
+
+@pytest.mark.usefixtures("isolated_home")
+def test_the_hooks_find_their_helpers_wherever_the_generator_was_started(tmp_path: Path) -> None:
+    """A template named by a path relative to a working directory that neither the shell's PWD,
+    the parent process's nor the hook's own (the new project) shares: the hooks still load the
+    template's rules (a bad answer gets its one line) and its file helpers (a render has git)."""
+    (tmp_path / "start").mkdir()
+    (tmp_path / "start" / "template").symlink_to(TEMPLATE, target_is_directory=True)
+    generate = (
+        "import os, sys; os.chdir(sys.argv[1]); from cookiecutter.main import cookiecutter; "
+        "cookiecutter('template', no_input=True, output_dir=sys.argv[2], "
+        "extra_context=dict(a.split('=', 1) for a in sys.argv[3:]))"
+    )
+    for out, answers in (("good", []), ("bad", ["s3_bucket=Bad_Bucket"])):
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                generate,
+                str(tmp_path / "start"),
+                str(tmp_path / out),
+                *answers,
+            ],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env={**os.environ, "PWD": "/"},
+            check=False,
+        )
+        if out == "good":
+            assert result.returncode == 0, result.stderr[-2000:]
+            assert (tmp_path / "good" / "tumour-classifier" / ".git").is_dir()
+        else:
+            assert "error: invalid answer for 's3_bucket'" in result.stderr, result.stderr[-2000:]
+            assert "ModuleNotFoundError" not in result.stderr
 
 
 @pytest.mark.usefixtures("isolated_home")
@@ -150,8 +187,8 @@ def test_the_templates_line_comes_first(tmp_path: Path) -> None:
         "ERROR: Stopping generation because pre_gen_project hook script didn't exit successfully"
     )
     assert lines[-1] == "Hook script failed (exit status: 1)"
-    readme = (TEMPLATE / "README.md").read_text()
-    shown = readme.split("<!-- bad-answer-output -->\n```text\n", 1)[1].split("```", 1)[0]
+    guide = (TEMPLATE / "docs" / "admin" / "answers.md").read_text()
+    shown = guide.split("<!-- bad-answer-output -->\n```text\n", 1)[1].split("```", 1)[0]
     shown_lines = shown.splitlines()
     assert shown_lines[:2] == lines[:2] and shown_lines[-1] == lines[-1]
     assert sum(line.startswith("Traceback") for line in shown_lines) == 1

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import MATRIX, REALTIME_ROWS, load_yaml, matrix_id
+from .conftest import MATRIX, REALTIME_ROWS, TEMPLATE, load_yaml, matrix_id
 from .rendered_tag_propagation import tag_propagation
 
 
@@ -267,12 +267,15 @@ def test_prod_monitors_data_and_model_quality_and_retrains_on_either_alarm(
 def test_the_serverless_readme_says_what_is_watched_and_what_is_not(
     baked_matrix: dict[str, Path], extra: dict[str, str]
 ) -> None:
-    """A serverless endpoint captures nothing, so it has no monitoring job: the rendered README
-    names every alarm its stage stack does create, with the metric it watches, and says that the
-    monitoring job (drift, data and model quality) and its alarms are not there."""
+    """A serverless endpoint captures nothing, so it has no monitoring job: the user guide's
+    serverless section names every alarm its stage stack does create, with the metric it watches,
+    and says that the monitoring job (drift, data and model quality) and its alarms are not there;
+    the project's README says so in brief and names that section."""
     project = baked_matrix[matrix_id(extra)]
     resources = load_yaml(project / "infrastructure" / "endpoint.yaml")["Resources"]
-    readme = (project / "README.md").read_text()
+    assert "`guide/inference-modes.md#serverless`" in (project / "README.md").read_text()
+    guide = (TEMPLATE / "docs" / "guide" / "inference-modes.md").read_text()
+    readme = guide.split("\n## serverless\n", 1)[1].split("\n## ", 1)[0]
     types = {resource["Type"] for resource in resources.values()}
     assert not types & {"AWS::SageMaker::Pipeline", "AWS::Scheduler::Schedule"}
     alarms = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"]

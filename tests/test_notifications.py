@@ -446,8 +446,13 @@ def test_a_project_without_the_standard_has_a_topic_and_no_subscriber(
 
 
 def test_the_readme_says_who_is_told_what(baked_matrix: dict[str, Path]) -> None:
+    """The project's README says who is told, in brief; the user guide's page has every event."""
     readme = (baked_matrix[REALTIME] / "README.md").read_text()
     section = readme.split("## Who is told what", 1)[1].split("\n## ", 1)[0]
+    for said in ("notifications.emails", "chatbot_slack", "waits for approval", "budget"):
+        assert said in section, said
+    assert "`guide/notifications.md`" in section
+    guide = (TEMPLATE / "docs" / "guide" / "notifications.md").read_text()
     for said in (
         "notifications.emails",
         "chatbot_slack",
@@ -455,4 +460,4 @@ def test_the_readme_says_who_is_told_what(baked_matrix: dict[str, Path]) -> None
         "rolled back",
         "budget",
     ):
-        assert said in section, said
+        assert said in guide, said

@@ -674,7 +674,7 @@ def test_s3_target_keeps_other_cors_rules_and_completes_after_a_failure(
             publish.publish(s3_options, aws, VERSION, log=lambda _: None)
         assert str(caught.value) == (
             "SageMaker AddTags failed: AccessDeniedException "
-            "(the caller needs the permissions listed in the README's admin section)"
+            "(the caller needs the permissions listed in docs/admin/publishing.md)"
         )
         _stub_domain(stub, account)
         result = publish.publish(s3_options, aws, VERSION, log=lambda _: None)

@@ -1,4 +1,4 @@
-"""README sentences that state facts about the questions and the rendered READMEs."""
+"""README and user-guide sentences that state facts about the questions and the projects."""
 
 from __future__ import annotations
 
@@ -49,18 +49,22 @@ def test_rendered_readme_grammar(baked_matrix: dict[str, Path]) -> None:
         )
 
 
+FRAMEWORKS_PAGE = TEMPLATE / "docs" / "admin" / "frameworks.md"
+
+
 def framework_table() -> dict[str, list[str]]:
-    """The README's model-framework table: framework -> its other cells."""
-    section = (TEMPLATE / "README.md").read_text().split("### Model frameworks", 1)[1]
+    """The guide's model-framework table: framework -> its other cells."""
+    section = FRAMEWORKS_PAGE.read_text().split("# Model frameworks", 1)[1]
     table = section.split("\n\n", 2)[1]
     rows = [line.strip("|").split(" | ") for line in table.splitlines()[2:]]
     return {cells[0].strip(): [cell.strip() for cell in cells[1:]] for cells in rows}
 
 
 def test_the_framework_table_lists_every_choice_with_what_it_uses() -> None:
-    """Each framework's row names the image its jobs and endpoint use (the one the rendered
-    pipeline retrieves, at the version pipelines/defaults.json names) and the wheels it installs
-    locally at the versions its own lock pins; the questions table names every framework."""
+    """Each framework's row of the guide's table names the image its jobs and endpoint use (the
+    one the rendered pipeline retrieves, at the version pipelines/defaults.json names) and the
+    wheels it installs locally at the versions its own lock pins; the README's questions table
+    names every framework."""
     import tomllib
 
     table = framework_table()
@@ -73,7 +77,8 @@ def test_the_framework_table_lists_every_choice_with_what_it_uses() -> None:
     assert 'framework="sklearn"' in pipeline and "version=settings.sklearn_version" in pipeline
     defaults = (project / "pipelines" / "defaults.json").read_text()
     image = re.search(r'"sklearn_version": "([^"]+)"', defaults)
-    assert image and f"SageMaker scikit-learn image ({image.group(1)})" in readme
+    image_named = f"SageMaker scikit-learn image ({image.group(1)})" if image else None
+    assert image_named and image_named in FRAMEWORKS_PAGE.read_text()
     for framework, (_, on_sagemaker, locally) in table.items():
         assert "SageMaker scikit-learn image" in on_sagemaker, framework
         lock = tomllib.loads((project / f"uv.{framework}.lock").read_text())["package"]
