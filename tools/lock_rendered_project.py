@@ -66,7 +66,7 @@ def lock_framework(framework: str, seed: Path, uv_arguments: list[str]) -> None:
         # tree, `make platform-wheel`): uv keeps a locked path wheel's old hash unless told to
         # read it again.
         command = ["uv", "lock", "--upgrade-package", "mlops-platform", *uv_arguments]
-        subprocess.run(command, cwd=project, check=True)  # noqa: S603, S607
+        subprocess.run(command, cwd=project, check=True)  # noqa: S603 - fixed uv command
         lock = (project / LOCK_FILE).read_text()
         # The requirements jobs install (runtime, tracking), exported by the project's own module.
         exporter = runpy.run_path(str(project / "pipelines" / "requirements.py"))
