@@ -288,3 +288,28 @@ MONITORING_JOB_CALLS: list[Call] = [
         ROLES,
     ),
 ]
+
+# The verify build (buildspec-verify.yml, pipelines/deployed.py --verify) after a stage deploy,
+# in the stage's account: the stage stack and its resources, then the live endpoint and the
+# configuration it serves. The Service Authorization Reference (parliament's copy) authorizes
+# DescribeStacks and DescribeStackResources on the stack, DescribeEndpoint on the endpoint and
+# DescribeEndpointConfig on the endpoint configuration (named by CloudFormation).
+AUTHORIZATION_REFERENCE = (
+    "https://docs.aws.amazon.com/service-authorization/latest/reference/"
+    "reference_policies_actions-resources-contextkeys.html"
+)
+_STAGE_STACK = (
+    "arn:{partition}:cloudformation:{region}:{account}:stack/{project}-endpoint-{stage}/0a1b2c3d"
+)
+VERIFY_STAGE_CALLS: list[Call] = [
+    Call("cloudformation:DescribeStacks", _STAGE_STACK, AUTHORIZATION_REFERENCE),
+    Call("cloudformation:DescribeStackResources", _STAGE_STACK, AUTHORIZATION_REFERENCE),
+    Call(
+        "sagemaker:DescribeEndpoint", f"{SAGEMAKER}:endpoint/{{project}}-{{stage}}", API_PERMISSIONS
+    ),
+    Call(
+        "sagemaker:DescribeEndpointConfig",
+        f"{SAGEMAKER}:endpoint-config/endpointconfig-0a1b2c3d",
+        API_PERMISSIONS,
+    ),
+]

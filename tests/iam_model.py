@@ -51,7 +51,6 @@ SAMPLE_PARAMETERS: dict[str, Any] = {
     "DataCaptureUri": "s3://bucket/tumour/capture",
     "MonitoringOutputUri": "s3://bucket/tumour/monitoring",
     "GroundTruthUri": "s3://bucket/tumour/ground-truth",
-    "DriftAlarmRule": 'ALARM("tumour-data-drift-feature_0")',
     "QualityMetric": "f1",
     "QualityThreshold": 0.8,
     "QualityAlarmComparison": "LessThanThreshold",

@@ -25,6 +25,7 @@ import yaml
 from cookiecutter.main import cookiecutter
 from moto.events.models import EventPattern
 
+from . import aws_calls
 from . import iam_model as iam
 from .conftest import TEMPLATE, load_yaml, stage_template
 from .iam_policy import Decision, Request, decide
@@ -170,7 +171,7 @@ def target_stacks(
     )
     outputs = {key: target.resolve(o["Value"]) for key, o in target.template["Outputs"].items()}
     endpoint = iam.Stack(
-        stage_template(project, PROJECT),  # with the alarms the deploy build adds
+        stage_template(project),  # as the deploy build writes it
         f"{PROJECT}-endpoint-{endpoint_stage or stage}",
         {
             "StageName": endpoint_stage or stage,
@@ -548,8 +549,65 @@ def _alarm_event(account: str, alarm_arn: str) -> dict[str, Any]:
     }
 
 
+@pytest.mark.parametrize("stage", list(ACCOUNTS))
+def test_each_stage_is_verified_in_its_account_as_its_read_only_verify_role(
+    renders: dict[str, Path], stage: str
+) -> None:
+    """After each stage deploy the verify build (the build account's deploy build role) reads the
+    stage stack and endpoint in the stage's account as the role target-account.yaml creates
+    there: the calls it makes are allowed there, on its own stage only, and nothing else."""
+    project = renders["separate"]
+    deploy = build_stacks(project, separate=True)["deploy"]
+    pipeline = deploy.resolve(deploy.resources["Pipeline"]["Properties"])
+    (verify,) = [
+        action
+        for pipeline_stage in pipeline["Stages"]
+        for action in pipeline_stage["Actions"]
+        if action["Name"] == f"Verify{stage.capitalize()}"
+    ]
+    environment = {
+        variable["name"]: variable["value"]
+        for variable in json.loads(verify["Configuration"]["EnvironmentVariables"])
+    }
+    target = target_stacks(project, stage)["target"]
+    assert environment == {"STAGE": stage, "VERIFY_ROLE_ARN": target.arn("StageVerifyRole")}
+    project_role = deploy.resolve(deploy.resources["VerifyStageProject"]["Properties"])
+    assert project_role["ServiceRole"] == deploy.arn("DeployBuildRole")
+    build_role = iam.role_documents(deploy, "DeployBuildRole")
+    assert iam.allows(build_role, "sts:AssumeRole", environment["VERIFY_ROLE_ARN"])
+    trust = target.resolve(target.resources["StageVerifyRole"]["Properties"])[
+        "AssumeRolePolicyDocument"
+    ]
+    assert iam.trust_admits(
+        trust, "sts:AssumeRole", {"aws:PrincipalArn": deploy.arn("DeployBuildRole")}
+    )
+    assert not iam.trust_admits(
+        trust, "sts:AssumeRole", {"aws:PrincipalArn": deploy.arn("PipelineRole")}
+    )
+    verify_role = iam.role_documents(target, "StageVerifyRole")
+    other = next(name for name in ACCOUNTS if name != stage)
+    values = {"partition": "aws", "region": iam.REGION, "account": ACCOUNTS[stage]}
+    values |= {"project": PROJECT}
+    for call in aws_calls.VERIFY_STAGE_CALLS:
+        action, arn, context = call.concrete(values | {"stage": stage})
+        assert iam.allows(verify_role, action, arn, context), (action, arn)
+        if "{stage}" in call.resource:  # the other stage's stack and endpoint: not this role's
+            action, arn, context = call.concrete(values | {"stage": other})
+            assert not iam.allows(verify_role, action, arn, context), (action, arn)
+    endpoint = f"arn:aws:sagemaker:{iam.REGION}:{ACCOUNTS[stage]}:endpoint/{PROJECT}-{stage}"
+    for write in (
+        "sagemaker:InvokeEndpoint",
+        "sagemaker:UpdateEndpoint",
+        "sagemaker:DeleteEndpoint",
+    ):
+        assert not iam.allows(verify_role, write, endpoint)
+
+
 # The prod alarms that start retraining, per inference mode (serverless: no monitoring, none).
-RETRAINING_ALARMS = {"realtime": ("DriftAlarm", "QualityAlarm"), "batch": ("DriftAlarm",)}
+RETRAINING_ALARMS = {
+    "realtime": ("DriftedFeaturesAlarm", "QualityAlarm"),
+    "batch": ("DriftedFeaturesAlarm",),
+}
 
 
 @pytest.mark.parametrize("mode", list(RETRAINING_ALARMS))

@@ -247,11 +247,13 @@ def test_prod_monitors_data_and_model_quality_and_retrains_on_either_alarm(
         if resource["Type"] in ("AWS::CloudWatch::Alarm", "AWS::CloudWatch::CompositeAlarm")
         and name not in rollback
     }
-    # The per-feature drift alarms under DriftAlarm are added by the deploy build from the
-    # data contract (the rendered tests/test_drift_alarms.py shows they fire).
-    assert alarms == {"DriftAlarm", "QualityAlarm"}
+    # The drift alarm covers every feature (the rendered tests/test_drift_alarms.py shows it
+    # fires); silence (no monitoring data for a day) notifies people and starts no retraining.
+    assert alarms == {"DriftedFeaturesAlarm", "QualityAlarm", "DriftMonitoringSilentAlarm"}
     watched = resources["RetrainOnAlarmRule"]["Properties"]["EventPattern"]["resources"]
-    assert {ref["GetAtt"].split(".")[0] for ref in watched} == alarms
+    assert {ref["GetAtt"].split(".")[0] for ref in watched} == alarms - {
+        "DriftMonitoringSilentAlarm"
+    }
     monitoring = [
         resource
         for name, resource in resources.items()

@@ -244,7 +244,7 @@ def _publishers(stack: iam.Stack, build: bool) -> dict[str, str]:
     where = f"{iam.REGION}:{stack.account}"
     account = stack.account
     publishers = {
-        "cloudwatch.amazonaws.com": f"arn:aws:cloudwatch:{where}:alarm:{PROJECT}-data-drift",
+        "cloudwatch.amazonaws.com": f"arn:aws:cloudwatch:{where}:alarm:{PROJECT}-drifted-features",
         "events.amazonaws.com": f"arn:aws:events:{where}:rule/{PROJECT}-notify-pipeline-failed",
     }
     if build:
@@ -312,7 +312,7 @@ def test_only_the_projects_publishers_may_publish_and_use_the_key(
             assert not _admits(policy, service, action, topic, context), (service, action)
 
 
-TOLD_ALARMS = ("DriftAlarm", "DriftMonitoringSilentAlarm", "QualityAlarm")
+TOLD_ALARMS = ("DriftedFeaturesAlarm", "DriftMonitoringSilentAlarm", "QualityAlarm")
 
 
 def test_the_monitoring_alarms_tell_the_topic_of_their_account(
@@ -324,7 +324,7 @@ def test_the_monitoring_alarms_tell_the_topic_of_their_account(
     the ones the topic policy admits."""
     project = baked_matrix[REALTIME]
     same_account = iam.Stack(
-        stage_template(project, PROJECT), f"{PROJECT}-endpoint-prod", {"StageName": "prod"}
+        stage_template(project), f"{PROJECT}-endpoint-prod", {"StageName": "prod"}
     )
     separate = target_stacks(project, "prod")
     for owner, endpoint in (

@@ -76,8 +76,8 @@ def rendered_stacks(
     for path in sorted(infrastructure.glob("*.yaml")):
         template = load_yaml(path)
         if path.stem == "endpoint":
-            # with the drift alarms the deploy build adds to the stage stack
-            template = stage_template(project, name)
+            # as the deploy build writes it
+            template = stage_template(project)
             # Each stage in each deploy mode (replace, shadow, ab): the modes add resources
             # (challenger model, alarms, autoscaling) the deploying role must be able to create.
             for stage in ("staging", "prod"):

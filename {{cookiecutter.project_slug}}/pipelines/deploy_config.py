@@ -8,12 +8,11 @@ or has no data-quality baseline whose ``constraints.json`` lets Model Monitor pu
 metric for every feature is refused. Without ``MODEL_PACKAGE_ARN`` (a manual run) the
 newest Approved package is deployed, and the build says so.
 
-It writes ``endpoint.yaml`` (the template plus one drift alarm per feature of the data contract,
-``pipelines/drift_alarms.py``, on the metrics the stage's monitoring job publishes) and
-``<stage>-config.json`` into the output folder, merging ``infrastructure/<stage>-config.json``
-with what only the account knows (package, model artifact, role, key, buckets), and uploads the
-definitions of the pipelines the stage stacks create (monitoring; batch: batch inference too) with
-the job code they run.
+It writes ``endpoint.yaml`` (the stage template, the same for every data contract:
+``pipelines/drift_alarms.py`` says why) and ``<stage>-config.json`` into the output folder,
+merging ``infrastructure/<stage>-config.json`` with what only the account knows (package, model
+artifact, role, key, buckets), and uploads the definitions of the pipelines the stage stacks
+create (monitoring; batch: batch inference too) with the job code they run.
 
 A real-time stage's ``Deployment`` settings (``pipelines/rollout.py``) say how its endpoint is
 updated (blue/green, rolled back on its alarms) and what the package does there: ``replace`` the
@@ -351,14 +350,11 @@ def load_template(template: Path = INFRASTRUCTURE / "endpoint.yaml") -> dict[str
     return dict(yaml.load(template.read_text(), Loader=_CloudFormationLoader))  # noqa: S506
 
 
-def endpoint_template(project: str, features: list[str]) -> dict[str, Any]:
-    """``endpoint.yaml`` with one drift alarm per feature (the composite created after them) and
-    the alarm for a day without drift data, on the metrics prod's monitoring job publishes."""
-    template = load_template()
-    alarms = drift_alarms.feature_alarms(project, features)
-    template["Resources"] |= alarms | drift_alarms.silence_alarm(project, features)
-    template["Resources"]["DriftAlarm"]["DependsOn"] = sorted(alarms)
-    return template
+def endpoint_template(features: list[str]) -> dict[str, Any]:
+    """``endpoint.yaml`` for a data contract whose drift the monitoring job can publish (its
+    alarms watch the job's per-run count of drifted features, whatever the features)."""
+    drift_alarms.check_features(features)
+    return load_template()
 
 
 def template_text(template: dict[str, Any]) -> str:
@@ -526,7 +522,7 @@ def realtime_parameters(
         isolation_parameters(settings.standards)
         | network_parameters(stage, settings, target)
         | monitoring_parameters(stage, data, package)
-        | drift_parameters(settings, target, build_account)
+        | build_account_parameters(target, build_account)
         | {
             "DataCaptureUri": f"{data}/data-capture/{stage}",
             "GroundTruthUri": f"{data}/ground-truth/{stage}",
@@ -535,15 +531,10 @@ def realtime_parameters(
     )
 
 
-def drift_parameters(
-    settings: Settings, target: TargetAccount | None, build_account: str
-) -> dict[str, str]:
-    """The composite drift alarm's rule over the per-feature alarms; with ``target`` (the stage
-    in an account of its own), the build account, whose event bus gets prod's alarms."""
-    parameters = {"DriftAlarmRule": drift_alarms.composite_rule(settings.project_name, features())}
-    if target is not None:
-        parameters["BuildAccountId"] = build_account
-    return parameters
+def build_account_parameters(target: TargetAccount | None, build_account: str) -> dict[str, str]:
+    """With ``target`` (the stage in an account of its own), the build account, whose event bus
+    gets prod's alarms."""
+    return {"BuildAccountId": build_account} if target is not None else {}
 
 
 def stage_data_prefix(settings: Settings, target: TargetAccount | None) -> str:
@@ -671,7 +662,7 @@ def batch_parameters(
         | network_parameters(stage, settings, target)
         | {"BatchDataUri": f"{data}/batch/{stage}"}
         | monitoring_parameters(stage, data, package)
-        | drift_parameters(settings, target, build_account)
+        | build_account_parameters(target, build_account)
     )
 
 
@@ -791,7 +782,7 @@ def write_configs(
             for package in (plan.champion, plan.challenger):
                 if package is not None and package.baseline is not None:
                     check_baseline(s3, package.baseline, features())
-        template = endpoint_template(settings.project_name, features())
+        template = endpoint_template(features())
         definitions = upload_definitions(settings, s3, prod_role)
     elif new is None:
         raise DeployConfigError(
@@ -805,7 +796,7 @@ def write_configs(
         if settings.inference_mode == "batch":
             check_baseline(s3, required_baseline(new), features())
             definitions = upload_definitions(settings, s3, prod_role)
-            template = endpoint_template(settings.project_name, features())
+            template = endpoint_template(features())
         else:
             template = load_template()
     if settings.standards.network_isolation and settings.inference_mode != "serverless":

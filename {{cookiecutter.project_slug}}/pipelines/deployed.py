@@ -7,16 +7,20 @@ previous configuration, and that is what the next deploy starts from.
 After each stage deploy the deploy pipeline runs ``python -m pipelines.deployed --verify STAGE``
 (``make verify-stage``): the stage's endpoint must be InService on the configuration and models its
 stack created. A blue/green update SageMaker rolled back on its alarms returns the endpoint to
-InService on the previous configuration; this fails the stage with one line saying so.
+InService on the previous configuration; this fails the stage with one line saying so. With the
+stage in an account of its own, it reads there as that account's read-only verify role
+(``VERIFY_ROLE_ARN``, set by the deploy pipeline; ``infrastructure/target-account.yaml``).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import dataclass
 from typing import Any
 
+import boto3
 from botocore.exceptions import ClientError
 
 from . import rollout
@@ -159,17 +163,46 @@ def verify_stage(cloudformation: Any, sagemaker: Any, stack: str) -> str | None:
     return None
 
 
-def main(argv: list[str] | None = None) -> int:
-    import boto3
+def session_as(
+    role_arn: str | None, session_name: str = "staging-endpoint-test", region: str | None = None
+) -> boto3.Session:
+    """A session with this process's credentials, or with ``role_arn``'s when one is given (the
+    deploy builds' way into a stage's own account: the staging test, the verify step)."""
+    if not role_arn:
+        return boto3.Session(region_name=region)
+    credentials = boto3.client("sts", region_name=region).assume_role(
+        RoleArn=role_arn, RoleSessionName=session_name
+    )["Credentials"]
+    return boto3.Session(
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+        region_name=region,
+    )
 
+
+def main(argv: list[str] | None = None) -> int:
     from .settings import load_settings
 
     parser = argparse.ArgumentParser(description="Check a stage's endpoint serves its stack.")
     parser.add_argument("--verify", required=True, metavar="STAGE", choices=("staging", "prod"))
+    parser.add_argument(
+        "--role-arn",
+        default=os.environ.get("VERIFY_ROLE_ARN"),
+        help="role to read the stage as (default: $VERIFY_ROLE_ARN; none: as yourself)",
+    )
     args = parser.parse_args(argv)
     settings = load_settings()
     stack = stage_stack(settings.project_name, args.verify)
-    session = boto3.Session(region_name=settings.region)
+    try:
+        session = session_as(args.role_arn, "verify-stage", settings.region)
+    except ClientError as error:
+        print(
+            f"error: cannot assume {args.role_arn} to read the {args.verify} stage: "
+            f"{error.response['Error']['Message']}",
+            file=sys.stderr,
+        )
+        return 1
     failure = verify_stage(session.client("cloudformation"), session.client("sagemaker"), stack)
     if failure:
         print(f"error: {failure}", file=sys.stderr)

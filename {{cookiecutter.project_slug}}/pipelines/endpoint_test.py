@@ -15,8 +15,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import boto3
 from botocore.exceptions import ClientError
+
+from .deployed import session_as
 
 PROJECT = Path(__file__).resolve().parent.parent
 
@@ -57,20 +58,6 @@ def check_endpoint(runtime: Any, endpoint: str, rows: int = 3) -> list[str]:
         elif not (isinstance(status, int) and 400 <= status < 500):
             failures.append(f"malformed payload: the container answered {status}, expected a 4xx")
     return failures
-
-
-def session_as(role_arn: str | None) -> boto3.Session:
-    """A session with this process's credentials, or with ``role_arn``'s when one is given."""
-    if not role_arn:
-        return boto3.Session()
-    credentials = boto3.client("sts").assume_role(
-        RoleArn=role_arn, RoleSessionName="staging-endpoint-test"
-    )["Credentials"]
-    return boto3.Session(
-        aws_access_key_id=credentials["AccessKeyId"],
-        aws_secret_access_key=credentials["SecretAccessKey"],
-        aws_session_token=credentials["SessionToken"],
-    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,13 +7,12 @@ at least DatapointsToAlarm of them breach the threshold; a missing period counts
 (``breaching``), as within the threshold (``notBreaching``), keeps the current state when every
 period is missing (``ignore``), or turns the alarm INSUFFICIENT_DATA when every period is missing
 (``missing``). CloudWatch's look-back beyond the evaluation range for partly missing data is not
-modelled. A composite alarm's rule is evaluated for the ``ALARM("name") OR ...`` form only.
+modelled.
 """
 
 from __future__ import annotations
 
 import operator
-import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,7 +23,6 @@ COMPARISONS: dict[str, Callable[[float, float], bool]] = {
     "LessThanThreshold": operator.lt,
     "LessThanOrEqualToThreshold": operator.le,
 }
-_ALARM_TERM = re.compile(r'^ALARM\("([^"]+)"\)$')
 
 
 def period_values(cloudwatch: Any, alarm: dict[str, Any], at: datetime) -> list[float | None]:
@@ -63,17 +61,3 @@ def evaluate(alarm: dict[str, Any], values: list[float | None], state: str) -> s
     elif not present and treat == "missing":
         return "INSUFFICIENT_DATA"
     return "ALARM" if breaching >= needed else "OK"
-
-
-def composite_state(rule: str, states: dict[str, str]) -> str:
-    """``ALARM("a") OR ALARM("b") ...``: ALARM while any named alarm is in ALARM."""
-    names = []
-    for term in rule.split(" OR "):
-        match = _ALARM_TERM.match(term)
-        if match is None:
-            raise ValueError(f"unsupported composite rule term: {term}")
-        names.append(match.group(1))
-    missing = [name for name in names if name not in states]
-    if missing:
-        raise KeyError(f"the composite rule names alarms that do not exist: {missing}")
-    return "ALARM" if any(states[name] == "ALARM" for name in names) else "OK"

@@ -1,15 +1,15 @@
-"""The data-drift alarms the deploy build writes: do they fire, for every feature, and stay fired?
-And does the alarm's state change start retraining?
+"""The data-drift alarms the deploy build deploys: does a drift in any feature fire the drift
+alarm, and stay fired? Does its state change start retraining? Does silence fire its own alarm?
 
 The alarms come from the deploy build's own output (``deploy_config.write_configs`` against moto's
 registry, for this project's inference mode), are created in moto's CloudWatch through boto3
 (botocore validates each PutMetricAlarm request), and fed what the monitoring job publishes after
 a run: the project's own monitor (``<package>/monitor.py``) judges a batch against the trained
-model's baseline and puts its per-feature ``Drift`` datapoints into moto's CloudWatch
-(``monitor.metric_data``, ``monitor.publish_metrics``; in one test the whole job, reading
-captures from moto's S3). The alarms are then evaluated with CloudWatch's rules
+model's baseline and puts its datapoints (per feature ``Drift``, per run ``DriftedFeatures``) into
+moto's CloudWatch (``monitor.metric_data``, ``monitor.publish_metrics``; in one test the whole
+job, reading captures from moto's S3). The alarms are then evaluated with CloudWatch's rules
 (``cloudwatch_rules``). The retraining rule is created in moto's EventBridge, which matches its
-pattern against the composite alarm's state change.
+pattern against the drift alarm's state change.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import boto3
 import pandas as pd
 import pytest
 from botocore.validate import ParamValidator
-from cloudwatch_rules import composite_state, evaluate, period_values
+from cloudwatch_rules import evaluate, period_values
 from deploy_setup import project_settings, register, write, written_parameters
 from mlops_platform.capture import CaptureWriter
 from moto import mock_aws
@@ -48,6 +48,8 @@ LIMITS = monitor.Thresholds(**load_params(deploy_config.PARAMS, "monitor"))
 # Hours without a monitoring run: an endpoint without traffic, or the day between two daily
 # batch runs (the batch schedule's default, cron(0 2 * * ? *)).
 QUIET_HOURS = 23
+DRIFT_ALARM = f"{PROJECT}-drifted-features"
+SILENCE_ALARM = f"{PROJECT}-drift-monitoring-silent"
 
 
 @pytest.fixture(scope="module")
@@ -109,14 +111,34 @@ def publish_run(cloudwatch: Any, result: dict[str, Any], at: datetime) -> None:
     monitor.publish_metrics(cloudwatch, NAMESPACE, monitor.metric_data(result, "prod", at))
 
 
-def drift_alarm_requests(deploy_output: Path) -> list[dict[str, Any]]:
-    """The per-feature drift alarms (not the silence alarm, which watches the same metric)."""
-    silent = drift_alarms.silence_alarm_name(PROJECT)
-    return [
+def drift_alarm_request(deploy_output: Path) -> dict[str, Any]:
+    """The drift alarm (on how many features drifted), not the silence alarm on the same metric."""
+    (request,) = [
         request
         for request in metric_alarm_requests(deploy_output)
-        if request["MetricName"] == drift_alarms.DRIFT_METRIC and request["AlarmName"] != silent
+        if request["AlarmName"] == DRIFT_ALARM
     ]
+    return request
+
+
+def published_drift(cloudwatch: Any, at: datetime) -> dict[str, float]:
+    """Each feature's ``Drift`` as published for the hour before ``at``: what names the drifted
+    features (with the job's report)."""
+    values = {}
+    for metric in cloudwatch.list_metrics(Namespace=NAMESPACE, MetricName="Drift")["Metrics"]:
+        dimensions = {d["Name"]: d["Value"] for d in metric["Dimensions"]}
+        points = cloudwatch.get_metric_statistics(
+            Namespace=NAMESPACE,
+            MetricName="Drift",
+            Dimensions=metric["Dimensions"],
+            StartTime=at - HOUR,
+            EndTime=at,
+            Period=3600,
+            Statistics=["Maximum"],
+        )["Datapoints"]
+        if points:
+            values[dimensions["Feature"]] = max(p["Maximum"] for p in points)
+    return values
 
 
 def evaluate_all(
@@ -127,45 +149,37 @@ def evaluate_all(
         states[alarm["AlarmName"]] = evaluate(alarm, values, states[alarm["AlarmName"]])
 
 
-def test_a_drift_in_any_feature_fires_its_alarm_and_the_retraining_alarm(
-    deploy_output: Path, clean_frame: pd.DataFrame, baseline: dict[str, Any]
+# The first and the last feature: each one alone fires the one alarm over all of them.
+@pytest.mark.parametrize("position", [0, -1], ids=["first feature", "last feature"])
+def test_a_drift_in_any_feature_fires_the_drift_alarm_until_the_data_recovers(
+    deploy_output: Path, clean_frame: pd.DataFrame, baseline: dict[str, Any], position: int
 ) -> None:
     features = deploy_config.features()
     training = clean_frame[features]
-    drifted_feature = features[-1]  # not the first: the old single alarm watched that one only
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - 60 * HOUR
     clean = training.sample(200, replace=True, random_state=0)
+    drifted_feature = features[position]
     drifted = training.sample(200, replace=True, random_state=1)
     drifted[drifted_feature] = drifted[drifted_feature] + 1.5 * training[drifted_feature].std()
-    composite = prod(deploy_output).properties("DriftAlarm")
-    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - 60 * HOUR
 
     with mock_aws():
         cloudwatch = boto3.client("cloudwatch", region_name=REGION)
-        for request in drift_alarm_requests(deploy_output):
-            cloudwatch.put_metric_alarm(**request)  # botocore validates the request
-        shape = cloudwatch.meta.service_model.operation_model("PutCompositeAlarm").input_shape
-        report = ParamValidator().validate(composite, shape)
-        assert not report.has_errors(), report.generate_report()
-        alarms = cloudwatch.describe_alarms()["MetricAlarms"]
-        # Every feature of the data contract has its alarm, and the composite names each one.
-        assert sorted(
-            d["Value"] for a in alarms for d in a["Dimensions"] if d["Name"] == "Feature"
-        ) == sorted(features)
-        states = {alarm["AlarmName"]: "INSUFFICIENT_DATA" for alarm in alarms}
+        cloudwatch.put_metric_alarm(**drift_alarm_request(deploy_output))  # botocore validates
+        alarms = cloudwatch.describe_alarms(AlarmNames=[DRIFT_ALARM])["MetricAlarms"]
+        states = {DRIFT_ALARM: "INSUFFICIENT_DATA"}
 
         def hour(offset: int, batch: pd.DataFrame | None) -> str:
-            """A monitoring run (or an hour without one), then every alarm evaluated."""
+            """A monitoring run (or an hour without one), then the alarm evaluated."""
             at = start + offset * HOUR
             if batch is not None:
                 publish_run(cloudwatch, judged(baseline, batch), at + timedelta(minutes=20))
             evaluate_all(cloudwatch, alarms, states, at + HOUR)
-            return composite_state(composite["AlarmRule"], states)
+            return states[DRIFT_ALARM]
 
-        drifted_alarm = drift_alarms.feature_alarm_name(PROJECT, drifted_feature)
         offset = 0
 
         def quiet() -> None:
-            """Hours without a run leave every alarm, and so the composite, where it was."""
+            """Hours without a run leave the alarm where it was."""
             nonlocal offset
             before = dict(states)
             for _ in range(QUIET_HOURS):
@@ -174,11 +188,13 @@ def test_a_drift_in_any_feature_fires_its_alarm_and_the_retraining_alarm(
                 assert states == before
 
         assert hour(offset, clean) == "OK"
-        assert set(states.values()) == {"OK"}
         quiet()
         offset += 1
         assert hour(offset, drifted) == "ALARM"
-        assert [name for name, state in states.items() if state == "ALARM"] == [drifted_alarm]
+        # the run's Drift metric names the drifted feature, and no other
+        drift = published_drift(cloudwatch, start + (offset + 1) * HOUR)
+        assert set(drift) == set(features)
+        assert [name for name, value in drift.items() if value] == [drifted_feature]
         # Without a run the drift stays reported until a run shows the data recovered.
         quiet()
         offset += 1
@@ -205,11 +221,12 @@ def alarm_event(alarm_name: str, state: str) -> dict[str, Any]:
 
 
 def test_the_drift_alarm_starts_the_model_building_pipeline(deploy_output: Path) -> None:
-    """The composite's change to ALARM matches the rule (moto's EventBridge), and the rule's
+    """The drift alarm's change to ALARM matches the rule (moto's EventBridge), and the rule's
     target starts this project's pipeline with a request SageMaker's service model accepts."""
     stack = prod(deploy_output)
     rule = stack.properties("RetrainOnAlarmRule")
-    drift = stack.properties("DriftAlarm")["AlarmName"]
+    drift = stack.properties("DriftedFeaturesAlarm")["AlarmName"]
+    assert drift == DRIFT_ALARM
     assert stack.active("RetrainOnAlarmRule")
     # The rule runs as the role the foundation created; the stage stack creates no role.
     assert str(rule["Targets"][0]["RoleArn"]).endswith("-retrain-on-alarm")
@@ -245,9 +262,8 @@ def test_the_drift_alarm_starts_the_model_building_pipeline(deploy_output: Path)
 
         assert matches(alarm_event(drift, "ALARM"))
         assert not matches(alarm_event(drift, "OK"))
-        # a feature's own alarm is not the trigger: one retraining run per drift episode
-        feature = drift_alarms.feature_alarm_name(PROJECT, deploy_config.features()[0])
-        assert not matches(alarm_event(feature, "ALARM"))
+        # silence is no reason to retrain: new data does not bring traffic or fix the job
+        assert not matches(alarm_event(SILENCE_ALARM, "ALARM"))
     (target,) = rule["Targets"]
     pipeline = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:pipeline/{PROJECT}-pipeline"
     assert target["Arn"] == pipeline
@@ -273,9 +289,7 @@ def test_a_day_without_drift_data_fires_the_silence_alarm(
     the first full day without one turns it to ALARM, and the next run back to OK.
     """
     (request,) = [
-        r
-        for r in metric_alarm_requests(deploy_output)
-        if r["AlarmName"] == drift_alarms.silence_alarm_name(PROJECT)
+        r for r in metric_alarm_requests(deploy_output) if r["AlarmName"] == SILENCE_ALARM
     ]
     start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - 120 * HOUR
     training = clean_frame[deploy_config.features()]
@@ -316,15 +330,11 @@ def test_the_deploy_template_passes_cfn_lint(deploy_output: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_feature_lists_the_alarms_cannot_cover_are_refused() -> None:
-    with pytest.raises(drift_alarms.DriftAlarmError, match="at most 100"):
-        drift_alarms.composite_rule(PROJECT, [f"f{i}" for i in range(101)])
-    with pytest.raises(drift_alarms.DriftAlarmError, match="quote"):
-        drift_alarms.feature_alarms(PROJECT, ['bad"name'])
+def test_feature_lists_the_monitoring_metrics_cannot_cover_are_refused() -> None:
     with pytest.raises(drift_alarms.DriftAlarmError, match="no features"):
-        drift_alarms.composite_rule(PROJECT, [])
-    with pytest.raises(drift_alarms.DriftAlarmError, match="10240"):
-        drift_alarms.composite_rule(PROJECT, [f"{'x' * 120}{i}" for i in range(90)])
+        deploy_config.endpoint_template([])
+    with pytest.raises(drift_alarms.DriftAlarmError, match="1024"):
+        deploy_config.endpoint_template(["x" * 1025])
 
 
 def capture_requests(root: Path, frame: pd.DataFrame) -> None:
@@ -335,7 +345,7 @@ def capture_requests(root: Path, frame: pd.DataFrame) -> None:
         writer.write(body, "text/csv", '{"predictions": []}', "application/json")
 
 
-def test_the_monitoring_job_publishes_drift_the_alarms_fire_and_clean_data_returns_them_to_ok(
+def test_the_monitoring_job_publishes_drift_the_alarm_fires_and_clean_data_returns_it_to_ok(
     deploy_output: Path,
     clean_frame: pd.DataFrame,
     model_dir: Path,
@@ -344,25 +354,24 @@ def test_the_monitoring_job_publishes_drift_the_alarms_fire_and_clean_data_retur
 ) -> None:
     """The job as the monitoring pipeline runs it (``python -m <package>.monitor --data
     s3://<capture prefix> --hours 1 --publish-metrics <namespace>``) reads an hour of captures from
-    S3 and publishes; the drifted feature's alarm, the composite and nothing else fire. The next
-    run, over clean traffic two hours later, turns them back to OK."""
+    S3 and publishes; the drift alarm fires, its report and its Drift metric name the drifted
+    feature and no other. The next run, over clean traffic two hours later, turns it back to
+    OK."""
     features = deploy_config.features()
     training = clean_frame[features]
     drifted_feature = features[-1]
     drifted = training.sample(200, replace=True, random_state=1)
     drifted[drifted_feature] = drifted[drifted_feature] + 1.5 * training[drifted_feature].std()
     clean = training.sample(200, replace=True, random_state=2)
-    composite = prod(deploy_output).properties("DriftAlarm")
     first = datetime.now(UTC).replace(minute=20, second=0, microsecond=0) - 6 * HOUR
     prefix = "captures/churn-prod/champion"
     with mock_aws():
         s3 = boto3.client("s3", region_name=REGION)
         s3.create_bucket(Bucket="stage-data")
         cloudwatch = boto3.client("cloudwatch", region_name=REGION)
-        for request in drift_alarm_requests(deploy_output):
-            cloudwatch.put_metric_alarm(**request)
+        cloudwatch.put_metric_alarm(**drift_alarm_request(deploy_output))
         alarms = cloudwatch.describe_alarms()["MetricAlarms"]
-        states = {alarm["AlarmName"]: "INSUFFICIENT_DATA" for alarm in alarms}
+        states = {DRIFT_ALARM: "INSUFFICIENT_DATA"}
 
         def run(at: datetime, frame: pd.DataFrame) -> str:
             """Traffic captured in the hour of ``at``, then the job at ``at``, then the alarms."""
@@ -392,10 +401,11 @@ def test_the_monitoring_job_publishes_drift_the_alarms_fire_and_clean_data_retur
             )
             assert code == 0  # findings are metrics, not a failed job
             evaluate_all(cloudwatch, alarms, states, at + timedelta(minutes=30))
-            return composite_state(composite["AlarmRule"], states)
+            return states[DRIFT_ALARM]
 
         assert run(first, drifted) == "ALARM"
-        drifted_alarm = drift_alarms.feature_alarm_name(PROJECT, drifted_feature)
-        assert [name for name, state in states.items() if state == "ALARM"] == [drifted_alarm]
+        report = json.loads((tmp_path / "report" / "report.json").read_text())
+        assert report["drifted_features"] == [drifted_feature]
+        drift = published_drift(cloudwatch, first + HOUR)
+        assert [name for name, value in drift.items() if value] == [drifted_feature]
         assert run(first + 2 * HOUR, clean) == "OK"
-        assert set(states.values()) == {"OK"}

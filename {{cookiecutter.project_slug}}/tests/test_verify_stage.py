@@ -18,7 +18,9 @@ pytestmark = pytest.mark.usefixtures("fake_aws")
 
 PROJECT = "churn"
 STACK = deployed.stage_stack(PROJECT, "staging")
-ROLE = "arn:aws:iam::123456789012:role/model"
+BUILD_ACCOUNT = "123456789012"  # moto's default account: the credentials' own
+ROLE = f"arn:aws:iam::{BUILD_ACCOUNT}:role/model"
+STAGE_ACCOUNT = "222222222222"  # the stage's own account, not the build account (moto's default)
 
 
 def _variant(model: Any) -> dict[str, Any]:
@@ -54,10 +56,11 @@ STAGE_TEMPLATE = {
 }
 
 
-def _deployed_stage() -> tuple[Any, Any, str]:
-    """The stage stack created; returns the clients and the endpoint's name."""
-    cloudformation = boto3.client("cloudformation", region_name="us-east-1")
-    sagemaker = boto3.client("sagemaker", region_name="us-east-1")
+def _deployed_stage(session: Any = boto3) -> tuple[Any, Any, str]:
+    """The stage stack created (with ``session``: in its account); returns the clients and the
+    endpoint's name."""
+    cloudformation = session.client("cloudformation", region_name="us-east-1")
+    sagemaker = session.client("sagemaker", region_name="us-east-1")
     cloudformation.create_stack(StackName=STACK, TemplateBody=json.dumps(STAGE_TEMPLATE))
     resources = cloudformation.describe_stack_resources(StackName=STACK)["StackResources"]
     (endpoint,) = (
@@ -68,7 +71,7 @@ def _deployed_stage() -> tuple[Any, Any, str]:
     return cloudformation, sagemaker, endpoint
 
 
-def _roll_back(sagemaker: Any, endpoint: str) -> None:
+def _roll_back(sagemaker: Any, endpoint: str, account: str = BUILD_ACCOUNT) -> None:
     """What SageMaker's blue/green guardrails leave after an alarm: the endpoint InService on the
     previous configuration (its models still exist)."""
     live = sagemaker.describe_endpoint(EndpointName=endpoint)
@@ -87,7 +90,7 @@ def _roll_back(sagemaker: Any, endpoint: str) -> None:
     # which is the state DescribeEndpoint reports after SageMaker's rollback.
     from moto.sagemaker.models import sagemaker_backends
 
-    backend = sagemaker_backends["123456789012"]["us-east-1"]
+    backend = sagemaker_backends[account]["us-east-1"]
     backend.endpoints[endpoint].endpoint_config_name = "churn-previous-config"
 
 
@@ -127,3 +130,25 @@ def test_the_cli_fails_the_build_with_one_line(
         assert deployed.main(["--verify", "staging"]) == 1
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith("error: endpoint ") and "rolled back" in line
+
+
+def test_a_stage_in_its_own_account_is_verified_there_as_its_verify_role(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With stages in accounts of their own the verify build runs in the build account and reads
+    the stage's account as the role the deploy pipeline names (``VERIFY_ROLE_ARN``). moto keeps
+    each account's resources apart and serves an assumed role's requests in the role's account."""
+    monkeypatch.setenv("SAGEMAKER_PROJECT_NAME", PROJECT)
+    stage_role = f"arn:aws:iam::{STAGE_ACCOUNT}:role/{PROJECT}-verify-stage"
+    with mock_aws():
+        in_stage_account = deployed.session_as(stage_role, "deploy", "us-east-1")
+        _, sagemaker, endpoint = _deployed_stage(in_stage_account)
+        # As itself the build reads its own account, where no stage stack is.
+        assert deployed.main(["--verify", "staging"]) == 1
+        monkeypatch.setenv("VERIFY_ROLE_ARN", stage_role)
+        assert deployed.main(["--verify", "staging"]) == 0
+        _roll_back(sagemaker, endpoint, STAGE_ACCOUNT)
+        assert deployed.main(["--verify", "staging"]) == 1
+    missing, rolled_back = capsys.readouterr().err.splitlines()
+    assert missing.startswith(f"error: cannot read the stack {STACK}")
+    assert rolled_back.startswith("error: endpoint ") and "rolled back" in rolled_back

@@ -20,8 +20,9 @@ On AWS the same module runs as a scheduled SageMaker processing job (``pipelines
 over the endpoint's captured requests or the batch pipeline's input, and with
 ``--publish-metrics`` it puts its findings into CloudWatch (:func:`metric_data`): per feature
 (dimensions ``Stage`` and ``Feature``) ``Drift`` (1 when the feature drifted by the rule above, else
-0), ``PSI`` and ``MissingFraction``; per stage ``Rows``, ``Violations`` and, once ground truth
-arrives for captured requests (``--ground-truth``), the gate's metric. The stage stack's alarms
+0), ``PSI`` and ``MissingFraction``; per stage ``Rows``, ``Violations``, ``DriftedFeatures`` (how
+many features drifted) and, once ground truth arrives for captured requests (``--ground-truth``),
+the gate's metric. The stage stack's alarms
 watch those metrics, so the drift decision is made here, once, on a laptop and in the cloud.
 
 Below ``min_rows`` rows (``params.yaml``) a batch is too small to judge: with a handful of rows the
@@ -409,6 +410,8 @@ def captured_quality(
 # What the stage stack's alarms watch (pipelines/drift_alarms.py): per feature with the Stage and
 # Feature dimensions, per stage with Stage alone.
 DRIFT_METRIC = "Drift"
+# Per stage: how many features drifted in a judged run (the drift and silence alarms watch it).
+DRIFTED_FEATURES_METRIC = "DriftedFeatures"
 FEATURE_METRICS = {DRIFT_METRIC: "drifted", "PSI": "psi", "MissingFraction": "missing_fraction"}
 # PutMetricData takes at most 1,000 metrics per call (botocore's CloudWatch service model).
 MAX_METRICS_PER_CALL = 1000
@@ -439,6 +442,15 @@ def metric_data(result: dict[str, Any], stage: str, when: datetime) -> list[dict
         },
     ]
     if not result.get("insufficient_rows"):
+        data.append(
+            {
+                "MetricName": DRIFTED_FEATURES_METRIC,
+                "Dimensions": stage_only,
+                "Value": float(len(result["drifted_features"])),
+                "Unit": "Count",
+                "Timestamp": when,
+            }
+        )
         for feature in result["features"]:
             dimensions = [*stage_only, {"Name": "Feature", "Value": feature["name"]}]
             for metric, key in FEATURE_METRICS.items():
