@@ -28,7 +28,7 @@ from . import iam_model as iam
 from . import iam_policy as policy
 from .conftest import MATRIX, matrix_id, stage_template
 from .test_accounts import ACCOUNTS, build_stacks, mode_renders, renders, target_stacks
-from .test_permissions import _stack_arns, rendered_stacks
+from .test_permissions import _stack_arns, rendered_stacks, request_context
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -572,8 +572,6 @@ def test_a_one_account_stage_model_outside_the_standards_network_is_denied(
     the request endpoint.yaml's Model makes in that network is allowed, one naming another
     subnet or security group, or none, is denied (and all are allowed without the standard)."""
     from .test_accounts import BUILD_NETWORK, STAGE_VPC
-
-    from .test_permissions import request_context
 
     project = renders["single"]
     network = {
