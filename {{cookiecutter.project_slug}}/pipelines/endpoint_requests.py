@@ -245,7 +245,8 @@ def check_transform_scale(where: str, parameters: Mapping[str, Any], instance_ty
     except RequestError as error:
         raise RequestError(f"{where}: {error}") from None
     payload, concurrent = typed["MaxPayloadInMB"], typed["MaxConcurrentTransforms"]
-    if payload > MAX_TRANSFORM_PAYLOAD_MB or payload * max(concurrent, 1) > MAX_TRANSFORM_PAYLOAD_MB:
+    # 0 concurrent transforms: the container's default, one.
+    if payload * max(concurrent, 1) > MAX_TRANSFORM_PAYLOAD_MB:
         raise RequestError(
             f"{where}: MaxPayloadInMB {payload} times MaxConcurrentTransforms {concurrent} is "
             f"more than {MAX_TRANSFORM_PAYLOAD_MB} MB, CreateTransformJob's limit: lower either"

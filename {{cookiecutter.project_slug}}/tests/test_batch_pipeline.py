@@ -260,8 +260,6 @@ def test_the_step_request_is_what_create_transform_job_accepts(batch: Any) -> No
         arguments["TransformJobName"] = "x"
         arguments["DataCaptureConfig"]["DestinationS3Uri"] = "s3://b/batch/capture"
         typed = endpoint_requests.validate("CreateTransformJob", arguments)
-        assert typed["TransformResources"]["InstanceCount"] == int(
-            values["TransformInstanceCount"]
-        )
+        assert typed["TransformResources"]["InstanceCount"] == int(values["TransformInstanceCount"])
         assert typed["BatchStrategy"] == "MultiRecord"
         assert typed["TransformInput"]["SplitType"] == "Line"

@@ -356,9 +356,7 @@ def is_missing_value(value: Any) -> bool:
     return value is None or (isinstance(value, float) and np.isnan(value))
 
 
-def split(
-    frame: pd.DataFrame, test_size: float, seed: int
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+def split(frame: pd.DataFrame, test_size: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train and test rows, decided per row by ``row_fractions``: the rows below ``test_size`` are
     the test set. Each part is ordered by that place too, so the files written are the same
     whatever order the rows came in."""
