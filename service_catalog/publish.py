@@ -147,6 +147,10 @@ def product_template(options: Options, built: seed.Seed, base: str) -> str:
             # the seed's org-standards.json vpc (comma-separated); "none": no network named
             "SubnetIds": ",".join(built.vpc.get("subnets", [])) or NO_ACCOUNT,
             "SecurityGroupIds": ",".join(built.vpc.get("security_groups", [])) or NO_ACCOUNT,
+            # the seed's org-standards.json network_isolation and kms_key_arn, which the stacks'
+            # roles enforce; "none": no key standard
+            "NetworkIsolation": "true" if built.network_isolation else "false",
+            "OrganisationKmsKeyArn": built.kms_key_arn or NO_ACCOUNT,
             # the publisher's --execution-role-arn; "none": each project creates its own
             "ExecutionRoleArn": options.execution_role_arn or NO_ACCOUNT,
         }

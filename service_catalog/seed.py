@@ -135,6 +135,9 @@ class Seed:
     mlflow_tracking_server_arn: str | None
     # org-standards.json `vpc`: the build account's subnets and security groups; empty: none
     vpc: dict[str, list[str]]
+    # org-standards.json `network_isolation` and `kms_key_arn` (None: no key standard)
+    network_isolation: bool = False
+    kms_key_arn: str | None = None
 
 
 # The rendered templates the product provisions as nested stacks (endpoint.yaml is deployed by
@@ -157,4 +160,6 @@ def build_seed(answers: Mapping[str, Any]) -> Seed:
             accounts=dict(standards.get("accounts", {})),
             mlflow_tracking_server_arn=standards.get("mlflow_tracking_server_arn"),
             vpc=dict(standards.get("vpc", {})),
+            network_isolation=bool(standards.get("network_isolation", False)),
+            kms_key_arn=standards.get("kms_key_arn"),
         )

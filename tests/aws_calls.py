@@ -156,8 +156,15 @@ MODEL_ARTIFACT = (
 
 # What each job does as its execution role (the same role in this project): its inputs and
 # outputs under the project's prefix of the artifact bucket, their key through S3, its logs.
+# The object a DVC 3 remote (.dvc/config: s3://<bucket>/<project>/dvc) keeps a file under: its
+# MD5, split after two hex digits (dvc_data's HashFileDB.oid_to_path under files/md5).
+DVC_OBJECT = (
+    "arn:{partition}:s3:::{bucket}/{project}/dvc/files/md5/de/971c087c3c1ca0d4d74f726d4c5b81"
+)
+
 JOB_CALLS: list[Call] = [
     Call("s3:GetObject", "arn:{partition}:s3:::{bucket}/{project}/data/processed/train.csv", ROLES),
+    Call("s3:GetObject", DVC_OBJECT, ROLES),  # the prepare step's input: the tracked data
     Call("s3:PutObject", MODEL_ARTIFACT, ROLES),
     Call("s3:ListBucket", "arn:{partition}:s3:::{bucket}", ROLES),
     Call("kms:Decrypt", "{key}", SSE_KMS, VIA_S3),
@@ -176,6 +183,12 @@ JOB_CALLS: list[Call] = [
 
 # The batch transform job, as the model's role: reads the input prefix, writes predictions and
 # captured data in the stage's data bucket, with its key; logs to /aws/sagemaker/TransformJobs.
+# What no job may do: change or remove a data version in the DVC remote (only `make push` writes).
+JOB_REFUSED_CALLS: list[Call] = [
+    Call("s3:PutObject", DVC_OBJECT, ROLES),
+    Call("s3:DeleteObject", DVC_OBJECT, ROLES),
+]
+
 TRANSFORM_JOB_CALLS: list[Call] = [
     Call(
         "s3:GetObject",
@@ -289,6 +302,53 @@ MONITORING_JOB_CALLS: list[Call] = [
     ),
 ]
 
+# EventBridge Scheduler User Guide, "Encryption at rest" (encryption-rest.html): a schedule
+# encrypted with a customer managed key is decrypted, when it runs, with the credentials of its
+# execution role (the target's RoleArn), the schedule's ARN as encryption context; AWS CDK's
+# Schedule construct grants exactly that (aws-scheduler/lib/schedule.ts: key.grantDecrypt(
+# target role)). Creating the schedule needs no key permission (the CloudFormation resource
+# schema's create handler lists none).
+SCHEDULER_KMS = "https://docs.aws.amazon.com/scheduler/latest/UserGuide/encryption-rest.html"
+SCHEDULE_KEY_CALLS: list[Call] = [
+    Call(
+        "kms:Decrypt",
+        "{key}",
+        SCHEDULER_KMS,
+        {"kms:EncryptionContext:aws:scheduler:schedule-arn": "{schedule}"},
+    )
+]
+
+# SageMaker API reference: DataCaptureConfig ``KmsKeyId`` is the key "SageMaker AI uses to encrypt
+# the captured data at rest using Amazon S3 server-side encryption"; for a model's S3 output
+# (TransformOutput ``KmsKeyId``) "the KMS key policy must grant permission to the IAM role that
+# you specify in your CreateModel request", and OutputDataConfig ``KmsKeyId``: "the SageMaker
+# execution role must include permissions to call kms:Encrypt". So the model's role encrypts
+# the captured requests: kms:Encrypt, and kms:GenerateDataKey through S3 (SSE_KMS).
+CAPTURE_KMS = "https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DataCaptureConfig.html"
+TRANSFORM_OUTPUT_KMS = (
+    "https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_TransformOutput.html"
+)
+CAPTURE_KEY_CALLS: list[Call] = [
+    Call("kms:Encrypt", "{key}", TRANSFORM_OUTPUT_KMS),
+    Call("kms:GenerateDataKey", "{key}", CAPTURE_KMS, VIA_S3),
+]
+
+# The organisation's key (standards ``kms_key_arn``), which the pipeline definitions name as the
+# jobs' VolumeKmsKeyId and output KmsKeyId and the deploy build as the endpoint's KmsKeyId:
+# SageMaker API reference, ResourceConfig/ProcessingClusterConfig ``VolumeKmsKeyId`` and
+# OutputDataConfig ``KmsKeyId`` ("the SageMaker execution role must include permissions to call
+# kms:Encrypt"; "the KMS key policy must grant permission to the IAM role that you specify in
+# your CreateTrainingJob ... requests"). The job's role encrypts and reads its S3 output, and
+# the caller of the Create request lets SageMaker grant the volumes the key (ENDPOINT_KEY_CALLS).
+VOLUME_KMS = "https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_ResourceConfig.html"
+OUTPUT_KMS = "https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_OutputDataConfig.html"
+JOB_KEY_CALLS: list[Call] = [
+    Call("kms:Encrypt", "{key}", OUTPUT_KMS),
+    Call("kms:GenerateDataKey", "{key}", OUTPUT_KMS, VIA_S3),
+    Call("kms:Decrypt", "{key}", OUTPUT_KMS, VIA_S3),
+    *[Call(c.action, c.resource, VOLUME_KMS, c.context) for c in ENDPOINT_KEY_CALLS],
+]
+
 # The verify build (buildspec-verify.yml, pipelines/deployed.py --verify) after a stage deploy,
 # in the stage's account: the stage stack and its resources, then the live endpoint and the
 # configuration it serves. The Service Authorization Reference (parliament's copy) authorizes
@@ -313,3 +373,58 @@ VERIFY_STAGE_CALLS: list[Call] = [
         API_PERMISSIONS,
     ),
 ]
+
+
+# Where SageMaker reads each condition key of a Create call in its request (Service
+# Authorization Reference, SageMaker's condition keys: "Filters access by ..." the request's
+# network isolation, volume and output KMS keys, VPC subnets and security groups), by action.
+_REQUEST_KEYS: dict[str, dict[str, tuple[str, ...]]] = {
+    "sagemaker:CreateTrainingJob": {
+        "sagemaker:NetworkIsolation": ("EnableNetworkIsolation",),
+        "sagemaker:InterContainerTrafficEncryption": ("EnableInterContainerTrafficEncryption",),
+        "sagemaker:VolumeKmsKey": ("ResourceConfig", "VolumeKmsKeyId"),
+        "sagemaker:OutputKmsKey": ("OutputDataConfig", "KmsKeyId"),
+        "sagemaker:VpcSubnets": ("VpcConfig", "Subnets"),
+        "sagemaker:VpcSecurityGroupIds": ("VpcConfig", "SecurityGroupIds"),
+    },
+    "sagemaker:CreateProcessingJob": {
+        "sagemaker:NetworkIsolation": ("NetworkConfig", "EnableNetworkIsolation"),
+        "sagemaker:InterContainerTrafficEncryption": (
+            "NetworkConfig",
+            "EnableInterContainerTrafficEncryption",
+        ),
+        "sagemaker:VolumeKmsKey": ("ProcessingResources", "ClusterConfig", "VolumeKmsKeyId"),
+        "sagemaker:OutputKmsKey": ("ProcessingOutputConfig", "KmsKeyId"),
+        "sagemaker:VpcSubnets": ("NetworkConfig", "VpcConfig", "Subnets"),
+        "sagemaker:VpcSecurityGroupIds": ("NetworkConfig", "VpcConfig", "SecurityGroupIds"),
+    },
+    "sagemaker:CreateModel": {
+        "sagemaker:NetworkIsolation": ("EnableNetworkIsolation",),
+        "sagemaker:VpcSubnets": ("VpcConfig", "Subnets"),
+        "sagemaker:VpcSecurityGroupIds": ("VpcConfig", "SecurityGroupIds"),
+    },
+    "sagemaker:CreateTransformJob": {
+        "sagemaker:VolumeKmsKey": ("TransformResources", "VolumeKmsKeyId"),
+        "sagemaker:OutputKmsKey": ("TransformOutput", "KmsKeyId"),
+    },
+}
+
+
+def request_condition_keys(action: str, request: Mapping[str, object]) -> dict[str, object]:
+    """The condition keys AWS sets on a SageMaker Create call from its request (e.g. a pipeline
+    step's Arguments): the fields above, booleans as IAM's "true"/"false", and each tag as
+    ``aws:RequestTag/<key>``. A field the request leaves out sets no key."""
+    context: dict[str, object] = {}
+    for key, path in _REQUEST_KEYS[action].items():
+        value: object = request
+        for field_name in path:
+            value = value.get(field_name) if isinstance(value, Mapping) else None
+        if isinstance(value, bool):
+            context[key] = "true" if value else "false"
+        elif value is not None:
+            context[key] = value
+    tags = request.get("Tags", [])
+    if isinstance(tags, list):
+        for tag in tags:
+            context[f"aws:RequestTag/{tag['Key']}"] = tag["Value"]
+    return context

@@ -55,8 +55,6 @@ SAMPLE_PARAMETERS: dict[str, Any] = {
     "QualityThreshold": 0.8,
     "QualityAlarmComparison": "LessThanThreshold",
     "StageName": "prod",
-    # the foundation's optional resources, created: the checks then cover them too
-    "SageMakerJobLogGroups": "create",
     # the batch stage stack (inference_mode=batch)
     "BatchDataUri": "s3://bucket/tumour/batch/prod",
     "BatchSchedule": "cron(0 2 * * ? *)",

@@ -110,9 +110,12 @@ def _parsed(path: Path) -> dict[str, Any]:
     return dict(load_yaml(path))
 
 
-def build_stacks(project: Path, separate: bool, network: bool = True) -> dict[str, iam.Stack]:
+def build_stacks(
+    project: Path, separate: bool, network: bool = True, standards: dict[str, str] | None = None
+) -> dict[str, iam.Stack]:
     """The build account's stacks (with ``network``: in the standards' vpc, which the
-    foundation's execution role may use)."""
+    foundation's execution role may use; ``standards``: further parameters the standards set,
+    e.g. NetworkIsolation)."""
     accounts = (
         {"StagingAccountId": ACCOUNTS["staging"], "ProdAccountId": ACCOUNTS["prod"]}
         if separate
@@ -126,12 +129,18 @@ def build_stacks(project: Path, separate: bool, network: bool = True) -> dict[st
         if network
         else {}
     )
+    given = standards or {}
     foundation = iam.Stack(
-        _infrastructure(project, "foundation"), f"{PROJECT}-foundation", accounts | subnets
+        _infrastructure(project, "foundation"),
+        f"{PROJECT}-foundation",
+        accounts | subnets | given,
     )
     exports = foundation.outputs()
     deploy = iam.Stack(
-        _infrastructure(project, "deploy-pipeline"), f"{PROJECT}-deploy", accounts, exports
+        _infrastructure(project, "deploy-pipeline"),
+        f"{PROJECT}-deploy",
+        accounts | {k: v for k, v in given.items() if k == "NetworkIsolation"},
+        exports,
     )
     return {"foundation": foundation, "deploy": deploy}
 
@@ -142,10 +151,12 @@ def target_stacks(
     deploy_mode: str = "replace",
     endpoint_stage: str | None = None,
     network: bool = True,
+    standards: dict[str, str] | None = None,
 ) -> dict[str, iam.Stack]:
     """``target-account.yaml`` and the stage's endpoint stack, in the stage's account (with
     ``endpoint_stage``: the endpoint stack of that stage, resolved in this stage's account), in
-    the account's own network (``stage_vpc``; ``network=False``: the standards name no vpc)."""
+    the account's own network (``stage_vpc``; ``network=False``: the standards name no vpc),
+    with ``standards``' further parameters on the target stack."""
     account = ACCOUNTS[stage]
     subnets = (
         {
@@ -166,7 +177,8 @@ def target_stacks(
             "ArtifactBucketName": exports[f"{PROJECT}-artifact-bucket"],
             "BuildKmsKeyArn": exports[f"{PROJECT}-kms-key-arn"],
         }
-        | subnets,
+        | subnets
+        | (standards or {}),
         account=account,
     )
     outputs = {key: target.resolve(o["Value"]) for key, o in target.template["Outputs"].items()}
@@ -433,14 +445,19 @@ def test_target_stack_role_grants_exactly_what_the_resource_schemas_require(
     The stack names the stage key by its alias (the build account cannot read the target's
     outputs); KMS authorizes a request that names an alias against the key it points to.
     """
-    target = target_stacks(mode_renders[mode], stage)["target"]
+    # serverless: the standards name no stage_vpc (serverless endpoints cannot meet one)
+    network = mode != "serverless"
+    target = target_stacks(mode_renders[mode], stage, network=network)["target"]
     alias = target.resolve(target.template["Outputs"]["KmsKeyAliasArn"]["Value"])
     key = target.arn("StageKey")
     role = iam.role_documents(target, "StackRole")
     by_key = [
         json.loads(json.dumps(document).replace(key, alias)) for document in role
     ]  # the role's key statements, read as KMS reads them for a request naming the alias
-    own = [target_stacks(mode_renders[mode], stage, deploy)["endpoint"] for deploy in DEPLOY_MODES]
+    own = [
+        target_stacks(mode_renders[mode], stage, deploy, network=network)["endpoint"]
+        for deploy in DEPLOY_MODES
+    ]
     for stack in own:
         assert missing_permissions(stack, by_key) == []
     # target-account.yaml is one template for both accounts: its stack role is checked against
@@ -448,7 +465,9 @@ def test_target_stack_role_grants_exactly_what_the_resource_schemas_require(
     # carries prod's monitoring grants: see docs/guide/inference-modes.md).
     other = next(name for name in ACCOUNTS if name != stage)
     both_stages = own + [
-        target_stacks(mode_renders[mode], stage, deploy, endpoint_stage=other)["endpoint"]
+        target_stacks(mode_renders[mode], stage, deploy, endpoint_stage=other, network=network)[
+            "endpoint"
+        ]
         for deploy in DEPLOY_MODES
     ]
     assert excess_grants(both_stages, by_key) == []

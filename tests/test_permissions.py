@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from . import aws_calls as calls
 from . import iam_model as iam
 from .conftest import MATRIX, load_yaml, matrix_id, rendered_pipelines, stage_template
 from .rendered_tag_propagation import tag_propagation
@@ -320,12 +321,14 @@ def _stack_arns(stack: iam.Stack) -> set[str]:
     return arns
 
 
-def request_context(stack: iam.Stack, logical: str, action: str, arn: str) -> dict[str, str]:
+def request_context(stack: iam.Stack, logical: str, action: str, arn: str) -> dict[str, Any]:
     """The condition keys AWS sets on a call CloudFormation makes for a resource.
 
     * iam:PassRole: ``iam:PassedToService``, the principal of the service the resource's role is
       passed to (IAM User Guide, "Grant a user permissions to pass a role to an AWS service").
     * iam:CreateServiceLinkedRole: ``iam:AWSServiceName``, the service of the role's path.
+    * sagemaker:CreateModel: the model's network isolation and VPC (``sagemaker:NetworkIsolation``,
+      ``sagemaker:VpcSubnets``, ``sagemaker:VpcSecurityGroupIds``), from its properties.
     * KMS calls another service makes with the caller's credentials: ``kms:ViaService``
       (``<service>.<region>.amazonaws.com``); a grant SageMaker creates for its instances'
       volumes carries ``kms:GrantIsForAWSResource`` (AWS KMS Developer Guide, condition keys).
@@ -341,6 +344,15 @@ def request_context(stack: iam.Stack, logical: str, action: str, arn: str) -> di
         return {"aws:ResourceTag/sagemaker:project-id": str(stack.values["SageMakerProjectId"])}
     if action == "iam:PassRole":
         return {"iam:PassedToService": f"{service}.amazonaws.com"}
+    if action == "sagemaker:CreateModel" and creating:
+        # SageMaker's keys of the request CloudFormation makes from the model's properties
+        # (its VpcConfig and EnableNetworkIsolation), which the standards' denies read.
+        properties = stack.resolve(stack.resources[logical].get("Properties", {}))
+        return {
+            key: value
+            for key, value in calls.request_condition_keys(action, properties).items()
+            if key.startswith("sagemaker:")
+        }
     if action == "iam:CreateServiceLinkedRole":
         return {"iam:AWSServiceName": arn.split("/aws-service-role/")[1].split("/")[0]}
     if action.startswith("kms:"):
@@ -460,7 +472,7 @@ def test_pipeline_definitions_are_read_from_the_artifact_bucket_only(
     refused = [
         f"arn:aws:s3:::another-bucket/{definitions}",
         f"arn:aws:s3:::{bucket}-copy/{definitions}",
-        f"arn:aws:s3:::{bucket}/tumour/data/raw/train.csv",
+        f"arn:aws:s3:::{bucket}/tumour/dvc/files/md5/de/971c087c3c1ca0d4d74f726d4c5b81",
         f"arn:aws:s3:::{bucket}/other-project/batch/definitions/0123abcd.json",
         f"arn:aws:s3:::{bucket}/other-project/monitoring/definitions/0123abcd.json",
         f"arn:aws:s3:::{bucket}/tumour/monitoring/prod/report.json",

@@ -245,6 +245,63 @@ def test_product_gives_the_execution_role_the_seeds_network(
         )
 
 
+@pytest.mark.parametrize("strict", [True, False], ids=["isolation-and-key", "none"])
+def test_product_hands_the_isolation_and_key_standards_to_the_roles(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, strict: bool
+) -> None:
+    """Provisioned through the product, the foundation's execution role and the deploy
+    pipeline's stack role enforce the seed's network_isolation and kms_key_arn standards: a
+    training job that is not isolated, or uses another key, and a model that is not isolated,
+    are denied (and allowed without the standards)."""
+    key = f"arn:aws:kms:{iam.REGION}:{iam.ACCOUNT}:key/org"
+    standards_file = tmp_path / "org-standards.yaml"
+    standards_file.write_text(
+        json.dumps({"network_isolation": True, "kms_key_arn": key} if strict else {})
+    )
+    monkeypatch.setenv("MLOPS_ORG_STANDARDS", str(standards_file))
+    answers = {"organisation": "acme"}
+    built = BUILD_SEED(answers)
+    product = json.loads(publish.product_template(options(answers=answers), built, "t/v1"))
+    stack = iam.Stack(product, "sc-tumour", {"SageMakerProjectName": "tumour"})
+    given = {
+        name: stack.resolve(product["Resources"][name]["Properties"]["Parameters"])
+        for name in ("Foundation", "Deploy")
+    }
+    foundation = iam.Stack(
+        load_yaml_text(built.templates["foundation.yaml"].decode()),
+        "tumour-foundation",
+        given["Foundation"],
+    )
+    deploy = iam.Stack(
+        load_yaml_text(built.templates["deploy-pipeline.yaml"].decode()),
+        "tumour-deploy",
+        given["Deploy"],
+        foundation.outputs(),
+    )
+    execution = iam.role_documents(foundation, "SageMakerExecutionRole")
+    stack_role = iam.role_documents(deploy, "CloudFormationRole")
+    job = f"arn:aws:sagemaker:{iam.REGION}:{iam.ACCOUNT}:training-job/pipelines-x"
+    model = f"arn:aws:sagemaker:{iam.REGION}:{iam.ACCOUNT}:model/tumour-x"
+    compliant = {
+        "sagemaker:NetworkIsolation": "true",
+        "sagemaker:VolumeKmsKey": key,
+        "sagemaker:OutputKmsKey": key,
+    }
+    another_key = compliant | {"sagemaker:VolumeKmsKey": key + "-other"}
+    not_isolated = compliant | {"sagemaker:NetworkIsolation": "false"}
+    assert iam.allows(execution, "sagemaker:CreateTrainingJob", job, compliant)
+    assert iam.allows(execution, "sagemaker:CreateTrainingJob", job, another_key) is not strict
+    assert iam.allows(execution, "sagemaker:CreateTrainingJob", job, not_isolated) is not strict
+    isolated = {"sagemaker:NetworkIsolation": "true"}
+    assert iam.allows(stack_role, "sagemaker:CreateModel", model, isolated)
+    assert (
+        iam.allows(
+            stack_role, "sagemaker:CreateModel", model, {"sagemaker:NetworkIsolation": "false"}
+        )
+        is not strict
+    )
+
+
 @pytest.mark.parametrize("answers", ANSWER_SETS, ids=["github", "codecommit", "github-actions"])
 def test_product_tags_every_resource_of_every_nested_stack(answers: dict[str, str]) -> None:
     """SageMaker Projects' tags and the organisation's reach every taggable resource the product

@@ -26,7 +26,7 @@ import pytest
 
 from . import iam_model as iam
 from . import iam_policy as policy
-from .conftest import MATRIX, matrix_id
+from .conftest import MATRIX, matrix_id, stage_template
 from .test_accounts import ACCOUNTS, build_stacks, mode_renders, renders, target_stacks
 from .test_permissions import _stack_arns, rendered_stacks
 
@@ -306,7 +306,6 @@ def test_target_accounts_read_models_and_code_not_data(renders: dict[str, Path])
         "tumour/code/0f1e2d/pipelines/run.py",
     ]
     private = [
-        "tumour/data/current.json",
         "tumour/dvc/files/md5/ab/cdef",
         f"{run}/prepare/train/train.csv",
         f"{run}/evaluation/metrics.json",
@@ -392,6 +391,176 @@ def test_a_job_outside_the_standards_network_is_denied_by_aws(renders: dict[str,
             # without the standard the stacks enforce no network
             expected = {case: want if network else "ALLOW" for case, (_, want) in cases.items()}
             assert decided == expected, (network, action)
+
+
+# The organisation key of the standards and another one; a sample of the requests each role
+# creating jobs or models makes, as the Service Authorization Reference keys them.
+ORG_KEY = f"arn:aws:kms:{iam.REGION}:{iam.ACCOUNT}:key/0rg-standard"
+OTHER_KEY = f"arn:aws:kms:{iam.REGION}:{iam.ACCOUNT}:key/another"
+ISOLATION_AND_KEY = {"NetworkIsolation": "true", "OrganisationKmsKeyArn": ORG_KEY}
+COMPLIANT = {
+    "sagemaker:NetworkIsolation": "true",
+    "sagemaker:VolumeKmsKey": ORG_KEY,
+    "sagemaker:OutputKmsKey": ORG_KEY,
+}
+# What each standard's key means for a request (absent: the request leaves the field out).
+VIOLATIONS = {
+    "not isolated": ("sagemaker:NetworkIsolation", "false"),
+    "isolation left out": ("sagemaker:NetworkIsolation", None),
+    "another volume key": ("sagemaker:VolumeKmsKey", OTHER_KEY),
+    "no volume key": ("sagemaker:VolumeKmsKey", None),
+    "another output key": ("sagemaker:OutputKmsKey", OTHER_KEY),
+    "no output key": ("sagemaker:OutputKmsKey", None),
+}
+# The Create calls that carry each key (the Service Authorization Reference; the standard's
+# isolation is not enforced on processing jobs: the monitoring job needs the network).
+ISOLATED_CALLS = {"sagemaker:CreateTrainingJob", "sagemaker:CreateModel"}
+KEYED_CALLS = {
+    "sagemaker:CreateTrainingJob",
+    "sagemaker:CreateProcessingJob",
+    "sagemaker:CreateTransformJob",
+}
+
+
+def supported_keys(action: str) -> set[str]:
+    """The condition keys AWS's IAM data lists for an action (on any of its resource types)."""
+    privilege = iam._privilege(action)
+    assert privilege, action
+    return {k for r in privilege["resource_types"] for k in r.get("condition_keys", [])}
+
+
+def creators(project: Path, standards: dict[str, str]) -> list[tuple[str, iam.Stack, str, str]]:
+    """(label, stack, role, Create action) for every role that creates jobs or models, in one
+    account and with staging and prod in accounts of their own, without networks."""
+    build = build_stacks(project, separate=False, network=False, standards=standards)
+    batch = "BatchPipeline" in stage_template(project)["Resources"]
+    jobs = ["sagemaker:CreateTrainingJob", "sagemaker:CreateProcessingJob"]
+    transform = ["sagemaker:CreateTransformJob"] if batch else []
+    found = [
+        ("foundation", build["foundation"], "SageMakerExecutionRole", action)
+        for action in jobs + transform
+    ]
+    found.append(("deploy", build["deploy"], "CloudFormationRole", "sagemaker:CreateModel"))
+    target = target_stacks(project, "prod", network=False, standards=standards)["target"]
+    found += [
+        ("prod account", target, "ModelExecutionRole", action)
+        for action in ["sagemaker:CreateProcessingJob", *transform]
+    ]
+    found.append(("prod account", target, "StackRole", "sagemaker:CreateModel"))
+    return found
+
+
+def standards_decisions(
+    project: Path, standards: dict[str, str]
+) -> dict[tuple[str, str, str], str]:
+    """Each creating role's decision on a compliant request and on each violation of it."""
+    decided = {}
+    for label, stack, role, action in creators(project, standards):
+        kind = {
+            "sagemaker:CreateTrainingJob": "training-job",
+            "sagemaker:CreateProcessingJob": "processing-job",
+            "sagemaker:CreateTransformJob": "transform-job",
+            "sagemaker:CreateModel": "model",
+        }[action]
+        arn = f"arn:aws:sagemaker:{iam.REGION}:{stack.account}:{kind}/pipelines-abc-x"
+        keys = supported_keys(action)
+        compliant = {k: v for k, v in COMPLIANT.items() if k in keys} | {
+            "aws:RequestTag/sagemaker:project-name": PROJECT_NAME
+        }
+        documents = iam.role_documents(stack, role)
+        caller = stack.arn(role)
+        for case, (key, value) in {"compliant": ("", ""), **VIOLATIONS}.items():
+            if key and key not in keys:
+                continue
+            context = dict(compliant)
+            if key:
+                context.pop(key)
+                if value is not None:
+                    context[key] = value
+            request = policy.Request(caller, action, arn, context)
+            decided[(f"{label}:{role}", action, case)] = policy.decide(request, documents).name
+    return decided
+
+
+PROJECT_NAME = "tumour"
+
+
+@pytest.mark.parametrize("mode", ["realtime", "batch"])
+def test_jobs_and_models_outside_the_isolation_and_key_standards_are_denied_by_aws(
+    mode_renders: dict[str, Path], mode: str
+) -> None:
+    """With the network_isolation and kms_key_arn standards, every role that creates jobs or
+    models (the execution role, the stack roles, a target account's model role) is denied a
+    training job or a model that is not network-isolated, and a training, processing or
+    transform job whose volume or output key is not the organisation's (or is left out), by
+    IAM: deleting org-standards.json from the repository does not relax them. A compliant
+    request is allowed; without the standards, each of those requests is allowed."""
+    project = mode_renders[mode]
+    with_standards = standards_decisions(project, ISOLATION_AND_KEY)
+    expected = {}
+    for case in with_standards:
+        _, action, violation = case
+        enforced = ("isolat" in violation and action in ISOLATED_CALLS) or (
+            "key" in violation and action in KEYED_CALLS
+        )
+        expected[case] = "EXPLICIT_DENY" if enforced else "ALLOW"
+    assert with_standards == expected
+    assert ("prod account:StackRole", "sagemaker:CreateModel", "not isolated") in expected
+    assert set(standards_decisions(project, {}).values()) == {"ALLOW"}
+
+
+def test_the_enforced_condition_keys_are_those_aws_sets_on_each_call(
+    mode_renders: dict[str, Path],
+) -> None:
+    """Every Deny that enforces a standard names, for each of its actions, a condition key AWS's
+    IAM data lists for that action (a key the call never carries would deny every request, or,
+    under IfExists, none)."""
+    misplaced = []
+    for label, stack, role, _ in creators(mode_renders["batch"], ISOLATION_AND_KEY):
+        for document in iam.role_documents(stack, role):
+            for statement in iam.statements(document):
+                if statement.get("Effect") != "Deny":
+                    continue
+                keys = {k for block in statement["Condition"].values() for k in block}
+                for action in iam._as_list(statement["Action"]):
+                    misplaced += [
+                        f"{label}:{role} {action} {k}" for k in keys - supported_keys(action)
+                    ]
+    assert misplaced == []
+
+
+def test_a_target_accounts_model_and_monitoring_job_outside_its_network_are_denied(
+    renders: dict[str, Path],
+) -> None:
+    """With stage_vpc, a target account's stack role may create the stage's model, and its model
+    role the monitoring job, only in that account's subnets and security groups."""
+    from .test_accounts import STAGE_VPC
+
+    network = STAGE_VPC["prod"]
+    inside = {
+        "sagemaker:VpcSubnets": network["subnets"],
+        "sagemaker:VpcSecurityGroupIds": network["security_groups"],
+    }
+    outside = {
+        "sagemaker:VpcSubnets": STAGE_VPC["staging"]["subnets"],
+        "sagemaker:VpcSecurityGroupIds": network["security_groups"],
+    }
+    for has_network in (True, False):
+        target = target_stacks(renders["separate"], "prod", network=has_network)["target"]
+        for role, action, kind in (
+            ("StackRole", "sagemaker:CreateModel", "model"),
+            ("ModelExecutionRole", "sagemaker:CreateProcessingJob", "processing-job"),
+        ):
+            arn = f"arn:aws:sagemaker:{iam.REGION}:{target.account}:{kind}/x"
+            documents = iam.role_documents(target, role)
+            decided = {
+                case: policy.decide(
+                    policy.Request(target.arn(role), action, arn, context), documents
+                ).name
+                for case, context in (("inside", inside), ("outside", outside), ("none", {}))
+            }
+            denied = "EXPLICIT_DENY" if has_network else "ALLOW"
+            assert decided == {"inside": "ALLOW", "outside": denied, "none": denied}, role
 
 
 # --- cloudsplaining: privilege escalation, from AWS's IAM data ----------------------------------

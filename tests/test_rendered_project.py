@@ -14,7 +14,9 @@ import pytest
 
 from tools.ports import free_port, wait_for_port
 
+from . import aws_recording
 from .conftest import bake, run_cookiecutter, user_shell_env
+from .test_permissions import rendered_stacks
 
 pytestmark = pytest.mark.slow
 
@@ -30,11 +32,13 @@ SMOKE = ("setup", "test-fast", "lint", "repro", "pipeline-local")
 DEFAULT: dict[str, str] = {}
 
 
-def make(project: Path, target: str) -> subprocess.CompletedProcess[str]:
+def make(
+    project: Path, target: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["make", target],
         cwd=project,
-        env=user_shell_env(),
+        env=env or user_shell_env(),
         capture_output=True,
         text=True,
         timeout=1200,
@@ -107,8 +111,13 @@ def assert_suite_passes(cookies: Any, extra: dict[str, str], targets: tuple[str,
 
 def assert_targets_pass(project: Path, extra: dict[str, str], targets: tuple[str, ...]) -> None:
     """Run each make target in ``project`` (rendered with ``extra``) and check what they leave."""
+    log = project.parent / f"{project.name}-aws-calls.jsonl"
     for target in targets:
-        result = make(project, target)
+        env = None
+        if target == "pipeline-local":  # recorded, with the build project's environment
+            build = aws_recording.build_environment(dict(rendered_stacks(project, project.name)))
+            env = aws_recording.recording_environment(log, user_shell_env() | build)
+        result = make(project, target, env)
         assert result.returncode == 0, (
             f"make {target}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
         )
@@ -119,7 +128,33 @@ def assert_targets_pass(project: Path, extra: dict[str, str], targets: tuple[str
         # The SageMaker pipeline definition executed against loopback AWS registered a model.
         report = json.loads((project / "reports" / "pipeline-local.json").read_text())
         assert report["status"] == "Succeeded" and report["model_package_arn"]
+        assert_recorded_calls_allowed(project, log)
         assert_hooks_run_on_commit_from_a_plain_shell(project)
+
+
+def assert_recorded_calls_allowed(project: Path, log: Path) -> None:
+    """Every AWS call `make pipeline-local` made is allowed to the role that makes it on AWS
+    (tests/aws_recording.py): the build project's, and the pipeline's for the steps and jobs.
+    Without one grant each role uses, the same recorded calls are refused, naming it."""
+    verdicts = aws_recording.check_recorded_calls(project, log)
+    assert verdicts.refusals == []
+    roles = aws_recording.caller_roles(
+        dict(rendered_stacks(project, project.name)), aws_recording.read(log)
+    )
+    assert set(verdicts.checked) == set(roles.values()), verdicts.checked
+    for process, action in NARROWER_POLICIES:
+        narrower = aws_recording.check_recorded_calls(project, log, without=(process, action))
+        assert any(
+            f" as {roles[process]}: {action} on " in refusal for refusal in narrower.refusals
+        ), (process, action)
+
+
+# A grant of each role that the recorded calls need: removed in a copy, the check fails.
+NARROWER_POLICIES = (
+    (aws_recording.BUILD, "sagemaker:StartPipelineExecution"),
+    (aws_recording.PIPELINE, "sagemaker:CreateModelPackage"),
+    (aws_recording.PIPELINE, "kms:Decrypt"),
+)
 
 
 def assert_hooks_run_on_commit_from_a_plain_shell(project: Path) -> None:

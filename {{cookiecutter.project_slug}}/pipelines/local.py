@@ -9,9 +9,11 @@ What happens, in order:
 1. A loopback AWS (``moto_server`` on 127.0.0.1, a free port) is started, unless ``--endpoint-url``
    names one already running. It stands in for S3 and the SageMaker API (pipelines, model registry).
    The artifact bucket and the model package group are created first, as the foundation stack does.
-2. The pipeline is published the way the build publishes it: ``python -m pipelines.run --upsert
-   --start`` runs against the loopback (``--trigger build``, the default), so the job code and the
-   data land exactly where the definition and ``--start`` put them. ``--trigger rule`` instead
+2. The data ``data/raw/dataset.csv.dvc`` names is pushed from the DVC cache to the DVC remote on
+   the loopback, as ``make push`` pushes it to the real one. The pipeline is published the way the
+   build publishes it: ``python -m pipelines.run --upsert --start`` runs against the loopback
+   (``--trigger build``, the default), so the job code lands where the definition puts it and the
+   run reads the data from the DVC remote by its DVC MD5. ``--trigger rule`` instead
    upserts and starts an execution with only the ``--parameter`` values, as the EventBridge
    retraining rule does. ``--definition FILE`` executes that JSON (e.g. ``make pipeline-definition``
    output) instead of the upserted one.
@@ -145,6 +147,9 @@ def loopback_environment(endpoint: str, region: str, workdir: Path) -> dict[str,
         raise PipelineLocalError(f"--endpoint-url must be a loopback address, got {endpoint}")
     sdk_config = workdir / "sagemaker-config.yaml"
     sdk_config.write_text(TELEMETRY_OFF)
+    # No profile: an empty file, not /dev/null, which DVC's S3 client refuses as no file.
+    aws_config = workdir / "aws-config"
+    aws_config.write_text("")
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     # Each job is a new interpreter: without bytecode caching every one recompiles scikit-learn
     # and SciPy (seconds per job; the Makefile unexports it for the same reason).
@@ -156,8 +161,8 @@ def loopback_environment(endpoint: str, region: str, workdir: Path) -> dict[str,
             "AWS_DEFAULT_REGION": region,
             "AWS_REGION": region,
             "AWS_EC2_METADATA_DISABLED": "true",
-            "AWS_CONFIG_FILE": os.devnull,
-            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "AWS_CONFIG_FILE": str(aws_config),
+            "AWS_SHARED_CREDENTIALS_FILE": str(aws_config),
             "SAGEMAKER_USER_CONFIG_OVERRIDE": str(sdk_config),
             "SAGEMAKER_ADMIN_CONFIG_OVERRIDE": str(sdk_config),
         }
@@ -1074,6 +1079,55 @@ def typed_parameters(definition: dict[str, Any], given: Mapping[str, str]) -> di
 # ----------------------------------------------------------------------------- publishing
 
 
+@contextlib.contextmanager
+def environment(env: Mapping[str, str]) -> Iterator[None]:
+    """This process's environment replaced by ``env`` for a while (DVC's S3 client reads it)."""
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def push_data(endpoint: str, env: Mapping[str, str], aws: Aws) -> str:
+    """``make push`` of the tracked data to the DVC remote on the loopback; return its version.
+
+    The endpoint is a configuration override of this process only: nothing is written to the
+    project's DVC configuration, so the team's own ``make push`` still reaches the real remote.
+    """
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    from .run import DATA_DVC_FILE, DataError, tracked_data
+
+    try:
+        data = tracked_data(DATA_DVC_FILE)
+    except DataError as error:
+        raise PipelineLocalError(str(error)) from None
+    aws.ensure_bucket(split_s3_uri(data.url)[0])  # the DVC remote's bucket (.dvc/config)
+    no_scm = {"core": {"no_scm": True}}
+    try:
+        with Repo(str(PROJECT), config=no_scm) as repo:
+            remote = repo.config["core"]["remote"]
+            cached = repo.cache.local.exists(data.version)
+        if not cached:  # DVC would only warn and push nothing
+            raise PipelineLocalError(
+                f"data version {data.version} is not in the DVC cache: run `make setup` "
+                f"(or `dvc commit {DATA_DVC_FILE.relative_to(PROJECT)}` after changing the data)"
+            )
+        loopback = no_scm | {"remote": {remote: {"endpointurl": endpoint}}}
+        with environment(env), Repo(str(PROJECT), config=loopback) as repo:
+            repo.push(targets=[str(DATA_DVC_FILE)], remote=remote)
+    except DvcException as error:
+        raise PipelineLocalError(
+            f"cannot push data version {data.version} to the loopback DVC remote: {error}"
+        ) from None
+    return data.version
+
+
 def publish(
     trigger: str, parameters: Mapping[str, str], env: dict[str, str], aws: Aws, pipeline_name: str
 ) -> tuple[str, dict[str, str]]:
@@ -1139,6 +1193,7 @@ def execute(args: argparse.Namespace, endpoint: str, workdir: Path) -> dict[str,
     aws = Aws(env)
     aws.ensure_bucket(settings.bucket)
     aws.ensure_model_package_group(settings.model_package_group)
+    push_data(endpoint, env, aws)
     parameters = dict(args.parameter or [])
     arn, started_with = publish(args.trigger, parameters, env, aws, settings.pipeline_name)
     if args.definition:

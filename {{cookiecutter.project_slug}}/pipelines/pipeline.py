@@ -7,6 +7,11 @@ SageMaker API defines them (``CreateProcessingJob``, ``CreateTrainingJob``,
 ``CreateModelPackage``): nothing is uploaded and no AWS call is made to build the definition, and
 the same code always gives the same definition.
 
+The input is the project's DVC-tracked data, read from the DVC remote by its DVC MD5 (the
+``InputDataUrl`` parameter: ``<remote>/files/md5/<2 hex>/<30 hex>``, see ``pipelines/run.py``);
+the evaluation reads the data version back from that name, so the MLflow run, the lineage record
+and the model package carry the same version ``dvc repro`` records.
+
 Every output lands under ``<prefix>/pipeline/<execution id>/``, so an execution never overwrites
 another's splits, model or metrics, and a registered package keeps pointing at its own numbers.
 """
@@ -43,6 +48,7 @@ VOLUME_GB = 30
 MAX_RUNTIME_SECONDS = 4 * 3600
 CACHE_EXPIRY = "P30D"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DATA_PARAMETER = "InputDataUrl"
 
 
 class RequestStep(ConfigurableRetryStep):  # type: ignore[misc]  # the SDK is untyped
@@ -288,6 +294,7 @@ def get_pipeline(
     report_section: str,
     model_framework: str,
     missing_shift: float,
+    data_url: str,
     code: CodeBundle | None = None,
     cache_steps: bool = True,
 ) -> Pipeline:
@@ -297,7 +304,8 @@ def get_pipeline(
     binary, multiclass or regression metrics). ``model_framework`` (``<library> <version>``) is
     recorded on the model package: every framework runs on the scikit-learn image, its library
     installed from the job code's ``requirements.txt``. ``missing_shift`` (``params.yaml``
-    ``monitor``) sets the data-quality baseline's completeness constraints.
+    ``monitor``) sets the data-quality baseline's completeness constraints. ``data_url`` (the
+    DVC remote's object of the tracked data) is the data a run started without parameters reads.
     """
     code = code or collect()
     image = retrieve(
@@ -320,7 +328,8 @@ def get_pipeline(
             ],
         )
 
-    data_pointer = ParameterString("DataPointerUrl", default_value=settings.data_pointer_uri)
+    # Content-addressed: a new data version is a new URL, so the cached steps rerun on it.
+    data_uri = ParameterString(DATA_PARAMETER, default_value=data_url)
     standards = settings.standards
     processing_instance = ParameterString(
         "ProcessingInstanceType", default_value=standards.default_instance("processing")
@@ -332,34 +341,6 @@ def get_pipeline(
     threshold = ParameterFloat("QualityThreshold", default_value=gate_threshold)
     approval = ParameterString("ModelApprovalStatus", default_value="PendingManualApproval")
     processing = {"instance_type": processing_instance, "instance_count": processing_count}
-    current_data = PropertyFile(name="CurrentData", output_name="pointer", path="current.json")
-
-    # Never cached: the pointer's URI stays the same while the data behind it changes.
-    resolve = RequestStep(
-        "ResolveData",
-        StepTypeEnum.PROCESSING,
-        "DescribeProcessingJobResponse",
-        jobs.processing(
-            "data_pointer",
-            [
-                "--pointer-dir",
-                "/opt/ml/processing/input/pointer",
-                "--output-dir",
-                "/opt/ml/processing/output/pointer",
-            ],
-            [_s3_input("pointer", data_pointer, "/opt/ml/processing/input/pointer")],
-            [
-                _s3_output(
-                    "pointer", "/opt/ml/processing/output/pointer", run_output("data-pointer")
-                )
-            ],
-            **processing,
-        ),
-        cache_config=CacheConfig(enable_caching=False),
-        property_files=[current_data],
-    )
-    data_uri = JsonGet(step_name=resolve.name, property_file=current_data, json_path="uri")
-    data_version = JsonGet(step_name=resolve.name, property_file=current_data, json_path="version")
 
     prepare = RequestStep(
         "PrepareData",
@@ -461,8 +442,6 @@ def get_pipeline(
                 ExecutionVariables.PIPELINE_EXECUTION_ID,
                 "--data-uri",
                 data_uri,
-                "--data-version",
-                data_version,
                 "--gate-metric",
                 gate_metric,
                 "--gate-threshold",
@@ -536,7 +515,10 @@ def get_pipeline(
             "CustomerMetadataProperties": {
                 "PipelineExecutionId": ExecutionVariables.PIPELINE_EXECUTION_ID,
                 "DataUri": data_uri,
-                "DataVersion": data_version,
+                # What the evaluation read from the data's name: the DVC MD5.
+                "DataVersion": JsonGet(
+                    step_name=evaluate.name, property_file=lineage, json_path="data.version"
+                ),
                 "CodeSha256": code.digest,
                 "ModelFramework": model_framework,
                 "LineageUri": Join(on="/", values=[evaluation, "lineage.json"]),
@@ -585,14 +567,14 @@ def get_pipeline(
     return Pipeline(
         name=settings.pipeline_name,
         parameters=[
-            data_pointer,
+            data_uri,
             processing_instance,
             processing_count,
             training_instance,
             threshold,
             approval,
         ],
-        steps=[resolve, prepare, baseline, train, evaluate, gate],
+        steps=[prepare, baseline, train, evaluate, gate],
         mlflow_config=mlflow_config(settings),
         sagemaker_session=offline_session(settings.region),
     )

@@ -2,18 +2,22 @@
 
 python -m pipelines.run --definition-only        # JSON definition, offline
 python -m pipelines.run --upsert --start --wait  # what the build runs
+
+The pipeline trains on the data ``data/raw/dataset.csv.dvc`` names, read from the DVC remote
+(``make push`` puts it there): its DVC MD5 is the one data version, locally and in SageMaker.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
+import functools
 import importlib
 import json
 import os
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +27,8 @@ from .settings import Settings, load_settings
 
 PARAMS = Path(__file__).resolve().parent.parent / "params.yaml"
 SCHEMA_GLOB = "src/*/schema.json"
-DATA_DIR = PARAMS.parent / "data" / "raw"
+PROJECT = PARAMS.parent
+DATA_DVC_FILE = PROJECT / "data" / "raw" / "dataset.csv.dvc"
 OFFLINE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "offline",
     "AWS_SECRET_ACCESS_KEY": "offline",  # pragma: allowlist secret - never sent anywhere
@@ -60,42 +65,72 @@ def pipeline_inputs(params_file: Path = PARAMS) -> dict[str, Any]:
     }
 
 
-def data_files(data_dir: Path = DATA_DIR) -> tuple[list[Path], str]:
-    """Every CSV under ``data_dir`` (nested too), sorted, and the SHA-256 over names and bytes."""
-    files = sorted(data_dir.rglob("*.csv"))
-    if not files:
-        raise FileNotFoundError(f"no CSV file under {data_dir}")
-    digest = hashlib.sha256()
-    for file in files:
-        content = file.read_bytes()
-        digest.update(f"{file.relative_to(data_dir).as_posix()}\0{len(content)}\0".encode())
-        digest.update(content)
-    return files, digest.hexdigest()
+class DataError(RuntimeError):
+    """The tracked data cannot be read from the DVC remote; the message says what to do."""
 
 
-def upload_data(settings: Settings, s3: Any, data_dir: Path = DATA_DIR) -> dict[str, Any]:
-    """Upload the raw CSVs under their content hash, then point the current data at them.
+@dataclass(frozen=True)
+class TrackedData:
+    """The data a ``.dvc`` file names: its DVC MD5 (the data version) and its remote object."""
 
-    Returns the pointer record. The data goes first and the pointer last, so a run that reads
-    the pointer meanwhile still finds complete data (the old version).
+    version: str
+    url: str
+
+
+def tracked_data(dvc_file: Path = DATA_DVC_FILE) -> TrackedData:
+    """Where the default DVC remote keeps the data ``dvc_file`` names, by DVC's own reading."""
+    dvc_config = PROJECT / ".dvc"
+    # Read once per content of the files DVC reads (building a definition asks again).
+    contents = tuple(
+        path.read_text() if path.exists() else ""
+        for path in (dvc_file, dvc_config / "config", dvc_config / "config.local")
+    )
+    return _tracked_data(dvc_file, contents)
+
+
+@functools.cache
+def _tracked_data(dvc_file: Path, contents: tuple[str, ...]) -> TrackedData:
+    """``tracked_data`` of ``dvc_file`` whose DVC files hold ``contents``.
+
+    DVC reads the ``.dvc`` file and the remote configuration (``.dvc/config`` and its local
+    overrides) and lays out the object path (DVC 3: ``<remote>/files/md5/<2 hex>/<30 hex>``).
+    No SCM: the files are only read, and a copy of the project without git resolves the same.
     """
-    files, version = data_files(data_dir)
-    prefix = f"{settings.project_name}/data/raw/{version}"
-    for file in files:
-        s3.upload_file(
-            str(file), settings.bucket, f"{prefix}/{file.relative_to(data_dir).as_posix()}"
-        )
-    pointer = importlib.import_module(f"{settings.package}.data_pointer")
-    record: dict[str, Any] = pointer.make_pointer(
-        f"s3://{settings.bucket}/{prefix}/", version, len(files)
-    )
-    s3.put_object(
-        Bucket=settings.bucket,
-        Key=settings.data_pointer_key,
-        Body=json.dumps(record).encode(),
-        ContentType="application/json",
-    )
-    return record
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    try:
+        with Repo(str(PROJECT), config={"core": {"no_scm": True}}) as repo:
+            (out,) = repo.stage.load_one(str(dvc_file)).outs
+            odb = repo.cloud.get_remote_odb(None, hash_name="md5")
+    except (DvcException, ValueError) as error:
+        raise DataError(f"{dvc_file}: {error}") from None
+    version = out.hash_info.value
+    if not version:
+        raise DataError(f"{dvc_file} names no data version: run `dvc add` on its data first")
+    if out.hash_info.isdir:
+        # A directory is a manifest object listing the files' own objects, which a SageMaker
+        # input cannot put back under their names: the pipeline reads one tracked file.
+        raise DataError(f"{dvc_file} tracks a folder: the pipeline reads one tracked CSV file")
+    url = str(odb.fs.unstrip_protocol(odb.oid_to_path(version)))
+    return TrackedData(version=version, url=url)
+
+
+def check_pushed(data: TrackedData, s3: Any) -> None:
+    """Refuse, in one line, to start a run on data that was never pushed to the DVC remote."""
+    from botocore.exceptions import ClientError
+
+    bucket, _, key = data.url.removeprefix("s3://").partition("/")
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+    except ClientError as error:
+        code = error.response.get("Error", {}).get("Code")
+        if code in ("404", "NoSuchKey", "NotFound"):
+            raise DataError(
+                f"data version {data.version} is not in the DVC remote ({data.url}): "
+                "run `make push`"
+            ) from None
+        raise DataError(f"cannot read {data.url} ({code}): check the AWS credentials") from None
 
 
 def build(settings: Settings, cache_steps: bool = True, params_file: Path = PARAMS) -> Any:
@@ -104,7 +139,10 @@ def build(settings: Settings, cache_steps: bool = True, params_file: Path = PARA
 
     inputs = pipeline_inputs(params_file)
     del inputs["problem_type"]
-    return get_pipeline(settings, cache_steps=cache_steps, **inputs)
+    # A run started without parameters (the retraining rule) trains on the data of the commit
+    # the pipeline was last upserted from.
+    data_url = tracked_data().url
+    return get_pipeline(settings, cache_steps=cache_steps, data_url=data_url, **inputs)
 
 
 def definition(settings: Settings, cache_steps: bool = True) -> str:
@@ -192,16 +230,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, help="also write the definition to this file")
     parser.add_argument("--upsert", action="store_true", help="create or update the pipeline")
     parser.add_argument("--start", action="store_true", help="start an execution")
-    parser.add_argument(
-        "--upload-data",
-        action="store_true",
-        help="upload data/raw under its content hash and make it the current data",
-    )
     parser.add_argument("--wait", action="store_true", help="wait for the execution to finish")
     parser.add_argument("--no-cache", action="store_true", help="disable step caching")
     args = parser.parse_args(argv)
-    if not (args.definition_only or args.upsert or args.start or args.upload_data):
-        parser.error("choose --definition-only, --upsert, --start and/or --upload-data")
+    if not (args.definition_only or args.upsert or args.start):
+        parser.error("choose --definition-only, --upsert and/or --start")
 
     settings = load_settings()
     # The SDK creates AWS clients at import time and needs a region even to build a definition.
@@ -211,7 +244,16 @@ def main(argv: list[str] | None = None) -> int:
         # asking the instance metadata service over the network. Printing a definition sends no
         # request, so this process gets throw-away credentials and the lookup is switched off.
         os.environ.update(OFFLINE_CREDENTIALS)
-    pipeline_definition = definition(settings, cache_steps=not args.no_cache)
+    try:
+        data = tracked_data()
+        if args.start:  # before anything is uploaded or changed: the run would have no data
+            import boto3
+
+            check_pushed(data, boto3.Session(region_name=settings.region).client("s3"))
+        pipeline_definition = definition(settings, cache_steps=not args.no_cache)
+    except DataError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     if args.output:
         args.output.write_text(pipeline_definition)
     if args.definition_only:
@@ -226,13 +268,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.upsert:
         action = upsert(settings, sagemaker, pipeline_definition)
         print(f"{action} pipeline {settings.pipeline_name}")
-    if args.upload_data or (args.start and any(DATA_DIR.rglob("*.csv"))):
-        record = upload_data(settings, session.client("s3"))
-        print(f"current data: {record['uri']}")
     if args.start:
-        # No parameters: the run reads the current data, as a retraining rule's run does.
+        from .pipeline import DATA_PARAMETER
+
+        parameters = {DATA_PARAMETER: data.url}
+        print(f"data version {data.version}: {data.url}")
         arn = str(
-            sagemaker.start_pipeline_execution(**start_request(settings, {}))[
+            sagemaker.start_pipeline_execution(**start_request(settings, parameters))[
                 "PipelineExecutionArn"
             ]
         )

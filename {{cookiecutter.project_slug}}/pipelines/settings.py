@@ -120,15 +120,6 @@ class Settings:
     def prefix(self) -> str:
         return f"s3://{self.bucket}/{self.project_name}"
 
-    @property
-    def data_pointer_key(self) -> str:
-        """The object naming the current data version (``<package>/data_pointer.py``)."""
-        return f"{self.project_name}/data/current.json"
-
-    @property
-    def data_pointer_uri(self) -> str:
-        return f"s3://{self.bucket}/{self.data_pointer_key}"
-
 
 def load_settings(
     environ: Mapping[str, str] | None = None, standards: Standards | None = None

@@ -55,7 +55,8 @@ def standards_parameters(
     (its export is final: without the parameter the pipeline would track nothing), and the
     network the account's SageMaker role may use: the build account's (``vpc``) for the
     foundation's execution role, a target account's own (``stage_vpc`` of its ``StageName``) for
-    its model role."""
+    its model role; and the isolation and KMS standards the roles creating jobs and models
+    enforce."""
     standards = settings.standards
     values = {
         ACCOUNT_PARAMETERS[name]: account
@@ -71,6 +72,12 @@ def standards_parameters(
     if network.subnets:
         values["SubnetIds"] = ",".join(network.subnets)
         values["SecurityGroupIds"] = ",".join(network.security_groups)
+    # The isolation and KMS standards the stacks' roles enforce (infrastructure: the
+    # standards_iam statements): the roles creating jobs and models deny requests that break them.
+    if standards.network_isolation and stack in ("foundation", "deploy", "target-account"):
+        values["NetworkIsolation"] = "true"
+    if standards.kms_key_arn and stack in ("foundation", "target-account"):
+        values["OrganisationKmsKeyArn"] = standards.kms_key_arn
     return values
 
 

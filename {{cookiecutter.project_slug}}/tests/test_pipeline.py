@@ -26,10 +26,12 @@ from pipeline_definition import (
 
 from pipelines import run
 from pipelines.code_bundle import collect
+from pipelines.local import Aws, loopback_environment
 from pipelines.offline_install import parse_requirements
 from pipelines.settings import LOWER_IS_BETTER, Standards, load_settings, load_standards
 
 PROJECT = Path(__file__).resolve().parent.parent
+DVC_FILE = "data/raw/dataset.csv.dvc"
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("fake_aws")]
 SETTINGS_ENV = {
     "SAGEMAKER_PROJECT_NAME": "churn-prod",
@@ -74,7 +76,6 @@ def test_settings_come_from_the_provisioned_project() -> None:
 def test_steps_and_types(definition: dict[str, Any]) -> None:
     types = {name: step["Type"] for name, step in steps_by_name(definition).items()}
     assert types == {
-        "ResolveData": "Processing",
         "PrepareData": "Processing",
         "BaselineData": "Processing",
         "TrainModel": "Training",
@@ -87,11 +88,10 @@ def test_steps_and_types(definition: dict[str, Any]) -> None:
 
 def test_dependency_graph(definition: dict[str, Any]) -> None:
     steps = steps_by_name(definition)
-    assert references(steps["PrepareData"]["Arguments"]) == {"ResolveData"}
+    assert references(steps["PrepareData"]["Arguments"]) == set()
     assert references(steps["BaselineData"]["Arguments"]) == {"PrepareData"}
     assert references(steps["TrainModel"]["Arguments"]) == {"PrepareData"}
     assert references(steps["EvaluateModel"]["Arguments"]) == {
-        "ResolveData",
         "PrepareData",
         "TrainModel",
     }
@@ -104,7 +104,7 @@ def test_dependency_graph(definition: dict[str, Any]) -> None:
 def test_parameters(definition: dict[str, Any]) -> None:
     parameters = {p["Name"]: p for p in definition["Parameters"]}
     assert set(parameters) == {
-        "DataPointerUrl",
+        "InputDataUrl",
         "ProcessingInstanceType",
         "ProcessingInstanceCount",
         "TrainingInstanceType",
@@ -114,9 +114,9 @@ def test_parameters(definition: dict[str, Any]) -> None:
     inputs = run.pipeline_inputs()
     assert parameters["QualityThreshold"]["DefaultValue"] == inputs["gate_threshold"]
     assert parameters["ModelApprovalStatus"]["DefaultValue"] == "PendingManualApproval"
-    assert parameters["DataPointerUrl"]["DefaultValue"] == (
-        "s3://provisioned-artifacts/churn-prod/data/current.json"
-    )
+    # A run started without parameters reads the data of the commit last upserted, from the DVC
+    # remote (.dvc/config): where `dvc push` put it, test_a_run_reads_the_data_dvc_pushed shows.
+    assert parameters["InputDataUrl"]["DefaultValue"] == run.tracked_data().url
 
 
 def test_quality_gate_reads_the_evaluation_report(definition: dict[str, Any]) -> None:
@@ -153,7 +153,6 @@ def test_jobs_run_the_projects_own_modules(definition: dict[str, Any]) -> None:
     package = load_settings(SETTINGS_ENV).package
     code = collect().uri(load_settings(SETTINGS_ENV).prefix)
     for name, module in (
-        ("ResolveData", "data_pointer"),
         ("PrepareData", "data"),
         ("BaselineData", "quality_baseline"),
         ("EvaluateModel", "evaluate"),
@@ -234,12 +233,17 @@ def test_cli_prints_the_definition(
         monkeypatch.setenv(key, value)
     assert run.main(["--definition-only"]) == 0
     printed = json.loads(capsys.readouterr().out)
-    assert printed["Version"] and len(printed["Steps"]) == 6
+    assert printed["Version"] and len(printed["Steps"]) == 5
 
 
 def test_upsert_and_start(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
     for key, value in SETTINGS_ENV.items():
         monkeypatch.setenv(key, value)
+    # What `make push` leaves in the DVC remote (test_a_run_reads_the_data_dvc_pushed pushes).
+    data = run.tracked_data()
+    bucket, key = data.url.removeprefix("s3://").split("/", 1)
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=b"a,b\n1,2\n")
     assert run.main(["--upsert", "--start"]) == 0
     assert run.main(["--upsert"]) == 0  # a second upsert updates, it does not duplicate
     sagemaker = boto3.client("sagemaker")
@@ -251,6 +255,11 @@ def test_upsert_and_start(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
     assert described["PipelineDefinition"] == run.definition(settings)
     executions = sagemaker.list_pipeline_executions(PipelineName="churn-prod-pipeline")
     assert len(executions["PipelineExecutionSummaries"]) == 1
+    (execution,) = executions["PipelineExecutionSummaries"]
+    started = sagemaker.list_pipeline_parameters_for_execution(
+        PipelineExecutionArn=execution["PipelineExecutionArn"]
+    )["PipelineParameters"]
+    assert started == [{"Name": "InputDataUrl", "Value": data.url}]
     # The code the definition points at is there, file for file (and under network isolation
     # wheel for wheel), under its content hash.
     bundle = collect()
@@ -365,7 +374,6 @@ def test_definition_only_is_offline_deterministic_and_free_of_test_libraries(
     assert outputs[0] == outputs[1]
     definition = json.loads(outputs[0])
     assert [step["Name"] for step in definition["Steps"]] == [
-        "ResolveData",
         "PrepareData",
         "BaselineData",
         "TrainModel",
@@ -423,8 +431,8 @@ def test_every_execution_writes_under_its_own_prefix(definition: dict[str, Any])
     """Two executions never share an output, and each package's metrics stay its own."""
     first, second = Execution(definition, "exec-1"), Execution(definition, "exec-2")
     first_outputs, second_outputs = output_uris(first), output_uris(second)
-    # pointer copy, train split, test split, baseline, model, evaluation
-    assert len(first_outputs) == 6
+    # train split, test split, baseline, model, evaluation
+    assert len(first_outputs) == 5
     assert not first_outputs & second_outputs
     for uri in first_outputs:
         assert "/exec-1/" in uri + "/", uri
@@ -522,7 +530,9 @@ def test_three_classes_pass_the_gate_path(tmp_path: Path) -> None:
     del inputs["problem_type"]
     from pipelines.pipeline import get_pipeline
 
-    definition = json.loads(get_pipeline(settings, **inputs).definition())
+    definition = json.loads(
+        get_pipeline(settings, data_url=run.tracked_data().url, **inputs).definition()
+    )
     (condition,) = walk_steps(definition)["QualityGate"]["Arguments"]["Conditions"]
     path = condition["LeftValue"]["Std:JsonGet"]["Path"]
 
@@ -551,74 +561,71 @@ def test_three_classes_pass_the_gate_path(tmp_path: Path) -> None:
     assert value >= inputs["gate_threshold"]
 
 
-def write_csvs(root: Path, frame: Any, parts: int) -> None:
-    """The data split over nested folders, as a team's upload may arrive."""
-    for index in range(parts):
-        folder = root / f"batch-{index}" / "day"
-        folder.mkdir(parents=True)
-        frame.iloc[index::parts].to_csv(folder / f"part-{index}.csv", index=False)
+def test_a_run_reads_the_data_dvc_pushed(workspace: Path, moto_endpoint: str) -> None:
+    """Unpushed data is refused in one line; once `make push` ran, the prepare step's input is
+    the object DVC pushed, and the prepare job reads it as SageMaker hands it over."""
+    bucket = run.tracked_data().url.removeprefix("s3://").split("/", 1)[0]  # .dvc/config's
+    env = loopback_environment(moto_endpoint, "us-east-1", workspace.parent)
+    s3 = boto3.client("s3", endpoint_url=moto_endpoint)
+    s3.create_bucket(Bucket=bucket)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dvc",
+            "remote",
+            "modify",
+            "--local",
+            "s3",
+            "endpointurl",
+            moto_endpoint,
+        ],
+        cwd=workspace,
+        check=True,
+    )
+    dvc = [sys.executable, "-m", "dvc"]
+    subprocess.run([*dvc, "commit", "--force", "-q", DVC_FILE], cwd=workspace, check=True)
 
+    def start() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "pipelines.run", "--start"],
+            cwd=workspace,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
 
-def test_a_run_with_only_the_retrain_parameters_reads_the_current_data(
-    aws: None, tmp_path: Path, raw_frame: Any
-) -> None:
-    """Upload -> pointer -> ResolveData -> PrepareData, as the EventBridge rule starts a run."""
-    settings = load_settings(SETTINGS_ENV)
-    package = settings.package
-    s3 = boto3.client("s3")
-    definition = json.loads(run.definition(settings))
-    steps = walk_steps(definition)
-    resolve = steps["ResolveData"]
-    assert resolve["CacheConfig"]["Enabled"] is False  # the pointer's URI never changes
-    validate_request("StartPipelineExecution", run.start_request(settings, {}))
+    refused = start()
+    assert refused.returncode == 2
+    (line,) = refused.stderr.splitlines()
+    assert line.startswith("error: data version ") and line.endswith("run `make push`")
+    assert s3.list_objects_v2(Bucket=bucket).get("KeyCount") == 0  # nothing was uploaded
 
-    versions = []
-    for parts, rows in ((2, 300), (3, len(raw_frame))):
-        data = tmp_path / f"upload-{parts}"
-        write_csvs(data, raw_frame.iloc[:rows], parts)
-        record = run.upload_data(settings, s3, data)
-        versions.append(record["version"])
-        # ResolveData's job, with its input downloaded where the definition says.
-        (pointer,) = [
-            i["S3Input"]
-            for i in resolve["Arguments"]["ProcessingInputs"]
-            if i["InputName"] == "pointer"
-        ]
-        execution = Execution(definition, f"exec-{parts}")
-        bucket, key = execution.resolve(pointer["S3Uri"]).removeprefix("s3://").split("/", 1)
-        local = tmp_path / f"job-{parts}"
-        (local / "in").mkdir(parents=True)
-        s3.download_file(bucket, key, str(local / "in" / "current.json"))
-        entry = importlib.import_module(f"{package}.data_pointer")
-        assert (
-            entry.main(["--pointer-dir", str(local / "in"), "--output-dir", str(local / "out")])
-            == 0
-        )
-        execution.json_files["Steps.ResolveData.PropertyFiles.CurrentData"] = json.loads(
-            (local / "out" / "current.json").read_text()
-        )
-        # PrepareData reads what the pointer names: every CSV, nested folders too.
-        (raw,) = [
-            i["S3Input"]
-            for i in steps["PrepareData"]["Arguments"]["ProcessingInputs"]
-            if i["InputName"] == "raw"
-        ]
-        prefix = execution.resolve(raw["S3Uri"])
-        assert versions[-1] in prefix
-        listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix.removeprefix(f"s3://{bucket}/"))
-        downloaded = local / "data"
-        for item in listed["Contents"]:
-            target = downloaded / item["Key"].split(versions[-1] + "/", 1)[1]
-            target.parent.mkdir(parents=True, exist_ok=True)
-            s3.download_file(bucket, item["Key"], str(target))
-        prepare = importlib.import_module(f"{package}.data")
-        assert (
-            prepare.main(["--input-dir", str(downloaded), "--output-dir", str(local / "prepared")])
-            == 0
-        )
-        prepared = sum(len(pd.read_csv(f)) for f in (local / "prepared").rglob("*.csv"))
-        assert prepared == rows
-    assert versions[0] != versions[1]
+    subprocess.run([*dvc, "push", "-q", DVC_FILE], cwd=workspace, check=True)
+    (key,) = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]]
+    resolved = subprocess.run(
+        [sys.executable, "-c", "from pipelines import run; print(run.tracked_data().url)"],
+        cwd=workspace,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    url = resolved.stdout.strip()
+    assert url == f"s3://{bucket}/{key}"  # the object `dvc push` wrote, nothing else
+    dvc_md5 = yaml.safe_load((workspace / DVC_FILE).read_text())["outs"][0]["md5"]
+    package = load_settings({}).package
+    assert importlib.import_module(f"{package}.lineage").dvc_version(url) == dvc_md5
+
+    # PrepareData's input as SageMaker materialises an S3Prefix naming one object.
+    job = workspace / "job"
+    local_aws = Aws(env)
+    assert local_aws.download_prefix(url, job / "data") == [job / "data" / key.rsplit("/")[-1]]
+    prepare = importlib.import_module(f"{package}.data")
+    assert prepare.main(["--input-dir", str(job / "data"), "--output-dir", str(job / "out")]) == 0
+    prepared = sum(len(pd.read_csv(f)) for f in (job / "out").rglob("*.csv"))
+    assert prepared == len(pd.read_csv(workspace / "data" / "raw" / "dataset.csv"))
 
 
 def test_the_baseline_is_model_monitors_format_and_registered(
@@ -675,24 +682,29 @@ def test_lineage_is_written_by_the_pipeline_and_registered(
     test.mkdir()
     clean_frame.to_csv(test / "test.csv", index=False)
     entry = importlib.import_module(f"{package}.evaluate")
-    version = "a" * 64
-    arguments = ["--model-dir", model_dir, "--test-dir", test, "--output-dir", tmp_path / "out"]
-    arguments += ["--execution-id", "exec-1", "--data-uri", f"s3://b/p/{version}/"]
-    assert entry.main([*map(str, arguments), "--data-version", version]) == 0
+    execution = Execution(definition, "exec-1")
+    evaluate = walk_steps(definition)["EvaluateModel"]["Arguments"]
+    arguments = execution.resolve(evaluate["AppSpecification"]["ContainerArguments"])[1:]
+    for flag, value in (("--model-dir", model_dir), ("--test-dir", test)):
+        arguments[arguments.index(flag) + 1] = str(value)
+    arguments[arguments.index("--output-dir") + 1] = str(tmp_path / "out")
+    assert entry.main(arguments) == 0
     record = json.loads((tmp_path / "out" / "lineage.json").read_text())
     assert record["pipeline_execution_id"] == "exec-1"
     assert record["training_rows"] == len(clean_frame)
-    assert record["data"] == {"uri": f"s3://b/p/{version}/", "version": version}
+    # The version is the DVC MD5 the .dvc file names, read back from the input's name.
+    data = run.tracked_data()
+    dvc_md5 = yaml.safe_load(run.DATA_DVC_FILE.read_text())["outs"][0]["md5"]
+    assert record["data"] == {"uri": data.url, "version": dvc_md5}
 
     register = walk_steps(definition)["RegisterModel"]["Arguments"]
-    execution = Execution(definition, "exec-1")
-    execution.json_files["Steps.ResolveData.PropertyFiles.CurrentData"] = {
-        "uri": f"s3://b/p/{version}/",
-        "version": version,
+    execution.json_files["Steps.EvaluateModel.PropertyFiles.EvaluationLineage"] = {
+        "data.version": record["data"]["version"]
     }
     metadata = execution.resolve(register["CustomerMetadataProperties"])
     assert metadata["PipelineExecutionId"] == "exec-1"
-    assert metadata["DataVersion"] == version
+    assert metadata["DataUri"] == data.url
+    assert metadata["DataVersion"] == dvc_md5
     assert metadata["LineageUri"].endswith("/exec-1/evaluation/lineage.json")
     assert metadata["CodeSha256"] == collect().digest
     # The local record is kept with the model: DVC caches (and `make push` uploads) it.

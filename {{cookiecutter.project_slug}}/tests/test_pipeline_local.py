@@ -32,9 +32,20 @@ PROJECT = Path(__file__).resolve().parent.parent
 SCHEMA = next(PROJECT.glob("src/*/schema.json"))
 PROBLEM_TYPE = json.loads(SCHEMA.read_text())["problem_type"]
 PARAMS = yaml.safe_load((PROJECT / "params.yaml").read_text())
+# The DVC configuration is copied (the remote the pipeline reads), not its cache or state.
 COPY_IGNORED = shutil.ignore_patterns(
-    ".venv", ".git", ".dvc", "__pycache__", "*_cache", "build", "models", "processed", "reports"
+    ".venv",
+    ".git",
+    "cache",
+    "tmp",
+    "__pycache__",
+    "*_cache",
+    "build",
+    "models",
+    "processed",
+    "reports",
 )
+DVC_FILE = "data/raw/dataset.csv.dvc"
 pytestmark = pytest.mark.slow
 
 
@@ -61,12 +72,24 @@ def project_copy(tmp_path: Path) -> Path:
     shutil.copytree(PROJECT, copy, ignore=COPY_IGNORED)
     for folder in ("models", "reports", "data/processed"):
         (copy / folder).mkdir(parents=True, exist_ok=True)
+    dvc(copy, "config", "--local", "core.no_scm", "true")  # a checkout without its git history
     return copy
 
 
+def dvc(project: Path, *args: str) -> None:
+    subprocess.run([sys.executable, "-m", "dvc", *args], cwd=project, check=True)
+
+
+def data_version(project: Path) -> str:
+    """The DVC MD5 of the project's data: what `dvc repro` records (the lineage stage)."""
+    return str(yaml.safe_load((project / DVC_FILE).read_text())["outs"][0]["md5"])
+
+
 def pipeline_local(project: Path, endpoint: str, *args: str) -> tuple[int, dict[str, Any], str]:
+    """`make pipeline-local` on the data as it is now, versioned by DVC first (`dvc commit`)."""
     report = project / "reports" / "pipeline-local.json"
     report.unlink(missing_ok=True)
+    dvc(project, "commit", "--force", "-q", DVC_FILE)
     result = subprocess.run(
         [sys.executable, "-m", "pipelines.local", "--endpoint-url", endpoint, *args],
         cwd=project,
@@ -129,6 +152,36 @@ def assert_registered(code: int, report: dict[str, Any], output: str) -> None:
     assert report["failure_message"] is None
 
 
+def recorded_versions(aws: local.Aws, report: dict[str, Any]) -> set[str]:
+    """The data versions the execution recorded: package metadata, lineage and model card."""
+    metadata = package(aws, report["model_package_arn"])["CustomerMetadataProperties"]
+    lineage = json.loads(aws.read(metadata["LineageUri"]))
+    card = json.loads(report["model_card"]["ModelCardContent"])
+    return {metadata["DataVersion"], lineage["data"]["version"], card_data_version(card)}
+
+
+def card_data_version(card: dict[str, Any]) -> str:
+    (evaluation,) = card["evaluation_details"]
+    return str(evaluation["metadata"]["data_version"])
+
+
+def test_data_missing_from_the_dvc_cache_is_refused_in_one_line(
+    endpoint: str, tmp_path: Path
+) -> None:
+    """A checkout whose data never reached the DVC cache: nothing to push, nothing is run."""
+    project = project_copy(tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "pipelines.local", "--endpoint-url", endpoint],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    (line,) = result.stderr.splitlines()
+    assert f"data version {data_version(project)} is not in the DVC cache: run `make setup`" in line
+
+
 def test_two_executions_keep_their_own_outputs_and_metrics(
     endpoint: str, aws: local.Aws, tmp_path: Path
 ) -> None:
@@ -137,6 +190,10 @@ def test_two_executions_keep_their_own_outputs_and_metrics(
     code, first, output = pipeline_local(project, endpoint)
     assert_registered(code, first, output)
     assert set(statuses(first).values()) == {"Succeeded", "Skipped"}
+    # One data version: the DVC MD5 `dvc repro` records is what the SageMaker run recorded.
+    first_version = data_version(project)
+    assert recorded_versions(aws, first) == {first_version}
+    assert first["parameters"]["InputDataUrl"].endswith(f"/{first_version[:2]}/{first_version[2:]}")
     first_metrics = metrics_of(aws, first["model_package_arn"])
     assert aws.read(first["model_metrics_uri"]) == first_metrics
     # The registered package's model card (ModelCardContent) carries these metrics.
@@ -149,6 +206,7 @@ def test_two_executions_keep_their_own_outputs_and_metrics(
     frame.iloc[: len(frame) * 3 // 4].to_csv(dataset, index=False)
     code, second, output = pipeline_local(project, endpoint)
     assert_registered(code, second, output)
+    assert recorded_versions(aws, second) == {data_version(project)} != {first_version}
 
     assert first["execution_id"] != second["execution_id"]
     assert first["model_package_arn"] != second["model_package_arn"]
@@ -265,7 +323,7 @@ def retraining_rule_parameters() -> dict[str, str]:
     return {p["Name"]: str(p["Value"]) for p in (endpoint_rules[0] if endpoint_rules else [])}
 
 
-def test_alarm_started_retraining_trains_on_the_newly_uploaded_data(
+def test_alarm_started_retraining_trains_on_the_data_of_the_last_upsert(
     endpoint: str, aws: local.Aws, tmp_path: Path
 ) -> None:
     project = project_copy(tmp_path)
@@ -273,17 +331,6 @@ def test_alarm_started_retraining_trains_on_the_newly_uploaded_data(
     frame = pd.read_csv(dataset)
     new_rows = len(frame) * 2 // 3
     frame.iloc[:new_rows].to_csv(dataset, index=False)
-    env = local.loopback_environment(endpoint, load_settings({}).region, tmp_path)
-    upload = subprocess.run(
-        [sys.executable, "-m", "pipelines.run", "--upload-data"],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert upload.returncode == 0, upload.stderr[-3000:]
-
     arguments = []
     for name, value in retraining_rule_parameters().items():
         arguments += ["--parameter", f"{name}={value}"]
@@ -295,4 +342,5 @@ def test_alarm_started_retraining_trains_on_the_newly_uploaded_data(
     lineage = json.loads(aws.read(described["CustomerMetadataProperties"]["LineageUri"]))
     assert lineage["pipeline_execution_id"] == report["execution_id"]
     assert lineage["training_rows"] == train_split_rows(project)
+    assert lineage["data"]["version"] == data_version(project)
     assert trained_rows(aws, report["model_package_arn"]) == train_split_rows(project)

@@ -128,39 +128,6 @@ def test_the_foundation_stack_is_created_with_the_stack_tags(
     assert {tag["Key"]: tag["Value"] for tag in described["Tags"]} == expected()
 
 
-@pytest.mark.filterwarnings("ignore:Tried to parse:UserWarning")  # types moto cannot create
-@pytest.mark.parametrize("choice", ["create", "existing"])
-def test_the_foundation_gives_sagemakers_job_log_groups_a_retention_and_the_project_key(
-    monkeypatch: pytest.MonkeyPatch, choice: str
-) -> None:
-    """Executed: the foundation creates the groups SageMaker logs its jobs to (named by the job
-    kind, account-wide), kept a year and encrypted with the project key, before any job would
-    create them unencrypted and kept forever; a second project in the account says "existing".
-    moto's CloudFormation drops a log group's KmsKeyId, so the key is read from the template."""
-    for name, value in ENV.items():
-        monkeypatch.setenv(name, value)
-    kinds = ("ProcessingJobs", "TrainingJobs", "TransformJobs")
-    with mock_aws():
-        assert stacks.main(["foundation", f"SageMakerJobLogGroups={choice}"]) == 0
-        cloudformation = boto3.client("cloudformation", region_name="us-east-1")
-        (described,) = cloudformation.describe_stacks(StackName="churn-foundation")["Stacks"]
-        key = {o["OutputKey"]: o["OutputValue"] for o in described["Outputs"]}["KmsKeyArn"]
-        groups = boto3.client("logs", region_name="us-east-1").describe_log_groups(
-            logGroupNamePrefix="/aws/sagemaker/"
-        )["logGroups"]
-    made = {group["logGroupName"]: group for group in groups}
-    if choice == "existing":
-        assert made == {}
-        return
-    assert set(made) == {f"/aws/sagemaker/{kind}" for kind in kinds}
-    assert {group["retentionInDays"] for group in made.values()} == {365}
-    assert key.startswith("arn:aws:kms:us-east-1:")
-    resources = deploy_config.load_template(stacks.INFRASTRUCTURE / "foundation.yaml")["Resources"]
-    for kind in kinds:
-        properties = resources[f"SageMaker{kind}LogGroup"]["Properties"]
-        assert properties["KmsKeyId"] == {"Fn::GetAtt": ["ProjectKey", "Arn"]}
-
-
 @pytest.mark.parametrize("stack", RENDERED_STACKS)
 def test_the_build_accounts_stacks_get_the_accounts_of_the_standards(stack: str) -> None:
     """The foundation and deploy stacks are deployed for org-standards.json's accounts."""
@@ -243,3 +210,28 @@ def test_each_accounts_stack_gets_its_own_network_from_the_standards(stage: str)
     for stack in ("target-account", "foundation", "deploy"):
         assert not {"SubnetIds", "SecurityGroupIds"} & set(sent(stack, Standards())), stack
     assert not {"SubnetIds", "SecurityGroupIds"} & set(sent("deploy", standards))
+
+
+def test_the_isolation_and_key_standards_reach_the_roles_that_enforce_them() -> None:
+    """``make stack`` gives the roles creating jobs and models the network_isolation and
+    kms_key_arn standards (the foundation's execution role, the deploy pipeline's stack role, a
+    target account's roles), and each stack only parameters its template declares (CloudFormation
+    refuses any other)."""
+    key = "arn:aws:kms:us-east-1:123456789012:key/org"
+    strict = Standards(network_isolation=True, kms_key_arn=key)
+    expected = {
+        "foundation": {"NetworkIsolation": "true", "OrganisationKmsKeyArn": key},
+        "deploy": {"NetworkIsolation": "true"},
+        "target-account": {"NetworkIsolation": "true", "OrganisationKmsKeyArn": key},
+        "build": {},
+    }
+    for stack, wanted in expected.items():
+        for standards, want in ((strict, wanted), (Standards(), {})):
+            request = stacks.stack_request(
+                project_settings(standards), stack, dict(REQUIRED_PARAMETERS)
+            )
+            sent = {p["ParameterKey"]: p["ParameterValue"] for p in request["Parameters"]}
+            given = {k: sent[k] for k in ("NetworkIsolation", "OrganisationKmsKeyArn") if k in sent}
+            assert given == want, stack
+            declared = request["TemplateBody"].split("\nConditions:", 1)[0]
+            assert all(f"\n  {k}:\n" in declared for k in given), stack

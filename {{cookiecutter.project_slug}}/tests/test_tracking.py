@@ -115,10 +115,19 @@ def test_lineage_of_an_untracked_pipeline_run_names_no_run(model_dir: Path) -> N
     assert record["mlflow_run_id"] == ""
 
 
+# The data version `dvc repro` records: the DVC MD5 of data/raw/dataset.csv.dvc.
+DVC_MD5 = str(
+    yaml.safe_load((PROJECT / "data" / "raw" / "dataset.csv.dvc").read_text())["outs"][0]["md5"]
+)
+# Where the pipeline reads that data: the DVC remote's object (pipelines/run.py tracked_data).
+DVC_OBJECT_URL = f"s3://bucket/project/dvc/files/md5/{DVC_MD5[:2]}/{DVC_MD5[2:]}"
+
+
 def pipeline_evaluation(
     tmp_path: Path, model_dir: Path, frame: pd.DataFrame, schema: Schema
 ) -> tuple[int, Path]:
-    """evaluate.main as the pipeline's evaluation job calls it (no params.yaml, no git)."""
+    """evaluate.main as the pipeline's evaluation job calls it (no params.yaml, no git): the data
+    is named by its DVC remote object, the version read from that name."""
     test_dir = tmp_path / "test"
     test_dir.mkdir()
     frame.to_csv(test_dir / "test.csv", index=False)
@@ -128,12 +137,19 @@ def pipeline_evaluation(
         [
             *("--model-dir", str(model_dir), "--test-dir", str(test_dir)),
             *("--output-dir", str(output), "--execution-id", "execution-1"),
-            *("--data-uri", "s3://bucket/data/v1", "--data-version", "v1"),
+            *("--data-uri", DVC_OBJECT_URL),
             *("--gate-metric", metric, "--gate-threshold", "0.5"),
             *("--code-digest", "c0de", "--template-version", "t1"),
         ]
     )
     return code, output
+
+
+def test_the_data_version_is_the_dvc_md5_in_the_objects_name() -> None:
+    assert lineage.dvc_version(DVC_OBJECT_URL) == DVC_MD5
+    folder = "0f" + "1" * 30 + ".dir"  # a tracked folder's manifest, as its .dvc file names it
+    assert lineage.dvc_version(f"s3://b/p/dvc/files/md5/{folder[:2]}/{folder[2:]}") == folder
+    assert lineage.dvc_version("s3://bucket/data/v1/") == ""  # not a DVC object: no version
 
 
 def test_an_untracked_pipeline_evaluation_logs_nothing_and_fails_nothing(
@@ -147,7 +163,9 @@ def test_an_untracked_pipeline_evaluation_logs_nothing_and_fails_nothing(
     monkeypatch.chdir(tmp_path)
     code, output = pipeline_evaluation(tmp_path, model_dir, clean_frame, schema)
     assert code == 0
-    assert json.loads((output / "lineage.json").read_text())["mlflow_run_id"] == ""
+    record = json.loads((output / "lineage.json").read_text())
+    assert record["mlflow_run_id"] == ""
+    assert record["data"] == {"uri": DVC_OBJECT_URL, "version": DVC_MD5}
     assert tracking.read_run_id(output / tracking.RUN_FILE) is None
     assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "mlruns").exists()
     assert list((output / "plots").glob("*.png"))
@@ -180,7 +198,7 @@ def test_a_pipeline_evaluation_logs_its_run_where_the_pipeline_points_it(
     tags = run.data.tags
     assert tags[tracking.PIPELINE_EXECUTION_TAG] == "execution-1"
     assert (tags[tracking.CODE_DIGEST_TAG], tags[tracking.TEMPLATE_VERSION_TAG]) == ("c0de", "t1")
-    assert tags[tracking.DATA_VERSION_TAG] == "v1"
+    assert tags[tracking.DATA_VERSION_TAG] == DVC_MD5  # what `dvc repro` records
     assert tags[tracking.GATE_RESULT_TAG] in {"passed", "failed"}
     hyperparameters = json.loads((model_dir / "model_meta.json").read_text())["hyperparameters"]
     assert {f"train.{name}" for name in hyperparameters} | {"gate.metric", "gate.threshold"} == set(

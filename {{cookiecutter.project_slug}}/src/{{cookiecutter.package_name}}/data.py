@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ import numpy as np
 import pandas as pd
 
 SCHEMA_PATH = Path(__file__).with_name("schema.json")
+# A DVC 3 object file: the MD5 of its content less the two hex digits of its folder.
+DVC_OBJECT_NAME = re.compile(r"[0-9a-f]{30}")
 
 
 class DataValidationError(ValueError):
@@ -164,7 +167,8 @@ def load_schema(path: Path = SCHEMA_PATH) -> Schema:
 
 
 def read_csv_dir(path: Path, text_columns: Iterable[str] = ()) -> pd.DataFrame:
-    """Read one CSV file, or every CSV under a folder, nested too (what SageMaker hands jobs).
+    """Read one CSV file, or every CSV under a folder, nested too (what SageMaker hands jobs),
+    or the DVC object of the data the pipeline's prepare step is handed.
 
     ``text_columns`` (the categorical features) are read as text, so a category spelled ``007``
     or ``1`` keeps its spelling instead of becoming a number.
@@ -173,6 +177,9 @@ def read_csv_dir(path: Path, text_columns: Iterable[str] = ()) -> pd.DataFrame:
     if not path.exists():
         raise DataValidationError(f"no such file or folder: {path}")
     files = sorted(path.rglob("*.csv")) if path.is_dir() else [path]
+    if not files and path.is_dir():
+        # The pipeline reads the data from the DVC remote: one object, named by its hash alone.
+        files = sorted(p for p in path.iterdir() if DVC_OBJECT_NAME.fullmatch(p.name))
     if not files:
         raise DataValidationError(f"no CSV file found in {path}")
     dtype = dict.fromkeys(text_columns, str)

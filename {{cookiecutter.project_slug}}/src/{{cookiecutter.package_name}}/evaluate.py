@@ -283,8 +283,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gate-metric", help="the gate's metric, when there is no --params")
     parser.add_argument("--gate-threshold", type=float, help="the gate's threshold, likewise")
     parser.add_argument("--execution-id", help="pipeline execution id: also write lineage.json")
-    parser.add_argument("--data-uri", default="", help="the data version's S3 prefix (lineage)")
-    parser.add_argument("--data-version", default="", help="the data version's hash (lineage)")
+    parser.add_argument("--data-uri", default="", help="the data's S3 location (lineage)")
+    parser.add_argument(
+        "--data-version", default="", help="the data's DVC MD5 (default: read from --data-uri)"
+    )
     parser.add_argument("--data-pointer", type=Path, help="the raw data's .dvc file (data version)")
     parser.add_argument("--code-digest", default="", help="the job code's SHA-256 (run tag)")
     parser.add_argument("--template-version", default="", help="the template commit (run tag)")
@@ -298,6 +300,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.enforce_gate and args.params is None and args.gate_metric is None:
         parser.error("--enforce-gate needs --params (or --gate-metric and --gate-threshold)")
+    if not args.data_version and args.data_uri:
+        from .lineage import dvc_version
+
+        args.data_version = dvc_version(args.data_uri)
 
     model_dir = unpack_model_dir(args.model_dir)
     model, meta = load_model(model_dir)

@@ -11,6 +11,7 @@ import argparse
 import hashlib
 import json
 import platform
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -58,6 +59,17 @@ def data_version(pointer: Path) -> dict[str, Any]:
 
     outs = yaml.safe_load(pointer.read_text()).get("outs", [])
     return {"pointer": str(pointer), "md5": outs[0].get("md5") if outs else None}
+
+
+# Where a DVC 3 remote keeps an object: files/md5/<first 2 hex>/<other 30 hex>[.dir].
+DVC_OBJECT = re.compile(r"/files/md5/([0-9a-f]{2})/([0-9a-f]{30}(?:\.dir)?)$")
+
+
+def dvc_version(url: str) -> str:
+    """The DVC MD5 (as its ``.dvc`` file writes it) of the remote object at ``url``; "" when
+    ``url`` names no DVC object. The pipeline's data is that object, so its name is the version."""
+    match = DVC_OBJECT.search(url.rstrip("/"))
+    return "".join(match.groups()) if match else ""
 
 
 def training_rows(model_dir: Path) -> int | None:
