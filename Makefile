@@ -11,7 +11,7 @@ DEMO_DIR ?= build/demo
 # Some images set PYTHONDONTWRITEBYTECODE; every process then recompiles scikit-learn and SciPy.
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: help uv env browser demo test test-fast lint docs lock bench aws-acceptance clean
+.PHONY: help uv env browser demo test test-fast lint docs lock platform-wheel bench aws-acceptance clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -44,6 +44,15 @@ lint: env ## Ruff and mypy on the template's own code
 	$(UV) run --locked ruff check hooks service_catalog bench tools tests local_extensions.py
 	$(UV) run --locked ruff format --check hooks service_catalog bench tools tests local_extensions.py
 	$(UV) run --locked mypy
+	$(UV) run --locked ruff check mlops-platform
+	$(UV) run --locked ruff format --check mlops-platform
+	$(UV) run --locked mypy --config-file mlops-platform/pyproject.toml mlops-platform/src mlops-platform/tests
+
+platform-wheel: env ## Rebuild the platform library's wheel the rendered project carries (then make lock)
+	rm -rf build/platform-wheel
+	$(UV) build --wheel mlops-platform --out-dir build/platform-wheel
+	rm -f '{{cookiecutter.project_slug}}'/src/platform-wheels/*.whl
+	cp build/platform-wheel/*.whl '{{cookiecutter.project_slug}}/src/platform-wheels/'
 
 docs: env ## Build the user guide (docs/, mkdocs --strict, offline) into build/site; tests/test_docs.py builds it in make test
 	$(UV) run --locked mkdocs build --strict

@@ -62,7 +62,9 @@ class Options:
     product_name: str = "MLOps model building, training and deployment"
     provider: str = "Platform team"
     principal_arns: list[str] = field(default_factory=list)
-    launch_role: str = "AmazonSageMakerServiceCatalogProductsLaunchRole"
+    # service_catalog/launch-role.yaml's role (AWS's SageMaker launch role cannot create the
+    # product's resources).
+    launch_role: str = "MLOpsProjectLaunchRole"
     domain_id: str = ""
     region: str = "us-east-1"
     # The organisation's SageMaker execution role every project uses; "": each creates its own.

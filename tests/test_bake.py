@@ -50,7 +50,6 @@ PACKAGE_MODULES = [
     "serve.py",
     "predict.py",
     "lineage.py",
-    "capture.py",
     "params.py",
     "monitor.py",
     "schema.json",

@@ -8,13 +8,17 @@ event of another project, do not match.
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
+import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import botocore.session
+import org_standards
 import pytest
 import yaml
 from cookiecutter.main import cookiecutter
@@ -22,7 +26,7 @@ from moto.events.models import EventPattern
 from moto.events.utils import EventTemplateParser
 
 from . import iam_model as iam
-from .conftest import MATRIX, TEMPLATE, matrix_id, stage_template
+from .conftest import MATRIX, TEMPLATE, matrix_id, rendered_pipelines, stage_template
 from .iam_policy import Decision, Request, decide
 from .test_accounts import ACCOUNTS, PROJECT, build_stacks, target_stacks
 from .test_infrastructure import tool
@@ -78,12 +82,26 @@ def _codepipeline_failed(project: str, pipeline: str = "deploy") -> dict[str, An
     return event
 
 
-def _endpoint_rolled_back(project: str, stage: str = "prod") -> dict[str, Any]:
-    event = sample("sagemaker-endpoint-deployment-state-change")
-    name = f"{project}-{stage}"
-    arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/{name}"
-    event["resources"] = [arn]
-    event["detail"] |= {"EndpointName": name, "EndpointArn": arn, "EndpointStatus": "ROLLING_BACK"}
+def _stack_id(project: str, stage: str) -> str:
+    """A real stack id: arn:...:stack/<name>/<uuid> (the documented sample leaves out the uuid)."""
+    name = f"{project}-endpoint-{stage}"
+    uuid = "aaf549a0-a413-11df-adb3-5081b3858e83"
+    return f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/{name}/{uuid}"
+
+
+def _endpoint_rolled_back(
+    project: str, stage: str = "prod", status: str = "UPDATE_ROLLBACK_COMPLETE"
+) -> dict[str, Any]:
+    event = sample("cloudformation-stack-status-change")
+    stack = _stack_id(project, stage)
+    event["resources"] = [stack]
+    event["detail"] |= {
+        "stack-id": stack,
+        "status-details": {
+            "status": status,
+            "status-reason": "Resource update cancelled: Endpoint rolled back (alarm fired)",
+        },
+    }
     return event
 
 
@@ -134,8 +152,22 @@ CASES: dict[str, tuple[Failure, list[Callable[[], dict[str, Any]]], list[str]]] 
     ),
     "EndpointRollbackRule": (
         _endpoint_rolled_back,
-        [lambda: sample("sagemaker-endpoint-deployment-state-change")],
-        ["tumour-prod", "rolled back", "#/endpoints/tumour-prod"],
+        [
+            lambda: sample("cloudformation-stack-status-change"),
+            lambda: _endpoint_rolled_back(PROJECT, status="UPDATE_COMPLETE"),
+            lambda: _endpoint_rolled_back(PROJECT, status="ROLLBACK_COMPLETE"),  # a first create
+            # The stack of another project whose name starts with this one's.
+            lambda: _endpoint_rolled_back(f"{PROJECT}-endpoint-prod"),
+            lambda: sample("sagemaker-endpoint-state-change"),
+            lambda: sample("sagemaker-endpoint-deployment-state-change"),
+        ],
+        [
+            "is rolled back (UPDATE_ROLLBACK_COMPLETE)",
+            "previous model keeps serving",
+            "stack/tumour-endpoint-prod/",
+            "Endpoint rolled back (alarm fired)",
+            "/cloudformation/home?region=us-east-1#/stacks/events?stackId=arn:aws:cloudformation:",
+        ],
     ),
     "TransformFailedRule": (
         _transform_failed,
@@ -230,6 +262,26 @@ def test_a_batch_pipeline_failure_is_told_and_the_model_pipeline_of_another_stag
     assert not matches(rule, _pipeline_failed(PROJECT, "dev-batch"))
 
 
+def test_a_rolled_back_update_of_either_endpoint_stack_is_told_with_cloudformations_statuses(
+    baked_matrix: dict[str, Path],
+) -> None:
+    """SageMaker's endpoint events document no rollback status, so the rule listens to the
+    endpoint stacks' documented CloudFormation statuses (botocore's StackStatus values): an
+    update rolled back, or one whose rollback failed too, of the staging or the prod stack."""
+    rule = rules(foundation(baked_matrix[REALTIME]))["EndpointRollbackRule"]
+    statuses = rule["EventPattern"]["detail"]["status-details"]["status"]
+    documented = botocore.session.get_session().get_service_model("cloudformation")
+    assert set(statuses) <= set(documented.shape_for("StackStatus").enum)
+    for stage in ("staging", "prod"):
+        for status in ("UPDATE_ROLLBACK_COMPLETE", "UPDATE_ROLLBACK_FAILED"):
+            assert matches(rule, _endpoint_rolled_back(PROJECT, stage, status)), (stage, status)
+        for status in ("UPDATE_COMPLETE", "UPDATE_ROLLBACK_IN_PROGRESS", "UPDATE_FAILED"):
+            assert not matches(rule, _endpoint_rolled_back(PROJECT, stage, status)), status
+    other_stack = _endpoint_rolled_back(PROJECT)
+    other_stack["detail"]["stack-id"] = _stack_id(PROJECT, "prod").replace("endpoint-", "build-")
+    assert not matches(rule, other_stack)
+
+
 def _admits(
     document: dict[str, Any], caller: str, action: str, arn: str, context: dict[str, str]
 ) -> bool:
@@ -239,17 +291,15 @@ def _admits(
     return decide(request, [], document) is Decision.ALLOW
 
 
-def _publishers(stack: iam.Stack, build: bool) -> dict[str, str]:
+def _publishers(stack: iam.Stack) -> dict[str, str]:
     """Each publisher of the topic and the ARN of the project's resource that publishes."""
     where = f"{iam.REGION}:{stack.account}"
     account = stack.account
-    publishers = {
+    return {
         "cloudwatch.amazonaws.com": f"arn:aws:cloudwatch:{where}:alarm:{PROJECT}-drifted-features",
         "events.amazonaws.com": f"arn:aws:events:{where}:rule/{PROJECT}-notify-pipeline-failed",
+        "budgets.amazonaws.com": f"arn:aws:budgets::{account}:budget/{PROJECT}-monthly",
     }
-    if build:
-        publishers["budgets.amazonaws.com"] = f"arn:aws:budgets::{account}:budget/{PROJECT}-monthly"
-    return publishers
 
 
 @pytest.mark.parametrize("where", ["build", "staging", "prod"])
@@ -273,7 +323,7 @@ def test_only_the_projects_publishers_may_publish_and_use_the_key(
     ]
     key_policy = stack.resolve(resources[key]["Properties"]["KeyPolicy"])
     key_arn = stack.arn(key)
-    publishers = _publishers(stack, build=where == "build")
+    publishers = _publishers(stack)
     for service, source in publishers.items():
         context = {"aws:SourceAccount": stack.account, "aws:SourceArn": source}
         assert _admits(policy, service, "sns:Publish", topic, context), service
@@ -298,7 +348,6 @@ def test_only_the_projects_publishers_may_publish_and_use_the_key(
     strangers = [
         "sagemaker.amazonaws.com",
         "s3.amazonaws.com",
-        *(["budgets.amazonaws.com"] if "budgets.amazonaws.com" not in publishers else []),
         f"arn:aws:iam::{stack.account}:role/{PROJECT}-sagemaker-execution",
         f"arn:aws:iam::999999999999:role/{PROJECT}-notifier",
     ]
@@ -397,20 +446,31 @@ def test_a_notifications_standard_subscribes_its_addresses_in_every_account(
 def test_the_budget_watches_the_projects_tag_and_tells_the_topic(
     with_notifications: dict[str, Path], baked_matrix: dict[str, Path]
 ) -> None:
+    """One budget in each account the project uses (the build account's, and a staging or prod
+    account of its own), each told to its own account's topic."""
     for project, amount in ((with_notifications["realtime"], 250), (baked_matrix[REALTIME], 1000)):
-        stack = foundation(project)
-        budget = stack.resolve(stack.template["Resources"]["ProjectBudget"]["Properties"])
-        assert budget["Budget"]["BudgetLimit"] == {"Amount": amount, "Unit": "USD"}
-        assert budget["Budget"]["CostFilters"] == {
-            "TagKeyValue": [f"user:sagemaker:project-name${PROJECT}"]
+        budgets = {f"{PROJECT}-monthly": foundation(project)} | {
+            f"{PROJECT}-{stage}-monthly": target_stacks(project, stage)["target"]
+            for stage in ACCOUNTS
         }
-        topic = stack.arn("NotificationTopic")
-        told = {
-            (n["Notification"]["NotificationType"], n["Notification"]["Threshold"])
-            for n in budget["NotificationsWithSubscribers"]
-            if n["Subscribers"] == [{"SubscriptionType": "SNS", "Address": topic}]
-        }
-        assert told == {("FORECASTED", 80), ("ACTUAL", 100)}
+        for name, stack in budgets.items():
+            _check_budget(stack, name, amount)
+
+
+def _check_budget(stack: iam.Stack, name: str, amount: int) -> None:
+    budget = stack.resolve(stack.template["Resources"]["ProjectBudget"]["Properties"])
+    assert budget["Budget"]["BudgetName"] == name
+    assert budget["Budget"]["BudgetLimit"] == {"Amount": amount, "Unit": "USD"}
+    assert budget["Budget"]["CostFilters"] == {
+        "TagKeyValue": [f"user:sagemaker:project-name${PROJECT}"]
+    }
+    topic = stack.arn("NotificationTopic")
+    told = {
+        (n["Notification"]["NotificationType"], n["Notification"]["Threshold"])
+        for n in budget["NotificationsWithSubscribers"]
+        if n["Subscribers"] == [{"SubscriptionType": "SNS", "Address": topic}]
+    }
+    assert told == {("FORECASTED", 80), ("ACTUAL", 100)}
 
 
 def test_renders_with_notifications_are_lint_and_checkov_clean(
@@ -461,3 +521,104 @@ def test_the_readme_says_who_is_told_what(baked_matrix: dict[str, Path]) -> None
         "budget",
     ):
         assert said in guide, said
+
+
+def _subscribers_request(project: Path, notifications: Any, tmp_path: Path) -> Any:
+    """`make stack STACK=subscribers`'s request (or its one-line refusal) in a copy of the
+    render whose deploy settings (pipelines/defaults.json) name ``notifications``."""
+    copy = tmp_path / project.name
+    shutil.copytree(project, copy, ignore=shutil.ignore_patterns(".git", "data", ".dvc"))
+    defaults = copy / "pipelines" / "defaults.json"
+    settings = json.loads(defaults.read_text())
+    assert settings["notifications"] == {
+        "emails": [],
+        "chatbot_slack": None,
+    }  # the field a team edits
+    defaults.write_text(json.dumps(settings | {"notifications": notifications}))
+    with rendered_pipelines(copy):
+        stacks = importlib.import_module("pipelines.stacks")
+        loaded = importlib.import_module("pipelines.settings").load_settings(
+            {"SAGEMAKER_PROJECT_NAME": PROJECT, "SAGEMAKER_PROJECT_ID": "p-1"}
+        )
+        try:
+            return stacks.stack_request(loaded, "subscribers", {})
+        except stacks.StackError as error:
+            return error
+
+
+def test_a_project_subscriber_from_the_deploy_settings_hears_the_topic_of_its_account(
+    with_notifications: dict[str, Path], tmp_path: Path
+) -> None:
+    """The team's own addresses and Slack channel (pipelines/defaults.json notifications) are
+    subscribed to the topic the foundation (or target-account) stack creates in the account, as
+    a stack of their own; an address the standards already subscribe is left to theirs."""
+    project = with_notifications["realtime"]
+    team = {
+        "emails": ["team@example.com", STANDARDS["notifications"]["emails"][0]],
+        "chatbot_slack": {"workspace_id": "T0999ZZZZ", "channel_id": "C0999ZZZZ"},
+    }
+    request = _subscribers_request(project, team, tmp_path)
+    assert request["StackName"] == f"{PROJECT}-subscribers"
+    template = json.loads(request["TemplateBody"])
+    parameters = {p["ParameterKey"]: p["ParameterValue"] for p in request["Parameters"]}
+    for owner in (foundation(project), target_stacks(project, "prod")["target"]):
+        stack = iam.Stack(template, request["StackName"], parameters, account=owner.account)
+        resolved = {logical: stack.resolve(r) for logical, r in stack.active()}
+        topic = owner.arn("NotificationTopic")
+        emails = [
+            r["Properties"]["Endpoint"]
+            for r in resolved.values()
+            if r["Type"] == "AWS::SNS::Subscription"
+            and r["Properties"]["TopicArn"] == topic
+            and r["Properties"]["Protocol"] == "email"
+        ]
+        assert emails == ["team@example.com"]
+        slack = resolved["ProjectSlackChannel"]["Properties"]
+        assert slack["SnsTopicArns"] == [topic]
+        assert (slack["SlackWorkspaceId"], slack["SlackChannelId"]) == ("T0999ZZZZ", "C0999ZZZZ")
+        assert slack["GuardrailPolicies"] == ["arn:aws:iam::aws:policy/AWSDenyAll"]
+        role = resolved["ProjectSlackChannelRole"]["Properties"]
+        assert "Policies" not in role and "ManagedPolicyArns" not in role
+    body = tmp_path / "subscribers.json"
+    body.write_text(request["TemplateBody"])
+    lint = subprocess.run(
+        [tool("cfn-lint"), str(body)], capture_output=True, text=True, check=False
+    )
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+@pytest.mark.parametrize(
+    ("notifications", "says"),
+    [
+        ({"emails": ["team-at-example.com"]}, "notifications.emails: 'team-at-example.com'"),
+        ({"emails": "team@example.com"}, "notifications.emails: must be a list"),
+        (
+            {"chatbot_slack": {"workspace_id": "t0123", "channel_id": "C1"}},
+            "notifications.chatbot_slack.workspace_id: 't0123'",
+        ),
+        ({"email": ["team@example.com"]}, "unknown key 'email'"),
+        ({"emails": [], "chatbot_slack": None}, "no subscriber of the project's own"),
+    ],
+)
+def test_a_bad_project_subscriber_is_refused_in_one_line(
+    baked_matrix: dict[str, Path], tmp_path: Path, notifications: Any, says: str
+) -> None:
+    refusal = _subscribers_request(baked_matrix[REALTIME], notifications, tmp_path)
+    assert isinstance(refusal, Exception), refusal
+    message = str(refusal)
+    assert "\n" not in message and message.startswith("defaults.json notifications"), message
+    assert says in message, message
+
+
+def test_the_deploy_settings_check_addresses_as_the_standards_schema_does(
+    baked_matrix: dict[str, Path],
+) -> None:
+    """One pattern for an address and a Slack id: the rendered check's are the standards
+    schema's (hooks/org_standards.py)."""
+    schema = org_standards.SCHEMA["properties"]["notifications"]["properties"]
+    with rendered_pipelines(baked_matrix[REALTIME]):
+        rendered = importlib.import_module("pipelines.subscribers")
+        assert rendered.EMAIL.pattern == schema["emails"]["items"]["pattern"]
+        slack = schema["chatbot_slack"]["properties"]
+        assert rendered.SLACK_WORKSPACE.pattern == slack["workspace_id"]["pattern"]
+        assert rendered.SLACK_CHANNEL.pattern == slack["channel_id"]["pattern"]

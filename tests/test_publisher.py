@@ -575,9 +575,7 @@ def _stub_product(
             "PortfolioId": "port-1",
             "ProductId": "prod-1",
             "Type": "LAUNCH",
-            "Parameters": json.dumps(
-                {"LocalRoleName": "AmazonSageMakerServiceCatalogProductsLaunchRole"}
-            ),
+            "Parameters": json.dumps({"LocalRoleName": "MLOpsProjectLaunchRole"}),
             "IdempotencyToken": ANY,
         }
         if constraint_error:

@@ -62,7 +62,11 @@ def lock_framework(framework: str, seed: Path, uv_arguments: list[str]) -> None:
             variant.unlink()  # without hooks the template's variant files stay; uv reads uv.lock
         if seed.exists():  # keep versions stable unless --upgrade
             (project / LOCK_FILE).write_text(seed.read_text().replace(PLACEHOLDER, project.name))
-        subprocess.run(["uv", "lock", *uv_arguments], cwd=project, check=True)  # noqa: S603, S607
+        # The platform library keeps its version while its wheel changes (a rebuild of the working
+        # tree, `make platform-wheel`): uv keeps a locked path wheel's old hash unless told to
+        # read it again.
+        command = ["uv", "lock", "--upgrade-package", "mlops-platform", *uv_arguments]
+        subprocess.run(command, cwd=project, check=True)  # noqa: S603 - fixed uv command
         lock = (project / LOCK_FILE).read_text()
         # The requirements jobs install (runtime, tracking), exported by the project's own module.
         exporter = runpy.run_path(str(project / "pipelines" / "requirements.py"))

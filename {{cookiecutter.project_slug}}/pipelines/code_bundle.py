@@ -36,8 +36,9 @@ WHEELS_DIR = "wheels"
 WHEEL_CACHE = (
     Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sagemaker-job-wheels"
 )
-# What a job needs: code, the data contract, and the pinned runtime requirements.
-SHIPPED_SUFFIXES = frozenset({".py", ".json", ".txt"})
+# What a job needs: code, the data contract, the pinned runtime requirements and the platform
+# library's wheel (src/platform-wheels/, which requirements.txt names with --find-links).
+SHIPPED_SUFFIXES = frozenset({".py", ".json", ".txt", ".whl"})
 SKIPPED_PARTS = frozenset({"__pycache__"})
 
 

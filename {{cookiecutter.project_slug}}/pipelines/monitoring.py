@@ -13,7 +13,7 @@ hourly with an EventBridge Scheduler schedule, passing:
   (``<DataCaptureUri>/<endpoint>/<variant>``; the job reads the last ``Hours`` hourly folders);
   a batch stage passes its input pointer (``.../input/newest.json``) with ``DataFormat``
   ``batch-input``, so the job watches what the newest batch run scored;
-- ``GroundTruthUri``: labels for captured requests (``python -m <package>.capture --labels``);
+- ``GroundTruthUri``: labels for captured requests (``mlops-platform ground-truth --labels``);
   the job scores the captured answers whose label has arrived against the quality gate;
 - ``ModelDataUri``: the deployed package's ``model.tar.gz``, whose ``baseline.json`` is the
   training baseline drift is measured against and whose ``model_meta.json`` names its classes;

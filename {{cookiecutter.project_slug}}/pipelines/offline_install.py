@@ -187,10 +187,19 @@ def wheels_for_image(
     Raises ``ValueError`` (one line) when the lock has no such wheel for a pin.
     """
     packages: dict[tuple[str, str], list[dict[str, object]]] = {}
+    # Locked from a file the project carries (the platform library, src/platform-wheels/): the job
+    # code ships that folder itself, so no wheel is fetched for it.
+    carried: set[str] = set()
     for package in tomllib.loads(lock_text).get("package", []):
         key = (canonicalize_name(package["name"]), str(Version(package["version"])))
         packages[key] = list(package.get("wheels", []))
-    wanted = [(r.name, _pinned_version(r)) for r in lacking(requirements_text, image)]
+        if "path" in package.get("source", {}):
+            carried.add(key[0])
+    wanted = [
+        (r.name, _pinned_version(r))
+        for r in lacking(requirements_text, image)
+        if canonicalize_name(r.name) not in carried
+    ]
     if build:
         setuptools = [v for (name, v) in packages if name == "setuptools"]
         if not setuptools:

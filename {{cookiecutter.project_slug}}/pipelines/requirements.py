@@ -25,6 +25,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from mlops_platform import WHEELS_FOLDER
+from packaging.utils import parse_wheel_filename
+
 PROJECT = Path(__file__).resolve().parent.parent
 REQUIREMENTS = PROJECT / "src" / "requirements.txt"
 TRACKING_REQUIREMENTS = PROJECT / "src" / "requirements-tracking.txt"
@@ -46,7 +49,27 @@ def exported(project: Path = PROJECT, selection: str = "runtime") -> str:
         text=True,
         check=True,
     )
-    return HEADER.format(selection.capitalize()) + one_line_each(result.stdout)
+    return HEADER.format(selection.capitalize()) + by_version(one_line_each(result.stdout))
+
+
+PLATFORM_WHEEL_PREFIX = f"./src/{WHEELS_FOLDER}/"
+
+
+def by_version(export: str) -> str:
+    """The export with the platform library named by version (``mlops-platform==0.1.0``, hashes
+    kept) instead of by its path in the project, and ``--find-links`` to the folder that holds it
+    first: pip reads that folder relative to the requirements file, which is where the job code
+    (src/ here, the code root in a job) and the model's code/ carry it."""
+    lines = []
+    found = False
+    for line in export.splitlines(keepends=True):
+        location, space, rest = line.partition(" ")
+        if location.startswith(PLATFORM_WHEEL_PREFIX) and location.endswith(".whl"):
+            name, version, _, _ = parse_wheel_filename(location.rsplit("/", 1)[1])
+            line = f"{name}=={version}{space}{rest}"
+            found = True
+        lines.append(line)
+    return (f"--find-links {WHEELS_FOLDER}\n" if found else "") + "".join(lines)
 
 
 def one_line_each(export: str) -> str:

@@ -10,6 +10,7 @@ and a SageMaker project's nested stacks from the Service Catalog product.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError, WaiterError
 
+from . import subscribers
+from .deploy_config import load_template
 from .settings import Network, Settings, load_settings, stack_tags
 
 INFRASTRUCTURE = Path(__file__).resolve().parent.parent / "infrastructure"
@@ -27,10 +30,15 @@ TEMPLATES = {
     # Deployed in the staging and prod accounts when the organisation standards name them.
     "target-account": "target-account.yaml",
 }
+# Not a file: the project's own notification subscribers (pipelines/subscribers.py), written from
+# the deploy settings when the stack is deployed, in any account the project has a topic in.
+SUBSCRIBERS = "subscribers"
 # The build account's stacks that take org-standards.json's accounts as parameters.
 ACCOUNT_PARAMETERS = {"staging": "StagingAccountId", "prod": "ProdAccountId"}
 ACCOUNT_STACKS = ("foundation", "deploy")
 NO_CHANGE = "No updates are to be performed."
+# CloudFormation's quota for a template sent in the request (TemplateBody), in bytes.
+TEMPLATE_BODY_BYTES = 51_200
 
 
 class StackError(Exception):
@@ -81,11 +89,26 @@ def standards_parameters(
     return values
 
 
+def template_body(template: Path) -> str:
+    """``template`` as CreateStack's TemplateBody: compact JSON, which CloudFormation accepts as it
+    does YAML. The YAML file keeps its comments for the reviewer; sent as written, comments and
+    indentation would count against the body quota (the target-account stack would not fit)."""
+    body = json.dumps(load_template(template), separators=(",", ":"))
+    if len(body.encode()) > TEMPLATE_BODY_BYTES:
+        raise StackError(
+            f"{template.name} is {len(body.encode())} bytes as compact JSON, over CloudFormation's "
+            f"{TEMPLATE_BODY_BYTES}-byte TemplateBody quota: split the stack or deploy it from S3"
+        )
+    return body
+
+
 def stack_request(settings: Settings, stack: str, parameters: dict[str, str]) -> dict[str, Any]:
     """The CreateStack/UpdateStack request: template, parameters, capabilities, stack tags."""
+    if stack == SUBSCRIBERS:
+        return subscribers_request(settings)
     if stack not in TEMPLATES or not (INFRASTRUCTURE / TEMPLATES[stack]).exists():
         known = [name for name, file in TEMPLATES.items() if (INFRASTRUCTURE / file).exists()]
-        raise StackError(f"unknown stack {stack!r}; one of {', '.join(known)}")
+        raise StackError(f"unknown stack {stack!r}; one of {', '.join([*known, SUBSCRIBERS])}")
     values = (
         {
             "SageMakerProjectName": settings.project_name,
@@ -96,13 +119,32 @@ def stack_request(settings: Settings, stack: str, parameters: dict[str, str]) ->
     )
     return {
         "StackName": f"{settings.project_name}-{stack}",
-        "TemplateBody": (INFRASTRUCTURE / TEMPLATES[stack]).read_text(),
+        "TemplateBody": template_body(INFRASTRUCTURE / TEMPLATES[stack]),
         "Parameters": [{"ParameterKey": k, "ParameterValue": v} for k, v in values.items()],
         "Capabilities": ["CAPABILITY_NAMED_IAM"],
         "Tags": [
             {"Key": k, "Value": v}
             for k, v in sorted(stack_tags(settings, values.get("StageName")).items())
         ],
+    }
+
+
+def subscribers_request(settings: Settings) -> dict[str, Any]:
+    """The subscribers stack's request; a bad subscriber setting is a one-line StackError."""
+    try:
+        body = subscribers.template(
+            subscribers.project_subscribers(), subscribers.organisation_subscribers()
+        )
+    except subscribers.SubscriberError as error:
+        raise StackError(str(error)) from None
+    return {
+        "StackName": f"{settings.project_name}-{SUBSCRIBERS}",
+        "TemplateBody": json.dumps(body, indent=1),
+        "Parameters": [
+            {"ParameterKey": "SageMakerProjectName", "ParameterValue": settings.project_name}
+        ],
+        "Capabilities": ["CAPABILITY_IAM"],
+        "Tags": [{"Key": k, "Value": v} for k, v in sorted(stack_tags(settings).items())],
     }
 
 

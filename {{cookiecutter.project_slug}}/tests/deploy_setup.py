@@ -102,6 +102,10 @@ def _model_code(isolated: bool) -> dict[str, bytes]:
         job_code = Path(tmp) / "job"
         job_code.mkdir()
         (job_code / "requirements.txt").write_bytes(RUNTIME_REQUIREMENTS.read_bytes())
+        for relative in bundle.files:  # the platform library's wheel (platform-wheels/)
+            if relative.endswith(".whl"):
+                (job_code / relative).parent.mkdir(parents=True, exist_ok=True)
+                (job_code / relative).write_bytes((bundle.root / relative).read_bytes())
         if bundle.wheels:
             (job_code / "wheels").mkdir()
             for wheel in bundle.wheels:

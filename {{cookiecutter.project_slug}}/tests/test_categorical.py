@@ -22,11 +22,11 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from mlops_platform import drift
 from threadpoolctl import threadpool_limits
 
 from {{ cookiecutter.package_name }} import (
     compare,
-    drift,
     features,
     monitor,
     predict,

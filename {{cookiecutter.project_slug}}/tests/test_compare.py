@@ -10,11 +10,11 @@ from typing import Any
 import boto3
 import pandas as pd
 import pytest
+from mlops_platform.capture import capture_record
 from moto import mock_aws
 from test_variants import connect, make_arguments, rollout_server, running
 
 from {{ cookiecutter.package_name }} import compare
-from {{ cookiecutter.package_name }}.capture import capture_record
 from {{ cookiecutter.package_name }}.data import FeatureSpec, Schema
 from {{ cookiecutter.package_name }}.evaluate import LOWER_IS_BETTER
 from {{ cookiecutter.package_name }}.params import load_params

@@ -27,6 +27,7 @@ import pytest
 from botocore.validate import ParamValidator
 from cloudwatch_rules import evaluate, period_values
 from deploy_setup import project_settings, register, write, written_parameters
+from mlops_platform.capture import CaptureWriter
 from moto import mock_aws
 
 # Straight imports: isort puts them before the package's from-imports whatever its name.
@@ -34,7 +35,6 @@ import pipelines.deploy_config as deploy_config
 import pipelines.drift_alarms as drift_alarms
 import pipelines.endpoint_requests as endpoint_requests
 from {{ cookiecutter.package_name }} import monitor
-from {{ cookiecutter.package_name }}.capture import CaptureWriter
 from {{ cookiecutter.package_name }}.params import load_params
 
 pytestmark = pytest.mark.usefixtures("fake_aws")

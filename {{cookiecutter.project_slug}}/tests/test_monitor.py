@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from mlops_platform.capture import CaptureWriter
 
 from {{ cookiecutter.package_name }} import evaluate, monitor
-from {{ cookiecutter.package_name }}.capture import CaptureWriter
 from {{ cookiecutter.package_name }}.data import Schema
 
 

@@ -22,6 +22,7 @@ import pytest
 import yaml
 from botocore.validate import ParamValidator
 from deploy_setup import project_settings, register, write, written_parameters
+from mlops_platform.capture import write_ground_truth
 from pipeline_definition import Execution, validate_request
 
 # Straight imports: isort puts them before the package's from-imports whatever its name.
@@ -29,7 +30,6 @@ import pipelines.deploy_config as deploy_config
 import pipelines.drift_alarms as drift_alarms
 import pipelines.endpoint_requests as endpoint_requests
 from {{ cookiecutter.package_name }} import evaluate, monitor
-from {{ cookiecutter.package_name }}.capture import write_ground_truth
 from {{ cookiecutter.package_name }}.data import Schema
 from {{ cookiecutter.package_name }}.inference import load_model
 from {{ cookiecutter.package_name }}.serve import make_server, serve_in_thread

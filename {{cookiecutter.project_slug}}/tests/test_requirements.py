@@ -78,12 +78,17 @@ def test_requirements_ship_with_every_job_and_the_model(tmp_path: Path) -> None:
     locked = parse_requirements(runtime.REQUIREMENTS.read_text()).pins
     assert parse_requirements(shipped).pins == locked
     assert "--hash" not in shipped and not (model / "code" / "wheels").exists()  # no isolation here
+    # The platform library, which no index serves, beside the file that names its folder.
+    assert "\n--find-links platform-wheels\n" in shipped
+    (carried,) = (PROJECT / "src" / "platform-wheels").glob("*.whl")
+    assert (model / "code" / "platform-wheels" / carried.name).read_bytes() == carried.read_bytes()
+    assert f"platform-wheels/{carried.name}" in collect().files
 
 
 def test_every_shipped_pin_carries_the_locks_hashes() -> None:
     """pip's --require-hashes (job_entry.py) refuses a file where any pin lacks its hashes."""
     for path in runtime.files().values():
-        lines = [line for line in path.read_text().splitlines() if line and line[0] != "#"]
+        lines = [line for line in path.read_text().splitlines() if line and line[0] not in "#-"]
         assert lines and all(" --hash=sha256:" in line for line in lines), path.name
 
 
@@ -165,3 +170,29 @@ def test_job_entry_installs_only_what_differs(tmp_path: Path) -> None:
     )
     assert result.returncode == job_entry.CANNOT_INSTALL, result.stderr[-2000:]
     assert "network isolation" in result.stderr and "scikit-learn" in result.stderr
+
+
+def test_the_job_code_installs_the_platform_library_from_its_own_folder_by_hash(
+    tmp_path: Path,
+) -> None:
+    """The bundle's requirements.txt names the platform library by version and hash and its
+    folder by --find-links (read relative to the file): pip, run from elsewhere with no index,
+    takes the bundle's wheel, and refuses it once its bytes differ from the lock's."""
+    bundle = collect(isolated=False).write(tmp_path / "code")
+    lines = (bundle / "requirements.txt").read_text().splitlines()
+    platform = [line for line in lines if line.startswith(("--find-links", "mlops-platform=="))]
+    assert len(platform) == 2
+    (bundle / "platform.txt").write_text("\n".join(platform) + "\n")
+    command = [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed"]
+    command += ["--no-deps", "--no-index", "--require-hashes", "--disable-pip-version-check"]
+    command += ["-r", str(bundle / "platform.txt")]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_"))}
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Would install mlops-platform-" in result.stdout
+    (wheel,) = (bundle / "platform-wheels").glob("*.whl")
+    with zipfile.ZipFile(wheel, "a") as archive:
+        archive.writestr("mlops_platform/tampered.py", "")
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "DO NOT MATCH THE HASHES" in result.stderr

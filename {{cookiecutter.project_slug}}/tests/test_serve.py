@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from mlops_platform.capture import MAX_INFERENCE_ID
 
-from {{ cookiecutter.package_name }}.capture import MAX_INFERENCE_ID
 from {{ cookiecutter.package_name }}.data import Schema
 from {{ cookiecutter.package_name }}.serve import make_server, serve_in_thread
 

@@ -12,8 +12,9 @@ from typing import Any
 import pandas as pd
 import pytest
 import yaml
+from mlops_platform import plots
 
-from {{ cookiecutter.package_name }} import evaluate, lineage, plots, tracking
+from {{ cookiecutter.package_name }} import evaluate, lineage, tracking
 from {{ cookiecutter.package_name }}.data import Schema
 from {{ cookiecutter.package_name }}.inference import load_model
 

@@ -62,6 +62,9 @@ def main() -> int:
         subprocess.run(  # noqa: S603 - fixed uv command
             [
                 *(uv, "export", "--frozen", "--no-emit-project", "--all-groups", "--quiet"),
+                # The platform library is no index's package (the project carries its wheel):
+                # nothing to ask about it; its dependencies are audited like the rest.
+                *("--no-emit-package", "mlops-platform"),
                 *("--format", "requirements-txt", "--output-file", str(locked)),
             ],
             cwd=PROJECT,

@@ -41,14 +41,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
-from .capture import (
+from mlops_platform.capture import (
     MODEL_LATENCY_FIELD,
     clean_inference_id,
     download_prefix,
     payload_text,
     read_records,
 )
+
 from .data import DataValidationError, Schema, load_schema, read_csv_dir
 from .evaluate import Gate, metric_value, metrics_from_predictions
 from .inference import InvalidInputError, parse_rows, to_frame

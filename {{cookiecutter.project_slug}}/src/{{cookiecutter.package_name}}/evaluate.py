@@ -24,13 +24,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from mlops_platform.plots import PLOTS_DIR, write_plots
 from sklearn import metrics as skm
 
 from .data import SCHEMA_PATH, DataValidationError, Schema, load_schema, read_csv_dir, validate
 from .inference import load_model
 from .model_code import without_hashes
 from .params import load_params
-from .plots import PLOTS_DIR, write_plots
 from .tracking import write_run_file
 
 METRICS_FILE = "metrics.json"

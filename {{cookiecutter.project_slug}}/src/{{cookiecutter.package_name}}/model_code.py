@@ -8,6 +8,8 @@ transform): sagemaker-containers runs ``python -m pip install . -r requirements.
   hashes: pip refuses hashes in an install that also names a folder ("Can't verify hashes for
   these file:// requirements because they point to directories"), and the image always installs
   ``.``. The pins stay exact, so pip can take no other version.
+- ``platform-wheels/``: the platform library's wheel, which ``requirements.txt`` names (its
+  ``--find-links platform-wheels``, read relative to the file): no index serves it.
 - ``wheels/``, when the job code carries it (the standards require network isolation): the
   wheels the job itself installed from, whose bytes the code bundle checked against ``uv.lock``'s
   hashes before upload (``pipelines/code_bundle.py``). ``requirements.txt`` then starts with
@@ -19,6 +21,8 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+
+from mlops_platform import WHEELS_FOLDER
 
 # The job code's root (src/ here, the code channel in a job): requirements.txt and wheels/.
 JOB_CODE = Path(__file__).resolve().parent.parent
@@ -41,6 +45,8 @@ def write(code: Path, job_code: Path = JOB_CODE) -> None:
     if not requirements.exists():
         return
     pins = without_hashes(requirements.read_text())
+    if (job_code / WHEELS_FOLDER).is_dir():
+        shutil.copytree(job_code / WHEELS_FOLDER, code / WHEELS_FOLDER, dirs_exist_ok=True)
     wheels = job_code / WHEELS
     if wheels.is_dir():
         shutil.copytree(wheels, code / WHEELS, dirs_exist_ok=True)

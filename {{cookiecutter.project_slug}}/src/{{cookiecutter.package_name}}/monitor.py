@@ -7,7 +7,7 @@
 endpoint, or ``make serve``, wrote). Per numeric feature it computes the population stability index
 against the baseline's deciles and a two-sample Kolmogorov-Smirnov test against the baseline
 sample; a feature drifts when both cross their thresholds, which keeps false alarms rare across
-many features. Per categorical feature (``drift.py``) it computes the PSI over the training
+many features. Per categorical feature (``drift``) it computes the PSI over the training
 categories (plus one bin for unseen ones) and a chi-square test of the category counts, under the
 same rule (PSI above ``psi_threshold`` and p-value below ``chi2_p_value``), the L-infinity distance
 (the largest change of a category's share), and the share of values in categories training
@@ -49,10 +49,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from mlops_platform.capture import download_prefix, payload_text, read_records
+from mlops_platform.drift import category_counts, category_drift, psi_of_shares
 from scipy import stats
 
-from .capture import download_prefix, payload_text, read_records
-from .drift import category_counts, category_drift, psi_of_shares
 from .evaluate import (
     Gate,
     compute_metrics,
@@ -208,7 +208,7 @@ def check_feature(
 def check_category(
     name: str, base: dict[str, Any], column: pd.Series, limits: Thresholds
 ) -> FeatureReport:
-    """A categorical feature against its training category counts (statistics: ``drift.py``)."""
+    """A categorical feature against its training category counts (statistics: ``drift``)."""
     report = FeatureReport(name, kind="categorical")
     report.missing_fraction = float(column.isna().mean())
     check_missing(report, base, limits)
@@ -347,7 +347,7 @@ def answered(output: dict[str, Any]) -> list[tuple[str, float | None]]:
 
 
 def read_ground_truth(folder: Path) -> dict[str, str]:
-    """Labels by inference id, from the ground-truth JSON lines ``capture.py`` writes."""
+    """Labels by inference id, from the ground-truth JSON lines ``capture`` writes."""
     labels: dict[str, str] = {}
     for _, record in read_records(folder):
         labels[str(record["eventMetadata"]["eventId"])] = str(record["groundTruthData"]["data"])

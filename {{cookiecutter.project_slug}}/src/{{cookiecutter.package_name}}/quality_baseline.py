@@ -10,7 +10,7 @@ A numeric feature is ``Fractional`` with its KLL distribution; a categorical one
 "category"`` in schema.json) is ``String`` with its category counts (``drift.category_counts``, the
 counts the local monitor compares with) and, as its domain, the schema's allowed values or else the
 categories seen in training. Model Monitor compares a string feature's live category shares with
-these by the L-infinity distance (``categorical_drift_method``), the distance ``drift.py`` computes
+these by the L-infinity distance (``categorical_drift_method``), the distance ``drift`` computes
 locally, and publishes it as ``feature_baseline_drift_<feature>`` like a numeric feature's; the
 same CloudWatch alarm per feature watches both (``pipelines/drift_alarms.py``).
 
@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from mlops_platform.drift import category_counts
 
 from .data import (
     SCHEMA_PATH,
@@ -43,7 +44,6 @@ from .data import (
     read_csv_dir,
     validate,
 )
-from .drift import category_counts
 
 BUCKETS = 10  # Model Monitor materialises distributions in 10 buckets
 KLL_PARAMETERS = {"c": 0.64, "k": 2048.0}

@@ -36,9 +36,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from mlops_platform.capture import INFERENCE_ID_HEADER
 from threadpoolctl import ThreadpoolController
 
-from .capture import INFERENCE_ID_HEADER
 from .inference import JSON, Answer, error_answer
 from .variants import (
     CHAMPION,

@@ -17,11 +17,11 @@ from typing import Any
 
 import joblib
 import pandas as pd
+from mlops_platform.drift import category_counts
 from sklearn.pipeline import Pipeline
 
 from . import model_code
 from .data import SCHEMA_PATH, DataValidationError, Schema, load_schema, read_csv_dir, validate
-from .drift import category_counts
 from .estimator import HYPERPARAMETERS, build_estimator
 from .features import build_preprocessor
 from .params import load_params

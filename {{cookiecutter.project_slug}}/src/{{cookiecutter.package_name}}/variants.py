@@ -30,9 +30,9 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
 
+from mlops_platform.capture import CaptureWriter
 from threadpoolctl import ThreadpoolController
 
-from .capture import CaptureWriter
 from .inference import Answer, Model, error_answer, model_fn, transform_fn
 
 VARIANTS_FILE = Path(__file__).with_name("variants.json")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from {{ cookiecutter.package_name }} import capture
+from mlops_platform import capture
 
 WHEN = datetime(2026, 11, 22, 9, 30, tzinfo=UTC)
 

@@ -4,7 +4,7 @@ The local server uses it so that the monitor reads what the server actually saw,
 format as the files an endpoint writes to ``s3://<bucket>/<prefix>/<endpoint>/<variant>/yyyy/mm/dd/hh/``.
 It also writes the ground-truth records model-quality monitoring joins to those events: a client
 names each request with an inference id (the header ``invoke_endpoint(InferenceId=...)`` sends),
-and once the label is known, ``python -m <package>.capture --labels labels.csv`` turns
+and once the label is known, ``mlops-platform ground-truth --labels labels.csv`` turns
 ``inference_id,label`` rows into the JSON lines to upload under the endpoint's ground-truth prefix.
 """
 
@@ -22,6 +22,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+GROUND_TRUTH_HELP = "Write ground-truth JSON lines for model-quality monitoring."
 
 TEXT_ENCODINGS = {"text/csv": "CSV", "application/json": "JSON"}
 INFERENCE_ID_HEADER = "X-Amzn-SageMaker-Inference-Id"
@@ -208,13 +210,14 @@ class CaptureWriter:
                 out.write(line)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description="Write ground-truth JSON lines for model-quality monitoring."
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``mlops-platform ground-truth`` (and ``python -m mlops_platform.capture``)."""
     parser.add_argument("--labels", type=Path, required=True, help="CSV: inference_id,label")
     parser.add_argument("--output-dir", type=Path, default=Path("data/ground-truth"))
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Write the ground-truth lines of ``args.labels``: 0, or 2 with one line on a bad file."""
     try:
         target = write_ground_truth(args.labels, args.output_dir)
     except (OSError, ValueError) as error:
@@ -222,6 +225,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"wrote {target}; upload it under the endpoint's GroundTruthUri keeping yyyy/mm/dd/hh")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=GROUND_TRUTH_HELP)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":
