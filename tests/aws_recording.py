@@ -55,14 +55,22 @@ NOT_A_ROLE_CALL: dict[tuple[str, str, str], str] = {
     (PIPELINE, "sagemaker", "ListPipelineParametersForExecution"): "the service's own execution",
 }
 DATA_PRODUCER = "data-producer"  # `pipelines.batch --upload-input`: whoever sends the batch
+# local.py's `make push` of the tracked data to the loopback DVC remote before the run: DVC's
+# requests, which fsspec runs on its own thread, are the team's (their credentials), not a role's.
+DATA_PUSH = "data-push"
+FSSPEC_THREAD = "fsspecIO"
+OUTSIDE_THE_ROLES = {
+    DATA_PRODUCER: "the batch input's producer, outside the project's roles",
+    DATA_PUSH: "the team's `make push` of the data to the DVC remote, with their own credentials",
+}
 
 
-def process_of(argv: list[str]) -> str:
+def process_of(argv: list[str], thread: str = "MainThread") -> str:
     script = Path(argv[0]).as_posix() if argv else ""
     if script.endswith("pipelines/run.py"):
         return BUILD
     if script.endswith("pipelines/local.py"):
-        return PIPELINE
+        return DATA_PUSH if thread == FSSPEC_THREAD else PIPELINE
     if script.endswith("pipelines/batch.py") and "--upload-input" in argv:
         return DATA_PRODUCER
     return " ".join(argv)  # unknown: fails the check below, naming the command
@@ -91,7 +99,10 @@ def read(log: Path) -> list[Recorded]:
         entry = json.loads(line)
         calls.append(
             Recorded(
-                process_of(entry["argv"]), entry["service"], entry["operation"], entry["params"]
+                process_of(entry["argv"], entry.get("thread", "MainThread")),
+                entry["service"],
+                entry["operation"],
+                entry["params"],
             )
         )
     return calls
@@ -287,8 +298,7 @@ def decide_recorded(
     verdicts = Verdicts({}, [], {})
     for call in calls:
         reason = NOT_A_ROLE_CALL.get((call.process, call.service, call.operation))
-        if call.process == DATA_PRODUCER:
-            reason = "the batch input's producer, outside the project's roles"
+        reason = reason or OUTSIDE_THE_ROLES.get(call.process)
         if reason:
             verdicts.skipped[reason] = verdicts.skipped.get(reason, 0) + 1
             continue

@@ -5,7 +5,6 @@ for exactly them."""
 from __future__ import annotations
 
 import copy
-import json
 import subprocess
 from typing import Any
 
@@ -13,7 +12,7 @@ from . import aws_calls as calls
 from . import iam_model as iam
 from .conftest import TEMPLATE, load_yaml
 from .test_aws_calls import Policies, key_users, refused
-from .test_infrastructure import tool
+from .test_infrastructure import checkov_report, tool
 
 BASELINE = TEMPLATE / "service_catalog" / "account-baseline.yaml"
 JOB_LOG_GROUPS = {
@@ -72,22 +71,7 @@ def test_cfn_lint_and_checkov_are_clean() -> None:
         [tool("cfn-lint"), str(BASELINE)], capture_output=True, text=True, check=False
     )
     assert lint.returncode == 0, lint.stdout + lint.stderr
-    result = subprocess.run(
-        [
-            tool("checkov"),
-            "-f",
-            str(BASELINE),
-            "--framework",
-            "cloudformation",
-            "--output",
-            "json",
-            "--skip-download",  # stay offline
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    report: dict[str, Any] = json.loads(result.stdout)
+    report = checkov_report("-f", str(BASELINE))
     assert report["summary"]["failed"] == 0, report["results"]["failed_checks"]
     assert report["summary"]["passed"] > 0
 

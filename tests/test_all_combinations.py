@@ -12,7 +12,6 @@ import itertools
 import json
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 from cookiecutter.exceptions import FailedHookException
@@ -20,7 +19,7 @@ from cookiecutter.main import cookiecutter
 
 from . import iam_model as iam
 from .conftest import TEMPLATE
-from .test_infrastructure import tool
+from .test_infrastructure import checkov_report, tool
 from .test_permissions import (
     excess_grants,
     missing_permissions,
@@ -156,22 +155,7 @@ def test_checkov_has_no_failed_checks_on_any_distinct_file(
     distinct_templates: dict[str, Path],
 ) -> None:
     folder = next(iter(distinct_templates.values())).parent
-    result = subprocess.run(
-        [
-            tool("checkov"),
-            "-d",
-            str(folder),
-            "--framework",
-            "cloudformation",
-            "--output",
-            "json",
-            "--skip-download",  # stay offline
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    report: dict[str, Any] = json.loads(result.stdout)
+    report = checkov_report("-d", str(folder))
     failed = [
         f"{c['check_id']} {c['resource']} ({c['file_path']})"
         for c in report["results"]["failed_checks"]

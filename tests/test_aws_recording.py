@@ -99,3 +99,36 @@ def test_a_call_without_a_mapping_fails_the_check() -> None:
     call = recording.Recorded(recording.PIPELINE, "sagemaker", "DeleteEndpoint", {})
     with pytest.raises(LookupError, match=r"sagemaker\.DeleteEndpoint has no IAM mapping"):
         recording.Translator({}).requests(call)
+
+
+# DVC's push as fsspec runs it: s3fs's requests on fsspec's own thread, named "fsspecIO".
+FSSPEC_CLIENT = """
+import threading, boto3, sys
+def push():
+    s3 = boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1")
+    s3.create_bucket(Bucket="pushed")
+    s3.put_object(Bucket="pushed", Key="tumour/dvc/files/md5/de/971c", Body=b"data")
+thread = threading.Thread(target=push, name="fsspecIO")
+thread.start()
+thread.join()
+"""
+
+
+def test_the_data_push_of_pipeline_local_is_the_teams_not_the_pipeline_roles(
+    tmp_path: Path, moto_endpoint: str
+) -> None:
+    """DVC's requests (s3fs, on fsspec's thread) in pipeline-local's process are the team's
+    `make push`; the same request on its main thread is the pipeline role's, and checked."""
+    local = tmp_path / "pipelines" / "local.py"
+    local.parent.mkdir()
+    local.write_text(FSSPEC_CLIENT)
+    log = tmp_path / "calls.jsonl"
+    env = recording.recording_environment(log, dict(os.environ))
+    result = subprocess.run(
+        [sys.executable, str(local), moto_endpoint], env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    put = [c for c in recording.read(log) if c.operation == "PutObject"]
+    assert [c.process for c in put] == [recording.DATA_PUSH]
+    assert recording.process_of([str(local)], "MainThread") == recording.PIPELINE
+    assert recording.DATA_PUSH in recording.OUTSIDE_THE_ROLES

@@ -20,6 +20,22 @@ def tool(name: str) -> str:
     return shutil.which(name) or str(Path(sys.executable).with_name(name))
 
 
+def checkov_report(*target: str) -> dict[str, Any]:
+    """checkov's JSON report on ``target`` (``-d folder`` or ``-f file``), offline."""
+    result = subprocess.run(
+        [
+            *(tool("checkov"), *target),
+            *("--framework", "cloudformation", "--output", "json"),
+            "--skip-download",  # stay offline
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    report: dict[str, Any] = json.loads(result.stdout)
+    return report
+
+
 def templates(project: Path) -> list[Path]:
     return sorted((project / "infrastructure").glob("*.yaml"))
 

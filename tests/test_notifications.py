@@ -29,7 +29,7 @@ from . import iam_model as iam
 from .conftest import MATRIX, TEMPLATE, matrix_id, rendered_pipelines, stage_template
 from .iam_policy import Decision, Request, decide
 from .test_accounts import ACCOUNTS, PROJECT, build_stacks, target_stacks
-from .test_infrastructure import tool
+from .test_infrastructure import checkov_report, tool
 
 EVENTS = Path(__file__).parent / "aws_events"
 REGION = iam.REGION
@@ -486,12 +486,7 @@ def test_renders_with_notifications_are_lint_and_checkov_clean(
     )
     assert lint.returncode == 0, lint.stdout + lint.stderr
     for project in with_notifications.values():
-        result = subprocess.run(
-            [tool("checkov"), "-d", str(project / "infrastructure"), "--framework",
-             "cloudformation", "--output", "json", "--skip-download"],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
-        report = json.loads(result.stdout)
+        report = checkov_report("-d", str(project / "infrastructure"))
         assert report["summary"]["failed"] == 0, report["results"]["failed_checks"]
 
 

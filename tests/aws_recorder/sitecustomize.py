@@ -5,7 +5,7 @@ imports this module at start-up (Python's ``site`` imports ``sitecustomize``). E
 session it then creates (boto3's, the SageMaker SDK's, aiobotocore's for DVC/s3fs) gets a
 ``before-parameter-build`` handler: the event botocore emits for each API call with the
 operation's model and the caller's parameters, before they are serialized. One JSON line per
-call: the process's command line, the service, the operation and the parameters (bodies
+call: the process's command line, the thread, the service, the operation and the parameters (bodies
 dropped). Without ``RECORD_AWS_CALLS`` nothing is imported or changed.
 """
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,8 @@ def _plain(value: Any) -> Any:
 def _record(params: Any, model: Any, **_: Any) -> None:
     line = {
         "argv": sys.argv,
+        # fsspec runs s3fs's (DVC's) requests on its own thread, "fsspecIO".
+        "thread": threading.current_thread().name,
         "service": model.service_model.service_name,
         "signing_name": model.service_model.signing_name,
         "operation": model.name,

@@ -19,6 +19,13 @@ label of ``schema.json``) for a classifier, under ``batch/predictions/<execution
 Where it reads and writes are pipeline parameters (``InputRoot``, ``PredictionsRoot``,
 ``CaptureUri``; defaults: this project's bucket), so that one definition serves the staging and
 prod stacks, whose schedules start it with their own values and model (``ModelName``).
+
+How far it scales is each stage's too (``infrastructure/<stage>-config.json``, checked by the deploy
+build against CreateTransformJob's service model): ``TransformInstanceCount`` instances share the
+input prefix's objects (each object goes to one instance, so an input of many objects spreads;
+one object does not), and each sends its objects' lines ``MaxPayloadInMB`` at a time
+(``BatchStrategy`` MultiRecord, ``SplitType`` Line) in up to ``MaxConcurrentTransforms`` parallel
+requests to the handler.
 """
 
 from __future__ import annotations
@@ -32,16 +39,16 @@ from typing import Any
 
 from sagemaker.core.workflow.execution_variables import ExecutionVariables
 from sagemaker.core.workflow.functions import Join, JsonGet
-from sagemaker.core.workflow.parameters import ParameterString
+from sagemaker.core.workflow.parameters import ParameterInteger, ParameterString
 from sagemaker.mlops.workflow.pipeline import Pipeline
 from sagemaker.mlops.workflow.steps import StepTypeEnum
 
+from .endpoint_requests import TRANSFORM_SCALE, transform_scale
 from .pipeline import RequestStep, _tags
 from .sagemaker_session import offline_session
 from .settings import Settings, load_settings
 
 POINTER = "newest.json"
-MAX_PAYLOAD_MB = 6
 
 
 def input_root(settings: Settings) -> str:
@@ -64,27 +71,37 @@ def output_filter(schema: dict[str, Any]) -> str:
 PARAMETERS = ("ModelName", "InputRoot", "PredictionsRoot", "CaptureUri")
 
 
-def parameters(settings: Settings) -> dict[str, ParameterString]:
-    """The pipeline's parameters with this project's defaults (what a schedule passes instead)."""
+def parameters(settings: Settings) -> dict[str, ParameterString | ParameterInteger]:
+    """The pipeline's parameters with this project's defaults (what a schedule passes instead):
+    where it reads and writes, and how far it scales (``TRANSFORM_SCALE``: one instance, the API's
+    defaults otherwise)."""
     defaults = {
         "ModelName": f"{settings.project_name}-batch",
         "InputRoot": input_root(settings),
         "PredictionsRoot": f"{settings.prefix}/batch/predictions",
         "CaptureUri": f"{settings.prefix}/batch/capture",
     }
-    return {name: ParameterString(name, default_value=defaults[name]) for name in PARAMETERS}
+    given: dict[str, ParameterString | ParameterInteger] = {
+        name: ParameterString(name, default_value=defaults[name]) for name in PARAMETERS
+    }
+    for name, default in TRANSFORM_SCALE.items():
+        given[name] = ParameterInteger(name, default_value=default)
+    return given
 
 
 def transform_request(
-    settings: Settings, schema: dict[str, Any], given: dict[str, ParameterString]
+    settings: Settings,
+    schema: dict[str, Any],
+    given: dict[str, ParameterString | ParameterInteger],
 ) -> dict[str, Any]:
     """The ``CreateTransformJob`` request of the batch step, as the SageMaker API defines it;
     ``schema`` is the ``schema.json`` document (what the model answers with)."""
     standards = settings.standards
     pointer = Join(on="/", values=[given["InputRoot"], POINTER])
+    scale = transform_scale(given)
     resources: dict[str, Any] = {
         "InstanceType": standards.default_instance("processing"),
-        "InstanceCount": 1,
+        **scale.pop("TransformResources"),
     }
     output: dict[str, Any] = {
         "S3OutputPath": Join(
@@ -103,8 +120,7 @@ def transform_request(
         capture["KmsKeyId"] = standards.kms_key_arn
     return {
         "ModelName": given["ModelName"],
-        "BatchStrategy": "MultiRecord",
-        "MaxPayloadInMB": MAX_PAYLOAD_MB,
+        **scale,
         "TransformInput": {
             "DataSource": {
                 "S3DataSource": {
@@ -113,6 +129,7 @@ def transform_request(
                 }
             },
             "ContentType": "text/csv",
+            # Records are lines: many of them per request (BatchStrategy MultiRecord).
             "SplitType": "Line",
             "CompressionType": "None",
         },

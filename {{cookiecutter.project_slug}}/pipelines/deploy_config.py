@@ -794,6 +794,12 @@ def write_configs(
             for stage in STAGES
         }
         if settings.inference_mode == "batch":
+            for stage in STAGES:  # before anything is uploaded
+                endpoint_requests.check_transform_scale(
+                    f"{stage}-config.json",
+                    read_stage_settings(stage)["Parameters"],
+                    settings.standards.default_instance("processing"),
+                )
             check_baseline(s3, required_baseline(new), features())
             definitions = upload_definitions(settings, s3, prod_role)
             template = endpoint_template(features())

@@ -12,6 +12,7 @@ touched.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
@@ -201,6 +202,55 @@ def validate(operation: str, request: dict[str, Any]) -> dict[str, Any]:
     if problems:
         raise RequestError(f"{operation} would be rejected: {'; '.join(problems)}")
     return dict(typed)
+
+
+# How far a stage's batch transform scales: its configuration's parameters (the stage stack's and
+# the batch pipeline's, by the same names) with the values CreateTransformJob takes when a request
+# leaves them out (one instance, 6 MB payloads, one request at a time per instance).
+TRANSFORM_SCALE = {"TransformInstanceCount": 1, "MaxPayloadInMB": 6, "MaxConcurrentTransforms": 1}
+# The bound the API reference states beside the model's minimum (CreateTransformJob's
+# MaxPayloadInMB): a payload, and MaxConcurrentTransforms times it, are at most 100 MB.
+MAX_TRANSFORM_PAYLOAD_MB = 100
+
+
+def transform_scale(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The CreateTransformJob fields ``TRANSFORM_SCALE`` sets, from ``values`` by those names:
+    records are lines sent many at a time (``BatchStrategy`` MultiRecord)."""
+    return {
+        "BatchStrategy": "MultiRecord",
+        "MaxPayloadInMB": values["MaxPayloadInMB"],
+        "MaxConcurrentTransforms": values["MaxConcurrentTransforms"],
+        "TransformResources": {"InstanceCount": values["TransformInstanceCount"]},
+    }
+
+
+def check_transform_scale(where: str, parameters: Mapping[str, Any], instance_type: str) -> None:
+    """Refuse, in one line naming ``where``, scale settings CreateTransformJob would reject: the
+    request's fields are validated against SageMaker's service model (types and minimums), then
+    the payload bound the API reference adds."""
+    values = {name: parameters.get(name, default) for name, default in TRANSFORM_SCALE.items()}
+    request = transform_scale(values)
+    request["TransformResources"]["InstanceType"] = instance_type
+    request |= {
+        "TransformJobName": "scale-check",
+        "ModelName": "scale-check",
+        "TransformInput": {
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://b/in/"}},
+            "SplitType": "Line",
+        },
+        "TransformOutput": {"S3OutputPath": "s3://b/out"},
+    }
+    try:
+        typed = validate("CreateTransformJob", request)
+    except RequestError as error:
+        raise RequestError(f"{where}: {error}") from None
+    payload, concurrent = typed["MaxPayloadInMB"], typed["MaxConcurrentTransforms"]
+    # 0 concurrent transforms: the container's default, one.
+    if payload * max(concurrent, 1) > MAX_TRANSFORM_PAYLOAD_MB:
+        raise RequestError(
+            f"{where}: MaxPayloadInMB {payload} times MaxConcurrentTransforms {concurrent} is "
+            f"more than {MAX_TRANSFORM_PAYLOAD_MB} MB, CreateTransformJob's limit: lower either"
+        )
 
 
 def model_requests(template: dict[str, Any], parameters: dict[str, str]) -> dict[str, Any]:

@@ -70,6 +70,8 @@ FAKE_CREDENTIALS = {
 TELEMETRY_OFF = (
     "SchemaVersion: '1.0'\nSageMaker:\n  PythonSDK:\n    Modules:\n      TelemetryOptOut: true\n"
 )
+# CreateTransformJob's MaxPayloadInMB when a request leaves it out (its API reference).
+DEFAULT_PAYLOAD_MB = 6
 SUPPORTED_STEPS = (
     "Processing",
     "Training",
@@ -755,7 +757,9 @@ class Execution:
         """
         request = self._validated("CreateTransformJob", self._transform_request(step, record))
         transform = transform_job(request)
-        handler = self._model_handler(request["ModelName"], record.job_name or "transform")
+        handler = self._model_handler(
+            request["ModelName"], record.job_name or "transform", batch_environment(request)
+        )
         source = request["TransformInput"]["DataSource"]["S3DataSource"]
         output_path = request["TransformOutput"]["S3OutputPath"].rstrip("/")
         capture = request.get("DataCaptureConfig", {}).get("DestinationS3Uri")
@@ -789,8 +793,11 @@ class Execution:
         request.setdefault("TransformJobName", record.job_name)
         return dict(request)
 
-    def _model_handler(self, model_name: str, job_name: str) -> ModelHandler:
-        """The inference code and model of a SageMaker model, unpacked as the container would."""
+    def _model_handler(
+        self, model_name: str, job_name: str, environment: dict[str, str]
+    ) -> ModelHandler:
+        """The inference code and model of a SageMaker model, unpacked as the container would,
+        loaded with ``environment`` set as the container's."""
         from botocore.exceptions import ClientError
 
         try:
@@ -808,7 +815,7 @@ class Execution:
         with tarfile.open(fileobj=io.BytesIO(self.aws.read(container["ModelDataUrl"]))) as archive:
             archive.extractall(model_dir, filter="data")
         program = container.get("Environment", {}).get("SAGEMAKER_PROGRAM", "inference.py")
-        return ModelHandler.load(model_dir, model_dir / "code" / program)
+        return ModelHandler.load(model_dir, model_dir / "code" / program, environment)
 
     def _arn(self, kind: str, name: str) -> str:
         account = self.execution_arn.split(":")[4]
@@ -840,8 +847,11 @@ class ModelHandler:
         self.model = model
 
     @classmethod
-    def load(cls, model_dir: Path, program: Path) -> ModelHandler:
+    def load(
+        cls, model_dir: Path, program: Path, environment: dict[str, str] | None = None
+    ) -> ModelHandler:
         import importlib.util
+        from unittest import mock
 
         if not program.is_file():
             raise StepError(f"the model has no {program.relative_to(model_dir)}")
@@ -849,8 +859,9 @@ class ModelHandler:
         if spec is None or spec.loader is None:
             raise StepError(f"cannot load {program}")
         module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return cls(module, module.model_fn(str(model_dir)))
+        with mock.patch.dict(os.environ, environment or {}):
+            spec.loader.exec_module(module)
+            return cls(module, module.model_fn(str(model_dir)))
 
     def invoke(self, body: str, content_type: str, accept: str) -> tuple[int, str]:
         answer = self.module.transform_fn(self.model, body, content_type, accept)
@@ -914,6 +925,18 @@ class TransformJob:
             yield batch
 
 
+def batch_environment(request: dict[str, Any]) -> dict[str, str]:
+    """What SageMaker adds to a batch transform container's environment (the variables its
+    "Use your own inference code with batch transform" guide lists)."""
+    single = request.get("BatchStrategy") == "SingleRecord"
+    return {
+        "SAGEMAKER_BATCH": "true",
+        "SAGEMAKER_MAX_PAYLOAD_IN_MB": str(request.get("MaxPayloadInMB", DEFAULT_PAYLOAD_MB)),
+        "SAGEMAKER_BATCH_STRATEGY": "SINGLE_RECORD" if single else "MULTI_RECORD",
+        "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS": str(request.get("MaxConcurrentTransforms", 1)),
+    }
+
+
 def transform_job(request: dict[str, Any]) -> TransformJob:
     transform_input = request["TransformInput"]
     source = transform_input["DataSource"]["S3DataSource"]
@@ -929,7 +952,7 @@ def transform_job(request: dict[str, Any]) -> TransformJob:
         content_type=transform_input.get("ContentType", "text/csv"),
         accept=output.get("Accept", "text/csv"),
         split_type=transform_input.get("SplitType", "None"),
-        max_payload_bytes=int(request.get("MaxPayloadInMB", 6)) * 1024 * 1024,
+        max_payload_bytes=int(request.get("MaxPayloadInMB", DEFAULT_PAYLOAD_MB)) * 1024 * 1024,
         multi_record=request.get("BatchStrategy", "MultiRecord") == "MultiRecord",
         input_filter=processing.get("InputFilter", "$"),
         output_filter=processing.get("OutputFilter", "$"),

@@ -67,15 +67,23 @@ def register_model(aws: local.Aws, model_dir: Path, name: str) -> None:
     )
 
 
-def execute(batch: Any, aws: local.Aws, tmp_path: Path, model_name: str) -> local.Execution:
+def execute(
+    batch: Any,
+    aws: local.Aws,
+    tmp_path: Path,
+    model_name: str,
+    given: dict[str, str] | None = None,
+) -> local.Execution:
+    """Run the definition as a schedule starts it: with the model and ``given`` parameters."""
     settings = load_settings({})
     definition = batch.definition(settings, batch_schema())
+    started_with = {"ModelName": model_name} | (given or {})
     execution = local.Execution(
         definition=definition,
         pipeline_name=definition.get("PipelineName", "batch"),
         execution_arn=ACCOUNT_EXECUTION.format(region=settings.region, name="batch"),
-        parameters=local.typed_parameters(definition, {"ModelName": model_name}),
-        started_with={"ModelName": model_name},
+        parameters=local.typed_parameters(definition, started_with),
+        started_with=started_with,
         aws=aws,
         workdir=tmp_path,
         env={},
@@ -89,44 +97,73 @@ def batch_schema() -> dict[str, Any]:
     return dict(json.loads(next(Path(local.PROJECT).glob("src/*/schema.json")).read_text()))
 
 
+def stage_scale(stage: str) -> dict[str, str]:
+    """The scale settings the stage's schedule passes (infrastructure/<stage>-config.json)."""
+    import pipelines.deploy_config as deploy_config
+    import pipelines.endpoint_requests as endpoint_requests
+
+    configured = deploy_config.read_stage_settings(stage)["Parameters"]
+    return {name: str(configured[name]) for name in endpoint_requests.TRANSFORM_SCALE}
+
+
 @pytest.mark.slow
 def test_the_batch_transform_scores_the_newest_prefix_next_to_each_id(
     batch: Any, loopback: local.Aws, model_dir: Path, clean_frame: pd.DataFrame, tmp_path: Path
 ) -> None:
+    """The newest prefix holds several objects, one with more lines than an endpoint request may
+    carry: MultiRecord sends its lines in MaxPayloadInMB mini-batches, which the handler scores
+    whole in a batch container."""
     settings = load_settings({})
     register_model(loopback, model_dir, "churn-batch")
     features = json.loads((model_dir / "model_meta.json").read_text())["features"]
+    inference = importlib.import_module(f"{settings.package}.inference")
     rows = clean_frame[features].head(40).reset_index(drop=True)
+    many = clean_frame[features].sample(inference.MAX_ROWS + 500, replace=True, random_state=1)
     older, newer = tmp_path / "older", tmp_path / "newer"
-    for folder, first_id in ((older, 0), (newer, 1000)):
-        folder.mkdir()
-        frame = rows.copy()
-        frame.insert(0, "id", range(first_id, first_id + len(rows)))
-        frame.to_csv(folder / "part-0.csv", header=False, index=False)
+    objects = {"part-0.csv": rows, "part-1.csv": many, "more/part-2.csv": rows}
+    first_ids: dict[str, int] = {}
+    for folder, stamp in ((older, 0), (newer, 1000)):
+        for name, part in objects.items():
+            first_ids[name] = stamp
+            frame = part.reset_index(drop=True)
+            frame.insert(0, "id", range(stamp, stamp + len(frame)))
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            frame.to_csv(folder / name, header=False, index=False)
+            stamp += len(frame)
     s3 = loopback.s3
     batch.upload_input(settings, s3, older, now=datetime(2026, 1, 1, tzinfo=UTC))
     newest = batch.upload_input(settings, s3, newer, now=datetime(2026, 1, 2, tzinfo=UTC))
+    scale = stage_scale("prod")
 
-    execution = execute(batch, loopback, tmp_path / "work", "churn-batch")
+    execution = execute(batch, loopback, tmp_path / "work", "churn-batch", scale)
 
     assert execution.failure_message is None, execution.failure_message
     step = execution.properties["BatchTransform"]
     assert step["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"] == newest
+    assert step["TransformInput"]["SplitType"] == "Line"
+    assert step["BatchStrategy"] == "MultiRecord"
+    assert step["TransformResources"]["InstanceCount"] == int(scale["TransformInstanceCount"])
+    assert step["MaxPayloadInMB"] == int(scale["MaxPayloadInMB"])
+    assert step["MaxConcurrentTransforms"] == int(scale["MaxConcurrentTransforms"])
     output = step["TransformOutput"]["S3OutputPath"]
     assert output.endswith("/batch/predictions/run1")
-    lines = loopback.read(f"{output}/part-0.csv.out").decode().splitlines()
-    inference = importlib.import_module(f"{settings.package}.inference")
-    expected = inference.score(rows[features].values.tolist(), inference.model_fn(str(model_dir)))
-    assert len(lines) == len(expected) == 40
-    for line, record_id, answer in zip(lines, range(1000, 1040), expected, strict=True):
-        cells = line.split(",")
-        assert cells[0] == str(record_id)
-        assert [float(value) for value in cells[1:]] == pytest.approx(
-            [float(value) for value in answer.values()]
-        )
+    model = inference.model_fn(str(model_dir))
+    for name, part in objects.items():
+        lines = loopback.read(f"{output}/{name}.out").decode().splitlines()
+        expected = inference.score(part.values.tolist(), model)
+        assert len(lines) == len(expected) == len(part)
+        ids = range(first_ids[name], first_ids[name] + len(part))
+        for line, record_id, answer in zip(lines, ids, expected, strict=True):
+            cells = line.split(",")
+            assert cells[0] == str(record_id)
+            assert [float(value) for value in cells[1:]] == pytest.approx(
+                [float(value) for value in answer.values()]
+            )
     # What went in and came out is kept for monitoring, under the capture destination.
     captured = loopback.list_keys(f"{settings.prefix}/batch/capture/")
-    assert {key.split("/")[-2] for key in captured} == {"input", "output"}
+    # <job name>/<input|output>/<the object's key under the input prefix>
+    kinds = {key.split("/batch/capture/", 1)[1].split("/")[1] for key in captured}
+    assert kinds == {"input", "output"}
 
 
 @pytest.mark.slow
@@ -194,23 +231,35 @@ def test_a_filter_outside_the_record_or_a_count_mismatch_fails_the_job() -> None
 
 @pytest.mark.slow
 def test_the_step_request_is_what_create_transform_job_accepts(batch: Any) -> None:
-    """Every field of the request, with its expressions resolved, passes botocore's validation."""
-    import boto3
-    from botocore.validate import ParamValidator
+    """Every field of the request, with its expressions resolved and each stage's scale settings
+    (what its schedule passes as the pipeline's parameters), passes botocore's validation and the
+    bounds botocore leaves to the service."""
+    import pipelines.endpoint_requests as endpoint_requests
 
     settings = load_settings({})
     (step,) = batch.definition(settings, batch_schema())["Steps"]
     assert step["Type"] == "Transform"
-    arguments: dict[str, Any] = json.loads(json.dumps(step["Arguments"]))
-    arguments["ModelName"] = "m"
-    source = arguments["TransformInput"]["DataSource"]["S3DataSource"]
-    source["S3Uri"] = "s3://b/batch/input/x/"
-    arguments["TransformOutput"]["S3OutputPath"] = "s3://b/batch/predictions/x"
-    arguments["TransformJobName"] = "x"
-    arguments["DataCaptureConfig"]["DestinationS3Uri"] = "s3://b/batch/capture"
-    client = boto3.client("sagemaker", region_name="us-east-1")
-    shape = client.meta.service_model.operation_model("CreateTransformJob").input_shape
-    report = ParamValidator().validate(arguments, shape)
-    assert not report.has_errors(), report.generate_report()
     capture = step["Arguments"]["DataCaptureConfig"]["DestinationS3Uri"]
     assert capture == {"Get": "Parameters.CaptureUri"}
+    resolved = {f"Parameters.{name}": name for name in endpoint_requests.TRANSFORM_SCALE}
+    for stage in ("staging", "prod"):
+        values = stage_scale(stage)
+
+        def stage_value(node: Any, values: dict[str, str] = values) -> Any:
+            if isinstance(node, dict) and node.get("Get") in resolved:
+                return values[resolved[node["Get"]]]
+            if isinstance(node, dict):
+                return {key: stage_value(item) for key, item in node.items()}
+            return node
+
+        arguments: dict[str, Any] = stage_value(step["Arguments"])
+        arguments["ModelName"] = "m"
+        source = arguments["TransformInput"]["DataSource"]["S3DataSource"]
+        source["S3Uri"] = "s3://b/batch/input/x/"
+        arguments["TransformOutput"]["S3OutputPath"] = "s3://b/batch/predictions/x"
+        arguments["TransformJobName"] = "x"
+        arguments["DataCaptureConfig"]["DestinationS3Uri"] = "s3://b/batch/capture"
+        typed = endpoint_requests.validate("CreateTransformJob", arguments)
+        assert typed["TransformResources"]["InstanceCount"] == int(values["TransformInstanceCount"])
+        assert typed["BatchStrategy"] == "MultiRecord"
+        assert typed["TransformInput"]["SplitType"] == "Line"

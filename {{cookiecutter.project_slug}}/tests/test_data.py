@@ -97,7 +97,35 @@ def test_prepare_cli_writes_splits(tmp_path: Path, raw_frame: pd.DataFrame) -> N
     train = pd.read_csv(tmp_path / "out" / "train" / "train.csv")
     test = pd.read_csv(tmp_path / "out" / "test" / "test.csv")
     assert len(train) + len(test) == len(raw_frame)
-    assert abs(len(test) - 0.25 * len(raw_frame)) <= 1
+    # Each row's side is its hash's: the test share is test_size up to sampling noise.
+    assert len(test) / len(raw_frame) == pytest.approx(0.25, abs=0.05)
+
+
+def test_a_rows_side_of_the_split_does_not_depend_on_order_or_parts(
+    tmp_path: Path, raw_frame: pd.DataFrame
+) -> None:
+    """The split is decided per row (a hash of its content), so shuffled rows read from three
+    part files (what hosts sharing the data each hold) give the same train and test files."""
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    (parts / "nested").mkdir(parents=True)
+    whole.mkdir()
+    raw_frame.to_csv(whole / "data.csv", index=False)
+    shuffled = raw_frame.sample(frac=1, random_state=7)
+    third = len(shuffled) // 3
+    for number, name in enumerate(("part-0.csv", "part-1.csv", "nested/part-2.csv")):
+        end = None if number == 2 else (number + 1) * third
+        shuffled.iloc[number * third : end].to_csv(parts / name, index=False)
+    outputs = {}
+    for source in (whole, parts):
+        out = tmp_path / f"out-{source.name}"
+        assert data.main(["--input-dir", str(source), "--output-dir", str(out)]) == 0
+        outputs[source.name] = {
+            name: (out / name / f"{name}.csv").read_bytes() for name in ("train", "test")
+        }
+    assert outputs["whole"] == outputs["parts"]
+    reseeded = tmp_path / "reseeded"
+    assert data.main(["--input-dir", str(whole), "--output-dir", str(reseeded), "--seed", "7"]) == 0
+    assert (reseeded / "test" / "test.csv").read_bytes() != outputs["whole"]["test"]
 
 
 def test_prepare_cli_reports_bad_data(

@@ -17,6 +17,7 @@ import boto3
 import pytest
 from botocore.validate import ParamValidator
 from deploy_setup import (
+    ENV,
     KMS,
     project_settings,
     register,
@@ -61,6 +62,11 @@ def test_each_stage_runs_the_uploaded_definition_on_its_own_prefixes(
         states[stage] = request["State"]
         passed = request["Target"]["SageMakerPipelineParameters"]["PipelineParameterList"]
         assert {parameter["Name"] for parameter in passed} == declared
+        # How far the transform scales is the stage configuration's.
+        configured = deploy_config.read_stage_settings(stage)["Parameters"]
+        for name in endpoint_requests.TRANSFORM_SCALE:
+            (value,) = [p["Value"] for p in passed if p["Name"] == name]
+            assert value == configured[name]
         # The registry creates the pipeline from the uploaded definition and starts it with
         # what the schedule passes (botocore validates both requests).
         registry.create_pipeline(
@@ -102,3 +108,40 @@ def test_in_accounts_of_their_own_prods_drift_alarm_goes_to_the_build_accounts_b
     (target,) = prod.properties("RetrainOnAlarmRule")["Targets"]
     assert target["Arn"] == f"arn:aws:events:us-east-1:{build}:event-bus/default"
     assert "SageMakerPipelineParameters" not in target
+
+
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        ({"TransformInstanceCount": "0"}, "TransformResources.InstanceCount, value: 0"),
+        ({"MaxPayloadInMB": "-1"}, "MaxPayloadInMB, value: -1"),
+        ({"MaxConcurrentTransforms": "two"}, "MaxConcurrentTransforms, value: two"),
+        ({"MaxPayloadInMB": "60", "MaxConcurrentTransforms": "2"}, "times MaxConcurrentTransforms"),
+    ],
+)
+def test_scale_settings_createtransformjob_rejects_are_refused_in_one_line(
+    tmp_path: Path,
+    registry: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: Any,
+    changes: dict[str, str],
+    named: str,
+) -> None:
+    infrastructure = tmp_path / "infrastructure"
+    infrastructure.mkdir()
+    for name in ("endpoint.yaml", "staging-config.json", "prod-config.json"):
+        (infrastructure / name).write_text((deploy_config.INFRASTRUCTURE / name).read_text())
+    prod = json.loads((infrastructure / "prod-config.json").read_text())
+    prod["Parameters"] |= changes
+    (infrastructure / "prod-config.json").write_text(json.dumps(prod))
+    monkeypatch.setattr(deploy_config, "INFRASTRUCTURE", infrastructure)
+    for variable, value in ENV.items():
+        monkeypatch.setenv(variable, value)
+    monkeypatch.setenv("KMS_KEY_ARN", KMS)
+    monkeypatch.setenv("MODEL_PACKAGE_ARN", register(registry, "Approved"))
+    monkeypatch.setattr(deploy_config, "load_settings", project_settings)
+    assert deploy_config.main(["--output-dir", str(tmp_path / "out")]) == 1
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: prod-config.json: ")
+    assert named in line
+    assert not (tmp_path / "out").exists()

@@ -152,6 +152,30 @@ def test_transform_fn_answers_every_bad_request_itself(
             assert json.loads(answer.body)["error"]
 
 
+def test_a_batch_transform_mini_batch_is_scored_whole_one_line_per_record(
+    model_dir: Path, clean_frame: pd.DataFrame, schema: Schema, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BatchStrategy MultiRecord with SplitType Line sends as many CSV lines as fit in
+    MaxPayloadInMB (6 MB: far more than an endpoint request's MAX_ROWS) in one request, in a
+    container where SageMaker sets SAGEMAKER_BATCH=true. Each record gets its line, in order, so
+    the job can join answers to inputs."""
+    rows = clean_frame[schema.feature_names].sample(
+        inference.MAX_ROWS + 1, replace=True, random_state=3
+    )
+    body = _csv(rows)
+    assert len(body.encode()) < 6 * 1024 * 1024  # one mini-batch at the default MaxPayloadInMB
+    endpoint = transform_fn(model_fn(str(model_dir)), body, "text/csv", "text/csv")
+    assert endpoint.status == 413
+    monkeypatch.setenv(inference.BATCH_VARIABLE, "true")
+    model = model_fn(str(model_dir))
+    answer = transform_fn(model, body, "text/csv", "text/csv")
+    assert answer.status == 200, answer.body[:200]
+    lines = answer.body.decode().splitlines()
+    assert len(lines) == len(rows)
+    expected = score(rows.head(50).values.tolist(), model)
+    assert lines[:50] == render(expected, "text/csv").splitlines()
+
+
 def test_the_entry_point_module_is_what_the_container_accepts() -> None:
     """The container refuses transform_fn beside input_fn/predict_fn/output_fn (UserError)."""
     assert callable(inference.transform_fn) and callable(inference.model_fn)

@@ -7,9 +7,9 @@ so the data can change between executions. One moto server serves the whole modu
 
 from __future__ import annotations
 
+import importlib
 import io
 import json
-import math
 import os
 import shutil
 import subprocess
@@ -132,9 +132,15 @@ def trained_rows(aws: local.Aws, arn: str) -> int:
         return int(json.load(member)["rows"])
 
 
-def train_split_rows(rows: int) -> int:
-    """scikit-learn's train_test_split: the test split is ceil(test_size * rows)."""
-    return rows - math.ceil(PARAMS["prepare"]["test_size"] * rows)
+def train_split_rows(project: Path) -> int:
+    """How many rows of the project's data (its dataset and schema as they are now) the prepare
+    step trains on: ``data.split`` decides per row."""
+    data = importlib.import_module(f"{load_settings({}).package}.data")
+    schema = data.load_schema(project / SCHEMA.relative_to(PROJECT))
+    raw = data.read_csv_dir(project / "data" / "raw" / "dataset.csv", schema.text_columns)
+    prepare = PARAMS["prepare"]
+    train, _ = data.split(data.validate(raw, schema), prepare["test_size"], prepare["seed"])
+    return len(train)
 
 
 def assert_registered(code: int, report: dict[str, Any], output: str) -> None:
@@ -212,7 +218,7 @@ def test_two_executions_keep_their_own_outputs_and_metrics(
     assert metrics_of(aws, first["model_package_arn"]) == first_metrics, (
         "package 1 shows another execution's metrics"
     )
-    assert trained_rows(aws, second["model_package_arn"]) == train_split_rows(len(frame) * 3 // 4)
+    assert trained_rows(aws, second["model_package_arn"]) == train_split_rows(project)
 
 
 def test_a_model_below_the_gate_fails_and_registers_nothing(
@@ -282,7 +288,7 @@ def test_a_teams_three_class_data_passes_the_gate_and_registers(
     assert_registered(code, report, output)
     metrics = json.loads(metrics_of(aws, report["model_package_arn"]))
     assert "multiclass_classification_metrics" in metrics
-    assert trained_rows(aws, report["model_package_arn"]) == train_split_rows(len(frame))
+    assert trained_rows(aws, report["model_package_arn"]) == train_split_rows(project)
 
 
 def retraining_rule_parameters() -> dict[str, str]:
@@ -335,6 +341,6 @@ def test_alarm_started_retraining_trains_on_the_data_of_the_last_upsert(
     described = package(aws, report["model_package_arn"])
     lineage = json.loads(aws.read(described["CustomerMetadataProperties"]["LineageUri"]))
     assert lineage["pipeline_execution_id"] == report["execution_id"]
-    assert lineage["training_rows"] == train_split_rows(new_rows)
+    assert lineage["training_rows"] == train_split_rows(project)
     assert lineage["data"]["version"] == data_version(project)
-    assert trained_rows(aws, report["model_package_arn"]) == train_split_rows(new_rows)
+    assert trained_rows(aws, report["model_package_arn"]) == train_split_rows(project)

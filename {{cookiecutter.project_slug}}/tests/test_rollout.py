@@ -41,7 +41,7 @@ def stage_parameters(
 
 
 def template() -> dict[str, Any]:
-    return deploy_config.endpoint_template("churn", deploy_config.features())
+    return deploy_config.endpoint_template(deploy_config.features())
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ Command line (a SageMaker Processing step runs the same)::
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import re
 import sys
@@ -18,7 +19,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 SCHEMA_PATH = Path(__file__).with_name("schema.json")
 # A DVC 3 object file: the MD5 of its content less the two hex digits of its folder.
@@ -340,12 +340,40 @@ def validate(frame: pd.DataFrame, schema: Schema, *, with_target: bool = True) -
     return checked[expected]
 
 
-def split(
-    frame: pd.DataFrame, schema: Schema, test_size: float, seed: int
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    stratify = frame[schema.target] if schema.problem_type == "classification" else None
-    train, test = train_test_split(frame, test_size=test_size, random_state=seed, stratify=stratify)
-    return train, test
+def row_fractions(frame: pd.DataFrame, seed: int) -> pd.Series:
+    """Each row's place in [0, 1): a SHA-256 of the seed and the row's content (its contract
+    columns as ``validate`` returns them), so a row lands in the same place whatever file, part
+    or position it is read from, on any number of hosts. Identical rows share a place: a
+    duplicate never sits on both sides of the split."""
+    salt = f"{seed}\x1e".encode()
+
+    def fraction(values: tuple[Any, ...]) -> float:
+        text = "\x1f".join("" if is_missing_value(value) else repr(value) for value in values)
+        digest = hashlib.sha256(salt + text.encode()).digest()
+        return int.from_bytes(digest[:8], "big") / 2**64
+
+    return pd.Series(
+        [fraction(row) for row in frame.itertuples(index=False, name=None)],
+        index=frame.index,
+        dtype=float,
+    )
+
+
+def is_missing_value(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value))
+
+
+def split(frame: pd.DataFrame, test_size: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Train and test rows, decided per row by ``row_fractions``: the rows below ``test_size`` are
+    the test set. Each part is ordered by that place too, so the files written are the same
+    whatever order the rows came in."""
+    if not 0 < test_size < 1:
+        raise DataValidationError(f"test_size {test_size} must be between 0 and 1")
+    fractions = row_fractions(frame, seed)
+    order = fractions.sort_values(kind="stable").index
+    ordered = frame.loc[order]
+    is_test = fractions.loc[order] < test_size
+    return ordered[~is_test], ordered[is_test]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -362,7 +390,11 @@ def main(argv: list[str] | None = None) -> int:
     except DataValidationError as error:
         print(f"error: invalid data in {args.input_dir}: {error}", file=sys.stderr)
         return 2
-    train, test = split(frame, schema, args.test_size, args.seed)
+    try:
+        train, test = split(frame, args.test_size, args.seed)
+    except DataValidationError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     for name, part in (("train", train), ("test", test)):
         out = args.output_dir / name
         out.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,11 @@ object, status included. So this module defines ``transform_fn`` - and no ``inpu
 ``predict_fn`` or ``output_fn``, which the container refuses beside it - and turns every malformed
 payload into its 4xx itself. The local server (``serve``) calls this same ``transform_fn`` with the
 arguments the container passes, so a payload gets the same status on a laptop and on an endpoint.
-Batch scoring (``predict``) uses ``parse_rows`` and ``score`` without the per-request limits.
+Batch scoring (``predict``) uses ``parse_rows`` and ``score`` without the per-request limits, and so
+does a batch transform job: SageMaker sets ``SAGEMAKER_BATCH=true`` in its container and, with
+``BatchStrategy`` MultiRecord and ``SplitType`` Line, sends as many CSV lines per request as fit in
+``MaxPayloadInMB`` (6 MB holds far more than an endpoint's ``MAX_ROWS``); the answer has one line
+per record, in order, which is what its ``JoinSource`` needs.
 
 This file is copied alone into the model artifact (``train --bundle-inference-code``): it imports
 nothing from its package.
@@ -47,6 +51,7 @@ import csv
 import io
 import json
 import math
+import os
 import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -60,8 +65,10 @@ import pandas as pd
 
 MODEL_FILE = "model.joblib"
 META_FILE = "model_meta.json"
-# Rows per HTTP request (the endpoint's limit); batch scoring has none.
+# Rows per HTTP request (the endpoint's limit); batch scoring and batch transform have none.
 MAX_ROWS = 10_000
+# Set to "true" by SageMaker in a batch transform job's container.
+BATCH_VARIABLE = "SAGEMAKER_BATCH"
 CONTENT_TYPES = ("text/csv", "application/json")
 JSON = "application/json"
 # The cells pandas.read_csv reads as missing by default: training read its data so, and a payload
@@ -121,6 +128,10 @@ class Model:
         # predictions then convoy on the GIL. One at a time serves more, sooner (bench/, 8 clients
         # on 2 cores: 59 -> ~90 requests/s, p50 136 -> 85 ms); parsing and I/O stay concurrent.
         self.predict_lock = threading.Lock()
+        # A batch transform's mini-batch is bounded by its MaxPayloadInMB, not by rows.
+        self.max_rows: int | None = (
+            None if os.environ.get(BATCH_VARIABLE, "").lower() == "true" else MAX_ROWS
+        )
 
 
 def load_model(model_dir: Path) -> tuple[Any, dict[str, Any]]:
@@ -495,9 +506,10 @@ def transform_fn(model: Model, request_body: bytes | str, content_type: str, acc
     """One request, start to finish: the container's (and the local server's) entry point."""
     try:
         rows = parse_rows(request_body, content_type, model.features if model.categorical else None)
-        if len(rows) > MAX_ROWS:
+        if model.max_rows is not None and len(rows) > model.max_rows:
             raise InvalidInputError(
-                f"the payload has {len(rows)} rows; at most {MAX_ROWS} per request", status=413
+                f"the payload has {len(rows)} rows; at most {model.max_rows} per request",
+                status=413,
             )
         media_type = response_type(accept)
         body = render(score(rows, model), media_type)
