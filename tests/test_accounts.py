@@ -114,7 +114,8 @@ def build_stacks(
     project: Path, separate: bool, network: bool = True, standards: dict[str, str] | None = None
 ) -> dict[str, iam.Stack]:
     """The build account's stacks (with ``network``: in the standards' vpc, which the
-    foundation's execution role may use; ``standards``: further parameters the standards set,
+    foundation's execution role may use and, in one account, the deploy stack's role creates the
+    stage models in; ``standards``: further parameters the standards set,
     e.g. NetworkIsolation)."""
     accounts = (
         {"StagingAccountId": ACCOUNTS["staging"], "ProdAccountId": ACCOUNTS["prod"]}
@@ -136,10 +137,14 @@ def build_stacks(
         accounts | subnets | given,
     )
     exports = foundation.outputs()
+    # In one account the deploy stack's role creates the stage models, in the standards' vpc
+    # (pipelines/stacks.py standards_parameters).
     deploy = iam.Stack(
         _infrastructure(project, "deploy-pipeline"),
         f"{PROJECT}-deploy",
-        accounts | {k: v for k, v in given.items() if k == "NetworkIsolation"},
+        accounts
+        | ({} if separate else subnets)
+        | {k: v for k, v in given.items() if k == "NetworkIsolation"},
         exports,
     )
     return {"foundation": foundation, "deploy": deploy}

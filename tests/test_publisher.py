@@ -216,7 +216,8 @@ def test_product_gives_the_execution_role_the_seeds_network(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, vpc: bool
 ) -> None:
     """Provisioned through the product, the foundation gets the seed's vpc standard and its
-    execution role may run the pipeline's jobs in exactly that network (none without it)."""
+    execution role may run the pipeline's jobs in exactly that network (none without it); the
+    deploy stack's role (one account) may create the stage models only in it."""
     from .test_accounts import BUILD_NETWORK, STAGE_VPC, assert_uses_exactly_its_network
 
     answers = {"organisation": "acme"}
@@ -225,13 +226,28 @@ def test_product_gives_the_execution_role_the_seeds_network(
     monkeypatch.setenv("MLOPS_ORG_STANDARDS", str(standards_file))
     built = BUILD_SEED(answers)
     product = json.loads(publish.product_template(options(answers=answers), built, "t/v1"))
-    given = iam.Stack(product, "sc-tumour", {"SageMakerProjectName": "tumour"}).resolve(
-        product["Resources"]["Foundation"]["Properties"]["Parameters"]
-    )
+    product_stack = iam.Stack(product, "sc-tumour", {"SageMakerProjectName": "tumour"})
+    given = product_stack.resolve(product["Resources"]["Foundation"]["Properties"]["Parameters"])
     foundation = iam.Stack(
         load_yaml_text(built.templates["foundation.yaml"].decode()), "tumour-foundation", given
     )
     role = iam.role_documents(foundation, "SageMakerExecutionRole")
+    deploy = iam.Stack(
+        load_yaml_text(built.templates["deploy-pipeline.yaml"].decode()),
+        "tumour-deploy",
+        product_stack.resolve(product["Resources"]["Deploy"]["Properties"]["Parameters"]),
+        foundation.outputs(),
+    )
+    stack_role = iam.role_documents(deploy, "CloudFormationRole")
+    model = f"arn:aws:sagemaker:{iam.REGION}:{iam.ACCOUNT}:model/tumour-x"
+    inside = {
+        "sagemaker:VpcSubnets": BUILD_NETWORK["subnets"],
+        "sagemaker:VpcSecurityGroupIds": BUILD_NETWORK["security_groups"],
+    }
+    assert iam.allows(stack_role, "sagemaker:CreateModel", model, inside)
+    elsewhere = inside | {"sagemaker:VpcSubnets": STAGE_VPC["prod"]["subnets"]}
+    assert iam.allows(stack_role, "sagemaker:CreateModel", model, elsewhere) is not vpc
+    assert iam.allows(stack_role, "sagemaker:CreateModel", model, {}) is not vpc
     if vpc:
         assert given["SubnetIds"] == ",".join(BUILD_NETWORK["subnets"])
         assert_uses_exactly_its_network(role, iam.ACCOUNT, BUILD_NETWORK, list(STAGE_VPC.values()))

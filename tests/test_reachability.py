@@ -28,7 +28,7 @@ from . import iam_model as iam
 from . import iam_policy as policy
 from .conftest import MATRIX, matrix_id, stage_template
 from .test_accounts import ACCOUNTS, build_stacks, mode_renders, renders, target_stacks
-from .test_permissions import _stack_arns, rendered_stacks
+from .test_permissions import _stack_arns, rendered_stacks, request_context
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -519,7 +519,8 @@ def test_the_enforced_condition_keys_are_those_aws_sets_on_each_call(
     for label, stack, role, _ in creators(mode_renders["batch"], ISOLATION_AND_KEY):
         for document in iam.role_documents(stack, role):
             for statement in iam.statements(document):
-                if statement.get("Effect") != "Deny":
+                # (an unconditional Deny, e.g. the DVC remote's, enforces no standard)
+                if statement.get("Effect") != "Deny" or "Condition" not in statement:
                     continue
                 keys = {k for block in statement["Condition"].values() for k in block}
                 for action in iam._as_list(statement["Action"]):
@@ -561,6 +562,55 @@ def test_a_target_accounts_model_and_monitoring_job_outside_its_network_are_deni
             }
             denied = "EXPLICIT_DENY" if has_network else "ALLOW"
             assert decided == {"inside": "ALLOW", "outside": denied, "none": denied}, role
+
+
+def test_a_one_account_stage_model_outside_the_standards_network_is_denied(
+    renders: dict[str, Path],
+) -> None:
+    """With the vpc standard and staging and prod in the build account, the deploy pipeline's
+    stack role may create a stage's model only in the standards' subnets and security groups:
+    the request endpoint.yaml's Model makes in that network is allowed, one naming another
+    subnet or security group, or none, is denied (and all are allowed without the standard)."""
+    from .test_accounts import BUILD_NETWORK, STAGE_VPC
+
+    project = renders["single"]
+    network = {
+        "SubnetIds": BUILD_NETWORK["subnets"],
+        "SecurityGroupIds": BUILD_NETWORK["security_groups"],
+    }
+    foundation = build_stacks(project, separate=False)["foundation"]
+    exports = foundation.outputs()
+    endpoint = iam.Stack(
+        stage_template(project),
+        "tumour-endpoint-prod",
+        {"StageName": "prod", "PipelineDefinitionBucket": exports["tumour-artifact-bucket"]}
+        | network,
+        exports,
+    )
+    model = endpoint.arn("Model")
+    inside = request_context(endpoint, "Model", "sagemaker:CreateModel", model)
+    assert inside["sagemaker:VpcSubnets"] == BUILD_NETWORK["subnets"]  # what the Model sends
+    other = STAGE_VPC["prod"]
+    cases = {
+        "inside": inside,
+        "another subnet": inside | {"sagemaker:VpcSubnets": other["subnets"]},
+        "another security group": inside
+        | {"sagemaker:VpcSecurityGroupIds": other["security_groups"]},
+        "none": {k: v for k, v in inside.items() if not k.startswith("sagemaker:Vpc")},
+    }
+    for has_network in (True, False):
+        deploy = build_stacks(project, separate=False, network=has_network)["deploy"]
+        documents = iam.role_documents(deploy, "CloudFormationRole")
+        caller = deploy.arn("CloudFormationRole")
+        decided = {
+            case: policy.decide(
+                policy.Request(caller, "sagemaker:CreateModel", model, context), documents
+            ).name
+            for case, context in cases.items()
+        }
+        denied = "EXPLICIT_DENY" if has_network else "ALLOW"
+        expected = {case: "ALLOW" if case == "inside" else denied for case in cases}
+        assert decided == expected, has_network
 
 
 # --- cloudsplaining: privilege escalation, from AWS's IAM data ----------------------------------

@@ -62,9 +62,9 @@ def standards_parameters(
     deploy stacks, the organisation's MLflow tracking server the foundation hands the build
     (its export is final: without the parameter the pipeline would track nothing), and the
     network the account's SageMaker role may use: the build account's (``vpc``) for the
-    foundation's execution role, a target account's own (``stage_vpc`` of its ``StageName``) for
-    its model role; and the isolation and KMS standards the roles creating jobs and models
-    enforce."""
+    foundation's execution role and, in one account, the deploy stack's role creating the stage
+    models; a target account's own (``stage_vpc`` of its ``StageName``) for its model role; and
+    the isolation and KMS standards the roles creating jobs and models enforce."""
     standards = settings.standards
     values = {
         ACCOUNT_PARAMETERS[name]: account
@@ -73,8 +73,11 @@ def standards_parameters(
     }
     if stack == "foundation" and standards.mlflow_tracking_server_arn:
         values["MlflowTrackingServerArn"] = standards.mlflow_tracking_server_arn
+    build_network = Network(standards.subnets, standards.security_groups)
     network = {
-        "foundation": Network(standards.subnets, standards.security_groups),
+        "foundation": build_network,
+        # in one account the deploy stack's role creates the stage models, in the same network
+        "deploy": Network() if standards.accounts else build_network,
         "target-account": standards.stage_networks.get(stage or "", Network()),
     }.get(stack, Network())
     if network.subnets:

@@ -9,6 +9,7 @@ stack-level tags where the resource type's schema says they propagate, plus its 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -209,7 +210,14 @@ def test_each_accounts_stack_gets_its_own_network_from_the_standards(stage: str)
     )
     for stack in ("target-account", "foundation", "deploy"):
         assert not {"SubnetIds", "SecurityGroupIds"} & set(sent(stack, Standards())), stack
+    # With separate accounts each target account's stack role enforces its own network; in one
+    # account the deploy stack's role creates the stage models, in the build account's.
     assert not {"SubnetIds", "SecurityGroupIds"} & set(sent("deploy", standards))
+    one_account = sent("deploy", replace(standards, accounts={}, stage_networks={}))
+    assert (one_account["SubnetIds"], one_account["SecurityGroupIds"]) == (
+        "subnet-0a,subnet-0b",
+        "sg-0c",
+    )
 
 
 def test_the_isolation_and_key_standards_reach_the_roles_that_enforce_them() -> None:
