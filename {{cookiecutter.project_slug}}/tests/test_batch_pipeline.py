@@ -98,12 +98,16 @@ def batch_schema() -> dict[str, Any]:
 
 
 def stage_scale(stage: str) -> dict[str, str]:
-    """The scale settings the stage's schedule passes (infrastructure/<stage>-config.json)."""
+    """The scale settings the stage's schedule passes (infrastructure/<stage>-config.json); a
+    realtime or serverless stage schedules no transform, so the pipeline's defaults apply."""
     import pipelines.deploy_config as deploy_config
     import pipelines.endpoint_requests as endpoint_requests
 
     configured = deploy_config.read_stage_settings(stage)["Parameters"]
-    return {name: str(configured[name]) for name in endpoint_requests.TRANSFORM_SCALE}
+    return {
+        name: str(configured.get(name, default))
+        for name, default in endpoint_requests.TRANSFORM_SCALE.items()
+    }
 
 
 @pytest.mark.slow
