@@ -536,14 +536,7 @@ def test_the_staging_test_runs_as_the_staging_accounts_test_role(renders: dict[s
         ACCOUNTS["staging"],
         ACCOUNTS["prod"],
     )
-    build_role = iam.role_documents(deploy, "DeployBuildRole")
-    assert iam.allows(build_role, "sts:AssumeRole", environment["ENDPOINT_TEST_ROLE_ARN"])
-    trust = target.resolve(target.resources["EndpointTestRole"]["Properties"])[
-        "AssumeRolePolicyDocument"
-    ]
-    assert iam.trust_admits(
-        trust, "sts:AssumeRole", {"aws:PrincipalArn": deploy.arn("DeployBuildRole")}
-    )
+    assert_deploy_build_assumes(deploy, target, "EndpointTestRole")
     endpoint = (
         f"arn:aws:sagemaker:{iam.REGION}:{ACCOUNTS['staging']}:endpoint/"
         f"{environment['ENDPOINT_NAME'].replace('${SageMakerProjectName}', PROJECT)}"
@@ -597,14 +590,7 @@ def test_each_stage_is_verified_in_its_account_as_its_read_only_verify_role(
     assert environment == {"STAGE": stage, "VERIFY_ROLE_ARN": target.arn("StageVerifyRole")}
     project_role = deploy.resolve(deploy.resources["VerifyStageProject"]["Properties"])
     assert project_role["ServiceRole"] == deploy.arn("DeployBuildRole")
-    build_role = iam.role_documents(deploy, "DeployBuildRole")
-    assert iam.allows(build_role, "sts:AssumeRole", environment["VERIFY_ROLE_ARN"])
-    trust = target.resolve(target.resources["StageVerifyRole"]["Properties"])[
-        "AssumeRolePolicyDocument"
-    ]
-    assert iam.trust_admits(
-        trust, "sts:AssumeRole", {"aws:PrincipalArn": deploy.arn("DeployBuildRole")}
-    )
+    trust = assert_deploy_build_assumes(deploy, target, "StageVerifyRole")
     assert not iam.trust_admits(
         trust, "sts:AssumeRole", {"aws:PrincipalArn": deploy.arn("PipelineRole")}
     )
@@ -877,3 +863,15 @@ def test_the_build_execution_role_may_use_exactly_the_build_network(
     assert_uses_exactly_its_network(role, BUILD, BUILD_NETWORK, list(STAGE_VPC.values()))
     unnamed = build_stacks(renders[layout], layout == "separate", network=False)["foundation"]
     assert _ec2_actions(iam.role_documents(unnamed, "SageMakerExecutionRole")) == set()
+
+
+def assert_deploy_build_assumes(deploy: iam.Stack, target: iam.Stack, role: str) -> Any:
+    """The deploy build role may assume ``role`` of the target account, whose trust admits it;
+    return that trust policy."""
+    build_role = iam.role_documents(deploy, "DeployBuildRole")
+    assert iam.allows(build_role, "sts:AssumeRole", target.arn(role))
+    trust = target.resolve(target.resources[role]["Properties"])["AssumeRolePolicyDocument"]
+    assert iam.trust_admits(
+        trust, "sts:AssumeRole", {"aws:PrincipalArn": deploy.arn("DeployBuildRole")}
+    )
+    return trust
